@@ -1,0 +1,85 @@
+// RFC 7692 permessage-deflate: negotiation of the extension parameters and the per-connection
+// compressor/decompressor. Pure (no I/O); zlib underneath.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace sb::ws {
+
+// Parameters agreed for one connection (RFC 7692 §7.1).
+struct DeflateParams {
+    bool server_no_context_takeover = false;
+    bool client_no_context_takeover = false;
+    uint8_t server_max_window_bits = 15;  // 8..15 (zlib cannot do raw 8, we use 9 then)
+    uint8_t client_max_window_bits = 15;
+};
+
+// What the server is willing to do. Defaults trade memory for ratio the way most servers do.
+struct DeflateServerPolicy {
+    bool enabled = true;
+    // Keep the server's compression context between messages (better ratio, ~256 KiB zlib
+    // state per connection while it is used). Off = server_no_context_takeover always.
+    bool server_context_takeover = true;
+    uint8_t max_server_window_bits = 15;
+};
+
+// Server side: choose the first acceptable offer in a Sec-WebSocket-Extensions header value
+// (possibly several comma-separated extensions and several offers of permessage-deflate).
+// Returns nullopt if none is acceptable (then the extension is simply not used — an invalid
+// offer is declined, not an error). On success *response is the header value to send back.
+std::optional<DeflateParams> negotiateDeflate(std::string_view offers,
+                                              const DeflateServerPolicy& policy,
+                                              std::string* response);
+
+// Client side: the offer we send, and validation of the server's response. A response that
+// is malformed or asks for something we did not offer is a failure (the client must fail the
+// connection, RFC 7692 §5.1).
+std::string clientDeflateOffer();
+std::optional<DeflateParams> parseDeflateResponse(std::string_view response);
+
+enum class InflateStatus : uint8_t { kOk, kTooBig, kCorrupt };
+
+// Per-connection decompressor for one direction. `takeover=false` resets the window after
+// every message.
+class Inflater {
+public:
+    Inflater(uint8_t window_bits, bool takeover);
+    ~Inflater();
+    Inflater(const Inflater&) = delete;
+    Inflater& operator=(const Inflater&) = delete;
+
+    // Inflate one whole message's compressed payload (the frames' payloads concatenated; the
+    // 00 00 FF FF tail RFC 7692 §7.2.2 strips is appended internally). Appends the output to
+    // *out; stops with kTooBig as soon as out would exceed max_size (zip-bomb cap, no OOM).
+    InflateStatus inflateMessage(std::span<const uint8_t> in, size_t max_size, std::string* out);
+
+private:
+    struct State;
+    std::unique_ptr<State> s_;
+    bool takeover_;
+};
+
+// Per-connection compressor for one direction.
+class Deflater {
+public:
+    Deflater(uint8_t window_bits, bool takeover);
+    ~Deflater();
+    Deflater(const Deflater&) = delete;
+    Deflater& operator=(const Deflater&) = delete;
+
+    // Compress one whole message; appends the payload to send (tail stripped) to *out.
+    void deflateMessage(std::span<const uint8_t> in, std::string* out);
+
+private:
+    struct State;
+    std::unique_ptr<State> s_;
+    bool takeover_;
+};
+
+}  // namespace sb::ws
