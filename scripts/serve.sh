@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Quick start, command 1: install what is missing, build the release binary, run the server on
+# its embedded defaults (port 8080, demo page at http://localhost:8080/). Extra arguments go to
+# `switchboard serve` (e.g. --port 9000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh build
+cmake --preset release >/dev/null
+cmake --build --preset release -j"$(nproc)" --target switchboard
+exec build/release/switchboard serve "$@"

@@ -1,0 +1,87 @@
+// One event loop per thread on edge-triggered epoll. It owns the per-loop shared buffers
+// (one receive buffer and one cork buffer for all its sockets: idle sockets own no buffer),
+// the timer wheel, a cross-thread task queue with an eventfd wakeup, and deferred destruction
+// (an object is never freed inside its own callback: it is freed at the end of the iteration).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "loop/timer_wheel.h"
+
+namespace sb::loop {
+
+// Anything registered with the loop's epoll set, or destroyed through it.
+class Pollable {
+public:
+    virtual ~Pollable() = default;
+    // Loop thread only. `events` is the epoll mask (EPOLLIN, EPOLLOUT, EPOLLRDHUP, ...).
+    virtual void onEvents(uint32_t events) = 0;
+};
+
+class EventLoop {
+public:
+    static constexpr size_t kRecvBufferSize = 512 * 1024;  // one read drains most bursts
+    static constexpr size_t kCorkBufferSize = 64 * 1024;   // frames batch here, one send
+    static constexpr int kMaxEvents = 1024;
+
+    EventLoop();
+    ~EventLoop();
+    EventLoop(const EventLoop&) = delete;
+    EventLoop& operator=(const EventLoop&) = delete;
+
+    // Loop thread (or before run()). Registration keeps `p` until remove(); p must outlive it.
+    bool add(int fd, Pollable* p, uint32_t events);
+    bool modify(int fd, Pollable* p, uint32_t events);
+    void remove(int fd);
+
+    // Runs until stop(). Must be called on the thread that owns the loop.
+    void run();
+    // Any thread.
+    void stop();
+    // Any thread: runs fn on the loop thread in its next iteration.
+    void post(std::function<void()> fn);
+    // Loop thread: deletes p at the end of the current iteration.
+    void destroyLater(Pollable* p);
+    // Loop thread: fn runs at the end of every iteration, before deferred destruction.
+    void addIterationHook(std::function<void()> fn);
+    // Loop thread: `p` gets onEvents(EPOLLIN) again next iteration (reads capped for fairness).
+    void readAgain(Pollable* p);
+
+    uint64_t nowMs() const { return now_ms_; }  // cached once per iteration (monotonic)
+    TimerWheel& timers() { return timers_; }
+    std::span<uint8_t> recvBuffer() { return {recv_buf_.data(), recv_buf_.size()}; }
+
+    // The cork: the one connection whose outgoing bytes are being batched, and its bytes.
+    // See net::StreamConn for the protocol.
+    std::vector<uint8_t>& corkBuffer() { return cork_buf_; }
+    void*& corkOwner() { return cork_owner_; }
+
+    static uint64_t monotonicMs();
+
+private:
+    void drainPosted();
+    void endIteration();
+
+    int epfd_ = -1;
+    int wake_fd_ = -1;
+    std::atomic<bool> stop_{false};
+    uint64_t now_ms_;
+    TimerWheel timers_;
+    std::vector<uint8_t> recv_buf_;
+    std::vector<uint8_t> cork_buf_;
+    void* cork_owner_ = nullptr;
+    std::mutex posted_mu_;
+    std::vector<std::function<void()>> posted_;
+    std::vector<std::function<void()>> hooks_;
+    std::vector<Pollable*> dead_;
+    std::vector<Pollable*> again_;
+    std::vector<Pollable*> again_next_;
+};
+
+}  // namespace sb::loop

@@ -1,0 +1,472 @@
+#include "server/app.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "base/log.h"
+#include "http/request.h"
+#include "loop/event_loop.h"
+#include "net/socket.h"
+#include "net/stream_conn.h"
+#include "ws/handshake.h"
+
+namespace sb::server {
+
+namespace {
+
+std::string jsonEscape(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::string errorResponse(uint16_t status, std::string_view code, std::string_view message) {
+    std::string body = "{\"error\":\"" + jsonEscape(code) + "\",\"message\":\"" +
+                       jsonEscape(message) + "\"}\n";
+    return http::makeResponse(status, "application/json", body, {}, true);
+}
+
+constexpr uint32_t kLingerMs = 2'000;  // after an error response, wait this long for the FIN
+
+}  // namespace
+
+struct LoopCtx;
+
+struct App::Impl {
+    ServerOptions options;
+    std::unordered_map<std::string, WsRoute> ws_routes;
+    std::unordered_map<std::string, HttpHandler> http_routes;
+    std::vector<std::unique_ptr<LoopCtx>> loops;
+    std::atomic<size_t> connections{0};
+    std::atomic<bool> stopping{false};
+    std::mutex ip_mu;
+    std::unordered_map<std::string, size_t> per_ip;
+
+    bool admitIp(const std::string& ip);
+    void releaseIp(const std::string& ip);
+};
+
+// An accepted connection until it upgrades: reads one or more (pipelined) HTTP requests,
+// answers plain routes, and hands the socket to a WebSocket on upgrade.
+class HttpConnection final : public net::StreamConn, private loop::TimerNode {
+public:
+    HttpConnection(LoopCtx* ctx, int fd, std::string ip);
+    ~HttpConnection() override;
+    void start();
+
+protected:
+    void onData(uint8_t* data, size_t len) override;
+    void onEof() override { close(); }
+
+private:
+    static void onTimer(loop::TimerNode* node);
+    // Returns bytes consumed from `data`, or npos when the connection left this object.
+    void process(uint8_t* data, size_t len);
+    void reject(const std::string& response);
+    bool upgrade(const http::Request& req, WsRoute& route, uint8_t* rest, size_t rest_len);
+
+    LoopCtx* ctx_;
+    std::string buf_;  // partial request head (only while incomplete)
+    http::RequestParser parser_;
+    std::string ip_;
+    uint64_t skip_body_ = 0;
+    bool lingering_ = false;
+    bool upgraded_ = false;
+};
+
+struct LoopCtx final : loop::Pollable {
+    App::Impl* app;
+    loop::EventLoop loop;
+    int listen_fd = -1;
+    transport::SocketList sockets;
+    std::thread thread;
+
+    explicit LoopCtx(App::Impl* a) : app(a) { sockets.global_count = &a->connections; }
+    ~LoopCtx() override {
+        if (listen_fd >= 0) {
+            ::close(listen_fd);
+        }
+    }
+
+    // The listening socket is readable: accept everything pending (edge-triggered).
+    void onEvents(uint32_t) override {
+        for (;;) {
+            sockaddr_storage ss{};
+            socklen_t sl = sizeof ss;
+            int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &sl,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EINTR || errno == ECONNABORTED) {
+                    continue;
+                }
+                if (errno == EMFILE || errno == ENFILE) {
+                    SB_ERROR("accept: out of file descriptors (raise ulimit -n or lower "
+                             "max_connections)");
+                }
+                return;
+            }
+            net::setNoDelay(fd);
+            std::string ip = net::peerIp(ss);
+            size_t n = app->connections.fetch_add(1, std::memory_order_relaxed) + 1;
+            if (n > app->options.max_connections || !app->admitIp(ip)) {
+                const bool global = n > app->options.max_connections;
+                std::string resp = errorResponse(
+                    503, global ? "too_many_connections" : "too_many_connections_from_ip",
+                    global ? "the server is at its connection limit; retry later"
+                           : "this client address has too many open connections");
+                ssize_t w = ::send(fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+                (void)w;
+                ::close(fd);
+                if (!global) {
+                    // admitIp refused without counting
+                }
+                app->connections.fetch_sub(1, std::memory_order_relaxed);
+                SB_WARN("refused connection from %s: %s", ip.c_str(),
+                        global ? "max_connections reached" : "max_connections_per_ip reached");
+                continue;
+            }
+            auto* conn = new HttpConnection(this, fd, std::move(ip));
+            if (!conn->attach()) {
+                delete conn;
+                continue;
+            }
+            conn->start();
+        }
+    }
+
+    // Stops accepting and starts the close handshake of every WebSocket of this loop.
+    void beginShutdown() {
+        if (listen_fd >= 0) {
+            loop.remove(listen_fd);
+            ::close(listen_fd);
+            listen_fd = -1;
+        }
+        for (transport::WebSocket* ws = sockets.head; ws != nullptr; ws = ws->list_next) {
+            ws->end(ws::close_code::kGoingAway, "server shutting down; reconnect");
+        }
+    }
+};
+
+bool App::Impl::admitIp(const std::string& ip) {
+    if (options.max_connections_per_ip == 0) {
+        return true;
+    }
+    std::lock_guard lock(ip_mu);
+    size_t& n = per_ip[ip];
+    if (n >= options.max_connections_per_ip) {
+        if (n == 0) {
+            per_ip.erase(ip);
+        }
+        return false;
+    }
+    ++n;
+    return true;
+}
+
+void App::Impl::releaseIp(const std::string& ip) {
+    if (options.max_connections_per_ip == 0) {
+        return;
+    }
+    std::lock_guard lock(ip_mu);
+    auto it = per_ip.find(ip);
+    if (it != per_ip.end() && --it->second == 0) {
+        per_ip.erase(it);
+    }
+}
+
+HttpConnection::HttpConnection(LoopCtx* ctx, int fd, std::string ip)
+    : net::StreamConn(&ctx->loop, fd),
+      ctx_(ctx),
+      parser_(http::ParserLimits{.max_head_bytes = ctx->app->options.max_head_bytes}),
+      ip_(std::move(ip)) {
+    TimerNode::fire = &HttpConnection::onTimer;
+}
+
+HttpConnection::~HttpConnection() {
+    loop()->timers().cancel(this);
+    if (!upgraded_) {
+        ctx_->app->connections.fetch_sub(1, std::memory_order_relaxed);
+    }
+    // Per-IP accounting is by connection attempt until upgrade; WebSockets keep their slot
+    // counted globally (per-IP release happens here in both cases: per-IP limits guard the
+    // handshake path, the expensive part an attacker can repeat).
+    ctx_->app->releaseIp(ip_);
+}
+
+void HttpConnection::start() {
+    loop()->timers().schedule(this, ctx_->app->options.handshake_timeout_ms);
+}
+
+void HttpConnection::onTimer(loop::TimerNode* node) {
+    auto* self = static_cast<HttpConnection*>(node);
+    if (self->isClosed()) {
+        return;
+    }
+    if (!self->lingering_ && !self->buf_.empty()) {
+        SB_INFO("http: %s did not complete its request within %u ms: closing",
+                self->ip_.c_str(), self->ctx_->app->options.handshake_timeout_ms);
+        std::string r = errorResponse(408, "request_timeout",
+                                      "the request was not completed in time");
+        self->write(r.data(), r.size());
+        self->uncork();
+    }
+    self->close();
+}
+
+void HttpConnection::reject(const std::string& response) {
+    write(response.data(), response.size());
+    lingering_ = true;
+    buf_.clear();
+    buf_.shrink_to_fit();
+    shutdownWrite();
+    loop()->timers().schedule(this, kLingerMs);
+}
+
+void HttpConnection::onData(uint8_t* data, size_t len) {
+    if (lingering_) {
+        return;  // discard until the peer closes
+    }
+    if (buf_.empty()) {
+        process(data, len);
+        return;
+    }
+    buf_.append(reinterpret_cast<const char*>(data), len);
+    std::string pending;
+    pending.swap(buf_);
+    process(reinterpret_cast<uint8_t*>(pending.data()), pending.size());
+}
+
+void HttpConnection::process(uint8_t* data, size_t len) {
+    App::Impl* app = ctx_->app;
+    while (len > 0 && !isClosed() && !lingering_) {
+        if (skip_body_ > 0) {
+            size_t n = static_cast<size_t>(std::min<uint64_t>(skip_body_, len));
+            skip_body_ -= n;
+            data += n;
+            len -= n;
+            continue;
+        }
+        http::Request req;
+        std::string_view view(reinterpret_cast<const char*>(data), len);
+        http::ParseStatus st = parser_.parse(view, &req);
+        if (st == http::ParseStatus::kNeedMore) {
+            buf_.assign(view);  // keep the partial head (bounded by max_head_bytes)
+            return;
+        }
+        if (st == http::ParseStatus::kError) {
+            http::HttpError e = parser_.error();
+            SB_INFO("http: bad request from %s: %.*s", ip_.c_str(),
+                    static_cast<int>(http::describe(e).size()), http::describe(e).data());
+            reject(errorResponse(http::statusFor(e), "bad_request", http::describe(e)));
+            return;
+        }
+        parser_.reset();
+        const size_t head = req.head_size;
+        if (auto it = app->ws_routes.find(std::string(req.path)); it != app->ws_routes.end()) {
+            upgrade(req, it->second, data + head, len - head);
+            return;
+        }
+        skip_body_ = req.has_body ? req.content_length : 0;
+        std::string response;
+        if (auto it = app->http_routes.find(std::string(req.path)); it != app->http_routes.end()) {
+            if (req.method != "GET" && req.method != "HEAD") {
+                response = errorResponse(405, "method_not_allowed", "use GET");
+            } else {
+                HttpReply r = it->second(req);
+                response = http::makeResponse(r.status, r.content_type,
+                                              req.method == "HEAD" ? std::string_view{} : r.body,
+                                              r.extra_headers, !req.keep_alive);
+            }
+        } else {
+            response = errorResponse(404, "not_found",
+                                     "no route for " + std::string(req.path));
+        }
+        write(response.data(), response.size());
+        if (!req.keep_alive) {
+            lingering_ = true;
+            shutdownWrite();
+            loop()->timers().schedule(this, kLingerMs);
+            return;
+        }
+        loop()->timers().schedule(this, app->options.handshake_timeout_ms);
+        data += head;
+        len -= head;
+    }
+}
+
+bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* rest,
+                             size_t rest_len) {
+    App::Impl* app = ctx_->app;
+    ws::UpgradePolicy policy{.subprotocols = route.subprotocols,
+                             .allowed_origins = app->options.allowed_origins,
+                             .deflate = route.deflate};
+    ws::UpgradeDecision d = ws::evaluateUpgrade(req, policy);
+    if (d.error != ws::UpgradeError::kNone || app->stopping.load(std::memory_order_relaxed)) {
+        if (d.error == ws::UpgradeError::kNone) {
+            reject(errorResponse(503, "shutting_down", "the server is shutting down; reconnect"));
+            return false;
+        }
+        SB_INFO("websocket: handshake from %s refused (%u): %.*s", ip_.c_str(),
+                ws::statusFor(d.error), static_cast<int>(ws::describe(d.error).size()),
+                ws::describe(d.error).data());
+        reject(ws::buildRejection(d.error));
+        return false;
+    }
+    char resp[1024];
+    size_t n = ws::write101(d, resp, sizeof resp);
+    write(resp, n);
+    auto* sock = new transport::WebSocket(loop(), -1, &route.behavior, ws::Role::kServer,
+                                          d.deflate);
+    upgraded_ = true;  // the connection slot moves to the WebSocket
+    sock->adoptFrom(this);
+    ctx_->sockets.add(sock);
+    sock->start();
+    if (rest_len > 0 && !sock->isClosed()) {
+        sock->receive(rest, rest_len);
+    }
+    return true;
+}
+
+App::App(ServerOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
+    impl_->options = options_;
+}
+
+App::~App() = default;
+
+App& App::ws(std::string path, WsRoute route) {
+    impl_->ws_routes.emplace(std::move(path), std::move(route));
+    return *this;
+}
+
+App& App::get(std::string path, HttpHandler handler) {
+    impl_->http_routes.emplace(std::move(path), std::move(handler));
+    return *this;
+}
+
+base::Result<void> App::listen() {
+    unsigned n = options_.threads;
+    if (n == 0) {
+        n = std::max(1u, std::thread::hardware_concurrency());
+    }
+    auto ep = net::resolve(options_.host, options_.port);
+    if (!ep) {
+        return std::unexpected(ep.error());
+    }
+    for (unsigned i = 0; i < n; ++i) {
+        auto ctx = std::make_unique<LoopCtx>(impl_.get());
+        // Port 0: the first loop picks a free port, the others join it.
+        auto fd = net::listenOn(*ep);
+        if (!fd) {
+            return std::unexpected(fd.error());
+        }
+        ctx->listen_fd = *fd;
+        if (i == 0) {
+            auto local = net::localEndpoint(*fd);
+            if (!local) {
+                return std::unexpected(local.error());
+            }
+            port_ = local->port();
+            auto* v4 = reinterpret_cast<sockaddr_in*>(&ep->addr);
+            auto* v6 = reinterpret_cast<sockaddr_in6*>(&ep->addr);
+            if (ep->addr.ss_family == AF_INET) {
+                v4->sin_port = htons(port_);
+            } else {
+                v6->sin6_port = htons(port_);
+            }
+        }
+        ctx->loop.add(ctx->listen_fd, ctx.get(), EPOLLIN | EPOLLET);
+        net::StreamConn::installLoopHooks(ctx->loop);
+        impl_->loops.push_back(std::move(ctx));
+    }
+    return {};
+}
+
+void App::stop() {
+    if (impl_->stopping.exchange(true)) {
+        return;
+    }
+    for (auto& ctx : impl_->loops) {
+        LoopCtx* c = ctx.get();
+        c->loop.post([c] { c->beginShutdown(); });
+    }
+}
+
+int App::run() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (options_.handle_signals) {
+        // Loop threads inherit the mask: signals are taken synchronously here only.
+        pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    for (auto& ctx : impl_->loops) {
+        LoopCtx* c = ctx.get();
+        c->thread = std::thread([c] { c->loop.run(); });
+    }
+    if (options_.print_listening) {
+        std::printf("switchboard listening on %s:%u\n", options_.host.c_str(), port_);
+        std::fflush(stdout);
+    }
+    SB_INFO("listening on %s:%u with %zu event loop(s)", options_.host.c_str(), port_,
+            impl_->loops.size());
+    // Wait for a stop request: a signal, or stop() from another thread.
+    while (!impl_->stopping.load()) {
+        if (options_.handle_signals) {
+            timespec ts{0, 100'000'000};
+            int sig = sigtimedwait(&set, nullptr, &ts);
+            if (sig == SIGTERM || sig == SIGINT) {
+                SB_INFO("received %s: shutting down (timeout %u ms)",
+                        sig == SIGTERM ? "SIGTERM" : "SIGINT", options_.shutdown_timeout_ms);
+                stop();
+            } else if (sig == SIGHUP) {
+                SB_INFO("received SIGHUP: nothing to reload yet");
+            }
+        } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    }
+    // Drain: wait until every connection is gone or the timeout passes.
+    const uint64_t deadline = loop::EventLoop::monotonicMs() + options_.shutdown_timeout_ms;
+    while (impl_->connections.load() > 0 && loop::EventLoop::monotonicMs() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (size_t left = impl_->connections.load(); left > 0) {
+        SB_WARN("shutdown timeout: %zu connection(s) still open are dropped", left);
+    }
+    for (auto& ctx : impl_->loops) {
+        ctx->loop.stop();
+    }
+    for (auto& ctx : impl_->loops) {
+        if (ctx->thread.joinable()) {
+            ctx->thread.join();
+        }
+    }
+    SB_INFO("stopped");
+    return 0;
+}
+
+}  // namespace sb::server

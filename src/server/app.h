@@ -1,0 +1,95 @@
+// The embeddable server: an App holds HTTP and WebSocket routes, listens on one port with one
+// event loop per thread (SO_REUSEPORT), upgrades requests to WebSockets, and shuts down
+// gracefully. `switchboard serve` is built on this same API (SPEC §1).
+//
+//   sb::server::App app;
+//   app.ws("/echo", {.behavior = {.on_message = [](auto& ws, auto op, auto data) {
+//       ws.send(op, data); }}});
+//   app.get("/healthz", [](const sb::http::Request&) { return sb::server::HttpReply{200, ...}; });
+//   app.listen("0.0.0.0", 8080); app.run();
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "http/request.h"
+#include "transport/websocket.h"
+#include "ws/deflate.h"
+
+namespace sb::server {
+
+struct WsRoute {
+    // Subprotocols the route speaks, in preference order (the first one the client offers
+    // wins). Empty: the handshake never selects one.
+    std::vector<std::string> subprotocols;
+    ws::DeflateServerPolicy deflate;
+    transport::WebSocketBehavior behavior;
+};
+
+struct HttpReply {
+    uint16_t status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+    std::string extra_headers;  // "Name: value\r\n" lines
+};
+using HttpHandler = std::function<HttpReply(const http::Request&)>;
+
+struct ServerOptions {
+    std::string host = "0.0.0.0";
+    uint16_t port = 8080;
+    // Event loops (threads); 0 = one per core.
+    unsigned threads = 0;
+    // Request heads above this are refused with 431 (slow or abusive clients).
+    size_t max_head_bytes = 8192;
+    // A connection that has not completed its HTTP request / upgrade in this time is closed
+    // (slowloris). Also the keep-alive idle limit of plain HTTP connections.
+    uint32_t handshake_timeout_ms = 10'000;
+    // Accepted connections over this are answered 503 and closed. The default stays under
+    // the per-process open-file limit of a typical host (ulimit -n), with room for files.
+    size_t max_connections = 1'000'000;
+    // Per client IP; 0 = unlimited.
+    size_t max_connections_per_ip = 0;
+    // Origins allowed to open WebSockets (exact match); empty = any (non-browser clients
+    // send none). Set it in production to stop cross-site WebSocket hijacking.
+    std::vector<std::string> allowed_origins;
+    // SIGTERM: close every WebSocket with 1001, wait at most this long for them to finish.
+    uint32_t shutdown_timeout_ms = 10'000;
+    // Handle SIGTERM/SIGINT inside run() (off when the embedding app owns signals).
+    bool handle_signals = true;
+    // Printed once listening, for scripts and tests (port 0 resolves to the chosen port).
+    bool print_listening = true;
+};
+
+class App {
+public:
+    explicit App(ServerOptions options = {});
+    ~App();
+    App(const App&) = delete;
+    App& operator=(const App&) = delete;
+
+    // Routes are registered before listen(); paths match exactly.
+    App& ws(std::string path, WsRoute route);
+    App& get(std::string path, HttpHandler handler);
+
+    // Binds the listening sockets (one per loop). Startup error → message saying how to fix.
+    base::Result<void> listen();
+    uint16_t port() const { return port_; }
+    // Runs the loops until stop() or a signal; returns the process exit code.
+    int run();
+    // Any thread: graceful shutdown (stop accepting, close 1001, drain, stop).
+    void stop();
+
+    struct Impl;
+
+private:
+    ServerOptions options_;
+    std::unique_ptr<Impl> impl_;
+    uint16_t port_ = 0;
+};
+
+}  // namespace sb::server

@@ -1,0 +1,39 @@
+#include "server/demo_page.h"
+
+namespace sb::server {
+
+const std::string_view kDemoPage = R"html(<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Switchboard</title>
+<style>
+body { font: 15px/1.4 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; }
+#log { border: 1px solid #ccc; height: 18rem; overflow-y: auto; padding: .5rem; font-family: monospace; }
+input { width: 70%; }
+</style>
+</head>
+<body>
+<h1>Switchboard</h1>
+<p>WebSocket echo at <code>/echo</code>. Type a message: the server sends it back.</p>
+<div id="log"></div>
+<p><input id="msg" placeholder="message" autofocus> <button id="send">Send</button></p>
+<p id="status">connecting…</p>
+<script>
+const log = document.getElementById('log');
+const status = document.getElementById('status');
+const line = (t) => { const d = document.createElement('div'); d.textContent = t; log.append(d); log.scrollTop = 1e9; };
+const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/echo';
+const ws = new WebSocket(url);
+ws.onopen = () => { status.textContent = 'connected to ' + url + (ws.extensions ? ' (' + ws.extensions + ')' : ''); };
+ws.onmessage = (e) => line('← ' + e.data);
+ws.onclose = (e) => { status.textContent = 'closed: ' + e.code + ' ' + e.reason; };
+const send = () => { const m = document.getElementById('msg'); if (m.value) { ws.send(m.value); line('→ ' + m.value); m.value = ''; } };
+document.getElementById('send').onclick = send;
+document.getElementById('msg').onkeydown = (e) => { if (e.key === 'Enter') send(); };
+</script>
+</body>
+</html>
+)html";
+
+}  // namespace sb::server

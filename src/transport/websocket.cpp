@@ -1,0 +1,333 @@
+#include "transport/websocket.h"
+
+#include <sys/random.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "base/log.h"
+#include "ws/frame.h"
+#include "ws/mask.h"
+
+namespace sb::transport {
+
+// Compression state exists only for connections that negotiated it.
+struct WebSocket::Deflate {
+    ws::DeflateParams params;
+    ws::Inflater inflater;
+    ws::Deflater deflater;
+    Deflate(const ws::DeflateParams& p, ws::Role role)
+        : params(p),
+          // The peer's direction: as a server we inflate what the client compressed.
+          inflater(role == ws::Role::kServer ? p.client_max_window_bits : p.server_max_window_bits,
+                   role == ws::Role::kServer ? !p.client_no_context_takeover
+                                             : !p.server_no_context_takeover),
+          deflater(role == ws::Role::kServer ? p.server_max_window_bits : p.client_max_window_bits,
+                   role == ws::Role::kServer ? !p.server_no_context_takeover
+                                             : !p.client_no_context_takeover) {}
+};
+
+struct WebSocket::ReaderSink {
+    WebSocket* ws;
+    bool onMessage(ws::Opcode op, std::span<uint8_t> payload) {
+        return ws->handleMessage(op, payload);
+    }
+    bool onPing(std::span<uint8_t> payload) { return ws->handlePing(payload); }
+    bool onPong(std::span<uint8_t>) { return true; }
+    void onClose(uint16_t code, std::string_view reason) { ws->handlePeerClose(code, reason); }
+    void onError(ws::WsError e) { ws->handleError(e); }
+};
+
+namespace {
+
+// Per-thread scratch for compressed or masked output; reused, so no allocation per message.
+thread_local std::string t_scratch;
+
+// Mask keys (client role): RFC 6455 §5.3 wants them unpredictable; refilled from the kernel
+// CSPRNG in blocks so a frame costs no syscall.
+void nextMaskKey(uint8_t key[4]) {
+    thread_local uint8_t pool[4096];
+    thread_local size_t pos = sizeof pool;
+    if (pos == sizeof pool) {
+        ssize_t n = getrandom(pool, sizeof pool, 0);
+        (void)n;
+        pos = 0;
+    }
+    std::memcpy(key, pool + pos, 4);
+    pos += 4;
+}
+
+const ws::ReaderConfig& readerConfig(const WebSocketBehavior* b, ws::Role role, bool deflate) {
+    // ReaderConfig is a few bytes; one per (role, deflate) per thread avoids storing it in
+    // every connection. max_message_size comes from the behavior each call.
+    thread_local ws::ReaderConfig cfgs[4];
+    ws::ReaderConfig& c = cfgs[(role == ws::Role::kClient ? 2 : 0) + (deflate ? 1 : 0)];
+    c.role = role;
+    c.compression = deflate;
+    c.max_message_size = b->max_message_size;
+    return c;
+}
+
+}  // namespace
+
+WebSocket::WebSocket(loop::EventLoop* loop, int fd, const WebSocketBehavior* behavior,
+                     ws::Role role, std::optional<ws::DeflateParams> deflate)
+    : net::StreamConn(loop, fd), behavior_(behavior), role_(role) {
+    if (deflate) {
+        deflate_ = std::make_unique<Deflate>(*deflate, role);
+    }
+    TimerNode::fire = &WebSocket::onTimer;
+}
+
+WebSocket::~WebSocket() {
+    loop()->timers().cancel(this);
+    if (list != nullptr) {
+        list->remove(this);
+    }
+}
+
+void SocketList::add(WebSocket* ws) {
+    ws->list = this;
+    ws->list_prev = nullptr;
+    ws->list_next = head;
+    if (head != nullptr) {
+        head->list_prev = ws;
+    }
+    head = ws;
+    ++size;
+}
+
+void SocketList::remove(WebSocket* ws) {
+    if (ws->list_prev != nullptr) {
+        ws->list_prev->list_next = ws->list_next;
+    } else {
+        head = ws->list_next;
+    }
+    if (ws->list_next != nullptr) {
+        ws->list_next->list_prev = ws->list_prev;
+    }
+    ws->list = nullptr;
+    --size;
+    if (global_count != nullptr) {
+        global_count->fetch_sub(1, std::memory_order_relaxed);
+    }
+}
+
+void WebSocket::start() {
+    const uint64_t now = loop()->nowMs();
+    last_rx_ms_ = now;
+    next_ping_ms_ = now + behavior_->ping_interval_ms;
+    if (behavior_->ping_interval_ms > 0) {
+        armTimer(behavior_->ping_interval_ms);
+    }
+    if (behavior_->on_open) {
+        behavior_->on_open(*this);
+    }
+}
+
+void WebSocket::armTimer(uint64_t delay_ms) { loop()->timers().schedule(this, delay_ms); }
+
+void WebSocket::onTimer(loop::TimerNode* node) {
+    auto* self = static_cast<WebSocket*>(node);
+    if (self->isClosed()) {
+        return;
+    }
+    const uint64_t now = self->loop()->nowMs();
+    if (self->state_ != State::kOpen) {
+        // Close handshake timed out: the peer never answered or never closed TCP.
+        self->notifyClose(ws::close_code::kAbnormal, "close handshake timed out");
+        self->close();
+        return;
+    }
+    const WebSocketBehavior* b = self->behavior_;
+    if (b->idle_timeout_ms > 0 && now - self->last_rx_ms_ >= b->idle_timeout_ms) {
+        SB_DEBUG("websocket fd=%d silent for %llu ms: closing", self->fd(),
+                 static_cast<unsigned long long>(now - self->last_rx_ms_));
+        self->sendClose(ws::close_code::kGoingAway, "idle timeout");
+        self->notifyClose(ws::close_code::kGoingAway, "idle timeout");
+        self->close();
+        return;
+    }
+    if (now >= self->next_ping_ms_) {
+        self->ping();
+        self->next_ping_ms_ = now + b->ping_interval_ms;
+    }
+    uint64_t next = self->next_ping_ms_;
+    if (b->idle_timeout_ms > 0) {
+        next = std::min<uint64_t>(next, self->last_rx_ms_ + b->idle_timeout_ms);
+    }
+    self->armTimer(next > now ? next - now : 1);
+}
+
+void WebSocket::onData(uint8_t* data, size_t len) {
+    last_rx_ms_ = loop()->nowMs();
+    if (state_ == State::kDone) {
+        return;  // after the close handshake: discard until the peer closes TCP
+    }
+    ReaderSink sink{this};
+    reader_.consume(data, len, readerConfig(behavior_, role_, deflate_ != nullptr),
+                    deflate_ ? &deflate_->inflater : nullptr, sink);
+}
+
+bool WebSocket::handleMessage(ws::Opcode op, std::span<uint8_t> payload) {
+    if (state_ != State::kOpen) {
+        return state_ != State::kDone;  // RFC 6455 §7.1.2: data after our close is discarded
+    }
+    if (behavior_->on_message) {
+        behavior_->on_message(*this, op, payload);
+    }
+    return !isClosed() && state_ != State::kDone;
+}
+
+bool WebSocket::handlePing(std::span<uint8_t> payload) {
+    if (state_ == State::kOpen) {
+        sendFrame(ws::Opcode::kPong, false, payload);  // RFC 6455 §5.5.3
+    }
+    return !isClosed();
+}
+
+void WebSocket::handlePeerClose(uint16_t code, std::string_view reason) {
+    if (state_ == State::kOpen) {
+        // Echo the peer's code (RFC 6455 §5.5.1); an empty close gets an empty close.
+        sendClose(code, {});
+    }
+    finishClose(code, reason);
+}
+
+void WebSocket::handleError(ws::WsError e) {
+    const uint16_t code = ws::closeCodeFor(e);
+    SB_INFO("websocket fd=%d protocol error: %.*s (close %u)", fd(),
+            static_cast<int>(ws::describe(e).size()), ws::describe(e).data(), code);
+    if (state_ == State::kOpen) {
+        sendClose(code, ws::describe(e));
+    }
+    finishClose(code, ws::describe(e));
+}
+
+void WebSocket::finishClose(uint16_t code, std::string_view reason) {
+    state_ = State::kDone;
+    notifyClose(code, reason);
+    if (isClosed()) {
+        return;
+    }
+    // RFC 6455 §7.1.1: the server closes TCP first. Half-close after our last byte, then wait
+    // for the peer's FIN (bounded) so our close frame is not lost to a reset.
+    shutdownWrite();
+    armTimer(behavior_->close_timeout_ms);
+}
+
+void WebSocket::notifyClose(uint16_t code, std::string_view reason) {
+    if (notified_) {
+        return;
+    }
+    notified_ = true;
+    if (behavior_->on_close) {
+        behavior_->on_close(*this, code, reason);
+    }
+}
+
+void WebSocket::onEof() {
+    notifyClose(ws::close_code::kAbnormal, "connection dropped");
+    close();
+}
+
+void WebSocket::onClosed() {
+    loop()->timers().cancel(this);
+    notifyClose(ws::close_code::kAbnormal, "connection dropped");
+}
+
+void WebSocket::onDrained() {
+    if (behavior_->on_drain && state_ == State::kOpen) {
+        behavior_->on_drain(*this);
+    }
+}
+
+void WebSocket::send(ws::Opcode op, std::span<const uint8_t> payload, bool compress,
+                     size_t fragment_size) {
+    if (state_ != State::kOpen || isClosed()) {
+        return;
+    }
+    if (deflate_ && compress && payload.size() >= behavior_->compress_min_size) {
+        std::string& out = t_scratch;
+        out.clear();
+        deflate_->deflater.deflateMessage(payload, &out);
+        sendFragmented(op, true, {reinterpret_cast<const uint8_t*>(out.data()), out.size()},
+                       fragment_size);
+    } else {
+        sendFragmented(op, false, payload, fragment_size);
+    }
+    checkBacklog();
+}
+
+void WebSocket::sendFragmented(ws::Opcode op, bool rsv1, std::span<const uint8_t> payload,
+                               size_t fragment_size) {
+    if (fragment_size == 0 || payload.size() <= fragment_size) {
+        sendFrame(op, rsv1, payload);
+        return;
+    }
+    // RFC 7692 §6.1: RSV1 marks only the first frame of a compressed message.
+    size_t off = 0;
+    while (off < payload.size()) {
+        size_t n = std::min(fragment_size, payload.size() - off);
+        const bool first = off == 0;
+        sendFrame(first ? op : ws::Opcode::kContinuation, first && rsv1,
+                  payload.subspan(off, n), off + n == payload.size());
+        off += n;
+    }
+}
+
+void WebSocket::ping(std::span<const uint8_t> payload) {
+    if (state_ == State::kOpen) {
+        sendFrame(ws::Opcode::kPing, false, payload);
+    }
+}
+
+void WebSocket::end(uint16_t code, std::string_view reason) {
+    if (state_ != State::kOpen || isClosed()) {
+        return;
+    }
+    sendClose(code, reason);
+    state_ = State::kClosingSent;
+    uncork();
+    armTimer(behavior_->close_timeout_ms);
+}
+
+void WebSocket::terminate() {
+    notifyClose(ws::close_code::kAbnormal, "terminated");
+    close();
+}
+
+void WebSocket::sendClose(uint16_t code, std::string_view reason) {
+    uint8_t payload[125];
+    size_t n = ws::writeClosePayload(payload, code, reason);
+    sendFrame(ws::Opcode::kClose, false, {payload, n});
+}
+
+void WebSocket::sendFrame(ws::Opcode op, bool rsv1, std::span<const uint8_t> payload, bool fin) {
+    uint8_t head[ws::kMaxFrameHeader];
+    if (role_ == ws::Role::kServer) {
+        size_t hl = ws::writeFrameHeader(head, op, fin, rsv1, payload.size(), nullptr);
+        write2(head, hl, payload.data(), payload.size());
+        return;
+    }
+    // Client role: every frame is masked with a fresh key (RFC 6455 §5.3).
+    uint8_t key[4];
+    nextMaskKey(key);
+    size_t hl = ws::writeFrameHeader(head, op, fin, rsv1, payload.size(), key);
+    thread_local std::vector<uint8_t> masked;
+    masked.resize(payload.size());
+    ws::copyMasked(masked.data(), payload.data(), payload.size(), key);
+    write2(head, hl, masked.data(), masked.size());
+}
+
+void WebSocket::checkBacklog() {
+    if (backlogBytes() > behavior_->max_backlog) {
+        SB_WARN("websocket fd=%d slow consumer: %zu bytes unsent (limit %zu): disconnecting",
+                fd(), backlogBytes(), behavior_->max_backlog);
+        notifyClose(ws::close_code::kPolicyViolation, "slow consumer");
+        close();
+    }
+}
+
+}  // namespace sb::transport
