@@ -61,17 +61,21 @@ struct App::Impl {
     std::atomic<size_t> connections{0};
     std::atomic<bool> stopping{false};
     std::mutex ip_mu;
+    // Open connections per client IP (only with max_connections_per_ip). Node-based map:
+    // a connection keeps a pointer to its entry.
     std::unordered_map<std::string, size_t> per_ip;
+    using IpEntry = std::unordered_map<std::string, size_t>::value_type;
 
-    bool admitIp(const std::string& ip);
-    void releaseIp(const std::string& ip);
+    // False when the IP is at its limit. *entry is the slot to release later (null if unlimited).
+    bool admitIp(const std::string& ip, IpEntry** entry);
+    void releaseIp(IpEntry* entry);
 };
 
 // An accepted connection until it upgrades: reads one or more (pipelined) HTTP requests,
 // answers plain routes, and hands the socket to a WebSocket on upgrade.
 class HttpConnection final : public net::StreamConn, private loop::TimerNode {
 public:
-    HttpConnection(LoopCtx* ctx, int fd, std::string ip);
+    HttpConnection(LoopCtx* ctx, int fd, std::string ip, App::Impl::IpEntry* ip_entry);
     ~HttpConnection() override;
     void start();
 
@@ -90,6 +94,7 @@ private:
     std::string buf_;  // partial request head (only while incomplete)
     http::RequestParser parser_;
     std::string ip_;
+    App::Impl::IpEntry* ip_entry_;
     uint64_t skip_body_ = 0;
     bool lingering_ = false;
     bool upgraded_ = false;
@@ -102,7 +107,14 @@ struct LoopCtx final : loop::Pollable {
     transport::SocketList sockets;
     std::thread thread;
 
-    explicit LoopCtx(App::Impl* a) : app(a) { sockets.global_count = &a->connections; }
+    explicit LoopCtx(App::Impl* a) : app(a) {
+        sockets.global_count = &a->connections;
+        sockets.owner = a;
+        sockets.on_remove = [](transport::SocketList* list, transport::WebSocket* ws) {
+            static_cast<App::Impl*>(list->owner)
+                ->releaseIp(static_cast<App::Impl::IpEntry*>(ws->owner_tag));
+        };
+    }
     ~LoopCtx() override {
         if (listen_fd >= 0) {
             ::close(listen_fd);
@@ -129,7 +141,8 @@ struct LoopCtx final : loop::Pollable {
             net::setNoDelay(fd);
             std::string ip = net::peerIp(ss);
             size_t n = app->connections.fetch_add(1, std::memory_order_relaxed) + 1;
-            if (n > app->options.max_connections || !app->admitIp(ip)) {
+            App::Impl::IpEntry* ip_entry = nullptr;
+            if (n > app->options.max_connections || !app->admitIp(ip, &ip_entry)) {
                 const bool global = n > app->options.max_connections;
                 std::string resp = errorResponse(
                     503, global ? "too_many_connections" : "too_many_connections_from_ip",
@@ -138,15 +151,12 @@ struct LoopCtx final : loop::Pollable {
                 ssize_t w = ::send(fd, resp.data(), resp.size(), MSG_NOSIGNAL);
                 (void)w;
                 ::close(fd);
-                if (!global) {
-                    // admitIp refused without counting
-                }
                 app->connections.fetch_sub(1, std::memory_order_relaxed);
                 SB_WARN("refused connection from %s: %s", ip.c_str(),
                         global ? "max_connections reached" : "max_connections_per_ip reached");
                 continue;
             }
-            auto* conn = new HttpConnection(this, fd, std::move(ip));
+            auto* conn = new HttpConnection(this, fd, std::move(ip), ip_entry);
             if (!conn->attach()) {
                 delete conn;
                 continue;
@@ -168,50 +178,47 @@ struct LoopCtx final : loop::Pollable {
     }
 };
 
-bool App::Impl::admitIp(const std::string& ip) {
+bool App::Impl::admitIp(const std::string& ip, IpEntry** entry) {
+    *entry = nullptr;
     if (options.max_connections_per_ip == 0) {
         return true;
     }
     std::lock_guard lock(ip_mu);
-    size_t& n = per_ip[ip];
-    if (n >= options.max_connections_per_ip) {
-        if (n == 0) {
-            per_ip.erase(ip);
-        }
+    auto [it, inserted] = per_ip.try_emplace(ip, 0);
+    if (it->second >= options.max_connections_per_ip) {
         return false;
     }
-    ++n;
+    ++it->second;
+    *entry = &*it;
     return true;
 }
 
-void App::Impl::releaseIp(const std::string& ip) {
-    if (options.max_connections_per_ip == 0) {
+void App::Impl::releaseIp(IpEntry* entry) {
+    if (entry == nullptr) {
         return;
     }
     std::lock_guard lock(ip_mu);
-    auto it = per_ip.find(ip);
-    if (it != per_ip.end() && --it->second == 0) {
-        per_ip.erase(it);
+    if (--entry->second == 0) {
+        per_ip.erase(entry->first);
     }
 }
 
-HttpConnection::HttpConnection(LoopCtx* ctx, int fd, std::string ip)
+HttpConnection::HttpConnection(LoopCtx* ctx, int fd, std::string ip,
+                               App::Impl::IpEntry* ip_entry)
     : net::StreamConn(&ctx->loop, fd),
       ctx_(ctx),
       parser_(http::ParserLimits{.max_head_bytes = ctx->app->options.max_head_bytes}),
-      ip_(std::move(ip)) {
+      ip_(std::move(ip)),
+      ip_entry_(ip_entry) {
     TimerNode::fire = &HttpConnection::onTimer;
 }
 
 HttpConnection::~HttpConnection() {
     loop()->timers().cancel(this);
-    if (!upgraded_) {
+    if (!upgraded_) {  // else the WebSocket holds both slots (released by the SocketList)
         ctx_->app->connections.fetch_sub(1, std::memory_order_relaxed);
+        ctx_->app->releaseIp(ip_entry_);
     }
-    // Per-IP accounting is by connection attempt until upgrade; WebSockets keep their slot
-    // counted globally (per-IP release happens here in both cases: per-IP limits guard the
-    // handshake path, the expensive part an attacker can repeat).
-    ctx_->app->releaseIp(ip_);
 }
 
 void HttpConnection::start() {
@@ -340,6 +347,7 @@ bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* 
                                           d.deflate);
     upgraded_ = true;  // the connection slot moves to the WebSocket
     sock->adoptFrom(this);
+    sock->owner_tag = ip_entry_;
     ctx_->sockets.add(sock);
     sock->start();
     if (rest_len > 0 && !sock->isClosed()) {

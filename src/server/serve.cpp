@@ -57,7 +57,7 @@ void printServeHelp() {
         "  --idle-timeout DUR          close a silent connection after (ping interval + 10s)\n"
         "  --shutdown-timeout DUR      SIGTERM drain limit (10s)\n"
         "  --max-connections N         global connection limit (1000000)\n"
-        "  --max-connections-per-ip N  concurrent handshakes per client IP, 0 = off (0)\n"
+        "  --max-connections-per-ip N  open connections per client IP, 0 = off (0)\n"
         "  --allowed-origins LIST      comma-separated Origin allowlist (default: any)\n"
         "  --subprotocols LIST         subprotocols of /echo, preference order (echo)\n"
         "  --no-compression            do not negotiate permessage-deflate\n"

@@ -112,6 +112,9 @@ void SocketList::remove(WebSocket* ws) {
     if (global_count != nullptr) {
         global_count->fetch_sub(1, std::memory_order_relaxed);
     }
+    if (on_remove != nullptr) {
+        on_remove(this, ws);
+    }
 }
 
 void WebSocket::start() {

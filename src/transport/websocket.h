@@ -28,6 +28,9 @@ struct SocketList {
     size_t size = 0;
     // Optional cross-loop total, decremented when a socket leaves (connection limits).
     std::atomic<size_t>* global_count = nullptr;
+    // Optional: called when a socket leaves (the owner releases what owner_tag refers to).
+    void (*on_remove)(SocketList* list, WebSocket* ws) = nullptr;
+    void* owner = nullptr;
     void add(WebSocket* ws);
     void remove(WebSocket* ws);
 };
@@ -96,6 +99,7 @@ public:
     WebSocket* list_prev = nullptr;
     WebSocket* list_next = nullptr;
     SocketList* list = nullptr;
+    void* owner_tag = nullptr;  // the list owner's per-socket bookkeeping (e.g. per-IP slot)
 
     struct ReaderSink;
 

@@ -57,6 +57,7 @@ struct TestClient {
     std::string close_reason;
     std::atomic<bool> opened{false}, closed{false};
     std::atomic<size_t> received{0};
+    transport::WebSocket* socket = nullptr;  // loop thread only
     std::thread thread;
 
     void run(uint16_t port, std::string path = "/echo") {
@@ -64,6 +65,7 @@ struct TestClient {
         b.ping_interval_ms = 0;
         b.idle_timeout_ms = 0;
         b.on_open = [this](transport::WebSocket& ws) {
+            socket = &ws;
             opened = true;
             for (auto& m : to_send) {
                 ws.sendText(m);
@@ -161,6 +163,44 @@ TEST(App, ConnectionLimitAnswers503) {
     EXPECT_NE(second.error.find("503"), std::string::npos) << second.error;
     s.app.stop();
     first.join();
+}
+
+}  // namespace
+}  // namespace sb::server
+
+namespace sb::server {
+namespace {
+
+TEST(App, PerIpLimitCountsOpenWebSocketsAndFreesOnClose) {
+    Running s(ServerOptions{.threads = 1, .max_connections_per_ip = 1});
+    s.app.ws("/echo", echoRoute());
+    s.start();
+    auto first = std::make_unique<TestClient>();
+    first->run(s.app.port());
+    ASSERT_TRUE(waitFor([&] { return first->opened.load(); }));
+    TestClient second;
+    second.run(s.app.port());
+    second.join();
+    EXPECT_NE(second.error.find("503"), std::string::npos) << second.error;
+    first->loop.post([&] { first->socket->terminate(); });  // drop TCP: server sees EOF
+    first->join();
+    bool admitted = false;
+    for (int i = 0; i < 100 && !admitted; ++i) {
+        TestClient again;
+        again.run(s.app.port());
+        if (waitFor([&] { return again.opened.load() || again.closed.load(); }) &&
+            again.opened.load()) {
+            admitted = true;
+        }
+        again.loop.post([&] {
+            if (again.socket != nullptr && !again.closed) {
+                again.socket->terminate();
+            }
+            again.loop.stop();
+        });
+        again.join();
+    }
+    EXPECT_TRUE(admitted);
 }
 
 }  // namespace
