@@ -98,6 +98,83 @@ std::string_view joinFields(const Headers& h, std::string_view name, std::string
     return n > 1 ? std::string_view(*storage) : first;
 }
 
+// True if the comma-separated list `value` has `token` as an element (ASCII case-insensitive).
+bool hasElement(std::string_view value, std::string_view token) {
+    for (;;) {
+        const size_t comma = value.find(',');
+        if (iequals(trimOws(value.substr(0, comma)), token)) {
+            return true;
+        }
+        if (comma == std::string_view::npos) {
+            return false;
+        }
+        value.remove_prefix(comma + 1);
+    }
+}
+
+// The header fields the handshake looks at, found in one pass over the request (switching
+// on the name's length first), instead of one linear search per field.
+struct HandshakeFields {
+    bool upgrade_websocket = false;
+    bool connection_upgrade = false;
+    size_t hosts = 0;
+    size_t versions = 0;
+    size_t keys = 0;
+    size_t origins = 0;
+    size_t protocols = 0;
+    size_t extensions = 0;
+    std::string_view host;
+    std::string_view version;
+    std::string_view key;
+    std::string_view origin;
+
+    explicit HandshakeFields(const http::Request& req) {
+        for (size_t i = 0; i < req.header_count; ++i) {
+            const http::Header& h = req.headers[i];
+            switch (h.name.size()) {
+                case 4:
+                    if (iequals(h.name, "host")) {
+                        host = hosts++ == 0 ? h.value : host;
+                    }
+                    break;
+                case 6:
+                    if (iequals(h.name, "origin")) {
+                        origin = origins++ == 0 ? h.value : origin;
+                    }
+                    break;
+                case 7:
+                    if (iequals(h.name, "upgrade")) {
+                        upgrade_websocket = upgrade_websocket || hasElement(h.value, "websocket");
+                    }
+                    break;
+                case 10:
+                    if (iequals(h.name, "connection")) {
+                        connection_upgrade = connection_upgrade || hasElement(h.value, "upgrade");
+                    }
+                    break;
+                case 17:
+                    if (iequals(h.name, "sec-websocket-key")) {
+                        key = keys++ == 0 ? h.value : key;
+                    }
+                    break;
+                case 21:
+                    if (iequals(h.name, "sec-websocket-version")) {
+                        version = versions++ == 0 ? h.value : version;
+                    }
+                    break;
+                case 22:
+                    protocols += iequals(h.name, "sec-websocket-protocol") ? 1 : 0;
+                    break;
+                case 24:
+                    extensions += iequals(h.name, "sec-websocket-extensions") ? 1 : 0;
+                    break;
+                default:
+                    break;
+            }
+        }
+    }
+};
+
 bool isBase64Char(char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
            c == '/';
@@ -174,7 +251,8 @@ const ErrorInfo& info(UpgradeError e) {
         {426, "unsupported_websocket_version", "Sec-WebSocket-Version is not 13",
          "Only WebSocket protocol version 13 (RFC 6455) is supported: send "
          "'Sec-WebSocket-Version: 13'.",
-         "Sec-WebSocket-Version: 13\r\n"},
+         // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+         "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"},
         {403, "forbidden_origin", "Origin not allowed",
          "This Origin may not open WebSocket connections here; add it to the server's allowed "
          "origins.",
@@ -222,32 +300,30 @@ UpgradeDecision evaluateUpgrade(const http::Request& req, const UpgradePolicy& p
     if (req.version_minor == 0) {
         return refuse(UpgradeError::kBadHttpVersion);
     }
-    if (!req.hasToken("upgrade", "websocket")) {
+    const HandshakeFields f(req);
+    if (!f.upgrade_websocket) {
         return refuse(UpgradeError::kNotUpgrade);
     }
-    if (!req.hasToken("connection", "upgrade")) {
+    if (!f.connection_upgrade) {
         return refuse(UpgradeError::kMissingConnectionUpgrade);
     }
-    if (req.header("host").empty()) {
+    if (f.host.empty()) {
         return refuse(UpgradeError::kMissingHost);
     }
-    if (countFields(req, "sec-websocket-version") != 1 ||
-        req.header("sec-websocket-version") != "13") {
+    if (f.versions != 1 || f.version != "13") {
         return refuse(UpgradeError::kUnsupportedVersion);  // §4.2.2: 426 + the version we speak
     }
-    const std::string_view key = req.header("sec-websocket-key");
-    if (countFields(req, "sec-websocket-key") != 1 || !isValidKey(key)) {
+    if (f.keys != 1 || !isValidKey(f.key)) {
         return refuse(UpgradeError::kBadKey);
     }
     if (req.has_body) {
         return refuse(UpgradeError::kRequestHasBody);
     }
     if (!policy.allowed_origins.empty()) {
-        const std::string_view origin = req.header("origin");
         bool allowed = false;
-        if (countFields(req, "origin") == 1) {
+        if (f.origins == 1) {
             for (const std::string& o : policy.allowed_origins) {
-                if (iequals(origin, o)) {
+                if (iequals(f.origin, o)) {
                     allowed = true;
                     break;
                 }
@@ -258,14 +334,16 @@ UpgradeDecision evaluateUpgrade(const http::Request& req, const UpgradePolicy& p
         }
     }
     // Subprotocol: the server's preference wins (see UpgradeDecision::subprotocol).
-    for (const std::string& candidate : policy.subprotocols) {
-        if (forEachElement(req, "sec-websocket-protocol",
-                           [&](std::string_view offered) { return offered == candidate; })) {
-            d.subprotocol = candidate;
-            break;
+    if (f.protocols > 0) {
+        for (const std::string& candidate : policy.subprotocols) {
+            if (forEachElement(req, "sec-websocket-protocol",
+                               [&](std::string_view offered) { return offered == candidate; })) {
+                d.subprotocol = candidate;
+                break;
+            }
         }
     }
-    if (policy.deflate.enabled) {
+    if (policy.deflate.enabled && f.extensions > 0) {
         std::string joined;
         const std::string_view offers = joinFields(req, "sec-websocket-extensions", &joined);
         if (!offers.empty()) {
@@ -275,7 +353,7 @@ UpgradeDecision evaluateUpgrade(const http::Request& req, const UpgradePolicy& p
             }
         }
     }
-    computeAcceptKey(key, d.accept);
+    computeAcceptKey(f.key, d.accept);
     return d;
 }
 
