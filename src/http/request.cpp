@@ -194,43 +194,55 @@ HttpError parseVersion(std::string_view v, uint8_t* minor) {
 }
 
 // Parses the field lines of a complete head from `pos` (the start of the first field line)
-// to the final empty line. The scan guaranteed every line ends with CRLF and the line count.
+// to the final empty line, in one pass per line. No bounds checks inside a line: the head ends
+// with CRLFCRLF and CR belongs to neither kTchar nor kValue, so every loop stops at a CR.
 HttpError parseFields(std::string_view head, size_t pos, size_t max_headers, Header* headers,
                       size_t* count) {
     const size_t max = std::min(max_headers, kMaxHeaders);
     const char* p = head.data();
     size_t n = 0;
     for (;;) {
-        const size_t cr = head.find('\r', pos);
-        if (cr == std::string_view::npos || cr + 1 >= head.size() || p[cr + 1] != '\n') {
-            return HttpError::kBadLineEnding;  // a CR inside a line (the scan saw only LFs)
-        }
-        if (cr == pos) {
+        if (p[pos] == '\r') {
+            if (p[pos + 1] != '\n') {
+                return HttpError::kBadLineEnding;
+            }
             break;  // the empty line that ends the head
         }
         if (isOws(p[pos])) {
             return HttpError::kObsoleteFold;  // RFC 9112 §5.2 (also SP before the first field)
         }
         size_t i = pos;
-        while (i < cr && is(p[i], kTchar)) {
+        while (is(p[i], kTchar)) {
             ++i;
         }
-        if (i == pos || i == cr || p[i] != ':') {
+        if (i == pos || p[i] != ':') {
             return HttpError::kBadHeader;  // empty name, no ':', or SP/CTL before ':'
         }
-        const std::string_view name(p + pos, i - pos);
-        for (size_t j = i + 1; j < cr; ++j) {
-            if (!is(p[j], kValue)) {
-                return HttpError::kBadHeader;
-            }
+        size_t v = i + 1;
+        while (isOws(p[v])) {
+            ++v;
+        }
+        size_t j = v;
+        while (is(p[j], kValue)) {
+            ++j;
+        }
+        if (p[j] != '\r') {
+            return HttpError::kBadHeader;  // a CTL in the value
+        }
+        if (p[j + 1] != '\n') {
+            return HttpError::kBadLineEnding;  // a CR inside the line (the scan saw only LFs)
+        }
+        size_t end = j;
+        while (end > v && isOws(p[end - 1])) {
+            --end;
         }
         if (n == max) {
             return HttpError::kTooManyHeaders;
         }
-        headers[n].name = name;
-        headers[n].value = trimOws(std::string_view(p + i + 1, cr - i - 1));
+        headers[n].name = std::string_view(p + pos, i - pos);
+        headers[n].value = std::string_view(p + v, end - v);
         ++n;
-        pos = cr + 2;
+        pos = j + 2;
     }
     *count = n;
     return HttpError::kNone;
@@ -324,40 +336,33 @@ HttpError parseRequestHead(std::string_view head, const ParserLimits& limits, Re
     r->keep_alive = true;
     r->head_size = head.size();
 
+    // As in parseFields, the loops need no bounds checks: each stops at a CR at the latest.
     const char* p = head.data();
     const size_t start = skipLeadingCrlf(head);
-    const size_t eol = head.find('\r', start);  // exists: the scan saw CRLF lines
-    if (eol == std::string_view::npos || eol + 1 >= head.size() || p[eol + 1] != '\n') {
-        return HttpError::kBadLineEnding;
-    }
-    const std::string_view line(p + start, eol - start);
-
-    size_t m = 0;
-    while (m < line.size() && is(line[m], kTchar)) {
+    size_t m = start;
+    while (is(p[m], kTchar)) {
         ++m;
     }
-    if (m == 0 || m == line.size()) {
+    if (m == start || p[m] == '\r') {
         return HttpError::kBadRequestLine;
     }
-    if (line[m] != ' ') {
+    if (p[m] != ' ') {
         return HttpError::kBadMethod;
     }
-    r->method = line.substr(0, m);
+    r->method = std::string_view(p + start, m - start);
 
     const size_t t0 = m + 1;
-    const size_t t1 = line.find(' ', t0);
-    if (t1 == std::string_view::npos) {
-        return HttpError::kBadRequestLine;
+    size_t t1 = t0;
+    while (is(p[t1], kTarget)) {
+        ++t1;
     }
-    const std::string_view target = line.substr(t0, t1 - t0);
-    if (target.empty() || target.front() != '/') {
-        return HttpError::kBadTarget;  // empty, absolute-form or asterisk-form
+    if (p[t1] == '\r') {
+        return p[t1 + 1] == '\n' ? HttpError::kBadRequestLine : HttpError::kBadLineEnding;
     }
-    for (char c : target) {
-        if (!is(c, kTarget)) {
-            return HttpError::kBadTarget;
-        }
+    if (p[t1] != ' ' || t1 == t0 || p[t0] != '/') {
+        return HttpError::kBadTarget;  // forbidden byte, empty, absolute- or asterisk-form
     }
+    const std::string_view target(p + t0, t1 - t0);
     r->target = target;
     const size_t q = target.find('?');
     if (q == std::string_view::npos) {
@@ -368,7 +373,13 @@ HttpError parseRequestHead(std::string_view head, const ParserLimits& limits, Re
         r->query = target.substr(q + 1);
     }
 
-    if (const HttpError e = parseVersion(line.substr(t1 + 1), &r->version_minor);
+    const size_t v0 = t1 + 1;
+    const auto* cr = static_cast<const char*>(std::memchr(p + v0, '\r', head.size() - v0));
+    const size_t eol = static_cast<size_t>(cr - p);  // found: the head ends with CRLFCRLF
+    if (p[eol + 1] != '\n') {
+        return HttpError::kBadLineEnding;
+    }
+    if (const HttpError e = parseVersion(std::string_view(p + v0, eol - v0), &r->version_minor);
         e != HttpError::kNone) {
         return e;
     }

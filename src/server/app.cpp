@@ -342,6 +342,10 @@ bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* 
     }
     char resp[1024];
     size_t n = ws::write101(d, resp, sizeof resp);
+    if (n == 0) {  // cannot happen with our bounded header values; never send a partial 101
+        reject(errorResponse(500, "internal", "handshake response too large"));
+        return false;
+    }
     write(resp, n);
     auto* sock = new transport::WebSocket(loop(), -1, &route.behavior, ws::Role::kServer,
                                           d.deflate);

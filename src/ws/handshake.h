@@ -43,7 +43,7 @@ enum class UpgradeError : uint8_t {
     kMissingConnectionUpgrade,  // no "upgrade" token in Connection (400)
     kMissingHost,               // no or empty Host (400)
     kBadKey,                    // Sec-WebSocket-Key missing, repeated, or not 16 bytes in base64
-    kUnsupportedVersion,        // Sec-WebSocket-Version missing or not 13 (426)
+    kUnsupportedVersion,        // Sec-WebSocket-Version missing or not 13 (426, same headers)
     kForbiddenOrigin,           // Origin not in the allowlist (403)
     kRequestHasBody,            // Content-Length > 0 on the upgrade request (400)
 };
@@ -77,7 +77,8 @@ size_t write101(const UpgradeDecision& d, char* out, size_t cap);
 
 // A complete rejection response for e != kNone: JSON body
 // {"error":"<snake_case name>","message":"<reason and how to fix>"} with Connection: close,
-// plus Sec-WebSocket-Version: 13 (426), Upgrade: websocket (426 kNotUpgrade), Allow: GET (405).
+// plus Upgrade: websocket and Sec-WebSocket-Version: 13 on every 426 (RFC 9110 §15.5.22, RFC
+// 6455 §4.4), Allow: GET on 405.
 std::string buildRejection(UpgradeError e);
 
 // --- Client role ---
