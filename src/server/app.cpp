@@ -56,7 +56,11 @@ struct LoopCtx;
 struct App::Impl {
     ServerOptions options;
     std::unordered_map<std::string, WsRoute> ws_routes;
-    std::unordered_map<std::string, HttpHandler> http_routes;
+    struct HttpRoute {
+        HttpHandler get;
+        HttpHandler post;
+    };
+    std::unordered_map<std::string, HttpRoute> http_routes;
     std::vector<std::unique_ptr<LoopCtx>> loops;
     std::atomic<size_t> connections{0};
     std::atomic<bool> stopping{false};
@@ -294,21 +298,48 @@ void HttpConnection::process(uint8_t* data, size_t len) {
             upgrade(req, it->second, data + head, len - head);
             return;
         }
-        skip_body_ = req.has_body ? req.content_length : 0;
         std::string response;
-        if (auto it = app->http_routes.find(std::string(req.path)); it != app->http_routes.end()) {
-            if (req.method != "GET" && req.method != "HEAD") {
-                response = errorResponse(405, "method_not_allowed", "use GET");
-            } else {
-                HttpReply r = it->second(req);
-                response = http::makeResponse(r.status, r.content_type,
-                                              req.method == "HEAD" ? std::string_view{} : r.body,
-                                              r.extra_headers, !req.keep_alive);
+        std::string_view body;
+        auto it = app->http_routes.find(std::string(req.path));
+        const HttpHandler* handler = nullptr;
+        if (it != app->http_routes.end()) {
+            if (req.method == "GET" || req.method == "HEAD") {
+                handler = it->second.get ? &it->second.get : nullptr;
+            } else if (req.method == "POST") {
+                handler = it->second.post ? &it->second.post : nullptr;
             }
+        }
+        if (handler != nullptr && req.has_body && req.content_length > 0) {
+            if (req.content_length > app->options.max_body_bytes) {
+                reject(errorResponse(413, "body_too_large",
+                                     "request bodies are limited to " +
+                                         std::to_string(app->options.max_body_bytes) + " bytes"));
+                return;
+            }
+            if (len - head < req.content_length) {
+                // Body incomplete: keep the whole request and parse it again when more arrives
+                // (bounded by max_head_bytes + max_body_bytes).
+                buf_.assign(view);
+                return;
+            }
+            body = view.substr(head, req.content_length);
+        } else {
+            skip_body_ = req.has_body ? req.content_length : 0;  // a body nobody reads
+        }
+        if (handler != nullptr) {
+            HttpReply r = (*handler)(req, body);
+            response = http::makeResponse(r.status, r.content_type,
+                                          req.method == "HEAD" ? std::string_view{} : r.body,
+                                          r.extra_headers, !req.keep_alive);
+        } else if (it != app->http_routes.end()) {
+            response = errorResponse(405, "method_not_allowed",
+                                     std::string(req.method) + " is not supported on " +
+                                         std::string(req.path));
         } else {
             response = errorResponse(404, "not_found",
                                      "no route for " + std::string(req.path));
         }
+        const size_t consumed = head + body.size();
         write(response.data(), response.size());
         if (!req.keep_alive) {
             lingering_ = true;
@@ -317,8 +348,8 @@ void HttpConnection::process(uint8_t* data, size_t len) {
             return;
         }
         loop()->timers().schedule(this, app->options.handshake_timeout_ms);
-        data += head;
-        len -= head;
+        data += consumed;
+        len -= consumed;
     }
 }
 
@@ -372,7 +403,12 @@ App& App::ws(std::string path, WsRoute route) {
 }
 
 App& App::get(std::string path, HttpHandler handler) {
-    impl_->http_routes.emplace(std::move(path), std::move(handler));
+    impl_->http_routes[std::move(path)].get = std::move(handler);
+    return *this;
+}
+
+App& App::post(std::string path, HttpHandler handler) {
+    impl_->http_routes[std::move(path)].post = std::move(handler);
     return *this;
 }
 

@@ -5,7 +5,8 @@
 //   sb::server::App app;
 //   app.ws("/echo", {.behavior = {.on_message = [](auto& ws, auto op, auto data) {
 //       ws.send(op, data); }}});
-//   app.get("/healthz", [](const sb::http::Request&) { return sb::server::HttpReply{200, ...}; });
+//   app.get("/healthz", [](const sb::http::Request&, std::string_view) {
+//       return sb::server::HttpReply{.body = "ok"}; });
 //   app.listen("0.0.0.0", 8080); app.run();
 #pragma once
 
@@ -37,7 +38,9 @@ struct HttpReply {
     std::string body;
     std::string extra_headers;  // "Name: value\r\n" lines
 };
-using HttpHandler = std::function<HttpReply(const http::Request&)>;
+// Runs on the loop thread of the connection; `body` is the whole request body (POST/PUT),
+// valid during the call.
+using HttpHandler = std::function<HttpReply(const http::Request&, std::string_view body)>;
 
 struct ServerOptions {
     std::string host = "0.0.0.0";
@@ -46,6 +49,8 @@ struct ServerOptions {
     unsigned threads = 0;
     // Request heads above this are refused with 431 (slow or abusive clients).
     size_t max_head_bytes = 8192;
+    // Request bodies (HTTP API) above this are refused with 413 before they are read.
+    size_t max_body_bytes = 1 << 20;
     // A connection that has not completed its HTTP request / upgrade in this time is closed
     // (slowloris). Also the keep-alive idle limit of plain HTTP connections.
     uint32_t handshake_timeout_ms = 10'000;
@@ -75,6 +80,7 @@ public:
     // Routes are registered before listen(); paths match exactly.
     App& ws(std::string path, WsRoute route);
     App& get(std::string path, HttpHandler handler);
+    App& post(std::string path, HttpHandler handler);
 
     // Binds the listening sockets (one per loop). Startup error → message saying how to fix.
     base::Result<void> listen();

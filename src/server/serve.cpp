@@ -132,9 +132,9 @@ int runServe(int argc, char** argv) {
                                       std::span<uint8_t> data) { ws.send(op, data); };
         app.ws("/echo", std::move(echo));
     }
-    app.get("/healthz", [](const http::Request&) { return HttpReply{.body = "ok\n"}; });
-    app.get("/readyz", [](const http::Request&) { return HttpReply{.body = "ready\n"}; });
-    app.get("/", [](const http::Request&) {
+    app.get("/healthz", [](const http::Request&, std::string_view) { return HttpReply{.body = "ok\n"}; });
+    app.get("/readyz", [](const http::Request&, std::string_view) { return HttpReply{.body = "ready\n"}; });
+    app.get("/", [](const http::Request&, std::string_view) {
         return HttpReply{.content_type = "text/html; charset=utf-8",
                          .body = std::string(kDemoPage)};
     });
