@@ -29,9 +29,9 @@ public:
                 break;
             }
             if (peek() == '[') {
-                if (auto r = table(); !r) return std::unexpected(r.error());
+                if (auto r = table(); !r) return base::unexpected(r.error());
             } else {
-                if (auto r = keyValue(); !r) return std::unexpected(r.error());
+                if (auto r = keyValue(); !r) return base::unexpected(r.error());
             }
         }
         return std::move(doc_);
@@ -41,7 +41,7 @@ private:
     bool eof() const { return pos_ >= s_.size(); }
     char peek() const { return eof() ? '\0' : s_[pos_]; }
 
-    std::unexpected<base::Error> err(const std::string& what) const {
+    base::Unexpected<base::Error> err(const std::string& what) const {
         return base::fail("line " + std::to_string(line_) + ": " + what);
     }
 
@@ -86,7 +86,7 @@ private:
             std::string part;
             if (peek() == '"' || peek() == '\'') {
                 auto r = peek() == '"' ? basicString() : literalString();
-                if (!r) return std::unexpected(r.error());
+                if (!r) return base::unexpected(r.error());
                 part = *r;
             } else {
                 while (!eof() && (std::isalnum(static_cast<unsigned char>(peek())) ||
@@ -108,7 +108,7 @@ private:
         ++pos_;
         if (peek() == '[') return err("arrays of tables ([[...]]) are not supported");
         auto k = key();
-        if (!k) return std::unexpected(k.error());
+        if (!k) return base::unexpected(k.error());
         if (peek() != ']') return err("expected ']' after the table name");
         ++pos_;
         if (!tables_.insert(*k).second) return err("table [" + *k + "] is defined twice");
@@ -118,13 +118,13 @@ private:
 
     base::Result<void> keyValue() {
         auto k = key();
-        if (!k) return std::unexpected(k.error());
+        if (!k) return base::unexpected(k.error());
         if (peek() != '=') return err("expected '=' after key '" + *k + "'");
         ++pos_;
         skipSpaces();
         const int line = line_;
         auto v = value();
-        if (!v) return std::unexpected(v.error());
+        if (!v) return base::unexpected(v.error());
         v->line = line;
         std::string full = prefix_ + *k;
         if (doc_.count(full) != 0) return err("key '" + full + "' is set twice");
@@ -138,11 +138,11 @@ private:
         if (c == '"') {
             if (s_.substr(pos_, 3) == "\"\"\"") return err("multi-line strings are not supported");
             auto r = basicString();
-            if (!r) return std::unexpected(r.error());
+            if (!r) return base::unexpected(r.error());
             out.v = *r;
         } else if (c == '\'') {
             auto r = literalString();
-            if (!r) return std::unexpected(r.error());
+            if (!r) return base::unexpected(r.error());
             out.v = *r;
         } else if (c == '[') {
             ++pos_;
@@ -154,7 +154,7 @@ private:
                     break;
                 }
                 auto item = value();
-                if (!item) return std::unexpected(item.error());
+                if (!item) return base::unexpected(item.error());
                 item->line = line_;
                 arr.push_back(std::move(*item));
                 skipBlankAndComments();

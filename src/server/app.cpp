@@ -419,20 +419,20 @@ base::Result<void> App::listen() {
     }
     auto ep = net::resolve(options_.host, options_.port);
     if (!ep) {
-        return std::unexpected(ep.error());
+        return base::unexpected(ep.error());
     }
     for (unsigned i = 0; i < n; ++i) {
         auto ctx = std::make_unique<LoopCtx>(impl_.get());
         // Port 0: the first loop picks a free port, the others join it.
         auto fd = net::listenOn(*ep);
         if (!fd) {
-            return std::unexpected(fd.error());
+            return base::unexpected(fd.error());
         }
         ctx->listen_fd = *fd;
         if (i == 0) {
             auto local = net::localEndpoint(*fd);
             if (!local) {
-                return std::unexpected(local.error());
+                return base::unexpected(local.error());
             }
             port_ = local->port();
             auto* v4 = reinterpret_cast<sockaddr_in*>(&ep->addr);

@@ -19,7 +19,7 @@ base::Result<std::pair<uint64_t, std::string_view>> splitNumber(std::string_view
 base::Result<uint64_t> parseDurationMs(std::string_view s) {
     auto r = splitNumber(s);
     if (!r) {
-        return std::unexpected(r.error());
+        return base::unexpected(r.error());
     }
     auto [v, unit] = *r;
     if (unit == "ms") return v;
@@ -32,7 +32,7 @@ base::Result<uint64_t> parseDurationMs(std::string_view s) {
 base::Result<uint64_t> parseSize(std::string_view s) {
     auto r = splitNumber(s);
     if (!r) {
-        return std::unexpected(r.error());
+        return base::unexpected(r.error());
     }
     auto [v, unit] = *r;
     if (unit.empty() || unit == "B") return v;

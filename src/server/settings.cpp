@@ -162,13 +162,13 @@ base::Result<void> validateValue(SettingKind kind, std::string_view value) {
         }
         case SettingKind::kSize: {
             auto r = parseSize(value);
-            if (!r) return std::unexpected(r.error());
+            if (!r) return base::unexpected(r.error());
             return {};
         }
         case SettingKind::kDuration: {
             if (value.empty()) return {};
             auto r = parseDurationMs(value);
-            if (!r) return std::unexpected(r.error());
+            if (!r) return base::unexpected(r.error());
             return {};
         }
         case SettingKind::kBool:
