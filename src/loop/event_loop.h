@@ -53,7 +53,15 @@ public:
     // Loop thread: `p` gets onEvents(EPOLLIN) again next iteration (reads capped for fairness).
     void readAgain(Pollable* p);
 
-    uint64_t nowMs() const { return now_ms_; }  // cached once per iteration (monotonic)
+    // The loop's index among its siblings (0..N-1), set by the owner before run().
+    uint32_t id() const { return id_; }
+    void setId(uint32_t id) { id_ = id; }
+
+    uint64_t nowMs() const { return now_ms_; }
+
+    // Bytes held in the backlogs of this loop's connections (written by the loop thread,
+    // readable from any thread for metrics).
+    std::atomic<uint64_t> backlog_bytes{0};  // cached once per iteration (monotonic)
     TimerWheel& timers() { return timers_; }
     std::span<uint8_t> recvBuffer() { return {recv_buf_.data(), recv_buf_.size()}; }
 
@@ -68,6 +76,7 @@ private:
     void drainPosted();
     void endIteration();
 
+    uint32_t id_ = 0;
     int epfd_ = -1;
     int wake_fd_ = -1;
     std::atomic<bool> stop_{false};

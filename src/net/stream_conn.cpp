@@ -160,8 +160,14 @@ void StreamConn::appendBacklog(const uint8_t* data, size_t len) {
     }
     if (!backlog_) {
         backlog_ = std::make_unique<Backlog>();
+    } else if (backlog_->off > 64 * 1024 && backlog_->off > backlog_->buf.size() / 2) {
+        // A reader that drains slowly but never fully: drop what was sent, keep memory bounded.
+        backlog_->buf.erase(backlog_->buf.begin(),
+                            backlog_->buf.begin() + static_cast<ptrdiff_t>(backlog_->off));
+        backlog_->off = 0;
     }
     backlog_->buf.insert(backlog_->buf.end(), data, data + len);
+    loop_->backlog_bytes.fetch_add(len, std::memory_order_relaxed);
 }
 
 bool StreamConn::flushBacklog() {
@@ -175,6 +181,7 @@ bool StreamConn::flushBacklog() {
             return false;  // EAGAIN: wait for the next EPOLLOUT edge; errors surface on read
         }
         b.off += static_cast<size_t>(n);
+        loop_->backlog_bytes.fetch_sub(static_cast<size_t>(n), std::memory_order_relaxed);
     }
     backlog_.reset();  // drained: give the memory back
     return true;
@@ -206,7 +213,10 @@ void StreamConn::close() {
         ::close(fd_);
         fd_ = -1;
     }
-    backlog_.reset();
+    if (backlog_) {
+        loop_->backlog_bytes.fetch_sub(backlog_->size(), std::memory_order_relaxed);
+        backlog_.reset();
+    }
     onClosed();
     loop_->destroyLater(this);
 }

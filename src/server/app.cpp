@@ -423,6 +423,7 @@ base::Result<void> App::listen() {
     }
     for (unsigned i = 0; i < n; ++i) {
         auto ctx = std::make_unique<LoopCtx>(impl_.get());
+        ctx->loop.setId(i);
         // Port 0: the first loop picks a free port, the others join it.
         auto fd = net::listenOn(*ep);
         if (!fd) {
@@ -449,6 +450,10 @@ base::Result<void> App::listen() {
     }
     return {};
 }
+
+size_t App::loopCount() const { return impl_->loops.size(); }
+
+loop::EventLoop& App::loopAt(size_t i) { return impl_->loops.at(i)->loop; }
 
 void App::stop() {
     if (impl_->stopping.exchange(true)) {

@@ -19,6 +19,7 @@
 
 #include "base/result.h"
 #include "http/request.h"
+#include "loop/event_loop.h"
 #include "transport/websocket.h"
 #include "ws/deflate.h"
 
@@ -85,6 +86,10 @@ public:
     // Binds the listening sockets (one per loop). Startup error → message saying how to fix.
     base::Result<void> listen();
     uint16_t port() const { return port_; }
+    // The event loops (valid after listen()); loop i has id() == i. For layers that keep
+    // per-loop state (the messaging hub) and post work to a loop.
+    size_t loopCount() const;
+    loop::EventLoop& loopAt(size_t i);
     // Runs the loops until stop() or a signal; returns the process exit code.
     int run();
     // Any thread: graceful shutdown (stop accepting, close 1001, drain, stop).

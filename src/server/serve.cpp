@@ -10,6 +10,8 @@
 #include "base/log.h"
 #include "server/app.h"
 #include "server/demo_page.h"
+#include "server/messaging.h"
+#include "server/metrics.h"
 #include "server/settings.h"
 
 extern char** environ;
@@ -138,10 +140,28 @@ int runServe(int argc, char** argv) {
         return HttpReply{.content_type = "text/html; charset=utf-8",
                          .body = std::string(kDemoPage)};
     });
+    auto namespaces = resolveNamespaces(cfg->namespaces);
+    if (!namespaces) {
+        std::fprintf(stderr, "switchboard serve: %s\n", namespaces.error().message.c_str());
+        return 2;
+    }
+    Metrics metrics;
+    MessagingOptions mopts;
+    mopts.namespaces = std::move(*namespaces);
+    mopts.outbound_limit = cfg->outbound_limit;
+    mopts.rate_per_s = static_cast<double>(cfg->rate_limit);
+    mopts.rate_burst = 2.0 * static_cast<double>(cfg->rate_limit);
+    mopts.max_subscriptions = cfg->max_subscriptions;
+    mopts.api_key = cfg->api_key;
+    transport::WebSocketBehavior ws_base = cfg->websocket;
+    // Native-protocol messages are small JSON; a 16 MiB default would let one client pin a lot.
+    ws_base.max_message_size = std::min<size_t>(ws_base.max_message_size, 64 * 1024);
+    Messaging messaging(app, std::move(mopts), ws_base, cfg->compression, &metrics);
     if (auto r = app.listen(); !r) {
         std::fprintf(stderr, "switchboard serve: %s\n", r.error().message.c_str());
         return 1;
     }
+    messaging.attach();
     return app.run();
 }
 

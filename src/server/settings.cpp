@@ -134,6 +134,14 @@ const std::vector<SettingDef>& settingDefs() {
          "close a connection silent this long; default ping_interval + 10s"},
         {"websocket.compression", "--compression", K::kBool, "true",
          "negotiate permessage-deflate when the client offers it"},
+        {"messaging.outbound_limit", "--outbound-limit", K::kSize, "1MiB",
+         "bytes queued per /ws client before its namespace's slow_consumer policy acts"},
+        {"messaging.rate_limit", "--rate-limit", K::kUint, "200",
+         "requests/s per /ws connection (burst 2x); rate_limited errors, then close 1008"},
+        {"messaging.max_subscriptions", "--max-subscriptions", K::kUint, "256",
+         "channels one connection may subscribe to"},
+        {"api.key", "--api-key", K::kString, "",
+         "key for /api/* (Authorization: apikey KEY); empty = HTTP API off"},
         {"echo.enabled", "--echo", K::kBool, "true", "serve the /echo WebSocket route"},
         {"echo.subprotocols", "--subprotocols", K::kList, "echo",
          "subprotocols of /echo in preference order"},
@@ -335,6 +343,10 @@ base::Result<ServeConfig> Settings::resolve() const {
         c.websocket.idle_timeout_ms = static_cast<uint32_t>(dur("websocket.idle_timeout"));
     }
     c.compression = boolean("websocket.compression");
+    c.outbound_limit = size("messaging.outbound_limit");
+    c.rate_limit = uint("messaging.rate_limit");
+    c.max_subscriptions = uint("messaging.max_subscriptions");
+    c.api_key = str("api.key");
     c.echo_enabled = boolean("echo.enabled");
     c.echo_subprotocols = splitList(str("echo.subprotocols"));
     for (const auto& [key, raw] : values_) {
@@ -349,7 +361,9 @@ base::Result<ServeConfig> Settings::resolve() const {
 std::string Settings::describe() const {
     std::string out;
     for (const auto& [key, raw] : values_) {
-        std::string line = key + " = \"" + raw.value + "\"";
+        // Secrets are never printed (SPEC §5: nothing sensitive is logged).
+        std::string shown = key == "api.key" && !raw.value.empty() ? "<set>" : raw.value;
+        std::string line = key + " = \"" + shown + "\"";
         if (line.size() < 48) line.resize(48, ' ');
         out += line + "  # " + raw.source + "\n";
     }

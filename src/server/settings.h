@@ -35,6 +35,10 @@ struct ServeConfig {
     ServerOptions server;
     transport::WebSocketBehavior websocket;  // callbacks unset: the routes add them
     bool compression = true;
+    size_t outbound_limit = 1 << 20;
+    uint64_t rate_limit = 200;
+    size_t max_subscriptions = 256;
+    std::string api_key;
     bool echo_enabled = true;
     std::vector<std::string> echo_subprotocols;
     base::LogLevel log_level = base::LogLevel::kInfo;

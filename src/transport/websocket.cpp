@@ -147,8 +147,8 @@ void WebSocket::onTimer(loop::TimerNode* node) {
     if (b->idle_timeout_ms > 0 && now - self->last_rx_ms_ >= b->idle_timeout_ms) {
         SB_DEBUG("websocket fd=%d silent for %llu ms: closing", self->fd(),
                  static_cast<unsigned long long>(now - self->last_rx_ms_));
-        self->sendClose(ws::close_code::kGoingAway, "idle timeout");
-        self->notifyClose(ws::close_code::kGoingAway, "idle timeout");
+        self->sendClose(b->idle_close_code, "idle timeout");
+        self->notifyClose(b->idle_close_code, "idle timeout");
         self->close();
         return;
     }
@@ -278,6 +278,18 @@ void WebSocket::sendFragmented(ws::Opcode op, bool rsv1, std::span<const uint8_t
                   payload.subspan(off, n), off + n == payload.size());
         off += n;
     }
+}
+
+void WebSocket::sendPrepared(std::span<const uint8_t> frame, ws::Opcode op,
+                             std::span<const uint8_t> payload) {
+    if (state_ != State::kOpen || isClosed()) {
+        return;
+    }
+    if (deflate_ && payload.size() >= behavior_->compress_min_size) {
+        send(op, payload);
+        return;
+    }
+    write(frame.data(), frame.size());
 }
 
 void WebSocket::ping(std::span<const uint8_t> payload) {

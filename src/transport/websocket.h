@@ -50,6 +50,8 @@ struct WebSocketBehavior {
     uint32_t idle_timeout_ms = 35'000;
     // After our close frame, how long we wait for the peer's close / TCP FIN.
     uint32_t close_timeout_ms = 5'000;
+    // Close code sent when the idle timeout drops a connection.
+    uint16_t idle_close_code = ws::close_code::kGoingAway;
     // With permessage-deflate, messages smaller than this go uncompressed (they rarely shrink).
     size_t compress_min_size = 64;
 
@@ -80,6 +82,12 @@ public:
     void sendText(std::string_view text) {
         send(ws::Opcode::kText, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
     }
+    // Sends a message framed once for many receivers (fan-out): `frame` is the complete
+    // unmasked server frame of `payload`. Connections that negotiated compression get
+    // `payload` compressed instead. Server role only. No backlog check: the caller applies
+    // its slow-consumer policy first.
+    void sendPrepared(std::span<const uint8_t> frame, ws::Opcode op,
+                      std::span<const uint8_t> payload);
     void ping(std::span<const uint8_t> payload = {});
     // Starts the closing handshake with `code` (kNoStatus = empty close frame).
     void end(uint16_t code = ws::close_code::kNormal, std::string_view reason = {});

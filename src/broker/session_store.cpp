@@ -1,0 +1,254 @@
+// SessionStore implementation: sessions in 16 locked hash maps by id; per session a small map
+// of channels, each with a PubRing of un-acked publications (shared with history and every
+// other session, so tracking costs one pointer and one reference count).
+#include "broker/session_store.h"
+
+#include <algorithm>
+#include <functional>
+#include <mutex>
+#include <unordered_map>
+
+#include "broker/pub_ring.h"
+#include "broker/random_id.h"
+
+namespace sb::broker {
+namespace {
+
+constexpr size_t kSessionIdRandomBytes = 16;  // 128 bits: guessing a live id is hopeless
+
+struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept {
+        return std::hash<std::string_view>{}(s);
+    }
+};
+
+struct ChannelQueue {
+    bool at_least_once = false;
+    bool gap = false;
+    size_t max_unacked = 0;
+    uint64_t ttl_ms = 0;
+    PubRing unacked;  // delivery order; offsets increase except across an epoch change
+};
+
+struct Session {
+    bool attached = true;
+    uint64_t expires_ms = 0;  // meaningful while detached
+    std::unordered_map<std::string, ChannelQueue, StringHash, std::equal_to<>> channels;
+
+    bool expired(uint64_t now_ms) const { return !attached && now_ms >= expires_ms; }
+};
+
+}  // namespace
+
+struct SessionStore::Shard {
+    mutable std::mutex mu;
+    std::unordered_map<std::string, Session, StringHash, std::equal_to<>> sessions;
+
+    // Under mu: the session, or null if unknown.
+    Session* find(std::string_view id) {
+        auto it = sessions.find(id);
+        return it == sessions.end() ? nullptr : &it->second;
+    }
+};
+
+SessionStore::SessionStore(uint64_t default_ttl_ms) : default_ttl_ms_(default_ttl_ms) {
+    for (auto& sh : shards_) {
+        sh = std::make_unique<Shard>();
+    }
+}
+
+SessionStore::~SessionStore() = default;
+
+SessionStore::Shard& SessionStore::shardFor(std::string_view id) {
+    return *shards_[StringHash{}(id) % kShards];
+}
+
+std::string SessionStore::create() {
+    std::string id = "s_" + randomHex(kSessionIdRandomBytes);
+    Shard& sh = shardFor(id);
+    std::lock_guard lock(sh.mu);
+    sh.sessions.try_emplace(id);  // a collision of 128 random bits is not a case to handle
+    return id;
+}
+
+std::optional<ResumedSession> SessionStore::resume(std::string_view id, uint64_t now_ms) {
+    Shard& sh = shardFor(id);
+    std::lock_guard lock(sh.mu);
+    auto it = sh.sessions.find(id);
+    if (it == sh.sessions.end()) {
+        return std::nullopt;
+    }
+    if (it->second.expired(now_ms)) {
+        sh.sessions.erase(it);  // sweep would have; answer the same either way
+        return std::nullopt;
+    }
+    Session& s = it->second;
+    ResumedSession out;
+    out.was_attached = s.attached;
+    s.attached = true;
+    out.channels.reserve(s.channels.size());
+    for (const auto& [name, q] : s.channels) {
+        SessionChannel sc;
+        sc.channel = name;
+        sc.gap = q.gap;
+        sc.unacked.reserve(q.unacked.size());
+        for (size_t i = 0; i < q.unacked.size(); ++i) {
+            sc.unacked.push_back(q.unacked[i]);
+        }
+        out.channels.push_back(std::move(sc));
+    }
+    std::sort(
+        out.channels.begin(), out.channels.end(),
+        [](const SessionChannel& a, const SessionChannel& b) { return a.channel < b.channel; });
+    return out;
+}
+
+bool SessionStore::subscribe(std::string_view id, std::string_view channel,
+                             const NamespaceOptions& ns) {
+    Shard& sh = shardFor(id);
+    std::lock_guard lock(sh.mu);
+    Session* s = sh.find(id);
+    if (s == nullptr) {
+        return false;
+    }
+    auto it = s->channels.find(channel);
+    if (it == s->channels.end()) {
+        it = s->channels.emplace(std::string(channel), ChannelQueue{}).first;
+    }
+    ChannelQueue& q = it->second;
+    q.at_least_once = ns.delivery == NamespaceOptions::Delivery::kAtLeastOnce;
+    q.max_unacked = ns.max_unacked;
+    q.ttl_ms = ns.session_ttl_ms;
+    if (!q.at_least_once) {
+        q.unacked.clear();
+        q.gap = false;
+    }
+    while (q.unacked.size() > q.max_unacked) {
+        q.unacked.popFront();
+        q.gap = true;
+    }
+    return true;
+}
+
+bool SessionStore::unsubscribe(std::string_view id, std::string_view channel) {
+    Shard& sh = shardFor(id);
+    std::lock_guard lock(sh.mu);
+    Session* s = sh.find(id);
+    if (s == nullptr) {
+        return false;
+    }
+    auto it = s->channels.find(channel);
+    if (it == s->channels.end()) {
+        return false;
+    }
+    s->channels.erase(it);
+    return true;
+}
+
+bool SessionStore::track(std::string_view id, PubPtr pub) {
+    if (!pub) {
+        return false;
+    }
+    Shard& sh = shardFor(id);
+    std::lock_guard lock(sh.mu);
+    Session* s = sh.find(id);
+    if (s == nullptr) {
+        return false;
+    }
+    auto it = s->channels.find(std::string_view(pub->channel));
+    if (it == s->channels.end() || !it->second.at_least_once) {
+        return false;
+    }
+    ChannelQueue& q = it->second;
+    if (q.max_unacked == 0) {
+        q.gap = true;  // nothing may be kept: every delivery is a potential loss
+        return true;
+    }
+    if (q.unacked.size() >= q.max_unacked) {
+        q.unacked.popFront();
+        q.gap = true;
+    }
+    q.unacked.pushBack(std::move(pub));
+    return true;
+}
+
+bool SessionStore::ack(std::string_view id, std::string_view channel, uint64_t offset) {
+    Shard& sh = shardFor(id);
+    std::lock_guard lock(sh.mu);
+    Session* s = sh.find(id);
+    if (s == nullptr) {
+        return false;
+    }
+    auto it = s->channels.find(channel);
+    if (it == s->channels.end()) {
+        return false;
+    }
+    ChannelQueue& q = it->second;
+    size_t removed = 0;
+    // Fast path: one epoch, offsets increasing, so the acked ones are a prefix.
+    while (!q.unacked.empty() && q.unacked.front()->offset <= offset) {
+        q.unacked.popFront();
+        ++removed;
+    }
+    // The channel was re-created while publications of its previous life were un-acked (the
+    // ack names no epoch): offsets restarted at 1, so the acked ones need not be a prefix.
+    if (!q.unacked.empty() && q.unacked.front()->epoch != q.unacked.back()->epoch) {
+        removed += q.unacked.eraseIf([offset](const PubPtr& p) { return p->offset <= offset; });
+    }
+    if (removed > 0) {
+        q.gap = false;  // the client has passed the gap: what it lacks now is in the queue
+    }
+    return true;
+}
+
+bool SessionStore::detach(std::string_view id, uint64_t now_ms) {
+    Shard& sh = shardFor(id);
+    std::lock_guard lock(sh.mu);
+    Session* s = sh.find(id);
+    if (s == nullptr) {
+        return false;
+    }
+    uint64_t ttl = 0;
+    for (const auto& [name, q] : s->channels) {
+        ttl = std::max(ttl, q.ttl_ms);
+    }
+    if (s->channels.empty()) {
+        ttl = default_ttl_ms_;
+    }
+    s->attached = false;
+    s->expires_ms = now_ms + ttl;
+    return true;
+}
+
+bool SessionStore::remove(std::string_view id) {
+    Shard& sh = shardFor(id);
+    std::lock_guard lock(sh.mu);
+    auto it = sh.sessions.find(id);
+    if (it == sh.sessions.end()) {
+        return false;
+    }
+    sh.sessions.erase(it);
+    return true;
+}
+
+size_t SessionStore::sweep(uint64_t now_ms) {
+    size_t removed = 0;
+    for (auto& sh : shards_) {
+        std::lock_guard lock(sh->mu);
+        removed += std::erase_if(sh->sessions,
+                                 [now_ms](const auto& kv) { return kv.second.expired(now_ms); });
+    }
+    return removed;
+}
+
+size_t SessionStore::size() const {
+    size_t n = 0;
+    for (const auto& sh : shards_) {
+        std::lock_guard lock(sh->mu);
+        n += sh->sessions.size();
+    }
+    return n;
+}
+
+}  // namespace sb::broker

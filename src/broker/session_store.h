@@ -1,0 +1,92 @@
+// SessionStore: the state of client sessions that outlives a connection — the channels a session
+// subscribed to and, on at-least-once namespaces, the publications delivered but not yet acked —
+// so a client that reconnects and resumes gets its subscriptions back and everything after its
+// last ack. In-process, like the memory engine: a restart loses it (clients see resumed:false).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/engine.h"
+
+namespace sb::broker {
+
+// One channel of a resumed session.
+struct SessionChannel {
+    std::string channel;
+    std::vector<PubPtr> unacked;  // delivery (offset) order; empty on at-most-once channels
+    bool gap = false;  // max_unacked dropped publications before unacked.front(): send gap:true
+};
+
+struct ResumedSession {
+    std::vector<SessionChannel> channels;  // sorted by channel name
+    bool was_attached = false;  // still attached to another connection: the caller takes over
+};
+
+// Thread-safe: every method may be called from any thread. Sessions are spread over 16 shards
+// by id, each with its own lock; a call locks one shard (sweep and size() each in turn).
+// Bounds: per session and channel, ns.max_unacked publications (oldest dropped, gap flagged);
+// a detached session lives for the largest ns.session_ttl_ms of its channels (default_ttl_ms
+// with none). Publications are shared (PubPtr), so a queue costs a pointer per entry.
+class SessionStore {
+public:
+    // `default_ttl_ms`: TTL of a session with no subscribed channel (5 min, as the protocol's
+    // default session TTL).
+    explicit SessionStore(uint64_t default_ttl_ms = 300'000);
+    ~SessionStore();
+    SessionStore(const SessionStore&) = delete;
+    SessionStore& operator=(const SessionStore&) = delete;
+
+    // Creates an attached session with no channels and returns its id: "s_" + 32 lowercase hex
+    // digits (128 bits from the kernel CSPRNG: unguessable, so an id is the session's secret).
+    std::string create();
+
+    // Re-attaches a session that exists and has not expired (detached and now_ms past its TTL).
+    // Returns its channels with their un-acked publications, or nullopt (unknown or expired:
+    // the caller replies resumed:false / closes 4002). The gap flags stay set until an ack
+    // passes the first un-acked publication, so a resume that fails before redelivery loses
+    // nothing. The caller re-subscribes the channels and redelivers `unacked` in order.
+    std::optional<ResumedSession> resume(std::string_view id, uint64_t now_ms);
+
+    // Records that the session subscribed to `channel`, with that namespace's delivery mode,
+    // max_unacked and session_ttl_ms. Subscribing again updates the options and keeps the
+    // queue. False if the session is unknown.
+    bool subscribe(std::string_view id, std::string_view channel, const NamespaceOptions& ns);
+    // Forgets the channel and its un-acked publications. False if either is unknown.
+    bool unsubscribe(std::string_view id, std::string_view channel);
+
+    // The server delivered `pub` to this session: keep it until acked. Ignored (false) if the
+    // session is unknown or did not subscribe pub->channel on an at-least-once namespace. Past
+    // max_unacked the oldest is dropped and the channel's gap flag set.
+    bool track(std::string_view id, PubPtr pub);
+
+    // Drops the channel's un-acked publications with offset <= `offset`. False if the session
+    // or channel is unknown.
+    bool ack(std::string_view id, std::string_view channel, uint64_t offset);
+
+    // The session's connection went away: start its TTL at now_ms. False if unknown.
+    bool detach(std::string_view id, uint64_t now_ms);
+    // Ends a session now (e.g. /api/disconnect without reconnect). False if unknown.
+    bool remove(std::string_view id);
+
+    // Removes detached sessions whose TTL has passed; returns how many. Call ~1/s.
+    size_t sweep(uint64_t now_ms);
+    // Live sessions (attached or within TTL), for metrics.
+    size_t size() const;
+
+private:
+    static constexpr size_t kShards = 16;
+    struct Shard;
+    Shard& shardFor(std::string_view id);
+
+    uint64_t default_ttl_ms_;
+    std::array<std::unique_ptr<Shard>, kShards> shards_;
+};
+
+}  // namespace sb::broker
