@@ -12,8 +12,9 @@ void printHelp() {
         "usage: switchboard <command> [flags]\n"
         "\n"
         "commands:\n"
-        "  serve      run the server (default: port 8080, in-process broker)\n"
-        "  version    print the version\n"
+        "  serve         run the server (default: port 8080, in-process broker)\n"
+        "  check-config  validate settings (--config FILE, env, flags), print the effective ones\n"
+        "  version       print the version\n"
         "\n"
         "Run 'switchboard <command> --help' for the flags of a command.");
 }
@@ -28,6 +29,9 @@ int main(int argc, char** argv) {
     std::string_view cmd = argv[1];
     if (cmd == "serve") {
         return sb::server::runServe(argc - 2, argv + 2);
+    }
+    if (cmd == "check-config") {
+        return sb::server::runCheckConfig(argc - 2, argv + 2);
     }
     if (cmd == "version" || cmd == "--version") {
         std::puts("switchboard " SB_VERSION);
