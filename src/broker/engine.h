@@ -135,7 +135,9 @@ public:
     // local subscriber had the loop registered): the server skips those for the new
     // subscriber by comparing with top.offset. recovered (only meaningful with `since`): true
     // iff since.epoch is the current epoch and every offset in (since.offset, top] is in
-    // `pubs`. Without `since`, `pubs` is empty. Creates the channel if needed.
+    // `pubs`; if false with the current epoch, `pubs` still holds what is kept after `since`
+    // (the server may drop it). Without `since`, `pubs` is empty. Creates the channel if
+    // needed.
     virtual RecoverResult subscribe(std::string_view channel, const NamespaceOptions& ns,
                                     uint32_t loop_id, const std::optional<StreamPos>& since,
                                     uint64_t now_ms) = 0;

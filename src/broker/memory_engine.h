@@ -19,6 +19,10 @@ inline constexpr size_t kMaxIdempotencyKeys = 10'000;
 inline constexpr size_t kEpochRandomBytes = 6;
 
 // Thread-safe (see Engine). Lock order inside: shard lock, then channel lock; never the reverse.
+// Memory: per channel, history_size publications and kMaxIdempotencyKeys keys at most; a channel
+// with no interested loop disappears at the first sweep after its history, presence and keys are
+// gone. With history_ttl_ms = 0 its history never expires, so the channel (and its epoch) lives
+// until the process ends: give namespaces with many short-lived channels a TTL.
 std::unique_ptr<Engine> makeMemoryEngine();
 
 }  // namespace sb::broker

@@ -29,6 +29,7 @@ struct ChannelQueue {
     size_t max_unacked = 0;
     uint64_t ttl_ms = 0;
     PubRing unacked;  // delivery order; offsets increase except across an epoch change
+    StreamPos delivered;  // last position delivered (or subscribed at): resume recovers after it
 };
 
 struct Session {
@@ -92,6 +93,7 @@ std::optional<ResumedSession> SessionStore::resume(std::string_view id, uint64_t
         SessionChannel sc;
         sc.channel = name;
         sc.gap = q.gap;
+        sc.delivered = q.delivered;
         sc.unacked.reserve(q.unacked.size());
         for (size_t i = 0; i < q.unacked.size(); ++i) {
             sc.unacked.push_back(q.unacked[i]);
@@ -146,6 +148,21 @@ bool SessionStore::unsubscribe(std::string_view id, std::string_view channel) {
     return true;
 }
 
+bool SessionStore::setPosition(std::string_view id, std::string_view channel, StreamPos pos) {
+    Shard& sh = shardFor(id);
+    std::lock_guard lock(sh.mu);
+    Session* s = sh.find(id);
+    if (s == nullptr) {
+        return false;
+    }
+    auto it = s->channels.find(channel);
+    if (it == s->channels.end()) {
+        return false;
+    }
+    it->second.delivered = std::move(pos);
+    return true;
+}
+
 bool SessionStore::track(std::string_view id, PubPtr pub) {
     if (!pub) {
         return false;
@@ -161,6 +178,7 @@ bool SessionStore::track(std::string_view id, PubPtr pub) {
         return false;
     }
     ChannelQueue& q = it->second;
+    q.delivered = StreamPos{pub->epoch, pub->offset};
     if (q.max_unacked == 0) {
         q.gap = true;  // nothing may be kept: every delivery is a potential loss
         return true;

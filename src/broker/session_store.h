@@ -22,6 +22,9 @@ struct SessionChannel {
     std::string channel;
     std::vector<PubPtr> unacked;  // delivery (offset) order; empty on at-most-once channels
     bool gap = false;  // max_unacked dropped publications before unacked.front(): send gap:true
+    // The last position delivered to the session (or where it subscribed): everything after
+    // it was never sent, so a resume recovers it from history.
+    StreamPos delivered;
 };
 
 struct ResumedSession {
@@ -61,6 +64,9 @@ public:
     // Forgets the channel and its un-acked publications. False if either is unknown.
     bool unsubscribe(std::string_view id, std::string_view channel);
 
+    // Records where the session's view of `channel` stands (the subscribe position). track()
+    // advances it. False if the session or channel is unknown.
+    bool setPosition(std::string_view id, std::string_view channel, StreamPos pos);
     // The server delivered `pub` to this session: keep it until acked. Ignored (false) if the
     // session is unknown or did not subscribe pub->channel on an at-least-once namespace. Past
     // max_unacked the oldest is dropped and the channel's gap flag set.

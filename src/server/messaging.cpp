@@ -485,6 +485,7 @@ void Messaging::subscribeChannel(Conn& c, std::string_view id_json, std::string_
     c.hub->addLocal(&c, s);
     if (!c.session_id.empty()) {
         sessions_.subscribe(c.session_id, channel, ns);
+        sessions_.setPosition(c.session_id, channel, r.top);
     }
     std::optional<bool> recovered;
     if (since) {
@@ -566,10 +567,9 @@ void Messaging::handleRequest(Conn& c, std::string_view frame) {
                 std::string_view ns_name;
                 const NamespaceOptions* ns = namespaceOf(ch.channel, &ns_name);
                 if (ns == nullptr) continue;  // namespace removed by a config reload
+                // Recover what was published after the last delivery while the client was away.
                 std::optional<broker::StreamPos> since;
-                if (!ch.unacked.empty()) {
-                    since = broker::StreamPos{ch.unacked.back()->epoch, ch.unacked.back()->offset};
-                }
+                if (!ch.delivered.epoch.empty()) since = ch.delivered;
                 subscribeChannel(c, {}, ch.channel, *ns, since, true, &ch.unacked, ch.gap);
             }
         }
