@@ -496,7 +496,10 @@ int App::run() {
                         sig == SIGTERM ? "SIGTERM" : "SIGINT", options_.shutdown_timeout_ms);
                 stop();
             } else if (sig == SIGHUP) {
-                SB_INFO("received SIGHUP: nothing to reload yet");
+                SB_INFO("received SIGHUP: reloading configuration");
+                if (on_reload_) {
+                    on_reload_();
+                }
             }
         } else {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -94,6 +94,8 @@ public:
     int run();
     // Any thread: graceful shutdown (stop accepting, close 1001, drain, stop).
     void stop();
+    // Called on the signal-waiting thread when SIGHUP arrives (handle_signals only).
+    void onReload(std::function<void()> fn) { on_reload_ = std::move(fn); }
 
     struct Impl;
 
@@ -101,6 +103,7 @@ private:
     ServerOptions options_;
     std::unique_ptr<Impl> impl_;
     uint16_t port_ = 0;
+    std::function<void()> on_reload_;
 };
 
 }  // namespace sb::server

@@ -301,6 +301,8 @@ Messaging::Messaging(App& app, MessagingOptions options, transport::WebSocketBeh
       engine_(broker::makeMemoryEngine()),
       boot_ms_(nowMs()),
       ping_interval_ms_(base.ping_interval_ms) {
+    snapshots_.push_back(std::make_unique<NamespaceMap>(options_.namespaces));
+    namespaces_.store(snapshots_.back().get(), std::memory_order_release);
     engine_->setSink(this);
     WsRoute route;
     route.subprotocols = {std::string(protocol::kSubprotocol)};
@@ -354,6 +356,15 @@ void Messaging::attach() {
     });
 }
 
+void Messaging::reloadNamespaces(NamespaceMap namespaces) {
+    std::lock_guard lock(reload_mu_);
+    // Old snapshots stay alive: existing subscriptions point into them (reloads are rare).
+    snapshots_.push_back(std::make_unique<NamespaceMap>(std::move(namespaces)));
+    namespaces_.store(snapshots_.back().get(), std::memory_order_release);
+    SB_INFO("namespaces reloaded: %zu configured; new subscriptions use the new options",
+            snapshots_.back()->size());
+}
+
 void Messaging::housekeeping() {
     const uint64_t now = nowMs();
     engine_->sweep(now);
@@ -378,8 +389,9 @@ void Messaging::deliver(uint32_t loop_id, broker::Event ev) {
 const NamespaceOptions* Messaging::namespaceOf(std::string_view channel, std::string_view* ns) {
     std::string_view name;
     if (!protocol::splitChannel(channel, ns, &name)) return nullptr;
-    auto it = options_.namespaces.find(std::string(*ns));
-    return it == options_.namespaces.end() ? nullptr : &it->second;
+    const NamespaceMap* map = namespaces_.load(std::memory_order_acquire);
+    auto it = map->find(std::string(*ns));
+    return it == map->end() ? nullptr : &it->second;
 }
 
 void Messaging::onOpen(transport::WebSocket& ws) {

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <mutex>
+#include <vector>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -57,6 +59,10 @@ public:
 
     broker::Engine& engine() { return *engine_; }
 
+    // Any thread (SIGHUP): namespaces for subscriptions and publishes from now on. Existing
+    // subscriptions keep the options they were made with until they resubscribe.
+    void reloadNamespaces(NamespaceMap namespaces);
+
     struct Conn;
     struct LoopHub;
 
@@ -90,6 +96,9 @@ private:
     std::atomic<uint64_t> next_client_{1};
     uint64_t boot_ms_;
     uint32_t ping_interval_ms_;
+    std::mutex reload_mu_;
+    std::vector<std::unique_ptr<NamespaceMap>> snapshots_;  // guarded by reload_mu_
+    std::atomic<const NamespaceMap*> namespaces_{nullptr};
 };
 
 }  // namespace sb::server

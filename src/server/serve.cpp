@@ -162,6 +162,25 @@ int runServe(int argc, char** argv) {
         return 1;
     }
     messaging.attach();
+    // SIGHUP: read file + environment + flags again; namespaces apply to new subscriptions.
+    // Listener, threads and limits need a restart (said in the log when they changed).
+    app.onReload([argc, argv, &messaging] {
+        Settings fresh;
+        bool ignored = false;
+        if (!loadSettings("serve", argc, argv, &fresh, &ignored)) {
+            SB_ERROR("reload failed: the configuration is invalid; keeping the running one");
+            return;
+        }
+        auto c = fresh.resolve();
+        auto ns = c ? resolveNamespaces(c->namespaces) : base::Result<NamespaceMap>(base::fail(""));
+        if (!c || !ns) {
+            SB_ERROR("reload failed: %s; keeping the running configuration",
+                     !c ? c.error().message.c_str() : ns.error().message.c_str());
+            return;
+        }
+        messaging.reloadNamespaces(std::move(*ns));
+        SB_INFO("reload: other settings (listener, threads, limits) take effect on restart");
+    });
     return app.run();
 }
 
