@@ -160,7 +160,8 @@ void encodePublished(std::string* out, std::string_view id_json, std::string_vie
 struct PresenceEntry {
     std::string_view client, user, info_json;
 };
-// {"type":"presence","id":…,"channel":…,"count":N,"clients":[{"client":…,"user":…[,"info":…]}]}
+// {"type":"presence","id":…,"channel":…,"count":N,
+//  "clients":[{"client":…,"user":…[,"info":…]},…]}
 void encodePresence(std::string* out, std::string_view id_json, std::string_view channel,
                     std::span<const PresenceEntry> clients);
 
