@@ -149,6 +149,7 @@ void WebSocket::onTimer(loop::TimerNode* node) {
                  static_cast<unsigned long long>(now - self->last_rx_ms_));
         self->sendClose(b->idle_close_code, "idle timeout");
         self->notifyClose(b->idle_close_code, "idle timeout");
+        self->uncork();  // the close frame goes out before the socket is closed
         self->close();
         return;
     }
