@@ -42,6 +42,11 @@ EventLoop::~EventLoop() {
     for (Pollable* p : dead_) {
         delete p;
     }
+    dead_.clear();
+    // Objects still alive (the loop stopped with connections open): each destructor disowns.
+    while (owned_head_ != nullptr) {
+        delete owned_head_;
+    }
     if (wake_fd_ >= 0) {
         ::close(wake_fd_);
     }
@@ -84,6 +89,29 @@ void EventLoop::post(std::function<void()> fn) {
 }
 
 void EventLoop::destroyLater(Pollable* p) { dead_.push_back(p); }
+
+void EventLoop::own(Pollable* p) {
+    p->owned_prev_ = nullptr;
+    p->owned_next_ = owned_head_;
+    if (owned_head_ != nullptr) {
+        owned_head_->owned_prev_ = p;
+    }
+    owned_head_ = p;
+}
+
+void EventLoop::disown(Pollable* p) {
+    if (p->owned_prev_ != nullptr) {
+        p->owned_prev_->owned_next_ = p->owned_next_;
+    } else if (owned_head_ == p) {
+        owned_head_ = p->owned_next_;
+    } else {
+        return;  // not owned
+    }
+    if (p->owned_next_ != nullptr) {
+        p->owned_next_->owned_prev_ = p->owned_prev_;
+    }
+    p->owned_prev_ = p->owned_next_ = nullptr;
+}
 
 void EventLoop::addIterationHook(std::function<void()> fn) { hooks_.push_back(std::move(fn)); }
 

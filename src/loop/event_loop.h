@@ -22,6 +22,12 @@ public:
     virtual ~Pollable() = default;
     // Loop thread only. `events` is the epoll mask (EPOLLIN, EPOLLOUT, EPOLLRDHUP, ...).
     virtual void onEvents(uint32_t events) = 0;
+
+private:
+    friend class EventLoop;
+    // Links of the loop's list of owned objects (see EventLoop::own).
+    Pollable* owned_prev_ = nullptr;
+    Pollable* owned_next_ = nullptr;
 };
 
 class EventLoop {
@@ -48,6 +54,11 @@ public:
     void post(std::function<void()> fn);
     // Loop thread: deletes p at the end of the current iteration.
     void destroyLater(Pollable* p);
+    // Loop thread: the loop deletes `p` in its destructor if it is still alive then (so
+    // connections left open when a loop stops are freed, not leaked). `p` must disown itself
+    // in its destructor. Connections own themselves this way.
+    void own(Pollable* p);
+    void disown(Pollable* p);
     // Loop thread: fn runs at the end of every iteration, before deferred destruction.
     void addIterationHook(std::function<void()> fn);
     // Loop thread: `p` gets onEvents(EPOLLIN) again next iteration (reads capped for fairness).
@@ -89,6 +100,7 @@ private:
     std::vector<std::function<void()>> posted_;
     std::vector<std::function<void()>> hooks_;
     std::vector<Pollable*> dead_;
+    Pollable* owned_head_ = nullptr;
     std::vector<Pollable*> again_;
     std::vector<Pollable*> again_next_;
 };

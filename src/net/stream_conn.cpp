@@ -21,9 +21,10 @@ namespace {
 constexpr int kMaxReadsPerEvent = 16;  // then yield to other sockets (fairness under floods)
 }
 
-StreamConn::StreamConn(loop::EventLoop* loop, int fd) : loop_(loop), fd_(fd) {}
+StreamConn::StreamConn(loop::EventLoop* loop, int fd) : loop_(loop), fd_(fd) { loop_->own(this); }
 
 StreamConn::~StreamConn() {
+    loop_->disown(this);
     if (loop_->corkOwner() == this) {
         loop_->corkOwner() = nullptr;
         loop_->corkBuffer().clear();

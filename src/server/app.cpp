@@ -61,7 +61,6 @@ struct App::Impl {
         HttpHandler post;
     };
     std::unordered_map<std::string, HttpRoute> http_routes;
-    std::vector<std::unique_ptr<LoopCtx>> loops;
     std::atomic<size_t> connections{0};
     std::atomic<bool> stopping{false};
     std::mutex ip_mu;
@@ -69,6 +68,8 @@ struct App::Impl {
     // a connection keeps a pointer to its entry.
     std::unordered_map<std::string, size_t> per_ip;
     using IpEntry = std::unordered_map<std::string, size_t>::value_type;
+    // Last member: destroyed first, while the counters above its connections touch are alive.
+    std::vector<std::unique_ptr<LoopCtx>> loops;
 
     // False when the IP is at its limit. *entry is the slot to release later (null if unlimited).
     bool admitIp(const std::string& ip, IpEntry** entry);
@@ -106,9 +107,9 @@ private:
 
 struct LoopCtx final : loop::Pollable {
     App::Impl* app;
+    transport::SocketList sockets;  // before `loop`: outlives the sockets the loop frees
     loop::EventLoop loop;
     int listen_fd = -1;
-    transport::SocketList sockets;
     std::thread thread;
 
     explicit LoopCtx(App::Impl* a) : app(a) {
