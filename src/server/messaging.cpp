@@ -54,14 +54,19 @@ base::Result<NamespaceMap> resolveNamespaces(
     const std::map<std::string, std::map<std::string, std::string>>& raw) {
     NamespaceMap out;
     out.emplace("default", NamespaceOptions{});
-    for (const auto& [name, opts] : raw) {
+    for (const auto& entry : raw) {
+        // Named references, not structured bindings: clang 14 cannot capture those.
+        const std::string& name = entry.first;
+        const auto& opts = entry.second;
         std::string_view ns_view;
         std::string probe = name + ":x";
         if (!protocol::splitChannel(probe, &ns_view, nullptr) || ns_view != name) {
             return base::fail("namespace '" + name + "': names are [a-z0-9_-]{1,64}");
         }
         NamespaceOptions o;
-        for (const auto& [key, value] : opts) {
+        for (const auto& kv : opts) {
+            const std::string& key = kv.first;
+            const std::string& value = kv.second;
             auto bad = [&](const std::string& why) {
                 return base::fail("namespaces." + name + "." + key + ": " + why);
             };
