@@ -22,9 +22,15 @@ bool parseLogLevel(std::string_view s, LogLevel& out) {
     }
     return false;
 }
-void setLogLevel(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
-LogLevel logLevel() { return g_level.load(std::memory_order_relaxed); }
-void setLogJson(bool json) { g_json.store(json, std::memory_order_relaxed); }
+void setLogLevel(LogLevel level) {
+    g_level.store(level, std::memory_order_relaxed);
+}
+LogLevel logLevel() {
+    return g_level.load(std::memory_order_relaxed);
+}
+void setLogJson(bool json) {
+    g_json.store(json, std::memory_order_relaxed);
+}
 
 void logf(LogLevel level, const char* fmt, ...) {
     char msg[1024];
@@ -32,7 +38,8 @@ void logf(LogLevel level, const char* fmt, ...) {
     va_start(ap, fmt);
     int n = std::vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (n < 0) return;
+    if (n < 0)
+        return;
     timespec ts{};
     clock_gettime(CLOCK_REALTIME, &ts);
     tm t{};
@@ -66,7 +73,8 @@ void logf(LogLevel level, const char* fmt, ...) {
                             t.tm_sec, ts.tv_nsec / 1000000, kNames[static_cast<int>(level)], msg);
     }
     if (len > 0) {
-        ssize_t w = ::write(2, line, static_cast<size_t>(len) < sizeof line ? len : sizeof line - 1);
+        ssize_t w =
+            ::write(2, line, static_cast<size_t>(len) < sizeof line ? len : sizeof line - 1);
         (void)w;
     }
 }

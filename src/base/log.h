@@ -19,11 +19,11 @@ void logf(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2,
 
 }  // namespace sb::base
 
-#define SB_LOG(level, ...)                                          \
-    do {                                                            \
+#define SB_LOG(level, ...)                                                         \
+    do {                                                                           \
         if (static_cast<int>(level) >= static_cast<int>(::sb::base::logLevel())) { \
-            ::sb::base::logf(level, __VA_ARGS__);                   \
-        }                                                           \
+            ::sb::base::logf(level, __VA_ARGS__);                                  \
+        }                                                                          \
     } while (0)
 #define SB_DEBUG(...) SB_LOG(::sb::base::LogLevel::kDebug, __VA_ARGS__)
 #define SB_INFO(...) SB_LOG(::sb::base::LogLevel::kInfo, __VA_ARGS__)

@@ -28,7 +28,7 @@ struct ChannelQueue {
     bool gap = false;
     size_t max_unacked = 0;
     uint64_t ttl_ms = 0;
-    PubRing unacked;  // delivery order; offsets increase except across an epoch change
+    PubRing unacked;      // delivery order; offsets increase except across an epoch change
     StreamPos delivered;  // last position delivered (or subscribed at): resume recovers after it
 };
 

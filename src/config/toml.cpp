@@ -8,11 +8,16 @@ namespace sb::config {
 
 std::string TomlValue::typeName() const {
     switch (v.index()) {
-        case 0: return "string";
-        case 1: return "integer";
-        case 2: return "float";
-        case 3: return "boolean";
-        default: return "array";
+        case 0:
+            return "string";
+        case 1:
+            return "integer";
+        case 2:
+            return "float";
+        case 3:
+            return "boolean";
+        default:
+            return "array";
     }
 }
 
@@ -29,9 +34,11 @@ public:
                 break;
             }
             if (peek() == '[') {
-                if (auto r = table(); !r) return base::unexpected(r.error());
+                if (auto r = table(); !r)
+                    return base::unexpected(r.error());
             } else {
-                if (auto r = keyValue(); !r) return base::unexpected(r.error());
+                if (auto r = keyValue(); !r)
+                    return base::unexpected(r.error());
             }
         }
         return std::move(doc_);
@@ -46,11 +53,13 @@ private:
     }
 
     void skipSpaces() {
-        while (!eof() && (peek() == ' ' || peek() == '\t')) ++pos_;
+        while (!eof() && (peek() == ' ' || peek() == '\t'))
+            ++pos_;
     }
     void skipComment() {
         if (peek() == '#') {
-            while (!eof() && peek() != '\n') ++pos_;
+            while (!eof() && peek() != '\n')
+                ++pos_;
         }
     }
     void skipBlankAndComments() {
@@ -71,9 +80,12 @@ private:
     base::Result<void> endOfLine() {
         skipSpaces();
         skipComment();
-        if (eof()) return {};
-        if (peek() == '\r') ++pos_;
-        if (peek() != '\n') return err("unexpected text after the value");
+        if (eof())
+            return {};
+        if (peek() == '\r')
+            ++pos_;
+        if (peek() != '\n')
+            return err("unexpected text after the value");
         ++pos_;
         ++line_;
         return {};
@@ -86,18 +98,21 @@ private:
             std::string part;
             if (peek() == '"' || peek() == '\'') {
                 auto r = peek() == '"' ? basicString() : literalString();
-                if (!r) return base::unexpected(r.error());
+                if (!r)
+                    return base::unexpected(r.error());
                 part = *r;
             } else {
                 while (!eof() && (std::isalnum(static_cast<unsigned char>(peek())) ||
                                   peek() == '_' || peek() == '-')) {
                     part += s_[pos_++];
                 }
-                if (part.empty()) return err("expected a key");
+                if (part.empty())
+                    return err("expected a key");
             }
             path += part;
             skipSpaces();
-            if (peek() != '.') break;
+            if (peek() != '.')
+                break;
             ++pos_;
             path += '.';
         }
@@ -106,28 +121,36 @@ private:
 
     base::Result<void> table() {
         ++pos_;
-        if (peek() == '[') return err("arrays of tables ([[...]]) are not supported");
+        if (peek() == '[')
+            return err("arrays of tables ([[...]]) are not supported");
         auto k = key();
-        if (!k) return base::unexpected(k.error());
-        if (peek() != ']') return err("expected ']' after the table name");
+        if (!k)
+            return base::unexpected(k.error());
+        if (peek() != ']')
+            return err("expected ']' after the table name");
         ++pos_;
-        if (!tables_.insert(*k).second) return err("table [" + *k + "] is defined twice");
+        if (!tables_.insert(*k).second)
+            return err("table [" + *k + "] is defined twice");
         prefix_ = *k + ".";
         return endOfLine();
     }
 
     base::Result<void> keyValue() {
         auto k = key();
-        if (!k) return base::unexpected(k.error());
-        if (peek() != '=') return err("expected '=' after key '" + *k + "'");
+        if (!k)
+            return base::unexpected(k.error());
+        if (peek() != '=')
+            return err("expected '=' after key '" + *k + "'");
         ++pos_;
         skipSpaces();
         const int line = line_;
         auto v = value();
-        if (!v) return base::unexpected(v.error());
+        if (!v)
+            return base::unexpected(v.error());
         v->line = line;
         std::string full = prefix_ + *k;
-        if (doc_.count(full) != 0) return err("key '" + full + "' is set twice");
+        if (doc_.count(full) != 0)
+            return err("key '" + full + "' is set twice");
         doc_.emplace(std::move(full), std::move(*v));
         return endOfLine();
     }
@@ -136,13 +159,16 @@ private:
         TomlValue out;
         char c = peek();
         if (c == '"') {
-            if (s_.substr(pos_, 3) == "\"\"\"") return err("multi-line strings are not supported");
+            if (s_.substr(pos_, 3) == "\"\"\"")
+                return err("multi-line strings are not supported");
             auto r = basicString();
-            if (!r) return base::unexpected(r.error());
+            if (!r)
+                return base::unexpected(r.error());
             out.v = *r;
         } else if (c == '\'') {
             auto r = literalString();
-            if (!r) return base::unexpected(r.error());
+            if (!r)
+                return base::unexpected(r.error());
             out.v = *r;
         } else if (c == '[') {
             ++pos_;
@@ -154,7 +180,8 @@ private:
                     break;
                 }
                 auto item = value();
-                if (!item) return base::unexpected(item.error());
+                if (!item)
+                    return base::unexpected(item.error());
                 item->line = line_;
                 arr.push_back(std::move(*item));
                 skipBlankAndComments();
@@ -181,10 +208,13 @@ private:
             }
             std::string num;
             for (char ch : s_.substr(start, pos_ - start)) {
-                if (ch != '_') num += ch;
+                if (ch != '_')
+                    num += ch;
             }
-            if (num.empty()) return err("expected a value");
-            if (num[0] == '+') num.erase(0, 1);
+            if (num.empty())
+                return err("expected a value");
+            if (num[0] == '+')
+                num.erase(0, 1);
             int64_t i = 0;
             auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), i);
             if (ec == std::errc() && p == num.data() + num.size()) {
@@ -205,30 +235,50 @@ private:
         ++pos_;
         std::string out;
         while (true) {
-            if (eof() || peek() == '\n') return err("unterminated string");
+            if (eof() || peek() == '\n')
+                return err("unterminated string");
             char c = s_[pos_++];
-            if (c == '"') break;
+            if (c == '"')
+                break;
             if (c != '\\') {
                 out += c;
                 continue;
             }
-            if (eof()) return err("unterminated string");
+            if (eof())
+                return err("unterminated string");
             char e = s_[pos_++];
             switch (e) {
-                case 'n': out += '\n'; break;
-                case 't': out += '\t'; break;
-                case 'r': out += '\r'; break;
-                case '"': out += '"'; break;
-                case '\\': out += '\\'; break;
-                case 'b': out += '\b'; break;
-                case 'f': out += '\f'; break;
+                case 'n':
+                    out += '\n';
+                    break;
+                case 't':
+                    out += '\t';
+                    break;
+                case 'r':
+                    out += '\r';
+                    break;
+                case '"':
+                    out += '"';
+                    break;
+                case '\\':
+                    out += '\\';
+                    break;
+                case 'b':
+                    out += '\b';
+                    break;
+                case 'f':
+                    out += '\f';
+                    break;
                 case 'u': {
-                    if (pos_ + 4 > s_.size()) return err("bad \\u escape");
+                    if (pos_ + 4 > s_.size())
+                        return err("bad \\u escape");
                     unsigned cp = 0;
                     auto [p, ec] = std::from_chars(s_.data() + pos_, s_.data() + pos_ + 4, cp, 16);
-                    if (ec != std::errc() || p != s_.data() + pos_ + 4) return err("bad \\u escape");
+                    if (ec != std::errc() || p != s_.data() + pos_ + 4)
+                        return err("bad \\u escape");
                     pos_ += 4;
-                    if (cp >= 0xD800 && cp <= 0xDFFF) return err("\\u escape is a surrogate");
+                    if (cp >= 0xD800 && cp <= 0xDFFF)
+                        return err("\\u escape is a surrogate");
                     if (cp < 0x80) {
                         out += static_cast<char>(cp);
                     } else if (cp < 0x800) {
@@ -241,7 +291,8 @@ private:
                     }
                     break;
                 }
-                default: return err(std::string("unknown escape '\\") + e + "'");
+                default:
+                    return err(std::string("unknown escape '\\") + e + "'");
             }
         }
         return out;
@@ -250,7 +301,8 @@ private:
     base::Result<std::string> literalString() {
         ++pos_;
         size_t end = s_.find_first_of("'\n", pos_);
-        if (end == std::string_view::npos || s_[end] != '\'') return err("unterminated string");
+        if (end == std::string_view::npos || s_[end] != '\'')
+            return err("unterminated string");
         std::string out(s_.substr(pos_, end - pos_));
         pos_ = end + 1;
         return out;
@@ -266,6 +318,8 @@ private:
 
 }  // namespace
 
-base::Result<TomlDocument> parseToml(std::string_view text) { return Parser(text).run(); }
+base::Result<TomlDocument> parseToml(std::string_view text) {
+    return Parser(text).run();
+}
 
 }  // namespace sb::config

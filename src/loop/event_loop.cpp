@@ -24,8 +24,7 @@ uint64_t EventLoop::monotonicMs() {
     return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-EventLoop::EventLoop()
-    : now_ms_(monotonicMs()), timers_(now_ms_), recv_buf_(kRecvBufferSize) {
+EventLoop::EventLoop() : now_ms_(monotonicMs()), timers_(now_ms_), recv_buf_(kRecvBufferSize) {
     cork_buf_.reserve(kCorkBufferSize);
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -69,7 +68,9 @@ bool EventLoop::modify(int fd, Pollable* p, uint32_t events) {
     return epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0;
 }
 
-void EventLoop::remove(int fd) { epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
+void EventLoop::remove(int fd) {
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+}
 
 void EventLoop::stop() {
     stop_.store(true, std::memory_order_release);
@@ -88,7 +89,9 @@ void EventLoop::post(std::function<void()> fn) {
     (void)w;
 }
 
-void EventLoop::destroyLater(Pollable* p) { dead_.push_back(p); }
+void EventLoop::destroyLater(Pollable* p) {
+    dead_.push_back(p);
+}
 
 void EventLoop::own(Pollable* p) {
     p->owned_prev_ = nullptr;
@@ -113,9 +116,13 @@ void EventLoop::disown(Pollable* p) {
     p->owned_prev_ = p->owned_next_ = nullptr;
 }
 
-void EventLoop::addIterationHook(std::function<void()> fn) { hooks_.push_back(std::move(fn)); }
+void EventLoop::addIterationHook(std::function<void()> fn) {
+    hooks_.push_back(std::move(fn));
+}
 
-void EventLoop::readAgain(Pollable* p) { again_next_.push_back(p); }
+void EventLoop::readAgain(Pollable* p) {
+    again_next_.push_back(p);
+}
 
 void EventLoop::drainPosted() {
     uint64_t n;

@@ -21,7 +21,9 @@ namespace {
 constexpr int kMaxReadsPerEvent = 16;  // then yield to other sockets (fairness under floods)
 }
 
-StreamConn::StreamConn(loop::EventLoop* loop, int fd) : loop_(loop), fd_(fd) { loop_->own(this); }
+StreamConn::StreamConn(loop::EventLoop* loop, int fd) : loop_(loop), fd_(fd) {
+    loop_->own(this);
+}
 
 StreamConn::~StreamConn() {
     loop_->disown(this);
@@ -58,7 +60,9 @@ void StreamConn::adoptFrom(StreamConn* from) {
     loop_->destroyLater(from);
 }
 
-size_t StreamConn::backlogBytes() const { return backlog_ ? backlog_->size() : 0; }
+size_t StreamConn::backlogBytes() const {
+    return backlog_ ? backlog_->size() : 0;
+}
 
 void StreamConn::takeCork() {
     void*& owner = loop_->corkOwner();
@@ -70,7 +74,9 @@ void StreamConn::takeCork() {
     }
 }
 
-void StreamConn::write(const void* data, size_t len) { write2(data, len, nullptr, 0); }
+void StreamConn::write(const void* data, size_t len) {
+    write2(data, len, nullptr, 0);
+}
 
 void StreamConn::write2(const void* head, size_t head_len, const void* body, size_t body_len) {
     if (closed_) {
@@ -92,7 +98,8 @@ void StreamConn::write2(const void* head, size_t head_len, const void* body, siz
         }
         if (total > loop::EventLoop::kCorkBufferSize) {
             // Too big to batch: hand both parts to the kernel in one writev.
-            iovec iov[2] = {{const_cast<void*>(head), head_len}, {const_cast<void*>(body), body_len}};
+            iovec iov[2] = {{const_cast<void*>(head), head_len},
+                            {const_cast<void*>(body), body_len}};
             sendv(iov, 2);
             return;
         }

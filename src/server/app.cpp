@@ -42,8 +42,8 @@ std::string jsonEscape(std::string_view s) {
 }
 
 std::string errorResponse(uint16_t status, std::string_view code, std::string_view message) {
-    std::string body = "{\"error\":\"" + jsonEscape(code) + "\",\"message\":\"" +
-                       jsonEscape(message) + "\"}\n";
+    std::string body =
+        "{\"error\":\"" + jsonEscape(code) + "\",\"message\":\"" + jsonEscape(message) + "\"}\n";
     return http::makeResponse(status, "application/json", body, {}, true);
 }
 
@@ -138,8 +138,9 @@ struct LoopCtx final : loop::Pollable {
                     continue;
                 }
                 if (errno == EMFILE || errno == ENFILE) {
-                    SB_ERROR("accept: out of file descriptors (raise ulimit -n or lower "
-                             "max_connections)");
+                    SB_ERROR(
+                        "accept: out of file descriptors (raise ulimit -n or lower "
+                        "max_connections)");
                 }
                 return;
             }
@@ -208,8 +209,7 @@ void App::Impl::releaseIp(IpEntry* entry) {
     }
 }
 
-HttpConnection::HttpConnection(LoopCtx* ctx, int fd, std::string ip,
-                               App::Impl::IpEntry* ip_entry)
+HttpConnection::HttpConnection(LoopCtx* ctx, int fd, std::string ip, App::Impl::IpEntry* ip_entry)
     : net::StreamConn(&ctx->loop, fd),
       ctx_(ctx),
       parser_(http::ParserLimits{.max_head_bytes = ctx->app->options.max_head_bytes}),
@@ -236,10 +236,10 @@ void HttpConnection::onTimer(loop::TimerNode* node) {
         return;
     }
     if (!self->lingering_ && !self->buf_.empty()) {
-        SB_INFO("http: %s did not complete its request within %u ms: closing",
-                self->ip_.c_str(), self->ctx_->app->options.handshake_timeout_ms);
-        std::string r = errorResponse(408, "request_timeout",
-                                      "the request was not completed in time");
+        SB_INFO("http: %s did not complete its request within %u ms: closing", self->ip_.c_str(),
+                self->ctx_->app->options.handshake_timeout_ms);
+        std::string r =
+            errorResponse(408, "request_timeout", "the request was not completed in time");
         self->write(r.data(), r.size());
         self->uncork();
     }
@@ -333,12 +333,11 @@ void HttpConnection::process(uint8_t* data, size_t len) {
                                           req.method == "HEAD" ? std::string_view{} : r.body,
                                           r.extra_headers, !req.keep_alive);
         } else if (it != app->http_routes.end()) {
-            response = errorResponse(405, "method_not_allowed",
-                                     std::string(req.method) + " is not supported on " +
-                                         std::string(req.path));
+            response = errorResponse(
+                405, "method_not_allowed",
+                std::string(req.method) + " is not supported on " + std::string(req.path));
         } else {
-            response = errorResponse(404, "not_found",
-                                     "no route for " + std::string(req.path));
+            response = errorResponse(404, "not_found", "no route for " + std::string(req.path));
         }
         const size_t consumed = head + body.size();
         write(response.data(), response.size());
@@ -379,8 +378,8 @@ bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* 
         return false;
     }
     write(resp, n);
-    auto* sock = new transport::WebSocket(loop(), -1, &route.behavior, ws::Role::kServer,
-                                          d.deflate);
+    auto* sock =
+        new transport::WebSocket(loop(), -1, &route.behavior, ws::Role::kServer, d.deflate);
     upgraded_ = true;  // the connection slot moves to the WebSocket
     sock->adoptFrom(this);
     sock->owner_tag = ip_entry_;
@@ -452,9 +451,13 @@ base::Result<void> App::listen() {
     return {};
 }
 
-size_t App::loopCount() const { return impl_->loops.size(); }
+size_t App::loopCount() const {
+    return impl_->loops.size();
+}
 
-loop::EventLoop& App::loopAt(size_t i) { return impl_->loops.at(i)->loop; }
+loop::EventLoop& App::loopAt(size_t i) {
+    return impl_->loops.at(i)->loop;
+}
 
 void App::stop() {
     if (impl_->stopping.exchange(true)) {

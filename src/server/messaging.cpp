@@ -21,12 +21,14 @@ using broker::NamespaceOptions;
 
 namespace {
 
-constexpr uint32_t kAbuseErrors = 20;       // rate_limited errors in a row → close 1008
+constexpr uint32_t kAbuseErrors = 20;  // rate_limited errors in a row → close 1008
 constexpr uint16_t kCloseSlowConsumer = 4000;
 constexpr uint16_t kCloseHeartbeat = 4001;
 constexpr uint16_t kCloseApiDisconnect = 4003;
 
-uint64_t nowMs() { return loop::EventLoop::monotonicMs(); }
+uint64_t nowMs() {
+    return loop::EventLoop::monotonicMs();
+}
 
 uint64_t nowUs() {
     timespec ts{};
@@ -71,46 +73,63 @@ base::Result<NamespaceMap> resolveNamespaces(
                 return base::fail("namespaces." + name + "." + key + ": " + why);
             };
             auto boolean = [&](bool* dst) -> bool {
-                if (value != "true" && value != "false") return false;
+                if (value != "true" && value != "false")
+                    return false;
                 *dst = value == "true";
                 return true;
             };
             auto number = [&](size_t* dst) -> bool {
                 auto r = parseSize(value);
-                if (!r) return false;
+                if (!r)
+                    return false;
                 *dst = *r;
                 return true;
             };
             auto duration = [&](uint64_t* dst) -> bool {
                 auto r = parseDurationMs(value);
-                if (!r) return false;
+                if (!r)
+                    return false;
                 *dst = *r;
                 return true;
             };
             bool ok = true;
-            if (key == "presence") ok = boolean(&o.presence);
-            else if (key == "join_leave") ok = boolean(&o.join_leave);
-            else if (key == "history_size") ok = number(&o.history_size);
-            else if (key == "history_ttl") ok = duration(&o.history_ttl_ms);
-            else if (key == "client_publish") ok = boolean(&o.client_publish);
-            else if (key == "max_data_bytes") ok = number(&o.max_data_bytes);
-            else if (key == "max_unacked") ok = number(&o.max_unacked);
-            else if (key == "session_ttl") ok = duration(&o.session_ttl_ms);
-            else if (key == "idempotency_window") ok = duration(&o.idempotency_window_ms);
+            if (key == "presence")
+                ok = boolean(&o.presence);
+            else if (key == "join_leave")
+                ok = boolean(&o.join_leave);
+            else if (key == "history_size")
+                ok = number(&o.history_size);
+            else if (key == "history_ttl")
+                ok = duration(&o.history_ttl_ms);
+            else if (key == "client_publish")
+                ok = boolean(&o.client_publish);
+            else if (key == "max_data_bytes")
+                ok = number(&o.max_data_bytes);
+            else if (key == "max_unacked")
+                ok = number(&o.max_unacked);
+            else if (key == "session_ttl")
+                ok = duration(&o.session_ttl_ms);
+            else if (key == "idempotency_window")
+                ok = duration(&o.idempotency_window_ms);
             else if (key == "delivery") {
-                if (value == "at_most_once") o.delivery = NamespaceOptions::Delivery::kAtMostOnce;
+                if (value == "at_most_once")
+                    o.delivery = NamespaceOptions::Delivery::kAtMostOnce;
                 else if (value == "at_least_once")
                     o.delivery = NamespaceOptions::Delivery::kAtLeastOnce;
-                else return bad("'" + value + "' is not at_most_once or at_least_once");
+                else
+                    return bad("'" + value + "' is not at_most_once or at_least_once");
             } else if (key == "slow_consumer") {
                 if (value == "disconnect")
                     o.slow_consumer = NamespaceOptions::SlowConsumer::kDisconnect;
-                else if (value == "drop") o.slow_consumer = NamespaceOptions::SlowConsumer::kDrop;
-                else return bad("'" + value + "' is not disconnect or drop");
+                else if (value == "drop")
+                    o.slow_consumer = NamespaceOptions::SlowConsumer::kDrop;
+                else
+                    return bad("'" + value + "' is not disconnect or drop");
             } else {
                 return bad("unknown option");
             }
-            if (!ok) return bad("'" + value + "' is not a valid value");
+            if (!ok)
+                return bad("'" + value + "' is not a valid value");
         }
         if (o.delivery == NamespaceOptions::Delivery::kAtLeastOnce && o.history_size == 0) {
             // Resume replays what was published while the client was away from history.
@@ -145,7 +164,8 @@ struct Messaging::Conn {
 
     Sub* find(std::string_view channel) {
         for (auto& s : subs) {
-            if (s->channel == channel) return s.get();
+            if (s->channel == channel)
+                return s.get();
         }
         return nullptr;
     }
@@ -180,7 +200,8 @@ struct Messaging::LoopHub : loop::TimerNode {
     // Returns true if this loop has no local subscriber of the channel left.
     bool removeLocal(Conn* c, std::string_view channel) {
         auto it = channels.find(std::string(channel));
-        if (it == channels.end()) return true;
+        if (it == channels.end())
+            return true;
         auto& v = it->second;
         std::erase_if(v, [c](const Local& l) { return l.conn == c; });
         if (v.empty()) {
@@ -200,7 +221,8 @@ void Messaging::LoopHub::drain() {
         batch.swap(queue);
         scheduled = false;
     }
-    if (batch.empty()) return;
+    if (batch.empty())
+        return;
     frames.resize(std::max(frames.size(), batch.size()));
     jsons.resize(std::max(jsons.size(), batch.size()));
     items.clear();
@@ -221,7 +243,8 @@ void Messaging::LoopHub::drain() {
         }
         frameText(&frames[i], json);
         auto it = channels.find(*channel);
-        if (it == channels.end()) continue;
+        if (it == channels.end())
+            continue;
         for (const Local& l : it->second) {
             items.push_back({l.conn, l.sub, i});
         }
@@ -241,7 +264,8 @@ void Messaging::LoopHub::drain() {
 
 void Messaging::LoopHub::deliverTo(Conn* c, Conn::Sub* sub, const broker::Event& ev,
                                    uint32_t index) {
-    if (c->closing || c->ws->isClosed()) return;
+    if (c->closing || c->ws->isClosed())
+        return;
     Metrics* metrics = m->metrics_;
     const std::string& frame = frames[index];
     if (ev.kind == broker::EventKind::kPublication) {
@@ -290,7 +314,8 @@ void Messaging::LoopHub::deliverTo(Conn* c, Conn::Sub* sub, const broker::Event&
         metrics->delivery_latency.observeUs(now_us > pub_us ? now_us - pub_us : 0);
         return;
     }
-    if (c->ws->backlogBytes() + frame.size() > m->options_.outbound_limit) return;  // best effort
+    if (c->ws->backlogBytes() + frame.size() > m->options_.outbound_limit)
+        return;  // best effort
     c->ws->sendPrepared(bytes(frame), ws::Opcode::kText, bytes(jsons[index]));
     metrics->messages_out.fetch_add(1, std::memory_order_relaxed);
 }
@@ -324,7 +349,9 @@ Messaging::Messaging(App& app, MessagingOptions options, transport::WebSocketBeh
     app_.ws("/ws", std::move(route));
 }
 
-Messaging::~Messaging() { engine_->setSink(nullptr); }
+Messaging::~Messaging() {
+    engine_->setSink(nullptr);
+}
 
 void Messaging::attach() {
     for (size_t i = 0; i < app_.loopCount(); ++i) {
@@ -343,8 +370,8 @@ void Messaging::attach() {
     };
     h0->loop->post([h0] { h0->loop->timers().schedule(h0, 1000); });
 
-    for (const char* name : {"publish", "broadcast", "presence", "history", "channels",
-                             "disconnect", "info"}) {
+    for (const char* name :
+         {"publish", "broadcast", "presence", "history", "channels", "disconnect", "info"}) {
         std::string n = name;
         app_.post("/api/" + n, [this, n](const http::Request& req, std::string_view body) {
             return apiCall(n, req, body);
@@ -355,9 +382,9 @@ void Messaging::attach() {
         for (size_t i = 0; i < app_.loopCount(); ++i) {
             backlog += app_.loopAt(i).backlog_bytes.load(std::memory_order_relaxed);
         }
-        return HttpReply{.content_type = "text/plain; version=0.0.4",
-                         .body = metrics_->render(backlog, engine_->channels().size(),
-                                                  sessions_.size())};
+        return HttpReply{
+            .content_type = "text/plain; version=0.0.4",
+            .body = metrics_->render(backlog, engine_->channels().size(), sessions_.size())};
     });
 }
 
@@ -377,7 +404,8 @@ void Messaging::housekeeping() {
 }
 
 void Messaging::deliver(uint32_t loop_id, broker::Event ev) {
-    if (loop_id >= hubs_.size()) return;
+    if (loop_id >= hubs_.size())
+        return;
     LoopHub* hub = hubs_[loop_id].get();
     bool wake;
     {
@@ -393,7 +421,8 @@ void Messaging::deliver(uint32_t loop_id, broker::Event ev) {
 
 const NamespaceOptions* Messaging::namespaceOf(std::string_view channel, std::string_view* ns) {
     std::string_view name;
-    if (!protocol::splitChannel(channel, ns, &name)) return nullptr;
+    if (!protocol::splitChannel(channel, ns, &name))
+        return nullptr;
     const NamespaceMap* map = namespaces_.load(std::memory_order_acquire);
     auto it = map->find(std::string(*ns));
     return it == map->end() ? nullptr : &it->second;
@@ -412,7 +441,8 @@ void Messaging::onOpen(transport::WebSocket& ws) {
 
 void Messaging::onClose(transport::WebSocket& ws, uint16_t code, std::string_view reason) {
     auto* c = static_cast<Conn*>(ws.user_data);
-    if (c == nullptr) return;
+    if (c == nullptr)
+        return;
     ws.user_data = nullptr;
     c->closing = true;
     unsubscribeAll(*c);
@@ -455,14 +485,14 @@ void Messaging::replyError(Conn& c, std::string_view id_json, std::string_view c
 
 void Messaging::onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<uint8_t> data) {
     auto* c = static_cast<Conn*>(ws.user_data);
-    if (c == nullptr || c->closing) return;
+    if (c == nullptr || c->closing)
+        return;
     metrics_->messages_in.fetch_add(1, std::memory_order_relaxed);
     metrics_->bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
     // Token bucket: refill, then spend one token per request.
     const uint64_t now = nowMs();
-    c->tokens = std::min(options_.rate_burst,
-                         c->tokens + static_cast<double>(now - c->refill_ms) *
-                                         options_.rate_per_s / 1000.0);
+    c->tokens = std::min(options_.rate_burst, c->tokens + static_cast<double>(now - c->refill_ms) *
+                                                              options_.rate_per_s / 1000.0);
     c->refill_ms = now;
     if (c->tokens < 1.0) {
         metrics_->rate_limited.fetch_add(1, std::memory_order_relaxed);
@@ -529,7 +559,8 @@ void Messaging::subscribeChannel(Conn& c, std::string_view id_json, std::string_
         }
     }
     for (const broker::PubPtr& p : r.pubs) {
-        if (p->offset <= sent_up_to) continue;
+        if (p->offset <= sent_up_to)
+            continue;
         json.clear();
         protocol::encodeMessage(&json, p->channel, p->epoch, p->offset, p->data, false);
         reply(c, json);
@@ -583,10 +614,12 @@ void Messaging::handleRequest(Conn& c, std::string_view frame) {
             for (auto& ch : resumed->channels) {
                 std::string_view ns_name;
                 const NamespaceOptions* ns = namespaceOf(ch.channel, &ns_name);
-                if (ns == nullptr) continue;  // namespace removed by a config reload
+                if (ns == nullptr)
+                    continue;  // namespace removed by a config reload
                 // Recover what was published after the last delivery while the client was away.
                 std::optional<broker::StreamPos> since;
-                if (!ch.delivered.epoch.empty()) since = ch.delivered;
+                if (!ch.delivered.epoch.empty())
+                    since = ch.delivered;
                 subscribeChannel(c, {}, ch.channel, *ns, since, true, &ch.unacked, ch.gap);
             }
         }
@@ -624,7 +657,8 @@ void Messaging::handleRequest(Conn& c, std::string_view frame) {
                 return;
             }
             std::optional<broker::StreamPos> since;
-            if (req.since) since = broker::StreamPos{req.since->epoch, req.since->offset};
+            if (req.since)
+                since = broker::StreamPos{req.since->epoch, req.since->offset};
             subscribeChannel(c, req.id_json, req.channel, *ns, since, false, nullptr, false);
             return;
         }
@@ -640,7 +674,8 @@ void Messaging::handleRequest(Conn& c, std::string_view frame) {
                 engine_->presenceRemove(req.channel, *ns, c.client_id);
             }
             std::erase_if(c.subs, [&](const auto& s) { return s->channel == req.channel; });
-            if (!c.session_id.empty()) sessions_.unsubscribe(c.session_id, req.channel);
+            if (!c.session_id.empty())
+                sessions_.unsubscribe(c.session_id, req.channel);
             protocol::encodeUnsubscribed(&json, req.id_json, req.channel);
             reply(c, json);
             return;
@@ -660,7 +695,8 @@ void Messaging::handleRequest(Conn& c, std::string_view frame) {
             }
             broker::PublishResult r = engine_->publish(req.channel, *ns, std::move(req.data),
                                                        req.idempotency_key, nowMs());
-            if (!r.duplicate) metrics_->publications.fetch_add(1, std::memory_order_relaxed);
+            if (!r.duplicate)
+                metrics_->publications.fetch_add(1, std::memory_order_relaxed);
             protocol::encodePublished(&json, req.id_json, req.channel, r.pos.epoch, r.pos.offset,
                                       r.duplicate);
             reply(c, json);
@@ -675,7 +711,8 @@ void Messaging::handleRequest(Conn& c, std::string_view frame) {
             auto who = engine_->presence(req.channel);
             std::vector<protocol::PresenceEntry> entries;
             entries.reserve(who.size());
-            for (const auto& w : who) entries.push_back({w->client_id, w->user, w->info_json});
+            for (const auto& w : who)
+                entries.push_back({w->client_id, w->user, w->info_json});
             protocol::encodePresence(&json, req.id_json, req.channel, entries);
             reply(c, json);
             return;
@@ -687,13 +724,16 @@ void Messaging::handleRequest(Conn& c, std::string_view frame) {
                 return;
             }
             std::optional<broker::StreamPos> since;
-            if (req.since) since = broker::StreamPos{req.since->epoch, req.since->offset};
+            if (req.since)
+                since = broker::StreamPos{req.since->epoch, req.since->offset};
             auto r = engine_->history(req.channel, *ns, since, req.limit, nowMs());
             std::vector<protocol::HistoryItem> items;
             items.reserve(r.pubs.size());
-            for (const auto& p : r.pubs) items.push_back({p->offset, p->data});
+            for (const auto& p : r.pubs)
+                items.push_back({p->offset, p->data});
             std::optional<bool> recovered;
-            if (since) recovered = r.recovered;
+            if (since)
+                recovered = r.recovered;
             protocol::encodeHistory(&json, req.id_json, req.channel, r.top.epoch, r.top.offset,
                                     recovered, items);
             reply(c, json);
@@ -728,7 +768,8 @@ HttpReply apiError(uint16_t status, std::string_view code, std::string_view mess
 
 // Compares without an early exit, so response timing does not leak how much of a key matched.
 bool constantTimeEqual(std::string_view a, std::string_view b) {
-    if (a.size() != b.size() || a.empty()) return false;
+    if (a.size() != b.size() || a.empty())
+        return false;
     unsigned char diff = 0;
     for (size_t i = 0; i < a.size(); ++i) {
         diff |= static_cast<unsigned char>(a[i] ^ b[i]);
@@ -790,7 +831,8 @@ HttpReply Messaging::apiCall(std::string_view name, const http::Request& req,
         std::vector<std::string_view> targets;
         if (name == "publish") {
             std::string_view ch;
-            if (!str("channel", &ch)) return apiError(400, "bad_request", "missing 'channel'");
+            if (!str("channel", &ch))
+                return apiError(400, "bad_request", "missing 'channel'");
             targets.push_back(ch);
         } else {
             simdjson::dom::array arr;
@@ -812,40 +854,50 @@ HttpReply Messaging::apiCall(std::string_view name, const http::Request& req,
         for (std::string_view ch : targets) {
             std::string_view ns_name;
             const NamespaceOptions* ns = nullptr;
-            if (auto e = channelOf(ch, &ns_name, &ns)) return *e;
+            if (auto e = channelOf(ch, &ns_name, &ns))
+                return *e;
             if (data_json.size() > ns->max_data_bytes) {
                 return apiError(413, "data_too_large", "data exceeds max_data_bytes");
             }
             auto r = engine_->publish(ch, *ns, data_json, key_str, now);
-            if (!r.duplicate) metrics_->publications.fetch_add(1, std::memory_order_relaxed);
-            if (!first) out += ",";
+            if (!r.duplicate)
+                metrics_->publications.fetch_add(1, std::memory_order_relaxed);
+            if (!first)
+                out += ",";
             first = false;
             out += "{\"channel\":";
             protocol::appendJsonString(&out, ch);
             out += ",\"epoch\":";
             protocol::appendJsonString(&out, r.pos.epoch);
             out += ",\"offset\":" + std::to_string(r.pos.offset);
-            if (r.duplicate) out += ",\"duplicate\":true";
+            if (r.duplicate)
+                out += ",\"duplicate\":true";
             out += "}";
         }
-        if (name == "broadcast") out += "]}";
+        if (name == "broadcast")
+            out += "]}";
         return apiOk(out);
     }
     if (name == "presence" || name == "history") {
         std::string_view ch;
-        if (!str("channel", &ch)) return apiError(400, "bad_request", "missing 'channel'");
+        if (!str("channel", &ch))
+            return apiError(400, "bad_request", "missing 'channel'");
         std::string_view ns_name;
         const NamespaceOptions* ns = nullptr;
-        if (auto e = channelOf(ch, &ns_name, &ns)) return *e;
+        if (auto e = channelOf(ch, &ns_name, &ns))
+            return *e;
         if (name == "presence") {
-            if (!ns->presence) return apiError(400, "presence_disabled", "presence is off");
+            if (!ns->presence)
+                return apiError(400, "presence_disabled", "presence is off");
             auto who = engine_->presence(ch);
             std::vector<protocol::PresenceEntry> entries;
-            for (const auto& w : who) entries.push_back({w->client_id, w->user, w->info_json});
+            for (const auto& w : who)
+                entries.push_back({w->client_id, w->user, w->info_json});
             protocol::encodePresence(&out, {}, ch, entries);
             return apiOk(out);
         }
-        if (ns->history_size == 0) return apiError(400, "history_disabled", "history is off");
+        if (ns->history_size == 0)
+            return apiError(400, "history_disabled", "history is off");
         std::optional<broker::StreamPos> since;
         simdjson::dom::object s;
         if (doc["since"].get_object().get(s) == simdjson::SUCCESS) {
@@ -853,17 +905,21 @@ HttpReply Messaging::apiCall(std::string_view name, const http::Request& req,
             uint64_t off = 0;
             if (s["epoch"].get_string().get(epoch) != simdjson::SUCCESS ||
                 s["offset"].get_uint64().get(off) != simdjson::SUCCESS) {
-                return apiError(400, "bad_request", "'since' is {\"epoch\": string, \"offset\": n}");
+                return apiError(400, "bad_request",
+                                "'since' is {\"epoch\": string, \"offset\": n}");
             }
             since = broker::StreamPos{std::string(epoch), off};
         }
         uint64_t limit = 0;
-        if (doc["limit"].get_uint64().get(limit) != simdjson::SUCCESS) limit = 0;
+        if (doc["limit"].get_uint64().get(limit) != simdjson::SUCCESS)
+            limit = 0;
         auto r = engine_->history(ch, *ns, since, limit, now);
         std::vector<protocol::HistoryItem> items;
-        for (const auto& p : r.pubs) items.push_back({p->offset, p->data});
+        for (const auto& p : r.pubs)
+            items.push_back({p->offset, p->data});
         std::optional<bool> recovered;
-        if (since) recovered = r.recovered;
+        if (since)
+            recovered = r.recovered;
         protocol::encodeHistory(&out, {}, ch, r.top.epoch, r.top.offset, recovered, items);
         return apiOk(out);
     }
@@ -871,7 +927,8 @@ HttpReply Messaging::apiCall(std::string_view name, const http::Request& req,
         out = "{\"channels\":[";
         bool first = true;
         for (const auto& ch : engine_->channels()) {
-            if (!first) out += ",";
+            if (!first)
+                out += ",";
             first = false;
             out += "{\"channel\":";
             protocol::appendJsonString(&out, ch.channel);
@@ -886,15 +943,18 @@ HttpReply Messaging::apiCall(std::string_view name, const http::Request& req,
     }
     if (name == "disconnect") {
         std::string_view client;
-        if (!str("client", &client)) return apiError(400, "bad_request", "missing 'client'");
+        if (!str("client", &client))
+            return apiError(400, "bad_request", "missing 'client'");
         bool reconnect = true;
-        if (doc["reconnect"].get_bool().get(reconnect) != simdjson::SUCCESS) reconnect = true;
+        if (doc["reconnect"].get_bool().get(reconnect) != simdjson::SUCCESS)
+            reconnect = true;
         std::string id(client);
         for (auto& hub : hubs_) {
             LoopHub* h = hub.get();
             h->loop->post([h, id, reconnect] {
                 auto it = h->clients.find(id);
-                if (it == h->clients.end()) return;
+                if (it == h->clients.end())
+                    return;
                 Conn* c = it->second;
                 std::string json;
                 protocol::encodeDisconnect(&json, kCloseApiDisconnect, "disconnected by the server",
@@ -908,9 +968,8 @@ HttpReply Messaging::apiCall(std::string_view name, const http::Request& req,
     }
     if (name == "info") {
         out = "{\"version\":\"" SB_VERSION_STRING "\",\"uptime_ms\":" +
-              std::to_string(nowMs() - boot_ms_) +
-              ",\"loops\":" + std::to_string(hubs_.size()) + ",\"connections\":" +
-              std::to_string(metrics_->ws_connections.load()) +
+              std::to_string(nowMs() - boot_ms_) + ",\"loops\":" + std::to_string(hubs_.size()) +
+              ",\"connections\":" + std::to_string(metrics_->ws_connections.load()) +
               ",\"channels\":" + std::to_string(engine_->channels().size()) +
               ",\"sessions\":" + std::to_string(sessions_.size()) + "}";
         return apiOk(out);

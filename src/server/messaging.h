@@ -8,11 +8,11 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
-#include <mutex>
-#include <vector>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "base/result.h"
 #include "broker/engine.h"

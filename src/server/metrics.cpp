@@ -22,8 +22,8 @@ void LatencyHistogram::render(std::string* out, const char* name, const char* he
     uint64_t cumulative = 0;
     for (size_t i = 0; i < kBoundsMs.size(); ++i) {
         cumulative += buckets_[i].load(std::memory_order_relaxed);
-        std::snprintf(line, sizeof line, "%s_bucket{le=\"%g\"} %llu\n", name,
-                      kBoundsMs[i] / 1000.0, static_cast<unsigned long long>(cumulative));
+        std::snprintf(line, sizeof line, "%s_bucket{le=\"%g\"} %llu\n", name, kBoundsMs[i] / 1000.0,
+                      static_cast<unsigned long long>(cumulative));
         *out += line;
     }
     cumulative += buckets_[kBoundsMs.size()].load(std::memory_order_relaxed);
@@ -51,12 +51,10 @@ std::string Metrics::render(uint64_t backlog_bytes, uint64_t channels, uint64_t 
            r(ws_connections_total), "{transport=\"websocket\"}");
     metric("switchboard_messages_in_total", "counter", "Protocol messages received.",
            r(messages_in));
-    metric("switchboard_messages_out_total", "counter", "Protocol messages sent.",
-           r(messages_out));
+    metric("switchboard_messages_out_total", "counter", "Protocol messages sent.", r(messages_out));
     metric("switchboard_bytes_in_total", "counter", "Payload bytes received.", r(bytes_in));
     metric("switchboard_bytes_out_total", "counter", "Payload bytes sent.", r(bytes_out));
-    metric("switchboard_publications_total", "counter", "Publications accepted.",
-           r(publications));
+    metric("switchboard_publications_total", "counter", "Publications accepted.", r(publications));
     metric("switchboard_deliveries_total", "counter", "Publications written to subscribers.",
            r(deliveries));
     metric("switchboard_outbound_backlog_bytes", "gauge",

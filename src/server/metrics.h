@@ -25,7 +25,7 @@ private:
 };
 
 struct Metrics {
-    std::atomic<int64_t> ws_connections{0};       // open native-protocol WebSockets
+    std::atomic<int64_t> ws_connections{0};  // open native-protocol WebSockets
     std::atomic<uint64_t> ws_connections_total{0};
     std::atomic<uint64_t> messages_in{0};
     std::atomic<uint64_t> messages_out{0};

@@ -22,10 +22,14 @@ base::Result<uint64_t> parseDurationMs(std::string_view s) {
         return base::unexpected(r.error());
     }
     auto [v, unit] = *r;
-    if (unit == "ms") return v;
-    if (unit == "s" || unit.empty()) return v * 1000;
-    if (unit == "m") return v * 60'000;
-    if (unit == "h") return v * 3'600'000;
+    if (unit == "ms")
+        return v;
+    if (unit == "s" || unit.empty())
+        return v * 1000;
+    if (unit == "m")
+        return v * 60'000;
+    if (unit == "h")
+        return v * 3'600'000;
     return base::fail("'" + std::string(s) + "' is not a duration (use e.g. 500ms, 25s, 2m)");
 }
 
@@ -35,10 +39,14 @@ base::Result<uint64_t> parseSize(std::string_view s) {
         return base::unexpected(r.error());
     }
     auto [v, unit] = *r;
-    if (unit.empty() || unit == "B") return v;
-    if (unit == "KiB" || unit == "K" || unit == "KB") return v << 10;
-    if (unit == "MiB" || unit == "M" || unit == "MB") return v << 20;
-    if (unit == "GiB" || unit == "G" || unit == "GB") return v << 30;
+    if (unit.empty() || unit == "B")
+        return v;
+    if (unit == "KiB" || unit == "K" || unit == "KB")
+        return v << 10;
+    if (unit == "MiB" || unit == "M" || unit == "MB")
+        return v << 20;
+    if (unit == "GiB" || unit == "G" || unit == "GB")
+        return v << 30;
     return base::fail("'" + std::string(s) + "' is not a size (use e.g. 4096, 64KiB, 16MiB)");
 }
 

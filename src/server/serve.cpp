@@ -28,7 +28,8 @@ void printHelp(const char* cmd) {
         cmd);
     for (const auto& d : settingDefs()) {
         std::string flag(d.flag);
-        if (d.kind != SettingKind::kBool) flag += " V";
+        if (d.kind != SettingKind::kBool)
+            flag += " V";
         std::printf("  %-28s %s\n", flag.c_str(), std::string(d.help).c_str());
         std::printf("  %-28s   [%s] env %s, default %s\n", "", std::string(d.key).c_str(),
                     envName(d.key).c_str(),
@@ -41,7 +42,8 @@ void printHelp(const char* cmd) {
 bool loadSettings(const char* cmd, int argc, char** argv, Settings* s, bool* help) {
     std::string config_path;
     for (int i = 0; i < argc; ++i) {
-        if (std::string_view(argv[i]) == "--config" && i + 1 < argc) config_path = argv[i + 1];
+        if (std::string_view(argv[i]) == "--config" && i + 1 < argc)
+            config_path = argv[i + 1];
     }
     if (!config_path.empty()) {
         if (auto r = s->loadFile(config_path); !r) {
@@ -93,7 +95,8 @@ bool loadSettings(const char* cmd, int argc, char** argv, Settings* s, bool* hel
 int runCheckConfig(int argc, char** argv) {
     Settings s;
     bool help = false;
-    if (!loadSettings("check-config", argc, argv, &s, &help)) return 2;
+    if (!loadSettings("check-config", argc, argv, &s, &help))
+        return 2;
     if (help) {
         printHelp("check-config");
         return 0;
@@ -111,7 +114,8 @@ int runCheckConfig(int argc, char** argv) {
 int runServe(int argc, char** argv) {
     Settings s;
     bool help = false;
-    if (!loadSettings("serve", argc, argv, &s, &help)) return 2;
+    if (!loadSettings("serve", argc, argv, &s, &help))
+        return 2;
     if (help) {
         printHelp("serve");
         return 0;
@@ -134,8 +138,10 @@ int runServe(int argc, char** argv) {
                                       std::span<uint8_t> data) { ws.send(op, data); };
         app.ws("/echo", std::move(echo));
     }
-    app.get("/healthz", [](const http::Request&, std::string_view) { return HttpReply{.body = "ok\n"}; });
-    app.get("/readyz", [](const http::Request&, std::string_view) { return HttpReply{.body = "ready\n"}; });
+    app.get("/healthz",
+            [](const http::Request&, std::string_view) { return HttpReply{.body = "ok\n"}; });
+    app.get("/readyz",
+            [](const http::Request&, std::string_view) { return HttpReply{.body = "ready\n"}; });
     app.get("/", [](const http::Request&, std::string_view) {
         return HttpReply{.content_type = "text/html; charset=utf-8",
                          .body = std::string(kDemoPage)};

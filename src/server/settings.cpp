@@ -13,19 +13,20 @@ namespace sb::server {
 namespace {
 
 // Namespace options accepted under [namespaces.NAME] (resolved by the messaging layer).
-const char* const kNamespaceOptions[] = {
-    "presence",       "join_leave",    "history_size",      "history_ttl",
-    "client_publish", "delivery",      "slow_consumer",     "max_data_bytes",
-    "max_unacked",    "session_ttl",   "idempotency_window"};
+const char* const kNamespaceOptions[] = {"presence",      "join_leave",        "history_size",
+                                         "history_ttl",   "client_publish",    "delivery",
+                                         "slow_consumer", "max_data_bytes",    "max_unacked",
+                                         "session_ttl",   "idempotency_window"};
 
 size_t editDistance(std::string_view a, std::string_view b) {
     std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+    for (size_t j = 0; j <= b.size(); ++j)
+        prev[j] = j;
     for (size_t i = 1; i <= a.size(); ++i) {
         cur[0] = i;
         for (size_t j = 1; j <= b.size(); ++j) {
-            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1,
-                               prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            cur[j] = std::min(
+                {prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
         }
         prev.swap(cur);
     }
@@ -47,16 +48,19 @@ std::string suggestion(std::string_view key) {
 
 const SettingDef* findKey(std::string_view key) {
     for (const auto& d : settingDefs()) {
-        if (d.key == key) return &d;
+        if (d.key == key)
+            return &d;
     }
     return nullptr;
 }
 
 bool isNamespaceKey(std::string_view key, std::string* ns, std::string* opt) {
-    if (!key.starts_with("namespaces.")) return false;
+    if (!key.starts_with("namespaces."))
+        return false;
     std::string_view rest = key.substr(11);
     size_t dot = rest.rfind('.');
-    if (dot == std::string_view::npos || dot == 0) return false;
+    if (dot == std::string_view::npos || dot == 0)
+        return false;
     std::string_view o = rest.substr(dot + 1);
     for (const char* known : kNamespaceOptions) {
         if (o == known) {
@@ -69,13 +73,17 @@ bool isNamespaceKey(std::string_view key, std::string* ns, std::string* opt) {
 }
 
 std::string tomlToString(const config::TomlValue& v) {
-    if (v.isString()) return std::get<std::string>(v.v);
-    if (v.isInt()) return std::to_string(std::get<int64_t>(v.v));
-    if (v.isBool()) return std::get<bool>(v.v) ? "true" : "false";
+    if (v.isString())
+        return std::get<std::string>(v.v);
+    if (v.isInt())
+        return std::to_string(std::get<int64_t>(v.v));
+    if (v.isBool())
+        return std::get<bool>(v.v) ? "true" : "false";
     if (v.isArray()) {
         std::string out;
         for (const auto& item : std::get<config::TomlArray>(v.v)) {
-            if (!out.empty()) out += ",";
+            if (!out.empty())
+                out += ",";
             out += tomlToString(item);
         }
         return out;
@@ -90,10 +98,14 @@ std::vector<std::string> splitList(std::string_view s) {
     while (!s.empty()) {
         size_t c = s.find(',');
         std::string_view item = s.substr(0, c);
-        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-        if (!item.empty()) out.emplace_back(item);
-        if (c == std::string_view::npos) break;
+        while (!item.empty() && item.front() == ' ')
+            item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ')
+            item.remove_suffix(1);
+        if (!item.empty())
+            out.emplace_back(item);
+        if (c == std::string_view::npos)
+            break;
         s.remove_prefix(c + 1);
     }
     return out;
@@ -150,7 +162,8 @@ const std::vector<SettingDef>& settingDefs() {
 }
 
 std::string envName(std::string_view key) {
-    if (key.starts_with("server.")) key.remove_prefix(7);
+    if (key.starts_with("server."))
+        key.remove_prefix(7);
     std::string out = "SWITCHBOARD_";
     for (char c : key) {
         out += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -170,13 +183,16 @@ base::Result<void> validateValue(SettingKind kind, std::string_view value) {
         }
         case SettingKind::kSize: {
             auto r = parseSize(value);
-            if (!r) return base::unexpected(r.error());
+            if (!r)
+                return base::unexpected(r.error());
             return {};
         }
         case SettingKind::kDuration: {
-            if (value.empty()) return {};
+            if (value.empty())
+                return {};
             auto r = parseDurationMs(value);
-            if (!r) return base::unexpected(r.error());
+            if (!r)
+                return base::unexpected(r.error());
             return {};
         }
         case SettingKind::kBool:
@@ -237,9 +253,9 @@ base::Result<void> Settings::loadText(std::string_view text, const std::string& 
         const SettingDef* d = findKey(key);
         if (d != nullptr && value.isArray() != (d->kind == SettingKind::kList) &&
             !(d->kind == SettingKind::kList && value.isString())) {
-            return base::fail(origin + ":" + std::to_string(value.line) + ": " + key +
-                              " must be " + (d->kind == SettingKind::kList ? "an array" : "a scalar") +
-                              ", not " + value.typeName());
+            return base::fail(origin + ":" + std::to_string(value.line) + ": " + key + " must be " +
+                              (d->kind == SettingKind::kList ? "an array" : "a scalar") + ", not " +
+                              value.typeName());
         }
         if (d != nullptr && d->kind == SettingKind::kBool && !value.isBool()) {
             return base::fail(origin + ":" + std::to_string(value.line) + ": " + key +
@@ -255,13 +271,16 @@ base::Result<void> Settings::loadText(std::string_view text, const std::string& 
 base::Result<void> Settings::loadEnv(char** envp) {
     for (char** e = envp; e != nullptr && *e != nullptr; ++e) {
         std::string_view kv = *e;
-        if (!kv.starts_with("SWITCHBOARD_")) continue;
+        if (!kv.starts_with("SWITCHBOARD_"))
+            continue;
         size_t eq = kv.find('=');
-        if (eq == std::string_view::npos) continue;
+        if (eq == std::string_view::npos)
+            continue;
         std::string_view name = kv.substr(0, eq);
         const SettingDef* match = nullptr;
         for (const auto& d : settingDefs()) {
-            if (envName(d.key) == name) match = &d;
+            if (envName(d.key) == name)
+                match = &d;
         }
         if (match == nullptr) {
             return base::fail("environment: unknown variable " + std::string(name) +
@@ -279,20 +298,24 @@ bool Settings::isFlag(std::string_view flag) const {
     if (flag.starts_with("--no-")) {
         std::string pos = "--" + std::string(flag.substr(5));
         for (const auto& d : settingDefs()) {
-            if (d.flag == pos && d.kind == SettingKind::kBool) return true;
+            if (d.flag == pos && d.kind == SettingKind::kBool)
+                return true;
         }
         return false;
     }
     for (const auto& d : settingDefs()) {
-        if (d.flag == flag) return true;
+        if (d.flag == flag)
+            return true;
     }
     return false;
 }
 
 bool Settings::isBoolFlag(std::string_view flag) const {
-    if (flag.starts_with("--no-")) return isFlag(flag);
+    if (flag.starts_with("--no-"))
+        return isFlag(flag);
     for (const auto& d : settingDefs()) {
-        if (d.flag == flag) return d.kind == SettingKind::kBool;
+        if (d.flag == flag)
+            return d.kind == SettingKind::kBool;
     }
     return false;
 }
@@ -301,7 +324,8 @@ base::Result<void> Settings::setFlag(std::string_view flag, std::string_view val
     bool negate = flag.starts_with("--no-");
     std::string name = negate ? "--" + std::string(flag.substr(5)) : std::string(flag);
     for (const auto& d : settingDefs()) {
-        if (d.flag != name) continue;
+        if (d.flag != name)
+            continue;
         if (d.kind == SettingKind::kBool) {
             return set(d.key, negate ? "false" : "true", "flag " + std::string(flag));
         }
@@ -364,7 +388,8 @@ std::string Settings::describe() const {
         // Secrets are never printed (SPEC §5: nothing sensitive is logged).
         std::string shown = key == "api.key" && !raw.value.empty() ? "<set>" : raw.value;
         std::string line = key + " = \"" + shown + "\"";
-        if (line.size() < 48) line.resize(48, ' ');
+        if (line.size() < 48)
+            line.resize(48, ' ');
         out += line + "  # " + raw.source + "\n";
     }
     return out;

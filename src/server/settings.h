@@ -18,8 +18,8 @@ namespace sb::server {
 enum class SettingKind { kString, kUint, kSize, kDuration, kBool, kList, kLogLevel };
 
 struct SettingDef {
-    std::string_view key;            // TOML path, e.g. "server.port"
-    std::string_view flag;           // "--port" ("" = file/env only)
+    std::string_view key;   // TOML path, e.g. "server.port"
+    std::string_view flag;  // "--port" ("" = file/env only)
     SettingKind kind;
     std::string_view default_value;  // as a user would write it
     std::string_view help;           // what it does and why the default

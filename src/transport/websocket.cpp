@@ -129,7 +129,9 @@ void WebSocket::start() {
     }
 }
 
-void WebSocket::armTimer(uint64_t delay_ms) { loop()->timers().schedule(this, delay_ms); }
+void WebSocket::armTimer(uint64_t delay_ms) {
+    loop()->timers().schedule(this, delay_ms);
+}
 
 void WebSocket::onTimer(loop::TimerNode* node) {
     auto* self = static_cast<WebSocket*>(node);
@@ -275,8 +277,8 @@ void WebSocket::sendFragmented(ws::Opcode op, bool rsv1, std::span<const uint8_t
     while (off < payload.size()) {
         size_t n = std::min(fragment_size, payload.size() - off);
         const bool first = off == 0;
-        sendFrame(first ? op : ws::Opcode::kContinuation, first && rsv1,
-                  payload.subspan(off, n), off + n == payload.size());
+        sendFrame(first ? op : ws::Opcode::kContinuation, first && rsv1, payload.subspan(off, n),
+                  off + n == payload.size());
         off += n;
     }
 }
@@ -339,8 +341,8 @@ void WebSocket::sendFrame(ws::Opcode op, bool rsv1, std::span<const uint8_t> pay
 
 void WebSocket::checkBacklog() {
     if (backlogBytes() > behavior_->max_backlog) {
-        SB_WARN("websocket fd=%d slow consumer: %zu bytes unsent (limit %zu): disconnecting",
-                fd(), backlogBytes(), behavior_->max_backlog);
+        SB_WARN("websocket fd=%d slow consumer: %zu bytes unsent (limit %zu): disconnecting", fd(),
+                backlogBytes(), behavior_->max_backlog);
         notifyClose(ws::close_code::kPolicyViolation, "slow consumer");
         close();
     }

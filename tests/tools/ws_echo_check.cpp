@@ -39,8 +39,7 @@ struct Check {
             // Text must be UTF-8: use printable ASCII; binary: any byte.
             b = binary ? static_cast<uint8_t>(rng()) : static_cast<uint8_t>('a' + rng() % 26);
         }
-        ws.send(binary ? sb::ws::Opcode::kBinary : sb::ws::Opcode::kText, expected, true,
-                fragment);
+        ws.send(binary ? sb::ws::Opcode::kBinary : sb::ws::Opcode::kText, expected, true, fragment);
     }
 };
 
@@ -50,7 +49,8 @@ std::vector<size_t> parseSizes(const char* s) {
         char* end = nullptr;
         out.push_back(std::strtoull(s, &end, 10));
         s = *end == ',' ? end + 1 : end;
-        if (end == s && *s) break;
+        if (end == s && *s)
+            break;
     }
     return out;
 }
@@ -74,8 +74,9 @@ int main(int argc, char** argv) {
         } else if (a == "--sizes" && i + 1 < argc) {
             check.sizes = parseSizes(argv[++i]);
         } else {
-            std::fprintf(stderr, "usage: sb_ws_echo_check --url URL [--deflate] [--binary] "
-                                 "[--fragment N] --sizes A,B,C\n");
+            std::fprintf(stderr,
+                         "usage: sb_ws_echo_check --url URL [--deflate] [--binary] "
+                         "[--fragment N] --sizes A,B,C\n");
             return 2;
         }
     }

@@ -83,13 +83,14 @@ struct TestClient {
         };
         client::WsUrl url{.host = "127.0.0.1", .port = port, .path = std::move(path)};
         thread = std::thread([this, url] {
-            client::connect(loop, url, {}, &b, [this](transport::WebSocket* ws, const std::string& e) {
-                if (ws == nullptr) {
-                    error = e;
-                    closed = true;
-                    loop.stop();
-                }
-            });
+            client::connect(loop, url, {}, &b,
+                            [this](transport::WebSocket* ws, const std::string& e) {
+                                if (ws == nullptr) {
+                                    error = e;
+                                    closed = true;
+                                    loop.stop();
+                                }
+                            });
             loop.run();
         });
     }
@@ -231,7 +232,8 @@ std::string readResponses(int fd, size_t count) {
     char buf[4096];
     while (true) {
         size_t seen = 0;
-        for (size_t p = out.find("HTTP/1.1 "); p != std::string::npos; p = out.find("HTTP/1.1 ", p + 1)) {
+        for (size_t p = out.find("HTTP/1.1 "); p != std::string::npos;
+             p = out.find("HTTP/1.1 ", p + 1)) {
             ++seen;
         }
         if (seen >= count && out.size() > 4 && out.rfind("\r\n\r\n") != std::string::npos) {
@@ -239,7 +241,8 @@ std::string readResponses(int fd, size_t count) {
             break;
         }
         ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
+        if (n <= 0)
+            break;
         out.append(buf, static_cast<size_t>(n));
     }
     return out;
@@ -252,7 +255,8 @@ TEST(App, PostBodiesSplitAcrossReadsAndPipelined) {
     });
     s.start();
     int fd = dialLoopback(s.app.port());
-    const std::string req1 = "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world";
+    const std::string req1 =
+        "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world";
     const std::string req2 = "POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
     // First request split inside its body; the second pipelined right behind it.
     ASSERT_EQ(::send(fd, req1.data(), req1.size() - 5, 0), static_cast<ssize_t>(req1.size() - 5));

@@ -31,12 +31,14 @@ std::atomic<uint64_t> g_allocs{0};
 
 void* operator new(size_t n) {
     g_allocs.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+    if (void* p = std::malloc(n == 0 ? 1 : n))
+        return p;
     throw std::bad_alloc();
 }
 void* operator new[](size_t n) {
     g_allocs.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+    if (void* p = std::malloc(n == 0 ? 1 : n))
+        return p;
     throw std::bad_alloc();
 }
 void* operator new(size_t n, const std::nothrow_t&) noexcept {
@@ -47,12 +49,24 @@ void* operator new[](size_t n, const std::nothrow_t&) noexcept {
     g_allocs.fetch_add(1, std::memory_order_relaxed);
     return std::malloc(n == 0 ? 1 : n);
 }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, size_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, size_t) noexcept {
+    std::free(p);
+}
 
 namespace sb::server {
 namespace {
@@ -72,7 +86,8 @@ struct RawSub {
         const uint8_t key[4] = {1, 2, 3, 4};
         std::memcpy(frame + n, key, 4);
         n += 4;
-        for (size_t i = 0; i < text.size(); ++i) frame[n++] = text[i] ^ key[i % 4];
+        for (size_t i = 0; i < text.size(); ++i)
+            frame[n++] = text[i] ^ key[i % 4];
         ASSERT_EQ(::send(fd, frame, n, 0), static_cast<ssize_t>(n));
     }
     // Reads until `want` more server frames containing "type":"message" have arrived.
@@ -87,13 +102,17 @@ struct RawSub {
                 size_t plen = static_cast<uint8_t>(buf[off + 1]) & 0x7f;
                 size_t hl = 2;
                 if (plen == 126) {
-                    if (len - off < 4) break;
-                    plen = (static_cast<uint8_t>(buf[off + 2]) << 8) | static_cast<uint8_t>(buf[off + 3]);
+                    if (len - off < 4)
+                        break;
+                    plen = (static_cast<uint8_t>(buf[off + 2]) << 8) |
+                           static_cast<uint8_t>(buf[off + 3]);
                     hl = 4;
                 }
-                if (len - off < hl + plen) break;
+                if (len - off < hl + plen)
+                    break;
                 std::string_view payload(buf + off + hl, plen);
-                if (payload.find("\"type\":\"message\"") != std::string_view::npos) ++messages;
+                if (payload.find("\"type\":\"message\"") != std::string_view::npos)
+                    ++messages;
                 off += hl + plen;
             }
             std::memmove(buf, buf + off, len - off);
@@ -116,7 +135,8 @@ struct RawSub {
         // Read the 101 head.
         std::string head;
         char c;
-        while (head.find("\r\n\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1) head += c;
+        while (head.find("\r\n\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1)
+            head += c;
         ASSERT_NE(head.find(" 101 "), std::string::npos) << head;
         sendFrame(R"({"type":"connect"})");
         sendFrame(R"({"type":"subscribe","channel":"room:1"})");
@@ -131,7 +151,8 @@ struct RawSub {
             size_t off = 0;
             while (len - off >= 2) {
                 size_t plen = static_cast<uint8_t>(buf[off + 1]) & 0x7f;
-                if (len - off < 2 + plen) break;
+                if (len - off < 2 + plen)
+                    break;
                 off += 2 + plen;
                 ++frames;
             }
@@ -140,12 +161,16 @@ struct RawSub {
         }
     }
     ~RawSub() {
-        if (fd >= 0) ::close(fd);
+        if (fd >= 0)
+            ::close(fd);
     }
 };
 
 uint64_t allocationsForFanout(size_t subscribers, size_t publications) {
-    ServerOptions o{.host = "127.0.0.1", .port = 0, .threads = 1, .handle_signals = false,
+    ServerOptions o{.host = "127.0.0.1",
+                    .port = 0,
+                    .threads = 1,
+                    .handle_signals = false,
                     .print_listening = false};
     App app(o);
     Metrics metrics;
@@ -163,16 +188,20 @@ uint64_t allocationsForFanout(size_t subscribers, size_t publications) {
         s = std::make_unique<RawSub>();
         s->open(app.port());
     }
-    for (auto& s : subs) s->waitReplies();
+    for (auto& s : subs)
+        s->waitReplies();
     broker::NamespaceOptions ns;
     const std::string data = R"({"n":12345678})";
     // Warm-up: lets per-loop scratch buffers reach their steady size.
-    for (int i = 0; i < 20; ++i) m.engine().publish("room:1", ns, data, {}, 0);
-    for (auto& s : subs) s->readMessages(20);
+    for (int i = 0; i < 20; ++i)
+        m.engine().publish("room:1", ns, data, {}, 0);
+    for (auto& s : subs)
+        s->readMessages(20);
     const uint64_t before = g_allocs.load();
     for (size_t i = 0; i < publications; ++i) {
         m.engine().publish("room:1", ns, data, {}, 0);
-        for (auto& s : subs) s->readMessages(1);  // one at a time: no batching effects
+        for (auto& s : subs)
+            s->readMessages(1);  // one at a time: no batching effects
     }
     const uint64_t used = g_allocs.load() - before;
     subs.clear();
@@ -185,8 +214,8 @@ TEST(FanoutAllocations, DoNotGrowWithSubscribers) {
     const size_t pubs = 50;
     const uint64_t few = allocationsForFanout(5, pubs);
     const uint64_t many = allocationsForFanout(100, pubs);
-    std::printf("allocations for %zu publications: %llu with 5 subscribers, %llu with 100\n",
-                pubs, static_cast<unsigned long long>(few), static_cast<unsigned long long>(many));
+    std::printf("allocations for %zu publications: %llu with 5 subscribers, %llu with 100\n", pubs,
+                static_cast<unsigned long long>(few), static_cast<unsigned long long>(many));
     // Per publication a handful of allocations (the publication, its event, the loop task),
     // independent of the subscriber count: 20x the subscribers may not add even one per pub.
     EXPECT_LT(many, few + pubs);

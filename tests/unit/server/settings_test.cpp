@@ -19,10 +19,11 @@ TEST(Settings, DefaultsResolveToSafeValues) {
 
 TEST(Settings, FileThenEnvThenFlagsWin) {
     Settings s;
-    ASSERT_TRUE(s.loadText("[server]\nport = 9000\nthreads = 3\n[websocket]\nping_interval = \"5s\"\n"
-                           "compression = false\n",
-                           "test.toml")
-                    .has_value());
+    ASSERT_TRUE(
+        s.loadText("[server]\nport = 9000\nthreads = 3\n[websocket]\nping_interval = \"5s\"\n"
+                   "compression = false\n",
+                   "test.toml")
+            .has_value());
     char env1[] = "SWITCHBOARD_PORT=9100";
     char env2[] = "PATH=/bin";
     char* envp[] = {env1, env2, nullptr};
@@ -30,8 +31,8 @@ TEST(Settings, FileThenEnvThenFlagsWin) {
     ASSERT_TRUE(s.setFlag("--threads", "1").has_value());
     auto c = s.resolve();
     ASSERT_TRUE(c.has_value());
-    EXPECT_EQ(c->server.port, 9100);     // env over file
-    EXPECT_EQ(c->server.threads, 1u);    // flag over file
+    EXPECT_EQ(c->server.port, 9100);   // env over file
+    EXPECT_EQ(c->server.threads, 1u);  // flag over file
     EXPECT_EQ(c->websocket.ping_interval_ms, 5000u);
     EXPECT_EQ(c->websocket.idle_timeout_ms, 15'000u);
     EXPECT_FALSE(c->compression);
@@ -43,7 +44,8 @@ TEST(Settings, ErrorsNameKeyFileAndLine) {
     Settings s;
     auto r = s.loadText("[server]\n\nprot = 1\n", "sb.toml");
     ASSERT_FALSE(r.has_value());
-    EXPECT_EQ(r.error().message, "sb.toml:3: unknown key 'server.prot' (did you mean server.port?)");
+    EXPECT_EQ(r.error().message,
+              "sb.toml:3: unknown key 'server.prot' (did you mean server.port?)");
     r = s.loadText("[websocket]\nmax_message_size = \"lots\"\n", "sb.toml");
     ASSERT_FALSE(r.has_value());
     EXPECT_NE(r.error().message.find("sb.toml:2: websocket.max_message_size"), std::string::npos);

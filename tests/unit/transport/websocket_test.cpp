@@ -78,8 +78,8 @@ TEST(WebSocket, EchoTextAndBinaryBothRoles) {
     p.open();
     p.client->sendText("hello");
     std::string big(300'000, 'z');
-    p.client->send(ws::Opcode::kBinary,
-                   {reinterpret_cast<const uint8_t*>(big.data()), big.size()}, true, 4096);
+    p.client->send(ws::Opcode::kBinary, {reinterpret_cast<const uint8_t*>(big.data()), big.size()},
+                   true, 4096);
     ASSERT_TRUE(p.runUntil([&] { return p.client_got.size() == 2; }));
     EXPECT_EQ(p.client_got[0], "hello");
     EXPECT_EQ(p.client_got[1], big);
@@ -150,8 +150,8 @@ TEST(WebSocket, ProtocolErrorClosesWith1002) {
     uint8_t buf[256];
     ssize_t n = ::read(sv[1], buf, sizeof buf);
     ASSERT_GE(n, 4);
-    EXPECT_EQ(buf[0], 0x88);                    // a close frame
-    EXPECT_EQ((buf[2] << 8) | buf[3], 1002);    // with code 1002
+    EXPECT_EQ(buf[0], 0x88);                  // a close frame
+    EXPECT_EQ((buf[2] << 8) | buf[3], 1002);  // with code 1002
     ::close(sv[1]);
 }
 
