@@ -518,7 +518,15 @@ int App::run() {
         SB_WARN("shutdown timeout: %zu connection(s) still open are dropped", left);
     }
     for (auto& ctx : impl_->loops) {
-        ctx->loop.stop();
+        // Drop what is left on its own loop thread, so every socket still gets its on_close
+        // (presence, sessions and app state are released), then stop the loop.
+        LoopCtx* c = ctx.get();
+        c->loop.post([c] {
+            for (transport::WebSocket* ws = c->sockets.head; ws != nullptr; ws = ws->list_next) {
+                ws->terminate();
+            }
+            c->loop.stop();
+        });
     }
     for (auto& ctx : impl_->loops) {
         if (ctx->thread.joinable()) {
