@@ -158,6 +158,7 @@ void EventLoop::endIteration() {
 }
 
 void EventLoop::run() {
+    owner_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
     epoll_event events[kMaxEvents];
     while (!stop_.load(std::memory_order_acquire)) {
         int timeout = again_next_.empty() ? timers_.msUntilNextTick(now_ms_) : 0;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <mutex>
 #include <span>
+#include <thread>
 #include <vector>
 
 #include "loop/timer_wheel.h"
@@ -68,6 +69,11 @@ public:
     uint32_t id() const { return id_; }
     void setId(uint32_t id) { id_ = id; }
 
+    // True on the thread currently inside run().
+    bool inLoopThread() const {
+        return owner_thread_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+    }
+
     uint64_t nowMs() const { return now_ms_; }
 
     // Bytes held in the backlogs of this loop's connections (written by the loop thread,
@@ -88,6 +94,7 @@ private:
     void endIteration();
 
     uint32_t id_ = 0;
+    std::atomic<std::thread::id> owner_thread_{};
     int epfd_ = -1;
     int wake_fd_ = -1;
     std::atomic<bool> stop_{false};

@@ -39,11 +39,13 @@ StreamConn::~StreamConn() {
 
 void StreamConn::installLoopHooks(loop::EventLoop& loop) {
     loop::EventLoop* l = &loop;
-    loop.addIterationHook([l] {
-        if (void* owner = l->corkOwner()) {
-            static_cast<StreamConn*>(owner)->uncork();
-        }
-    });
+    loop.addIterationHook([l] { flushCork(*l); });
+}
+
+void StreamConn::flushCork(loop::EventLoop& loop) {
+    if (void* owner = loop.corkOwner()) {
+        static_cast<StreamConn*>(owner)->uncork();
+    }
 }
 
 bool StreamConn::attach() {

@@ -48,6 +48,8 @@ public:
 
     // Installs the end-of-iteration flush of the cork on a loop; call once per loop.
     static void installLoopHooks(loop::EventLoop& loop);
+    // Sends whatever connection holds the loop's cork now (loop thread).
+    static void flushCork(loop::EventLoop& loop);
 
 protected:
     // `data` lies in the loop's receive buffer, writable, valid only during the call.

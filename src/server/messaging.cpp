@@ -11,6 +11,7 @@
 #include "broker/memory_engine.h"
 #include "loop/event_loop.h"
 #include "loop/timer_wheel.h"
+#include "net/stream_conn.h"
 #include "protocol/codec.h"
 #include "server/options.h"
 #include "ws/frame.h"
@@ -171,7 +172,7 @@ struct Messaging::Conn {
     }
 };
 
-struct Messaging::LoopHub : loop::TimerNode {
+struct Messaging::LoopHub {
     struct Local {
         Conn* conn;
         Conn::Sub* sub;
@@ -182,6 +183,7 @@ struct Messaging::LoopHub : loop::TimerNode {
     std::mutex mu;
     std::vector<broker::Event> queue;  // guarded by mu
     bool scheduled = false;            // guarded by mu: a drain task is posted
+    bool local_pending = false;        // loop thread only: drain at the end of this iteration
     std::unordered_map<std::string, std::vector<Local>> channels;  // loop thread only
     std::unordered_map<std::string, Conn*> clients;                // loop thread only
     // Drain scratch, reused every iteration (no allocation per delivery in steady state).
@@ -350,6 +352,14 @@ Messaging::Messaging(App& app, MessagingOptions options, transport::WebSocketBeh
 }
 
 Messaging::~Messaging() {
+    {
+        std::lock_guard lock(hk_mu_);
+        hk_stop_ = true;
+    }
+    hk_cv_.notify_all();
+    if (housekeeper_.joinable()) {
+        housekeeper_.join();
+    }
     engine_->setSink(nullptr);
 }
 
@@ -361,14 +371,28 @@ void Messaging::attach() {
         hub->id = static_cast<uint32_t>(i);
         hubs_.push_back(std::move(hub));
     }
-    // Housekeeping once a second on loop 0: TTLs of history, idempotency keys and sessions.
-    LoopHub* h0 = hubs_[0].get();
-    h0->fire = [](loop::TimerNode* n) {
-        auto* hub = static_cast<LoopHub*>(n);
-        hub->m->housekeeping();
-        hub->loop->timers().schedule(hub, 1000);
-    };
-    h0->loop->post([h0] { h0->loop->timers().schedule(h0, 1000); });
+    // Publications made on a loop for that same loop are drained at the end of the iteration
+    // (no eventfd round trip); the cork is flushed right after so nothing waits for a tick.
+    for (auto& hub : hubs_) {
+        LoopHub* h = hub.get();
+        h->loop->addIterationHook([h] {
+            if (h->local_pending) {
+                h->local_pending = false;
+                h->drain();
+                net::StreamConn::flushCork(*h->loop);
+            }
+        });
+    }
+    // Housekeeping once a second on its own thread (TTLs of history, idempotency keys and
+    // sessions): a sweep over many channels must not stall a loop's deliveries.
+    housekeeper_ = std::thread([this] {
+        std::unique_lock lock(hk_mu_);
+        while (!hk_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return hk_stop_; })) {
+            lock.unlock();
+            housekeeping();
+            lock.lock();
+        }
+    });
 
     for (const char* name :
          {"publish", "broadcast", "presence", "history", "channels", "disconnect", "info"}) {
@@ -415,7 +439,11 @@ void Messaging::deliver(uint32_t loop_id, broker::Event ev) {
         hub->scheduled = true;
     }
     if (wake) {
-        hub->loop->post([hub] { hub->drain(); });
+        if (hub->loop->inLoopThread()) {
+            hub->local_pending = true;  // drained by the end-of-iteration hook
+        } else {
+            hub->loop->post([hub] { hub->drain(); });
+        }
     }
 }
 

@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -99,6 +101,10 @@ private:
     std::mutex reload_mu_;
     std::vector<std::unique_ptr<NamespaceMap>> snapshots_;  // guarded by reload_mu_
     std::atomic<const NamespaceMap*> namespaces_{nullptr};
+    std::thread housekeeper_;
+    std::mutex hk_mu_;
+    std::condition_variable hk_cv_;
+    bool hk_stop_ = false;  // guarded by hk_mu_
 };
 
 }  // namespace sb::server
