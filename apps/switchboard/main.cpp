@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "bench/cli.h"
 #include "server/serve.h"
 
 namespace {
@@ -13,6 +14,7 @@ void printHelp() {
         "\n"
         "commands:\n"
         "  serve         run the server (default: port 8080, in-process broker)\n"
+        "  bench         load-test a WebSocket server (connect, echo, fanout, ramp)\n"
         "  check-config  validate settings (--config FILE, env, flags), print the effective ones\n"
         "  version       print the version\n"
         "\n"
@@ -29,6 +31,9 @@ int main(int argc, char** argv) {
     std::string_view cmd = argv[1];
     if (cmd == "serve") {
         return sb::server::runServe(argc - 2, argv + 2);
+    }
+    if (cmd == "bench") {
+        return sb::bench::runBench(argc - 2, argv + 2);
     }
     if (cmd == "check-config") {
         return sb::server::runCheckConfig(argc - 2, argv + 2);

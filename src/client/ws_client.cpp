@@ -1,5 +1,7 @@
 #include "client/ws_client.h"
 
+#include <sys/socket.h>
+
 #include <charconv>
 
 #include "http/request.h"
@@ -87,8 +89,7 @@ protected:
             fail(r.error);
             return;
         }
-        auto* sock =
-            new transport::WebSocket(loop(), -1, behavior_, ws::Role::kClient, r.deflate);
+        auto* sock = new transport::WebSocket(loop(), -1, behavior_, ws::Role::kClient, r.deflate);
         std::string rest = buf_.substr(resp.head_size);
         ConnectCallback done = std::move(done_);
         done_ = nullptr;
@@ -99,7 +100,17 @@ protected:
             sock->receive(reinterpret_cast<uint8_t*>(rest.data()), rest.size());
         }
     }
-    void onEof() override { fail("connection closed during the handshake (refused?)"); }
+    void onEof() override {
+        // A refused connect leaves a socket that is not connected (getpeername fails; the
+        // error itself may already have been consumed by the send of the request). Say so, so
+        // callers can tell it from a server that accepted and closed mid-handshake.
+        sockaddr_storage peer{};
+        socklen_t len = sizeof peer;
+        const bool refused =
+            buf_.empty() && getpeername(fd(), reinterpret_cast<sockaddr*>(&peer), &len) != 0;
+        fail(refused ? "connection refused (or reset before any response)"
+                     : "connection closed during the handshake");
+    }
 
 private:
     void fail(const std::string& why) {
@@ -128,7 +139,7 @@ void connect(loop::EventLoop& loop, const WsUrl& url, const ClientOptions& optio
         done(nullptr, ep.error().message);
         return;
     }
-    auto fd = net::connectNonBlocking(*ep);
+    auto fd = net::connectNonBlocking(*ep, options.source.len != 0 ? &options.source : nullptr);
     if (!fd) {
         done(nullptr, fd.error().message);
         return;

@@ -12,6 +12,7 @@
 
 #include "base/result.h"
 #include "loop/event_loop.h"
+#include "net/socket.h"
 #include "transport/websocket.h"
 
 namespace sb::client {
@@ -27,13 +28,17 @@ base::Result<WsUrl> parseWsUrl(std::string_view url);
 
 struct ClientOptions {
     std::vector<std::string> subprotocols;
-    bool deflate = false;     // offer permessage-deflate
-    std::string origin;       // empty = no Origin header
+    bool deflate = false;  // offer permessage-deflate
+    std::string origin;    // empty = no Origin header
     uint32_t handshake_timeout_ms = 10'000;
+    // Local address to connect from (len 0 = any). The load tester spreads connections over
+    // 127.0.0.0/8 this way: each source address has its own ~28k ephemeral ports.
+    net::Endpoint source;
 };
 
 // Called once on the loop thread: the open socket (already started, owned by the loop), or
-// null and a message saying what failed.
+// null and a message saying what failed ("connection refused", "handshake timed out",
+// "server answered 503 ...", ...).
 using ConnectCallback = std::function<void(transport::WebSocket*, const std::string& error)>;
 
 // Loop thread. `behavior` must outlive the socket. The loop needs

@@ -1,0 +1,538 @@
+// `switchboard bench` flags, signal handling, the ramp loop and report output.
+#include "bench/cli.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+#include "bench/report.h"
+#include "bench/workers.h"
+#include "loop/event_loop.h"
+
+namespace sb::bench {
+
+namespace {
+
+std::atomic<bool> g_interrupt{false};
+
+extern "C" void onInterrupt(int) {
+    g_interrupt.store(true, std::memory_order_relaxed);
+}
+
+// SIGINT/SIGTERM stop the run and still print the report; SA_RESETHAND makes a second
+// Ctrl-C kill at once. SIGPIPE: a peer or a worker pipe gone is an error, not a death.
+void installSignals() {
+    struct sigaction sa {};
+    sa.sa_handler = onInterrupt;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+// Seconds: "5", "2.5s", "500ms", "2m".
+bool parseSeconds(std::string_view v, double* out) {
+    double scale = 1;
+    if (v.ends_with("ms")) {
+        scale = 1e-3;
+        v.remove_suffix(2);
+    } else if (v.ends_with("s")) {
+        v.remove_suffix(1);
+    } else if (v.ends_with("m")) {
+        scale = 60;
+        v.remove_suffix(1);
+    }
+    std::string s(v);
+    char* end = nullptr;
+    double d = std::strtod(s.c_str(), &end);
+    if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(d) || d < 0) {
+        return false;
+    }
+    *out = d * scale;
+    return true;
+}
+
+// Milliseconds: "10", "10ms", "1s".
+bool parseMillis(std::string_view v, double* out) {
+    if (v.ends_with("ms") || v.ends_with("s") || v.ends_with("m")) {
+        double s = 0;
+        if (!parseSeconds(v, &s)) {
+            return false;
+        }
+        *out = s * 1e3;
+        return true;
+    }
+    return parseSeconds(v, out);
+}
+
+bool parseCount(std::string_view v, uint64_t max, uint64_t* out) {
+    std::string s(v);
+    // Accept 10k / 2M for large connection counts.
+    uint64_t scale = 1;
+    if (!s.empty() && (s.back() == 'k' || s.back() == 'K')) {
+        scale = 1000;
+        s.pop_back();
+    } else if (!s.empty() && s.back() == 'M') {
+        scale = 1'000'000;
+        s.pop_back();
+    }
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long n = std::strtoull(s.c_str(), &end, 10);
+    if (s.empty() || s[0] == '-' || end != s.c_str() + s.size() || errno != 0 || n > max / scale) {
+        return false;
+    }
+    *out = n * scale;
+    return true;
+}
+
+std::string defaultUrl(const BenchOptions& o) {
+    return o.mode == Mode::kNative ? "ws://127.0.0.1:8080/ws" : "ws://127.0.0.1:8080/echo";
+}
+
+bool writeFile(const std::string& path, const std::string& text) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (f == nullptr) {
+        std::fprintf(stderr, "switchboard bench: cannot write %s: %s\n", path.c_str(),
+                     std::strerror(errno));
+        return false;
+    }
+    const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    return std::fclose(f) == 0 && ok;
+}
+
+bool clean(const BenchResult& r) {
+    const Counters& k = r.counters;
+    return !r.interrupted && r.errorTotal() == 0 && k.lost == 0 && k.duplicates == 0 &&
+           k.out_of_order == 0 && k.bad_replies == 0 && k.foreign == 0;
+}
+
+// One ramp step is healthy when its p95 and error rate stay under the thresholds.
+void judgeStep(const BenchOptions& o, RampStep* s) {
+    const BenchResult& r = s->result;
+    const double p95_ms = static_cast<double>(r.latency_ns.percentile(95)) / 1e6;
+    const double attempts =
+        static_cast<double>(r.counters.msgs_sent + r.counters.connects_attempted);
+    const double error_rate = attempts > 0 ? static_cast<double>(r.errorTotal()) / attempts : 1.0;
+    char why[160] = {0};
+    if (r.interrupted) {
+        std::snprintf(why, sizeof why, "interrupted");
+    } else if (r.counters.msgs_received == 0) {
+        std::snprintf(why, sizeof why, "no replies");
+    } else if (p95_ms > o.ramp_max_p95_ms) {
+        std::snprintf(why, sizeof why, "p95 %.3f ms > %.3g ms", p95_ms, o.ramp_max_p95_ms);
+    } else if (error_rate > o.ramp_max_error_rate) {
+        std::snprintf(why, sizeof why, "error rate %.2f%% > %.3g%%", error_rate * 100,
+                      o.ramp_max_error_rate * 100);
+    }
+    s->healthy = why[0] == '\0';
+    s->reason = why;
+}
+
+int runRamp(const BenchOptions& base, bool progress) {
+    std::vector<RampStep> steps;
+    const uint32_t start = base.ramp_start > 0 ? base.ramp_start : base.ramp_step;
+    for (uint32_t i = 0; i < base.ramp_max_steps && !g_interrupt.load(); ++i) {
+        BenchOptions o = base;
+        o.scenario = Scenario::kEcho;
+        o.conns = start + i * base.ramp_step;
+        o.messages = 0;
+        o.duration_s = base.ramp_step_s;
+        o.procs = base.procs > 0 ? base.procs : procsNeeded(o);
+        o.t0_ns = loop::EventLoop::monotonicMs() * 1'000'000;
+        ProgressLine line(stderr, progress, o.conns);
+        if (progress) {
+            std::fprintf(stderr, "\r\033[Kramp step %u: %u connections\n", i + 1, o.conns);
+        }
+        auto r = runScenario(o, &line, &g_interrupt);
+        line.finish();
+        if (!r) {
+            std::fprintf(stderr, "switchboard bench: %s\n", r.error().message.c_str());
+            return 3;
+        }
+        RampStep s;
+        s.conns = o.conns;
+        s.offered_per_s = 1000.0 / o.interval_ms * o.conns;
+        s.result = std::move(*r);
+        judgeStep(base, &s);
+        const bool healthy = s.healthy;
+        steps.push_back(std::move(s));
+        if (!healthy) {
+            break;
+        }
+    }
+    std::fputs(formatRampTable(base, steps).c_str(), stdout);
+    std::fflush(stdout);
+    bool ok = true;
+    if (!base.json_path.empty()) {
+        ok = writeFile(base.json_path, rampToJson(base, steps)) && ok;
+    }
+    if (!base.html_path.empty() && !steps.empty()) {
+        ok = writeFile(base.html_path, toHtml(base, steps.back().result, steps)) && ok;
+    }
+    if (!ok) {
+        return 3;
+    }
+    const bool any_healthy = !steps.empty() && steps.front().healthy;
+    return any_healthy && !g_interrupt.load() ? 0 : 1;
+}
+
+}  // namespace
+
+std::string benchHelp() {
+    return R"(usage: switchboard bench <connect|echo|fanout|ramp> [flags]
+
+Load tester for any WebSocket server (ws://), with a native mode for Switchboard rooms.
+  connect   open -c connections (at --rate/s), hold them --hold, close them cleanly (1000)
+  echo      -c connections each send -n messages (or for -d) and time every echo
+  fanout    --publishers P publish -n messages each into --rooms K; -c subscribers receive
+            them: delivery latency, deliveries/s, loss, duplicates and order per subscriber
+  ramp      echo steps of --step more connections (one message per --interval each) until
+            p95 passes --max-p95 or the error rate passes --max-error-rate
+
+target and protocol:
+  --url URL              ws://host:port/path (default ws://127.0.0.1:8080/echo, native /ws);
+                         plain fanout: "{room}" in the URL is replaced by the room number
+  --mode plain|native    plain: raw messages to any echo/broadcast server (default for
+                         connect, echo, ramp); native: switchboard.v1.json connect, ping/pong,
+                         subscribe/publish (default for fanout)
+  --subprotocol P        offer this subprotocol (plain mode; repeatable)
+  --deflate              offer permessage-deflate
+connections:
+  -c, --conns N          connections; fanout: subscribers (default 50; accepts 10k)
+  --rate R               new connections per second (default 0: as fast as the window allows)
+  --connect-window N     handshakes in flight per process (default 256)
+  --connect-timeout T    handshake timeout (default 10s)
+  --hold T               connect: how long connections stay open (default 5s)
+  --no-reconnect         do not reopen connections the server drops
+traffic:
+  -n, --messages M       per connection (echo) or publisher (fanout); default 100 unless -d
+  -d, --duration T       traffic phase length (the first of -n and -d ends it)
+  -i, --interval T       pause between messages of a connection, e.g. 10ms (default 0: as
+                         fast as possible with --window in flight; fanout plain needs one)
+  -w, --window N         messages in flight per connection when --interval is 0 (default 1)
+  -s, --size B           payload bytes (default 32; fanout payloads carry a ~40-byte stamp)
+  --binary               binary messages (default text)
+  --publishers P         fanout publishers (default 1)
+  --rooms K              fanout rooms (default 1); native channels are <prefix><room>
+  --channel-prefix S     native channel prefix (default "bench.")
+  --drain T              after the last message, wait this long for replies (default 2s)
+ramp:
+  --start N --step N     connections of the first step and added per step (default 100)
+  --step-duration T      length of each step (default 5s); interval defaults to 100ms
+  --max-p95 MS           healthy while p95 <= MS (default 50)
+  --max-error-rate PCT   healthy while errors <= PCT % of messages (default 1)
+  --max-steps N          (default 20)
+scale and output:
+  --procs K              worker processes (default: 1, or what the open-file limit needs);
+                         histograms are merged exactly
+  --src-addrs N          connect from 127.0.0.1..127.0.0.N (loopback targets; default one
+                         per 20,000 connections)
+  --json FILE            write the result as JSON
+  --html FILE            write a self-contained HTML report with latency/throughput plots
+  -q, --quiet            no progress line (it is shown only on a terminal anyway)
+  --progress             show the progress line even when stderr is not a terminal
+
+Ctrl-C stops the run and still prints the report (a second Ctrl-C quits at once).
+Exit status: 0 clean run, 1 errors/loss/interrupted, 2 usage, 3 could not run.
+)";
+}
+
+base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
+    BenchOptions o;
+    *help = false;
+    if (argc < 1) {
+        return base::fail("missing scenario (connect, echo, fanout or ramp)");
+    }
+    std::string_view scenario = argv[0];
+    if (scenario == "--help" || scenario == "-h" || scenario == "help") {
+        *help = true;
+        return o;
+    }
+    if (scenario == "connect") {
+        o.scenario = Scenario::kConnect;
+    } else if (scenario == "echo") {
+        o.scenario = Scenario::kEcho;
+    } else if (scenario == "fanout") {
+        o.scenario = Scenario::kFanout;
+        o.mode = Mode::kNative;
+        o.conns = 100;
+    } else if (scenario == "ramp") {
+        o.scenario = Scenario::kRamp;
+    } else {
+        return base::fail("unknown scenario '" + std::string(scenario) +
+                          "' (connect, echo, fanout or ramp)");
+    }
+    bool interval_set = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view a = argv[i];
+        std::string_view inline_value;
+        bool has_inline = false;
+        if (a.starts_with("--") && a.find('=') != std::string_view::npos) {
+            inline_value = a.substr(a.find('=') + 1);
+            a = a.substr(0, a.find('='));
+            has_inline = true;
+        }
+        std::string flag(a);
+        auto value = [&]() -> base::Result<std::string_view> {
+            if (has_inline) {
+                return inline_value;
+            }
+            if (i + 1 >= argc) {
+                return base::fail(flag + " needs a value");
+            }
+            return std::string_view(argv[++i]);
+        };
+        auto bad = [&](std::string_view v, const char* what) {
+            return base::fail(flag + ": '" + std::string(v) + "' is not " + what);
+        };
+        auto count = [&](uint64_t max, auto* dst) -> base::Result<void> {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            uint64_t n = 0;
+            if (!parseCount(*v, max, &n)) {
+                return bad(*v, ("a whole number up to " + std::to_string(max)).c_str());
+            }
+            *dst = static_cast<std::remove_pointer_t<decltype(dst)>>(n);
+            return {};
+        };
+        auto seconds = [&](double* dst) -> base::Result<void> {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            if (!parseSeconds(*v, dst)) {
+                return bad(*v, "a duration (5, 2.5s, 500ms, 2m)");
+            }
+            return {};
+        };
+        auto number = [&](double* dst) -> base::Result<void> {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            std::string s(*v);
+            char* end = nullptr;
+            double d = std::strtod(s.c_str(), &end);
+            if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(d) || d < 0) {
+                return bad(*v, "a non-negative number");
+            }
+            *dst = d;
+            return {};
+        };
+        base::Result<void> r;
+        if (a == "--help" || a == "-h") {
+            *help = true;
+            return o;
+        } else if (a == "--url") {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            o.url = std::string(*v);
+        } else if (a == "--mode") {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            if (*v == "plain") {
+                o.mode = Mode::kPlain;
+            } else if (*v == "native") {
+                o.mode = Mode::kNative;
+            } else {
+                return bad(*v, "plain or native");
+            }
+        } else if (a == "--subprotocol") {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            o.subprotocols.emplace_back(*v);
+        } else if (a == "--deflate") {
+            o.deflate = true;
+        } else if (a == "-c" || a == "--conns" || a == "--subscribers") {
+            r = count(10'000'000, &o.conns);
+        } else if (a == "--rate") {
+            r = number(&o.connect_rate);
+        } else if (a == "--connect-window") {
+            r = count(1'000'000, &o.connect_window);
+        } else if (a == "--connect-timeout") {
+            double s = 0;
+            r = seconds(&s);
+            o.connect_timeout_ms = static_cast<uint32_t>(std::min(s, 3600.0) * 1000);
+        } else if (a == "--hold") {
+            r = seconds(&o.hold_s);
+        } else if (a == "--no-reconnect") {
+            o.reconnect = false;
+        } else if (a == "-n" || a == "--messages") {
+            r = count(uint64_t{1} << 40, &o.messages);
+        } else if (a == "-d" || a == "--duration") {
+            r = seconds(&o.duration_s);
+        } else if (a == "-i" || a == "--interval") {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            if (!parseMillis(*v, &o.interval_ms)) {
+                return bad(*v, "an interval (10, 10ms, 1s)");
+            }
+            interval_set = true;
+        } else if (a == "-w" || a == "--window") {
+            r = count(65'536, &o.window);
+        } else if (a == "-s" || a == "--size") {
+            r = count(64u << 20, &o.size);
+        } else if (a == "--binary") {
+            o.binary = true;
+        } else if (a == "--text") {
+            o.binary = false;
+        } else if (a == "--publishers") {
+            r = count(1'000'000, &o.publishers);
+        } else if (a == "--rooms") {
+            r = count(1'000'000, &o.rooms);
+        } else if (a == "--channel-prefix") {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            o.channel_prefix = std::string(*v);
+        } else if (a == "--drain") {
+            r = seconds(&o.drain_s);
+        } else if (a == "--procs") {
+            r = count(256, &o.procs);
+        } else if (a == "--src-addrs") {
+            r = count(250, &o.src_addrs);
+        } else if (a == "--json") {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            o.json_path = std::string(*v);
+        } else if (a == "--html") {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            o.html_path = std::string(*v);
+        } else if (a == "-q" || a == "--quiet") {
+            o.progress = 0;
+        } else if (a == "--progress") {
+            o.progress = 1;
+        } else if (a == "--start") {
+            r = count(10'000'000, &o.ramp_start);
+        } else if (a == "--step") {
+            r = count(10'000'000, &o.ramp_step);
+        } else if (a == "--step-duration") {
+            r = seconds(&o.ramp_step_s);
+        } else if (a == "--max-p95") {
+            r = number(&o.ramp_max_p95_ms);
+        } else if (a == "--max-error-rate") {
+            double pct = 0;
+            r = number(&pct);
+            o.ramp_max_error_rate = pct / 100;
+        } else if (a == "--max-steps") {
+            r = count(10'000, &o.ramp_max_steps);
+        } else {
+            return base::fail("unknown flag '" + std::string(argv[i]) +
+                              "' (see switchboard bench --help)");
+        }
+        if (!r) {
+            return base::fail(r.error().message);
+        }
+    }
+    if (o.url.empty()) {
+        o.url = defaultUrl(o);
+    }
+    if (o.conns == 0 && o.scenario != Scenario::kFanout) {
+        return base::fail("-c must be at least 1");
+    }
+    if (o.scenario == Scenario::kFanout) {
+        if (o.publishers == 0 || o.rooms == 0) {
+            return base::fail("fanout needs --publishers >= 1 and --rooms >= 1");
+        }
+        if (o.mode == Mode::kPlain && o.interval_ms <= 0) {
+            return base::fail("plain fanout has no acknowledgements to pace on: give --interval");
+        }
+    }
+    if (o.scenario == Scenario::kRamp) {
+        if (o.ramp_step == 0 || o.ramp_step_s <= 0 || o.ramp_max_steps == 0) {
+            return base::fail("ramp needs --step >= 1, --step-duration > 0, --max-steps >= 1");
+        }
+        if (!interval_set) {
+            o.interval_ms = 100;
+        }
+        if (o.interval_ms <= 0) {
+            return base::fail("ramp offers a fixed rate: --interval must be > 0");
+        }
+    }
+    if (o.messages == 0 && o.duration_s <= 0 && o.scenario != Scenario::kConnect &&
+        o.scenario != Scenario::kRamp) {
+        o.messages = 100;
+    }
+    if (o.connect_window == 0) {
+        return base::fail("--connect-window must be at least 1");
+    }
+    return o;
+}
+
+int runBench(int argc, char** argv) {
+    bool help = false;
+    auto parsed = parseBenchArgs(argc, argv, &help);
+    if (!parsed) {
+        std::fprintf(stderr, "switchboard bench: %s\n", parsed.error().message.c_str());
+        return 2;
+    }
+    if (help) {
+        std::fputs(benchHelp().c_str(), stdout);
+        return 0;
+    }
+    BenchOptions o = std::move(*parsed);
+    installSignals();
+    const bool progress = o.progress == 1 || (o.progress == -1 && isatty(STDERR_FILENO) == 1);
+    if (o.scenario == Scenario::kRamp) {
+        return runRamp(o, progress);
+    }
+    if (o.procs == 0) {
+        o.procs = procsNeeded(o);
+        if (o.procs > 1) {
+            std::fprintf(stderr,
+                         "switchboard bench: %u connections pass the open-file limit: using "
+                         "--procs %u\n",
+                         o.conns, o.procs);
+        }
+    }
+    o.t0_ns = loop::EventLoop::monotonicMs() * 1'000'000;
+    const uint64_t total = uint64_t{o.conns} + (o.scenario == Scenario::kFanout ? o.publishers : 0);
+    ProgressLine line(stderr, progress, total);
+    auto result = runScenario(o, &line, &g_interrupt);
+    line.finish();
+    if (!result) {
+        std::fprintf(stderr, "switchboard bench: %s\n", result.error().message.c_str());
+        return 3;
+    }
+    std::fputs(formatTable(o, *result).c_str(), stdout);
+    std::fflush(stdout);
+    bool ok = true;
+    if (!o.json_path.empty()) {
+        ok = writeFile(o.json_path, toJson(o, *result)) && ok;
+    }
+    if (!o.html_path.empty()) {
+        ok = writeFile(o.html_path, toHtml(o, *result)) && ok;
+    }
+    if (!ok) {
+        return 3;
+    }
+    return clean(*result) ? 0 : 1;
+}
+
+}  // namespace sb::bench

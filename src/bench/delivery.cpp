@@ -1,0 +1,151 @@
+// Stamps, sequence tracking and the native-protocol scans of the fanout scenario.
+#include "bench/delivery.h"
+
+#include <algorithm>
+#include <charconv>
+
+namespace sb::bench {
+
+namespace {
+
+constexpr std::string_view kStampTag = "sb1:";
+
+bool parseNumber(std::string_view* s, uint64_t* v) {
+    const char* end = s->data() + s->size();
+    auto [p, ec] = std::from_chars(s->data(), end, *v);
+    if (ec != std::errc() || p == end || *p != ':') {
+        return false;
+    }
+    s->remove_prefix(static_cast<size_t>(p - s->data()) + 1);
+    return true;
+}
+
+size_t skipSpace(std::string_view s, size_t i) {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) {
+        ++i;
+    }
+    return i;
+}
+
+// Index just past `"key"` and the ':' after it, or npos.
+size_t findValue(std::string_view json, std::string_view key) {
+    size_t from = 0;
+    while (true) {
+        size_t k = json.find(key, from);
+        if (k == std::string_view::npos) {
+            return k;
+        }
+        from = k + 1;
+        if (k == 0 || json[k - 1] != '"' || k + key.size() >= json.size() ||
+            json[k + key.size()] != '"') {
+            continue;
+        }
+        size_t i = skipSpace(json, k + key.size() + 1);
+        if (i < json.size() && json[i] == ':') {
+            return skipSpace(json, i + 1);
+        }
+    }
+}
+
+}  // namespace
+
+void writeStamp(std::string* out, const Stamp& s, size_t size) {
+    const size_t start = out->size();
+    auto append = [out](uint64_t v) {
+        char digits[24];  // 20 digits hold any uint64_t
+        const auto r = std::to_chars(digits, digits + sizeof digits, v);
+        out->append(digits, r.ptr);
+        out->push_back(':');
+    };
+    out->append(kStampTag);
+    append(s.publisher);
+    append(s.seq);
+    append(s.sent_ns);
+    if (out->size() - start < size) {
+        out->append(size - (out->size() - start), 'x');
+    }
+}
+
+bool findStamp(std::string_view payload, Stamp* out) {
+    const size_t at = payload.find(kStampTag);
+    if (at == std::string_view::npos) {
+        return false;
+    }
+    std::string_view s = payload.substr(at + kStampTag.size());
+    uint64_t publisher = 0;
+    if (!parseNumber(&s, &publisher) || publisher > UINT32_MAX || !parseNumber(&s, &out->seq) ||
+        !parseNumber(&s, &out->sent_ns)) {
+        return false;
+    }
+    out->publisher = static_cast<uint32_t>(publisher);
+    return true;
+}
+
+SequenceTracker::Verdict SequenceTracker::onReceive(uint64_t seq) {
+    if (seq == next_) {
+        ++next_;
+        ++unique_;
+        return Verdict::kInOrder;
+    }
+    if (seq > next_) {
+        // Skipped [next_, seq): lost unless they turn up later (then they are late).
+        holes_.emplace_back(next_, seq);
+        next_ = seq + 1;
+        ++unique_;
+        return Verdict::kInOrder;
+    }
+    // seq < next_: either fills a hole or was seen before.
+    auto it = std::upper_bound(holes_.begin(), holes_.end(), seq,
+                               [](uint64_t v, const auto& h) { return v < h.first; });
+    if (it == holes_.begin()) {
+        return Verdict::kDuplicate;
+    }
+    --it;
+    if (seq >= it->second) {
+        return Verdict::kDuplicate;
+    }
+    ++unique_;
+    const auto [lo, hi] = *it;
+    if (lo == seq && hi == seq + 1) {
+        holes_.erase(it);
+    } else if (lo == seq) {
+        it->first = seq + 1;
+    } else if (hi == seq + 1) {
+        it->second = seq;
+    } else {
+        it->second = seq;
+        holes_.insert(it + 1, {seq + 1, hi});
+    }
+    return Verdict::kLate;
+}
+
+uint64_t SequenceTracker::holes() const {
+    uint64_t n = 0;
+    for (const auto& [lo, hi] : holes_) {
+        n += hi - lo;
+    }
+    return n;
+}
+
+std::string_view jsonStringField(std::string_view json, std::string_view key) {
+    size_t i = findValue(json, key);
+    if (i == std::string_view::npos || i >= json.size() || json[i] != '"') {
+        return {};
+    }
+    ++i;
+    size_t j = i;
+    while (j < json.size() && json[j] != '"') {
+        j += json[j] == '\\' ? 2 : 1;
+    }
+    if (j >= json.size()) {
+        return {};
+    }
+    return json.substr(i, j - i);
+}
+
+bool jsonTrueField(std::string_view json, std::string_view key) {
+    size_t i = findValue(json, key);
+    return i != std::string_view::npos && json.substr(i).starts_with("true");
+}
+
+}  // namespace sb::bench

@@ -1,0 +1,35 @@
+// Scenario names and how a run is split among worker processes.
+#include "bench/options.h"
+
+namespace sb::bench {
+
+const char* scenarioName(Scenario s) {
+    switch (s) {
+        case Scenario::kConnect:
+            return "connect";
+        case Scenario::kEcho:
+            return "echo";
+        case Scenario::kFanout:
+            return "fanout";
+        case Scenario::kRamp:
+            return "ramp";
+    }
+    return "?";
+}
+
+Slice sliceFor(const BenchOptions& o, uint32_t index, uint32_t count) {
+    Slice s;
+    s.index = index;
+    s.count = count == 0 ? 1 : count;
+    auto part = [&](uint32_t total, uint32_t i) {
+        return static_cast<uint32_t>(uint64_t{total} * i / s.count);
+    };
+    s.conn_lo = part(o.conns, index);
+    s.conn_hi = part(o.conns, index + 1);
+    const uint32_t pubs = o.scenario == Scenario::kFanout ? o.publishers : 0;
+    s.pub_lo = part(pubs, index);
+    s.pub_hi = part(pubs, index + 1);
+    return s;
+}
+
+}  // namespace sb::bench

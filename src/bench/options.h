@@ -1,0 +1,98 @@
+// The settings of one `switchboard bench` run (parsed by bench/cli.cpp) and the share of the
+// work one worker process gets (`--procs K`).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sb::bench {
+
+enum class Scenario : uint8_t { kConnect, kEcho, kFanout, kRamp };
+// kPlain: raw WebSocket messages, any server. kNative: switchboard.v1.json (docs/protocol.md):
+// every connection sends `connect`; echo uses ping/pong, fanout subscribe/publish.
+enum class Mode : uint8_t { kPlain, kNative };
+
+const char* scenarioName(Scenario s);
+
+struct BenchOptions {
+    Scenario scenario = Scenario::kEcho;
+    std::string url;
+    Mode mode = Mode::kPlain;
+    // Offered in the handshake (native mode always offers switchboard.v1.json).
+    std::vector<std::string> subprotocols;
+    bool deflate = false;  // offer permessage-deflate
+
+    // Connections (fanout: subscribers). Every scenario opens them first, paced by
+    // connect_rate with at most connect_window handshakes in flight.
+    uint32_t conns = 50;
+    // New connections per second over all workers; 0 = as fast as the window allows.
+    double connect_rate = 0;
+    // Handshakes in progress at once per worker: stays under a default listen backlog (4096)
+    // and keeps connect time a measure of the server, not of our own queue.
+    uint32_t connect_window = 256;
+    uint32_t connect_timeout_ms = 10'000;
+
+    // connect: how long the connections stay open before the clean 1000 close.
+    double hold_s = 5;
+    // Messages per connection (echo) or per publisher (fanout); 0 = bounded by duration_s.
+    uint64_t messages = 0;
+    // Length of the traffic phase; 0 = until `messages` are done. Both set: the first wins.
+    double duration_s = 0;
+    // Pause between messages of one connection; 0 = as fast as possible with `window`
+    // messages in flight per connection.
+    double interval_ms = 0;
+    uint32_t window = 1;
+    uint32_t size = 32;  // payload bytes (fanout: at least the ~40-byte stamp)
+    bool binary = false;
+
+    // fanout: publishers (extra connections) and rooms; publisher p and subscriber s use
+    // room p % rooms and s % rooms. Native mode: channel `channel_prefix` + room number.
+    // Plain mode: "{room}" in the URL is replaced by the room number.
+    uint32_t publishers = 1;
+    uint32_t rooms = 1;
+    std::string channel_prefix = "bench.";
+    // After the last message: how long to wait for replies/deliveries still on the way.
+    double drain_s = 2;
+    // Reopen connections the server dropped during the run (counted as reconnects).
+    bool reconnect = true;
+
+    // Worker processes; 0 = 1, or as many as the per-process open-file limit needs.
+    uint32_t procs = 0;
+    // Source addresses 127.0.0.1..N for loopback targets; 0 = one per 20,000 connections.
+    uint32_t src_addrs = 0;
+
+    std::string json_path;
+    std::string html_path;
+    int progress = -1;  // -1: when stderr is a TTY; 0 never; 1 always
+
+    // ramp: echo steps of `ramp_step` more connections, each sending one message per
+    // interval_ms for ramp_step_s, until p95 passes ramp_max_p95_ms or the error rate passes
+    // ramp_max_error_rate (a fraction), or after ramp_max_steps.
+    uint32_t ramp_start = 0;  // 0 = ramp_step
+    uint32_t ramp_step = 100;
+    double ramp_step_s = 5;
+    double ramp_max_p95_ms = 50;
+    double ramp_max_error_rate = 0.01;
+    uint32_t ramp_max_steps = 20;
+
+    // Set by the top level, inherited by workers: the common time origin (CLOCK_MONOTONIC ns)
+    // of the timeline, so samples of different processes line up.
+    uint64_t t0_ns = 0;
+};
+
+// The part of a run one process performs: connections [conn_lo, conn_hi) and publishers
+// [pub_lo, pub_hi) of the global numbering (rooms and source addresses follow from it).
+struct Slice {
+    uint32_t index = 0;
+    uint32_t count = 1;
+    uint32_t conn_lo = 0;
+    uint32_t conn_hi = 0;
+    uint32_t pub_lo = 0;
+    uint32_t pub_hi = 0;
+};
+
+// Worker `index` of `count`: contiguous, near-equal blocks of connections and publishers.
+Slice sliceFor(const BenchOptions& o, uint32_t index, uint32_t count);
+
+}  // namespace sb::bench

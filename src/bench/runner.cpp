@@ -1,0 +1,1155 @@
+// The scenario engine of one bench process. Everything runs on one event loop: connections
+// are client::connect sockets, a 1 ms timerfd drives pacing (connect rate, message interval,
+// reconnect backoff) and the phase deadlines, and per-connection state lives in one array.
+//
+// Phases: kConnecting -> (onReady) kWaitGo -> (go) kTraffic -> kDraining -> kClosing -> kDone.
+// fanout inserts kPublishDrain (waiting for `published` acks) and kWaitExpected (the totals
+// of every process's publishers) between kTraffic and kDraining.
+#include "bench/runner.h"
+
+#include <arpa/inet.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <queue>
+#include <string>
+#include <string_view>
+
+#include "bench/delivery.h"
+#include "client/ws_client.h"
+#include "net/socket.h"
+#include "net/stream_conn.h"
+#include "transport/websocket.h"
+
+namespace sb::bench {
+
+namespace {
+
+constexpr std::string_view kNativeSubprotocol = "switchboard.v1.json";
+constexpr uint64_t kMsNs = 1'000'000;
+constexpr uint64_t kProgressNs = 1'000'000'000;
+// Our close handshake: wait this long for the peer's close frame, then drop TCP.
+constexpr uint32_t kCloseTimeoutMs = 2'000;
+// Reconnect backoff: 100 ms doubling to 3.2 s plus up to 100 ms of jitter; a connection gives
+// up after this many failed attempts in a row (so a dead server cannot stall a bounded run).
+constexpr uint32_t kMaxReconnectAttempts = 6;
+// Ephemeral ports per (source, destination) pair are ~28k; stay well under.
+constexpr uint32_t kConnsPerSourceAddr = 20'000;
+
+uint64_t monotonicNs() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// CPU seconds of the calling thread: the runner is one thread, and in the unit tests the
+// server under test shares the process.
+double threadCpuS() {
+    rusage ru{};
+    getrusage(RUSAGE_THREAD, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+// Maps a client::connect error message to an error kind of the report.
+std::string classifyConnectError(const std::string& e) {
+    if (e.find("refused") != std::string::npos && e.find("closed during") == std::string::npos) {
+        return "refused";
+    }
+    if (e.find("timed out") != std::string::npos) {
+        return "handshake_timeout";
+    }
+    if (e.starts_with("server answered ")) {
+        std::string code = e.substr(16, 3);
+        return "handshake_status_" + code;
+    }
+    if (e.find("Too many open files") != std::string::npos) {
+        return "fd_limit";
+    }
+    if (e.find("Cannot assign requested address") != std::string::npos) {
+        return "no_source_port";
+    }
+    if (e.find("closed during the handshake") != std::string::npos) {
+        return "closed_in_handshake";
+    }
+    if (e.starts_with("bad HTTP response")) {
+        return "bad_http_response";
+    }
+    return "handshake_invalid";
+}
+
+enum class Phase : uint8_t {
+    kConnecting,
+    kWaitGo,
+    kTraffic,
+    kPublishDrain,
+    kWaitExpected,
+    kDraining,
+    kClosing,
+    kDone
+};
+
+const char* phaseName(Phase p) {
+    switch (p) {
+        case Phase::kConnecting:
+            return "connecting";
+        case Phase::kWaitGo:
+            return "ready";
+        case Phase::kTraffic:
+            return "running";
+        case Phase::kPublishDrain:
+        case Phase::kWaitExpected:
+        case Phase::kDraining:
+            return "draining";
+        case Phase::kClosing:
+            return "closing";
+        case Phase::kDone:
+            return "done";
+    }
+    return "";
+}
+
+enum class Role : uint8_t { kIdle, kEcho, kSubscriber, kPublisher };
+enum class State : uint8_t { kIdle, kConnecting, kOpening, kReady, kClosed, kFailed };
+
+// Send times of the messages in flight on one connection, oldest first (an echo server
+// answers in order). Allocates on first use, grows when the server falls behind.
+class TimeRing {
+public:
+    void push(uint64_t t) {
+        if (size_ == buf_.size()) {
+            std::vector<uint64_t> bigger(std::max<size_t>(4, buf_.size() * 2));
+            for (size_t i = 0; i < size_; ++i) {
+                bigger[i] = buf_[(head_ + i) % buf_.size()];
+            }
+            buf_ = std::move(bigger);
+            head_ = 0;
+        }
+        buf_[(head_ + size_) % buf_.size()] = t;
+        ++size_;
+    }
+    uint64_t pop() {
+        const uint64_t t = buf_[head_];
+        head_ = (head_ + 1) % buf_.size();
+        --size_;
+        return t;
+    }
+    size_t size() const { return size_; }
+    void clear() {
+        head_ = 0;
+        size_ = 0;
+    }
+
+private:
+    std::vector<uint64_t> buf_;
+    size_t head_ = 0;
+    size_t size_ = 0;
+};
+
+struct Conn {
+    uint32_t slot = 0;
+    uint32_t id = 0;         // echo/subscriber: connection number; publisher: publisher number
+    uint32_t src_index = 0;  // global connection number (source address choice)
+    uint32_t room = 0;
+    Role role = Role::kIdle;
+    State state = State::kIdle;
+    transport::WebSocket* ws = nullptr;
+    uint64_t connect_start_ns = 0;
+    uint32_t gen = 0;           // bumped per (re)connect and close: stale timer entries skip
+    uint32_t attempts = 0;      // failed reconnects in a row
+    bool initial_done = false;  // counted in the connect phase (ready or failed)
+    bool participant = false;   // fanout subscriber that was ready at go (expects deliveries)
+    bool closing_by_us = false;
+    bool connected_ok = false;  // this attempt's handshake (and native `connect`) succeeded
+    bool traffic_done = false;
+    bool complete = false;  // subscriber: got all it expects
+    uint64_t sent = 0;
+    uint64_t unacked = 0;                 // native publisher: publishes without a reply
+    TimeRing in_flight;                   // echo
+    std::vector<SequenceTracker> tracks;  // subscriber: one per publisher of its room
+    uint64_t unique = 0;
+    uint64_t expected = 0;
+};
+
+enum class DueKind : uint8_t { kSend, kReconnect };
+
+struct Due {
+    uint64_t at_ns;
+    uint32_t slot;
+    uint32_t gen;
+    DueKind kind;
+    bool operator>(const Due& o) const { return at_ns > o.at_ns; }
+};
+
+}  // namespace
+
+struct Runner::Impl {
+    // The 1 ms pacing tick (timerfd on the loop).
+    struct Ticker final : loop::Pollable {
+        Impl* impl = nullptr;
+        int fd = -1;
+        void onEvents(uint32_t) override {
+            uint64_t n = 0;
+            while (::read(fd, &n, sizeof n) > 0) {
+            }
+            impl->tick();
+        }
+        ~Ticker() override {
+            if (fd >= 0) {
+                ::close(fd);
+            }
+        }
+    };
+
+    Impl(Runner* self, const BenchOptions& o, Slice s, Coordinator* c,
+         const std::atomic<bool>* interrupt)
+        : self_(self), opts_(o), slice_(s), coord_(c), interrupt_(interrupt) {}
+
+    base::Result<void> prepare();
+    BenchResult run();
+    void go();
+    void setExpected(const std::vector<uint64_t>& per_room);
+    void requestStop();
+
+    // Connections.
+    void fillConnectWindow();
+    void startConnect(Conn& c);
+    void onConnected(uint32_t slot, transport::WebSocket* ws, const std::string& err);
+    void connectFailed(Conn& c);
+    void handshakeDone(Conn& c);
+    void openingFailed(Conn& c, std::string_view code);
+    void markReady(Conn& c);
+    void scheduleReconnect(Conn& c);
+    void onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<uint8_t> data);
+    void onClose(transport::WebSocket& ws, uint16_t code);
+    void sendText(Conn& c, std::string_view text);
+
+    // Traffic.
+    void startTraffic(Conn& c);
+    bool canSend(const Conn& c) const;
+    bool sendEcho(Conn& c);
+    void onEchoReply(Conn& c, ws::Opcode op, std::span<uint8_t> data);
+    bool publish(Conn& c);
+    void onPublisherMessage(Conn& c, std::string_view type, std::string_view json);
+    void onDelivery(Conn& c, std::string_view payload, bool native, bool gap);
+    void checkConnDone(Conn& c);
+    void markTrafficDone(Conn& c);
+
+    // Phases.
+    void checkConnectPhaseDone();
+    void endTraffic();
+    void checkDrain();
+    void startClosing();
+    void finish();
+    void tick();
+    void emitProgress();
+
+    TimelineSample& sample() {
+        return result_.timeline.at((now_ns_ - std::min(now_ns_, t0_ns_)) / kMsNs);
+    }
+    void error(std::string_view kind) {
+        result_.addError(kind);
+        ++sample().errors;
+    }
+
+    Runner* self_;
+    BenchOptions opts_;
+    Slice slice_;
+    Coordinator* coord_;
+    const std::atomic<bool>* interrupt_;
+
+    std::vector<client::WsUrl> urls_;  // one, or one per room ("{room}" in a plain URL)
+    client::ClientOptions client_opts_;
+    uint32_t src_addrs_ = 0;  // 0: let the kernel pick the source address
+    std::string payload_;     // plain echo payload
+    std::string scratch_;     // message being built
+    ws::Opcode op_ = ws::Opcode::kText;
+    bool native_ = false;
+
+    std::vector<Conn> conns_;
+    uint32_t participants_ = 0;  // connections whose traffic ends the traffic phase
+    Phase phase_ = Phase::kConnecting;
+    BenchResult result_;
+    Histogram recent_;
+    bool expected_known_ = false;
+
+    uint64_t t0_ns_ = 0;
+    uint64_t now_ns_ = 0;
+    uint64_t start_ns_ = 0;
+    uint64_t go_ns_ = 0;
+    uint64_t traffic_end_ns_ = 0;
+    uint64_t last_rx_ns_ = 0;
+    uint64_t deadline_ns_ = 0;  // end of the traffic phase (0 = none)
+    uint64_t drain_deadline_ns_ = 0;
+    uint64_t close_deadline_ns_ = 0;
+    uint64_t next_progress_ns_ = 0;
+    double cpu_start_ = 0;
+    double cpu_go_ = 0;
+    double cpu_traffic_end_ = 0;
+
+    uint32_t next_to_start_ = 0;
+    uint32_t pending_connects_ = 0;
+    uint32_t resolved_initial_ = 0;
+    uint64_t open_ = 0;
+    uint64_t outstanding_ = 0;    // echo requests in flight, all connections
+    uint64_t unacked_total_ = 0;  // native publishes in flight
+    uint32_t traffic_done_count_ = 0;
+    uint32_t subs_incomplete_ = 0;
+    std::vector<uint64_t> room_published_;
+    std::priority_queue<Due, std::vector<Due>, std::greater<>> due_;
+
+    // Destruction order matters: the loop goes first (it frees sockets still open, which
+    // unlink from sockets_ and must find behavior_ alive), then everything above.
+    transport::WebSocketBehavior behavior_;
+    transport::SocketList sockets_;
+    Ticker ticker_;
+    loop::EventLoop loop_;
+};
+
+base::Result<void> Runner::Impl::prepare() {
+    native_ = opts_.mode == Mode::kNative;
+    op_ = opts_.binary ? ws::Opcode::kBinary : ws::Opcode::kText;
+    const bool per_room = !native_ && opts_.url.find("{room}") != std::string::npos;
+    const uint32_t n_urls = per_room ? std::max<uint32_t>(1, opts_.rooms) : 1;
+    for (uint32_t r = 0; r < n_urls; ++r) {
+        std::string u = opts_.url;
+        if (per_room) {
+            u.replace(u.find("{room}"), 6, std::to_string(r));
+        }
+        auto parsed = client::parseWsUrl(u);
+        if (!parsed) {
+            return base::fail(parsed.error().message);
+        }
+        urls_.push_back(std::move(*parsed));
+    }
+    if (opts_.scenario == Scenario::kFanout && !native_ && opts_.rooms > 1 && !per_room) {
+        return base::fail("plain fanout with --rooms > 1 needs \"{room}\" in the URL");
+    }
+    client_opts_.subprotocols = opts_.subprotocols;
+    if (native_) {
+        client_opts_.subprotocols = {std::string(kNativeSubprotocol)};
+    }
+    client_opts_.deflate = opts_.deflate;
+    client_opts_.handshake_timeout_ms = opts_.connect_timeout_ms;
+
+    // Source addresses: only for IPv4 loopback targets (127.0.0.0/8 is all ours there).
+    auto ep = net::resolve(urls_[0].host, urls_[0].port);
+    const bool loopback =
+        ep && ep->addr.ss_family == AF_INET &&
+        (ntohl(reinterpret_cast<const sockaddr_in*>(&ep->addr)->sin_addr.s_addr) >> 24) == 127;
+    const uint64_t total_conns =
+        uint64_t{opts_.conns} + (opts_.scenario == Scenario::kFanout ? opts_.publishers : 0);
+    if (opts_.src_addrs > 0) {
+        if (!loopback) {
+            return base::fail("--src-addrs needs a 127.x.x.x target");
+        }
+        src_addrs_ = std::min<uint32_t>(opts_.src_addrs, 250);
+    } else if (loopback && total_conns > kConnsPerSourceAddr) {
+        src_addrs_ = static_cast<uint32_t>(
+            std::min<uint64_t>(250, (total_conns + kConnsPerSourceAddr - 1) / kConnsPerSourceAddr));
+    }
+
+    // Plain echo payload: printable ASCII keeps text frames valid UTF-8.
+    payload_.resize(opts_.size);
+    for (size_t i = 0; i < payload_.size(); ++i) {
+        payload_[i] =
+            opts_.binary ? static_cast<char>(i * 31 + 7) : static_cast<char>('a' + i % 26);
+    }
+
+    // Slots: connections of this slice, then (fanout) its publishers.
+    const uint32_t rooms = std::max<uint32_t>(1, opts_.rooms);
+    for (uint32_t i = slice_.conn_lo; i < slice_.conn_hi; ++i) {
+        Conn c;
+        c.id = i;
+        c.src_index = i;
+        c.room = i % rooms;
+        if (opts_.scenario == Scenario::kFanout) {
+            c.role = Role::kSubscriber;
+            const uint32_t pubs_in_room =
+                opts_.publishers > c.room ? (opts_.publishers - c.room + rooms - 1) / rooms : 0;
+            c.tracks.resize(pubs_in_room);
+        } else {
+            c.role = opts_.scenario == Scenario::kEcho ? Role::kEcho : Role::kIdle;
+        }
+        conns_.push_back(std::move(c));
+    }
+    if (opts_.scenario == Scenario::kFanout) {
+        for (uint32_t p = slice_.pub_lo; p < slice_.pub_hi; ++p) {
+            Conn c;
+            c.id = p;
+            c.src_index = opts_.conns + p;
+            c.room = p % rooms;
+            c.role = Role::kPublisher;
+            conns_.push_back(std::move(c));
+        }
+        room_published_.assign(rooms, 0);
+    }
+    for (uint32_t i = 0; i < conns_.size(); ++i) {
+        conns_[i].slot = i;
+        if (conns_[i].role == Role::kEcho || conns_[i].role == Role::kPublisher) {
+            ++participants_;
+        }
+    }
+
+    behavior_.max_message_size = 64u << 20;
+    behavior_.ping_interval_ms = 0;  // the bench measures; it does not keep idle links alive
+    behavior_.idle_timeout_ms = 0;
+    behavior_.close_timeout_ms = kCloseTimeoutMs;
+    behavior_.on_message = [this](transport::WebSocket& ws, ws::Opcode op,
+                                  std::span<uint8_t> data) { onMessage(ws, op, data); };
+    behavior_.on_close = [this](transport::WebSocket& ws, uint16_t code, std::string_view) {
+        onClose(ws, code);
+    };
+    result_.scenario = scenarioName(opts_.scenario);
+    return {};
+}
+
+BenchResult Runner::Impl::run() {
+    now_ns_ = start_ns_ = monotonicNs();
+    t0_ns_ = opts_.t0_ns != 0 ? opts_.t0_ns : start_ns_;
+    cpu_start_ = threadCpuS();
+    net::StreamConn::installLoopHooks(loop_);
+    ticker_.impl = this;
+    ticker_.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    itimerspec spec{};
+    spec.it_interval.tv_nsec = static_cast<long>(kMsNs);
+    spec.it_value.tv_nsec = static_cast<long>(kMsNs);
+    if (ticker_.fd < 0 || timerfd_settime(ticker_.fd, 0, &spec, nullptr) != 0 ||
+        !loop_.add(ticker_.fd, &ticker_, EPOLLIN)) {
+        result_.addError("timerfd");
+        return std::move(result_);
+    }
+    next_progress_ns_ = start_ns_ + kProgressNs;
+    if (coord_ != nullptr) {
+        coord_->onStart(*self_);
+    }
+    loop_.post([this] {
+        now_ns_ = monotonicNs();
+        fillConnectWindow();
+        checkConnectPhaseDone();
+    });
+    loop_.run();
+    loop_.remove(ticker_.fd);
+
+    now_ns_ = monotonicNs();
+    sample().open = open_;
+    Counters& k = result_.counters;
+    k.unanswered += outstanding_;
+    if (k.unanswered > 0) {
+        result_.addError("unanswered", k.unanswered);
+    }
+    for (const Conn& c : conns_) {
+        if (c.role == Role::kSubscriber && c.participant) {
+            k.deliveries += c.unique;
+            if (expected_known_) {
+                k.expected += c.expected;
+                k.lost += c.expected > c.unique ? c.expected - c.unique : 0;
+            }
+        }
+    }
+    const double cpu_end = threadCpuS();
+    if (cpu_traffic_end_ == 0 && go_ns_ != 0) {
+        cpu_traffic_end_ = cpu_end;
+    }
+    result_.elapsed_s = static_cast<double>(now_ns_ - start_ns_) * 1e-9;
+    if (go_ns_ != 0) {
+        const uint64_t end =
+            std::max(traffic_end_ns_ != 0 ? traffic_end_ns_ : now_ns_, last_rx_ns_);
+        result_.traffic_s = static_cast<double>(end - go_ns_) * 1e-9;
+        result_.traffic_cpu_s = cpu_traffic_end_ - cpu_go_;
+        if (result_.traffic_s > 0) {
+            result_.busiest_cpu = result_.traffic_cpu_s / result_.traffic_s;
+        }
+    }
+    result_.cpu_s = cpu_end - cpu_start_;
+    return std::move(result_);
+}
+
+// ---- connections ----------------------------------------------------------------------------
+
+void Runner::Impl::fillConnectWindow() {
+    if (phase_ != Phase::kConnecting) {
+        return;
+    }
+    auto allowed = static_cast<uint64_t>(conns_.size());
+    if (opts_.connect_rate > 0) {
+        const double rate = opts_.connect_rate / slice_.count;
+        const double secs = static_cast<double>(now_ns_ - start_ns_) * 1e-9;
+        allowed = std::min<uint64_t>(allowed, static_cast<uint64_t>(rate * secs) + 1);
+    }
+    while (next_to_start_ < allowed && pending_connects_ < opts_.connect_window &&
+           phase_ == Phase::kConnecting) {
+        startConnect(conns_[next_to_start_++]);
+    }
+}
+
+void Runner::Impl::startConnect(Conn& c) {
+    c.state = State::kConnecting;
+    c.connected_ok = false;
+    c.connect_start_ns = monotonicNs();
+    ++c.gen;
+    ++pending_connects_;
+    ++result_.counters.connects_attempted;
+    client::ClientOptions opts = client_opts_;
+    if (src_addrs_ > 0) {
+        auto* sa = reinterpret_cast<sockaddr_in*>(&opts.source.addr);
+        sa->sin_family = AF_INET;
+        sa->sin_port = 0;
+        sa->sin_addr.s_addr = htonl(0x7F000001u + c.src_index % src_addrs_);
+        opts.source.len = sizeof(sockaddr_in);
+    }
+    const client::WsUrl& url = urls_[urls_.size() == 1 ? 0 : c.room % urls_.size()];
+    const uint32_t slot = c.slot;
+    client::connect(loop_, url, opts, &behavior_,
+                    [this, slot](transport::WebSocket* ws, const std::string& err) {
+                        onConnected(slot, ws, err);
+                    });
+}
+
+void Runner::Impl::onConnected(uint32_t slot, transport::WebSocket* ws, const std::string& err) {
+    now_ns_ = monotonicNs();
+    --pending_connects_;
+    Conn& c = conns_[slot];
+    if (ws == nullptr) {
+        ++result_.counters.connects_failed;
+        error(classifyConnectError(err));
+        connectFailed(c);
+        fillConnectWindow();
+        return;
+    }
+    c.ws = ws;
+    ws->user_data = &c;
+    sockets_.add(ws);
+    ++open_;
+    result_.counters.open_peak = std::max(result_.counters.open_peak, open_);
+    c.closing_by_us = false;
+    if (phase_ >= Phase::kClosing) {
+        c.closing_by_us = true;
+        ws->end(ws::close_code::kNormal, "bench done");
+        return;
+    }
+    if (native_) {
+        c.state = State::kOpening;
+        sendText(c, R"({"type":"connect","id":"c","name":"switchboard-bench"})");
+    } else {
+        handshakeDone(c);
+    }
+    fillConnectWindow();
+}
+
+void Runner::Impl::connectFailed(Conn& c) {
+    c.state = State::kFailed;
+    if (!c.initial_done) {
+        // Failures of the first attempt are reported, not retried.
+        c.initial_done = true;
+        ++resolved_initial_;
+        markTrafficDone(c);
+        checkConnectPhaseDone();
+        return;
+    }
+    if (opts_.reconnect && phase_ < Phase::kClosing && c.attempts < kMaxReconnectAttempts) {
+        scheduleReconnect(c);
+    } else {
+        markTrafficDone(c);
+    }
+}
+
+void Runner::Impl::handshakeDone(Conn& c) {
+    const uint64_t t = now_ns_ - std::min(now_ns_, c.connect_start_ns);
+    result_.connect_ns.record(t);
+    ++result_.counters.connects_ok;
+    c.connected_ok = true;
+    ++sample().connects;
+    if (c.role == Role::kSubscriber && native_) {
+        scratch_ = R"({"type":"subscribe","id":"s","channel":")";
+        scratch_ += opts_.channel_prefix;
+        scratch_ += std::to_string(c.room);
+        scratch_ += "\"}";
+        sendText(c, scratch_);
+        return;  // ready at `subscribed`
+    }
+    markReady(c);
+}
+
+void Runner::Impl::openingFailed(Conn& c, std::string_view code) {
+    // The server refused `connect` or `subscribe`: this connection cannot take part.
+    if (!c.initial_done && !c.connected_ok) {
+        ++result_.counters.connects_failed;
+    }
+    c.closing_by_us = true;
+    if (c.ws != nullptr) {
+        c.ws->end(ws::close_code::kNormal, "bench: refused");
+    }
+    error("error_" + std::string(code));
+    c.attempts = kMaxReconnectAttempts;  // no point retrying what the server refuses
+    connectFailed(c);
+}
+
+void Runner::Impl::markReady(Conn& c) {
+    c.state = State::kReady;
+    c.attempts = 0;
+    if (!c.initial_done) {
+        c.initial_done = true;
+        c.participant = true;
+        ++resolved_initial_;
+        checkConnectPhaseDone();
+    } else if (phase_ == Phase::kTraffic) {
+        startTraffic(c);  // a reconnect: carry on where it stopped
+    }
+}
+
+void Runner::Impl::scheduleReconnect(Conn& c) {
+    ++c.attempts;
+    c.state = State::kIdle;
+    const uint64_t backoff_ms = (uint64_t{100} << std::min<uint32_t>(c.attempts - 1, 5)) +
+                                (c.slot * 7919u + c.attempts * 104729u) % 100;
+    due_.push(Due{now_ns_ + backoff_ms * kMsNs, c.slot, c.gen, DueKind::kReconnect});
+}
+
+void Runner::Impl::sendText(Conn& c, std::string_view text) {
+    if (c.ws != nullptr) {
+        c.ws->sendText(text);
+    }
+}
+
+void Runner::Impl::onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<uint8_t> data) {
+    auto* c = static_cast<Conn*>(ws.user_data);
+    if (c == nullptr) {
+        return;
+    }
+    now_ns_ = monotonicNs();
+    result_.counters.bytes_received += data.size();
+    std::string_view text(reinterpret_cast<const char*>(data.data()), data.size());
+    std::string_view type;
+    if (native_) {
+        type = jsonStringField(text, "type");
+        if (c->state == State::kOpening) {
+            if (type == "connected") {
+                handshakeDone(*c);
+            } else if (type == "subscribed") {
+                markReady(*c);
+            } else if (type == "error") {
+                openingFailed(*c, jsonStringField(text, "code"));
+            }
+            return;
+        }
+    }
+    switch (c->role) {
+        case Role::kEcho:
+            if (native_ && type == "error") {
+                error("error_" + std::string(jsonStringField(text, "code")));
+                if (c->in_flight.size() > 0) {
+                    c->in_flight.pop();
+                    --outstanding_;
+                    ++result_.counters.bad_replies;
+                }
+                checkConnDone(*c);
+                return;
+            }
+            if (native_ && type != "pong") {
+                return;  // events we did not ask for
+            }
+            onEchoReply(*c, op, data);
+            return;
+        case Role::kPublisher:
+            if (native_) {
+                onPublisherMessage(*c, type, text);
+            }
+            return;  // plain: a broadcast server may send publishers their own messages
+        case Role::kSubscriber:
+            if (native_) {
+                if (type == "message") {
+                    onDelivery(*c, text, true, jsonTrueField(text, "gap"));
+                } else if (type == "error") {
+                    error("error_" + std::string(jsonStringField(text, "code")));
+                }
+                return;
+            }
+            onDelivery(*c, text, false, false);
+            return;
+        case Role::kIdle:
+            return;
+    }
+}
+
+void Runner::Impl::onClose(transport::WebSocket& ws, uint16_t code) {
+    auto* c = static_cast<Conn*>(ws.user_data);
+    if (c == nullptr) {
+        return;
+    }
+    now_ns_ = monotonicNs();
+    ws.user_data = nullptr;
+    c->ws = nullptr;
+    ++c->gen;
+    --open_;
+    Counters& k = result_.counters;
+    if (c->closing_by_us) {
+        c->state = State::kClosed;
+        if (code == ws::close_code::kNormal) {
+            ++k.closed_clean;
+        } else {
+            error("close_" + std::to_string(code));
+        }
+        return;
+    }
+    // Dropped by the server or the network.
+    ++k.drops;
+    error("close_" + std::to_string(code));
+    if (c->in_flight.size() > 0) {
+        k.unanswered += c->in_flight.size();
+        outstanding_ -= c->in_flight.size();
+        c->in_flight.clear();
+    }
+    unacked_total_ -= c->unacked;
+    c->unacked = 0;
+    if (!c->initial_done) {
+        if (!c->connected_ok) {
+            ++k.connects_failed;  // closed before the native `connected` reply
+        }
+        connectFailed(*c);
+    } else if (opts_.reconnect && phase_ < Phase::kClosing && !c->traffic_done) {
+        scheduleReconnect(*c);
+    } else {
+        c->state = State::kClosed;
+        markTrafficDone(*c);
+    }
+    checkDrain();
+}
+
+// ---- traffic --------------------------------------------------------------------------------
+
+bool Runner::Impl::canSend(const Conn& c) const {
+    return phase_ == Phase::kTraffic && c.ws != nullptr && c.state == State::kReady &&
+           (opts_.messages == 0 || c.sent < opts_.messages);
+}
+
+void Runner::Impl::startTraffic(Conn& c) {
+    if (c.role != Role::kEcho && c.role != Role::kPublisher) {
+        return;
+    }
+    if (opts_.interval_ms > 0) {
+        // Spread the first sends over one interval so connections do not fire in lockstep.
+        const auto interval_ns = static_cast<uint64_t>(opts_.interval_ms * 1e6);
+        const uint64_t offset = participants_ > 0 ? interval_ns * c.slot / conns_.size() : 0;
+        due_.push(Due{now_ns_ + offset, c.slot, c.gen, DueKind::kSend});
+        return;
+    }
+    for (uint32_t k = 0; k < std::max<uint32_t>(1, opts_.window); ++k) {
+        const bool sent = c.role == Role::kEcho ? sendEcho(c) : publish(c);
+        if (!sent) {
+            break;
+        }
+    }
+    checkConnDone(c);
+}
+
+bool Runner::Impl::sendEcho(Conn& c) {
+    if (!canSend(c)) {
+        return false;
+    }
+    c.in_flight.push(monotonicNs());
+    ++c.sent;
+    ++outstanding_;
+    ++result_.counters.msgs_sent;
+    ++sample().sent;
+    if (native_) {
+        scratch_ = R"({"type":"ping","id":)";
+        scratch_ += std::to_string(c.sent);
+        scratch_ += '}';
+        result_.counters.bytes_sent += scratch_.size();
+        c.ws->sendText(scratch_);
+    } else {
+        result_.counters.bytes_sent += payload_.size();
+        c.ws->send(op_, {reinterpret_cast<const uint8_t*>(payload_.data()), payload_.size()});
+    }
+    return true;
+}
+
+void Runner::Impl::onEchoReply(Conn& c, ws::Opcode op, std::span<uint8_t> data) {
+    Counters& k = result_.counters;
+    if (c.in_flight.size() == 0) {
+        ++k.bad_replies;
+        error("unexpected_message");
+        return;
+    }
+    const uint64_t sent_at = c.in_flight.pop();
+    --outstanding_;
+    ++k.msgs_received;
+    ++sample().received;
+    last_rx_ns_ = now_ns_;
+    const bool ok = native_ || (op == op_ && data.size() == payload_.size());
+    if (!ok) {
+        ++k.bad_replies;
+        error("bad_reply");
+    } else {
+        const uint64_t lat = now_ns_ - std::min(now_ns_, sent_at);
+        result_.latency_ns.record(lat);
+        recent_.record(lat);
+        sample().latency.record(lat);
+    }
+    if (opts_.interval_ms <= 0) {
+        sendEcho(c);
+    }
+    checkConnDone(c);
+}
+
+bool Runner::Impl::publish(Conn& c) {
+    if (!canSend(c)) {
+        return false;
+    }
+    const Stamp stamp{c.id, c.sent, monotonicNs()};
+    ++c.sent;
+    ++result_.counters.msgs_sent;
+    ++sample().sent;
+    scratch_.clear();
+    if (native_) {
+        scratch_ = R"({"type":"publish","id":)";
+        scratch_ += std::to_string(c.sent);
+        scratch_ += R"(,"channel":")";
+        scratch_ += opts_.channel_prefix;
+        scratch_ += std::to_string(c.room);
+        scratch_ += R"(","data":")";
+        writeStamp(&scratch_, stamp, opts_.size);
+        scratch_ += "\"}";
+        ++c.unacked;
+        ++unacked_total_;
+        c.ws->sendText(scratch_);
+    } else {
+        writeStamp(&scratch_, stamp, opts_.size);
+        ++room_published_[c.room];
+        c.ws->send(op_, {reinterpret_cast<const uint8_t*>(scratch_.data()), scratch_.size()});
+    }
+    result_.counters.bytes_sent += scratch_.size();
+    return true;
+}
+
+void Runner::Impl::onPublisherMessage(Conn& c, std::string_view type, std::string_view json) {
+    if (type != "published" && type != "error") {
+        return;
+    }
+    if (c.unacked > 0) {
+        --c.unacked;
+        --unacked_total_;
+    }
+    if (type == "published") {
+        ++result_.counters.publishes_acked;
+        ++room_published_[c.room];
+    } else {
+        error("error_" + std::string(jsonStringField(json, "code")));
+    }
+    if (opts_.interval_ms <= 0) {
+        publish(c);
+    }
+    checkConnDone(c);
+    checkDrain();
+}
+
+void Runner::Impl::onDelivery(Conn& c, std::string_view payload, bool native, bool gap) {
+    Counters& k = result_.counters;
+    if (native) {
+        const size_t at = payload.find("\"data\"");
+        payload = at == std::string_view::npos ? std::string_view{} : payload.substr(at);
+    }
+    Stamp s;
+    if (!findStamp(payload, &s)) {
+        error("bad_payload");
+        return;
+    }
+    ++k.msgs_received;
+    ++sample().received;
+    last_rx_ns_ = now_ns_;
+    if (gap) {
+        ++k.gaps;
+    }
+    const uint32_t rooms = std::max<uint32_t>(1, opts_.rooms);
+    if (s.publisher >= opts_.publishers || s.publisher % rooms != c.room ||
+        s.publisher / rooms >= c.tracks.size()) {
+        ++k.foreign;
+        error("foreign_message");
+        return;
+    }
+    switch (c.tracks[s.publisher / rooms].onReceive(s.seq)) {
+        case SequenceTracker::Verdict::kDuplicate:
+            ++k.duplicates;
+            return;
+        case SequenceTracker::Verdict::kLate:
+            ++k.out_of_order;
+            break;
+        case SequenceTracker::Verdict::kInOrder:
+            break;
+    }
+    ++c.unique;
+    const uint64_t lat = now_ns_ - std::min(now_ns_, s.sent_ns);
+    result_.latency_ns.record(lat);
+    recent_.record(lat);
+    sample().latency.record(lat);
+    if (expected_known_ && c.participant && !c.complete && c.unique >= c.expected) {
+        c.complete = true;
+        --subs_incomplete_;
+        checkDrain();
+    }
+}
+
+void Runner::Impl::checkConnDone(Conn& c) {
+    if (c.traffic_done || opts_.messages == 0 || c.sent < opts_.messages) {
+        return;
+    }
+    if (c.role == Role::kEcho && c.in_flight.size() == 0) {
+        markTrafficDone(c);
+    } else if (c.role == Role::kPublisher && c.unacked == 0) {
+        markTrafficDone(c);
+    }
+}
+
+void Runner::Impl::markTrafficDone(Conn& c) {
+    if (c.traffic_done || (c.role != Role::kEcho && c.role != Role::kPublisher)) {
+        return;
+    }
+    c.traffic_done = true;
+    ++traffic_done_count_;
+    if (phase_ == Phase::kTraffic && traffic_done_count_ >= participants_) {
+        endTraffic();
+    }
+}
+
+// ---- phases ---------------------------------------------------------------------------------
+
+void Runner::Impl::checkConnectPhaseDone() {
+    if (phase_ != Phase::kConnecting || resolved_initial_ < conns_.size()) {
+        return;
+    }
+    phase_ = Phase::kWaitGo;
+    result_.connect_s = static_cast<double>(now_ns_ - start_ns_) * 1e-9;
+    if (coord_ != nullptr) {
+        coord_->onReady(*self_);
+    } else {
+        go();
+    }
+}
+
+void Runner::Impl::go() {
+    if (phase_ != Phase::kWaitGo) {
+        return;
+    }
+    now_ns_ = monotonicNs();
+    phase_ = Phase::kTraffic;
+    go_ns_ = now_ns_;
+    cpu_go_ = threadCpuS();
+    if (opts_.scenario == Scenario::kConnect) {
+        deadline_ns_ = go_ns_ + static_cast<uint64_t>(opts_.hold_s * 1e9);
+        return;
+    }
+    if (opts_.duration_s > 0) {
+        deadline_ns_ = go_ns_ + static_cast<uint64_t>(opts_.duration_s * 1e9);
+    }
+    for (Conn& c : conns_) {
+        if (c.state == State::kReady) {
+            startTraffic(c);
+        }
+    }
+    if (phase_ == Phase::kTraffic && traffic_done_count_ >= participants_) {
+        endTraffic();  // nobody to send (no participants here, or all failed to connect)
+    }
+}
+
+void Runner::Impl::endTraffic() {
+    if (phase_ != Phase::kTraffic) {
+        return;
+    }
+    traffic_end_ns_ = now_ns_;
+    if (opts_.scenario == Scenario::kConnect) {
+        startClosing();
+        return;
+    }
+    drain_deadline_ns_ = now_ns_ + static_cast<uint64_t>(opts_.drain_s * 1e9);
+    phase_ = opts_.scenario == Scenario::kFanout ? Phase::kPublishDrain : Phase::kDraining;
+    checkDrain();
+}
+
+void Runner::Impl::checkDrain() {
+    const bool timed_out = now_ns_ >= drain_deadline_ns_;
+    if (phase_ == Phase::kPublishDrain && (unacked_total_ == 0 || timed_out)) {
+        phase_ = Phase::kWaitExpected;
+        if (coord_ != nullptr) {
+            coord_->onPublished(*self_, room_published_);
+        } else {
+            setExpected(room_published_);
+        }
+        return;
+    }
+    if (phase_ != Phase::kDraining) {
+        return;
+    }
+    const bool done =
+        opts_.scenario == Scenario::kFanout ? subs_incomplete_ == 0 : outstanding_ == 0;
+    if (done || timed_out) {
+        startClosing();
+    }
+}
+
+void Runner::Impl::setExpected(const std::vector<uint64_t>& per_room) {
+    if (phase_ != Phase::kWaitExpected) {
+        return;
+    }
+    now_ns_ = monotonicNs();
+    expected_known_ = true;
+    for (Conn& c : conns_) {
+        if (c.role != Role::kSubscriber || !c.participant) {
+            continue;
+        }
+        c.expected = c.room < per_room.size() ? per_room[c.room] : 0;
+        c.complete = c.unique >= c.expected;
+        subs_incomplete_ += c.complete ? 0 : 1;
+    }
+    // The drain clock restarts: other processes may have finished publishing later.
+    drain_deadline_ns_ = now_ns_ + static_cast<uint64_t>(opts_.drain_s * 1e9);
+    phase_ = Phase::kDraining;
+    checkDrain();
+}
+
+void Runner::Impl::requestStop() {
+    if (phase_ >= Phase::kClosing) {
+        return;
+    }
+    now_ns_ = monotonicNs();
+    result_.interrupted = true;
+    if (phase_ == Phase::kTraffic) {
+        traffic_end_ns_ = now_ns_;
+    }
+    startClosing();
+}
+
+void Runner::Impl::startClosing() {
+    if (phase_ >= Phase::kClosing) {
+        return;
+    }
+    if (go_ns_ != 0) {
+        cpu_traffic_end_ = threadCpuS();
+        if (traffic_end_ns_ == 0) {
+            traffic_end_ns_ = now_ns_;
+        }
+    }
+    phase_ = Phase::kClosing;
+    close_deadline_ns_ = now_ns_ + (kCloseTimeoutMs + 500) * kMsNs;
+    for (Conn& c : conns_) {
+        if (c.ws != nullptr) {
+            c.closing_by_us = true;
+            c.ws->end(ws::close_code::kNormal, "bench done");
+        }
+    }
+}
+
+void Runner::Impl::finish() {
+    phase_ = Phase::kDone;
+    loop_.stop();
+}
+
+void Runner::Impl::tick() {
+    now_ns_ = monotonicNs();
+    if (interrupt_ != nullptr && interrupt_->load(std::memory_order_relaxed)) {
+        requestStop();
+    }
+    if (phase_ == Phase::kConnecting) {
+        fillConnectWindow();
+    }
+    const auto interval_ns = static_cast<uint64_t>(std::max(0.0, opts_.interval_ms) * 1e6);
+    while (!due_.empty() && due_.top().at_ns <= now_ns_) {
+        const Due d = due_.top();
+        due_.pop();
+        Conn& c = conns_[d.slot];
+        if (d.gen != c.gen) {
+            continue;  // the connection closed or reconnected since
+        }
+        if (d.kind == DueKind::kReconnect) {
+            if (phase_ < Phase::kClosing && c.state == State::kIdle) {
+                ++result_.counters.reconnects;
+                startConnect(c);
+            }
+            continue;
+        }
+        const bool sent = c.role == Role::kEcho ? sendEcho(c) : publish(c);
+        if (sent && canSend(c)) {
+            // Keep the schedule (open loop) but never queue a burst to catch up.
+            due_.push(Due{std::max(d.at_ns + interval_ns, now_ns_), c.slot, c.gen, DueKind::kSend});
+        }
+        checkConnDone(c);
+    }
+    if (phase_ == Phase::kTraffic && deadline_ns_ != 0 && now_ns_ >= deadline_ns_) {
+        endTraffic();
+    }
+    if (phase_ == Phase::kPublishDrain || phase_ == Phase::kDraining) {
+        checkDrain();
+    }
+    if (phase_ == Phase::kClosing) {
+        if (sockets_.size == 0 && pending_connects_ == 0) {
+            finish();
+        } else if (now_ns_ >= close_deadline_ns_) {
+            // Peers that never answered our close: drop them (freed at the end of this
+            // iteration); handshakes still pending are freed with the loop.
+            for (transport::WebSocket* ws = sockets_.head; ws != nullptr;) {
+                transport::WebSocket* next = ws->list_next;
+                ws->terminate();
+                ws = next;
+            }
+            finish();
+        }
+    }
+    sample().open = open_;  // the gauge: each interval keeps the value of its last tick
+    if (now_ns_ >= next_progress_ns_) {
+        next_progress_ns_ += kProgressNs;
+        emitProgress();
+    }
+}
+
+void Runner::Impl::emitProgress() {
+    if (coord_ == nullptr) {
+        recent_.reset();
+        return;
+    }
+    Progress p;
+    p.elapsed_s = static_cast<double>(now_ns_ - t0_ns_) * 1e-9;
+    p.phase = phaseName(phase_);
+    p.open = open_;
+    p.connects_ok = result_.counters.connects_ok;
+    p.connects_failed = result_.counters.connects_failed;
+    p.sent = result_.counters.msgs_sent;
+    p.received = result_.counters.msgs_received;
+    p.errors = result_.errorTotal();
+    p.recent = std::move(recent_);
+    recent_.reset();
+    coord_->onProgress(*self_, p);
+}
+
+// ---- Runner ---------------------------------------------------------------------------------
+
+Runner::Runner(const BenchOptions& options, Slice slice, Coordinator* coordinator,
+               const std::atomic<bool>* interrupt)
+    : impl_(std::make_unique<Impl>(this, options, slice, coordinator, interrupt)) {}
+
+Runner::~Runner() = default;
+
+base::Result<void> Runner::prepare() {
+    return impl_->prepare();
+}
+BenchResult Runner::run() {
+    return impl_->run();
+}
+void Runner::go() {
+    impl_->go();
+}
+void Runner::setExpected(const std::vector<uint64_t>& per_room) {
+    impl_->setExpected(per_room);
+}
+void Runner::requestStop() {
+    impl_->requestStop();
+}
+loop::EventLoop& Runner::loop() {
+    return impl_->loop_;
+}
+
+}  // namespace sb::bench

@@ -1,0 +1,240 @@
+#!/usr/bin/python3
+"""Integration: `switchboard bench` against the real server (SPEC §7).
+
+Short, bounded runs of every scenario against `switchboard serve` on loopback: echo (one and
+two processes), connect, native fanout, ramp, the JSON and HTML reports, a refused target,
+Ctrl-C, and usage errors. Checks counts and structure, never timings.
+
+  /usr/bin/python3 tests/integration/test_bench_cli.py --server build/dev/switchboard
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
+from harness import Deadline, Reporter, ServerProcess  # noqa: E402
+
+RUN_TIMEOUT_S = 120  # a generous bound for a few-second run on a busy, sanitized build
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def check(cond: bool, what: str):
+    if not cond:
+        raise CheckFailed(what)
+
+
+class Suite:
+    def __init__(self, binary: str, server: ServerProcess, rep: Reporter, tmp: Path):
+        self.binary = binary
+        self.server = server
+        self.rep = rep
+        self.tmp = tmp
+
+    def url(self, path: str) -> str:
+        return f"ws://{self.server.host}:{self.server.port}{path}"
+
+    def bench(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([self.binary, "bench", *args], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+
+    def json_of(self, name: str) -> dict:
+        with open(self.tmp / name, encoding="utf-8") as f:
+            return json.load(f)
+
+    def case(self, name: str, fn):
+        try:
+            fn()
+            self.rep.record(name, True)
+        except CheckFailed as e:
+            self.rep.record(name, False, str(e))
+        except (OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
+            self.rep.record(name, False, f"{type(e).__name__}: {e}")
+
+    def expect_ok(self, p: subprocess.CompletedProcess):
+        check(p.returncode == 0, f"exit {p.returncode}; stdout {p.stdout[-1500:]!r} "
+              f"stderr {p.stderr[-1500:]!r}")
+
+    # --- cases --------------------------------------------------------------------------
+
+    def echo(self):
+        p = self.bench("echo", "--url", self.url("/echo"), "-c", "50", "-n", "100",
+                       "--json", str(self.tmp / "echo.json"))
+        self.expect_ok(p)
+        check("round trip (ms)" in p.stdout and "p99.9" in p.stdout, "no latency table")
+        check("per message" in p.stdout, "no generator CPU per message")
+        j = self.json_of("echo.json")
+        k = j["counters"]
+        check(j["scenario"] == "echo" and j["procs"] == 1, f"header {j['scenario']} {j['procs']}")
+        check(k["connects_ok"] == 50 and k["connects_failed"] == 0, f"connects {k}")
+        check(k["msgs_sent"] == 5000 and k["msgs_received"] == 5000, f"messages {k}")
+        check(j["latency_ms"]["count"] == 5000, f"latency count {j['latency_ms']}")
+        check(j["connect_ms"]["count"] == 50, f"connect count {j['connect_ms']}")
+        check(k["closed_clean"] == 50, f"clean closes {k['closed_clean']}")
+        check(j["error_total"] == 0 and j["errors"] == {}, f"errors {j['errors']}")
+        lat = j["latency_ms"]
+        check(lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["p99_9"] <= lat["max"],
+              f"percentiles not monotonic {lat}")
+        received = sum(s["received"] for s in j["timeline"]["samples"])
+        check(received == 5000, f"timeline received {received}")
+
+    def echo_two_procs(self):
+        p = self.bench("echo", "--url", self.url("/echo"), "-c", "60", "-n", "50", "-w", "2",
+                       "--procs", "2", "--src-addrs", "3", "--json", str(self.tmp / "echo2.json"))
+        self.expect_ok(p)
+        j = self.json_of("echo2.json")
+        k = j["counters"]
+        check(j["procs"] == 2, f"procs {j['procs']}")
+        check(k["connects_ok"] == 60, f"connects {k['connects_ok']}")
+        check(k["msgs_received"] == 3000 and j["latency_ms"]["count"] == 3000,
+              f"merged counts {k['msgs_received']} / {j['latency_ms']['count']}")
+
+    def connect(self):
+        p = self.bench("connect", "--url", self.url("/echo"), "-c", "200", "--rate", "2000",
+                       "--hold", "0.3s", "--json", str(self.tmp / "connect.json"))
+        self.expect_ok(p)
+        j = self.json_of("connect.json")
+        k = j["counters"]
+        check(k["connects_ok"] == 200 and k["open_peak"] == 200, f"connects {k}")
+        check(k["closed_clean"] == 200, f"clean closes {k['closed_clean']}")
+        check(j["connect_ms"]["count"] == 200, "connect histogram count")
+
+    def fanout_native(self):
+        p = self.bench("fanout", "--url", self.url("/ws"), "-c", "40", "--publishers", "4",
+                       "--rooms", "2", "-n", "50", "-i", "5ms",
+                       "--json", str(self.tmp / "fanout.json"))
+        self.expect_ok(p)
+        j = self.json_of("fanout.json")
+        k = j["counters"]
+        # 2 rooms x (2 publishers x 50 publications) x 20 subscribers.
+        check(k["publishes_acked"] == 200, f"acks {k['publishes_acked']}")
+        check(k["expected"] == 4000 and k["deliveries"] == 4000, f"deliveries {k}")
+        check(k["lost"] == 0 and k["duplicates"] == 0 and k["out_of_order"] == 0, f"checks {k}")
+        check(j["latency_ms"]["count"] == 4000, "delivery latency count")
+        check("deliveries/s" in p.stdout, "no deliveries/s in the table")
+
+    def ramp_and_html(self):
+        p = self.bench("ramp", "--url", self.url("/echo"), "--start", "10", "--step", "10",
+                       "--step-duration", "0.5s", "--interval", "20ms", "--max-steps", "2",
+                       "--max-p95", "100000", "--json", str(self.tmp / "ramp.json"),
+                       "--html", str(self.tmp / "ramp.html"))
+        self.expect_ok(p)
+        j = self.json_of("ramp.json")
+        check(len(j["steps"]) == 2, f"steps {len(j['steps'])}")
+        check([s["conns"] for s in j["steps"]] == [10, 20], "step sizes")
+        check(j["last_healthy_step"] == 2, f"last healthy {j['last_healthy_step']}")
+        check(all(s["counters"]["msgs_received"] > 0 for s in j["steps"]), "a step got nothing")
+        html = (self.tmp / "ramp.html").read_text(encoding="utf-8")
+        check(html.count("<svg") >= 3 and "<script" not in html and "http-equiv" not in html,
+              "ramp html not a self-contained page with plots")
+        check("last healthy step" in p.stdout, "no verdict line")
+
+    def echo_html(self):
+        p = self.bench("echo", "--url", self.url("/echo"), "-c", "5", "-d", "1.2s", "-i", "10ms",
+                       "--html", str(self.tmp / "echo.html"))
+        self.expect_ok(p)
+        html = (self.tmp / "echo.html").read_text(encoding="utf-8")
+        check(html.startswith("<!DOCTYPE html>") and html.count("<svg") == 3,
+              "expected 3 inline SVG plots")
+        check("<script" not in html and "src=" not in html and "href=" not in html,
+              "external resources or scripts in the report")
+        check("Latency percentiles" in html and "Throughput" in html, "plot titles")
+
+    def refused(self):
+        p = self.bench("echo", "--url", "ws://127.0.0.1:1/echo", "-c", "4",
+                       "--json", str(self.tmp / "refused.json"))
+        check(p.returncode == 1, f"exit {p.returncode} (want 1: errors)")
+        j = self.json_of("refused.json")
+        check(j["errors"].get("refused") == 4, f"errors {j['errors']}")
+        check(j["counters"]["connects_failed"] == 4, "connects_failed")
+
+    def wrong_path(self):
+        p = self.bench("connect", "--url", self.url("/nope"), "-c", "3", "--hold", "0",
+                       "--json", str(self.tmp / "nope.json"))
+        check(p.returncode == 1, f"exit {p.returncode}")
+        j = self.json_of("nope.json")
+        check(j["errors"].get("handshake_status_404") == 3, f"errors {j['errors']}")
+
+    def interrupt(self):
+        out = self.tmp / "int.json"
+        proc = subprocess.Popen(
+            [self.binary, "bench", "echo", "--url", self.url("/echo"), "-c", "10", "-d", "60",
+             "-i", "10ms", "--progress", "--json", str(out)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            # Wait for the first progress line (an event), then Ctrl-C.
+            deadline = Deadline(30)
+            seen = b""
+            os.set_blocking(proc.stderr.fileno(), False)
+            while b"running" not in seen:
+                check(not deadline.expired(), f"no progress line; stderr {seen[-500:]!r}")
+                check(proc.poll() is None, "bench exited before the interrupt")
+                try:
+                    chunk = proc.stderr.read()
+                except BlockingIOError:
+                    chunk = None
+                if chunk:
+                    seen += chunk
+                else:
+                    time.sleep(0.05)
+            os.kill(proc.pid, signal.SIGINT)
+            stdout, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+        check(proc.returncode == 1, f"exit {proc.returncode} (want 1: interrupted)")
+        check(b"INTERRUPTED" in stdout, "table does not say INTERRUPTED")
+        j = json.loads(out.read_text(encoding="utf-8"))
+        check(j["interrupted"] is True, "json interrupted flag")
+        check(j["counters"]["closed_clean"] == 10, f"clean closes {j['counters']['closed_clean']}")
+        check(j["counters"]["msgs_received"] > 0, "nothing received before the interrupt")
+
+    def usage(self):
+        p = self.bench("--help")
+        check(p.returncode == 0 and "--procs" in p.stdout, "help")
+        p = self.bench("echo", "--bogus")
+        check(p.returncode == 2 and "unknown flag" in p.stderr, f"bad flag: {p.returncode}")
+        p = self.bench("teleport")
+        check(p.returncode == 2, "unknown scenario")
+        p = subprocess.run([self.binary, "--help"], capture_output=True, text=True, timeout=30)
+        check("bench" in p.stdout, "bench missing from switchboard --help")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", required=True, help="path to the switchboard binary")
+    args = ap.parse_args()
+    rep = Reporter("bench_cli")
+    with tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp, ServerProcess(
+            [args.server, "serve", "--host", "127.0.0.1", "--port", "0", "--threads", "1",
+             "--rate-limit", "100000"], name="bench-target") as server:
+        s = Suite(args.server, server, rep, Path(tmp))
+        s.case("echo: counts, percentiles, JSON", s.echo)
+        s.case("echo: --procs 2 merges exactly", s.echo_two_procs)
+        s.case("connect: ramp, hold, clean close", s.connect)
+        s.case("fanout: native rooms, no loss/dup/reorder", s.fanout_native)
+        s.case("ramp: steps, verdict, HTML", s.ramp_and_html)
+        s.case("echo: self-contained HTML report", s.echo_html)
+        s.case("errors: refused", s.refused)
+        s.case("errors: handshake status", s.wrong_path)
+        s.case("Ctrl-C stops and still reports", s.interrupt)
+        s.case("usage and help", s.usage)
+        if not server.alive():
+            rep.record("server survived", False, server.log_tail())
+    return rep.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,475 @@
+// The bench scenarios against a tiny in-test server built on our own sb::server::App: relays
+// that drop, reorder or duplicate publications on purpose prove the fanout checks; an echo
+// route that cuts replies short, one that kicks connections (4000) and a missing route prove
+// the error accounting; the native protocol runs against the real messaging layer; and
+// `--procs 2` forks two workers whose results merge to the same counts.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/delivery.h"
+#include "bench/runner.h"
+#include "bench/workers.h"
+#include "server/app.h"
+#include "server/messaging.h"
+#include "server/metrics.h"
+
+namespace sb::bench {
+namespace {
+
+using transport::WebSocket;
+
+// A broadcast room: every message goes to every other member, with an optional fault.
+struct Relay {
+    enum class Fault { kNone, kDrop, kReorder, kDuplicate };
+    Fault fault = Fault::kNone;
+    std::vector<WebSocket*> members;
+    struct Held {
+        WebSocket* from;
+        ws::Opcode op;
+        std::string data;
+    };
+    std::map<uint32_t, Held> held;  // kReorder: per publisher, the even message held back
+
+    void broadcast(WebSocket* from, ws::Opcode op, std::string_view data) {
+        for (WebSocket* m : members) {
+            if (m != from) {
+                m->send(op, {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+            }
+        }
+    }
+    void onMessage(WebSocket& ws, ws::Opcode op, std::span<uint8_t> d) {
+        std::string_view data(reinterpret_cast<const char*>(d.data()), d.size());
+        Stamp s;
+        const bool stamped = findStamp(data, &s);
+        switch (fault) {
+            case Fault::kNone:
+                broadcast(&ws, op, data);
+                return;
+            case Fault::kDrop:  // every seq % 10 == 3 vanishes
+                if (!stamped || s.seq % 10 != 3) {
+                    broadcast(&ws, op, data);
+                }
+                return;
+            case Fault::kReorder:  // each even seq goes out after the following odd one
+                if (stamped && s.seq % 2 == 0) {
+                    held[s.publisher] = Held{&ws, op, std::string(data)};
+                    return;
+                }
+                broadcast(&ws, op, data);
+                if (auto it = held.find(s.publisher); stamped && it != held.end()) {
+                    broadcast(it->second.from, it->second.op, it->second.data);
+                    held.erase(it);
+                }
+                return;
+            case Fault::kDuplicate:  // every seq % 10 == 0 twice
+                broadcast(&ws, op, data);
+                if (stamped && s.seq % 10 == 0) {
+                    broadcast(&ws, op, data);
+                }
+                return;
+        }
+    }
+};
+
+class TestServer {
+public:
+    TestServer() : app_(options()) {
+        server::WsRoute echo;
+        echo.behavior.on_message = [](WebSocket& ws, ws::Opcode op, std::span<uint8_t> d) {
+            ws.send(op, d);
+        };
+        app_.ws("/echo", echo);
+        server::WsRoute shorter;
+        shorter.behavior.on_message = [](WebSocket& ws, ws::Opcode op, std::span<uint8_t> d) {
+            ws.send(op, d.subspan(0, d.size() / 2));
+        };
+        app_.ws("/short", shorter);
+        server::WsRoute kick;
+        kick.behavior.on_message = [this](WebSocket& ws, ws::Opcode op, std::span<uint8_t> d) {
+            ws.send(op, d);
+            auto n = reinterpret_cast<uintptr_t>(ws.user_data) + 1;
+            ws.user_data = reinterpret_cast<void*>(n);
+            if (n == 5 && kicked_ < 2) {
+                ++kicked_;
+                ws.end(4000, "kicked by the test");
+            }
+        };
+        app_.ws("/kick", kick);
+        addRelay("/bcast/0", Relay::Fault::kNone);
+        addRelay("/bcast/1", Relay::Fault::kNone);
+        addRelay("/drop/0", Relay::Fault::kDrop);
+        addRelay("/reorder/0", Relay::Fault::kReorder);
+        addRelay("/dup/0", Relay::Fault::kDuplicate);
+
+        server::MessagingOptions mo;
+        mo.namespaces = *server::resolveNamespaces({});
+        transport::WebSocketBehavior base;
+        base.ping_interval_ms = 0;
+        base.idle_timeout_ms = 0;
+        messaging_ =
+            std::make_unique<server::Messaging>(app_, std::move(mo), base, false, &metrics_);
+        EXPECT_TRUE(app_.listen().has_value());
+        messaging_->attach();
+        thread_ = std::thread([this] { app_.run(); });
+    }
+    ~TestServer() {
+        app_.stop();
+        thread_.join();
+    }
+    std::string url(const std::string& path) const {
+        return "ws://127.0.0.1:" + std::to_string(app_.port()) + path;
+    }
+
+private:
+    static server::ServerOptions options() {
+        server::ServerOptions o;
+        o.host = "127.0.0.1";
+        o.port = 0;
+        o.threads = 1;  // relays keep plain member lists: one loop
+        o.handle_signals = false;
+        o.print_listening = false;
+        o.shutdown_timeout_ms = 1000;
+        return o;
+    }
+    void addRelay(const std::string& path, Relay::Fault fault) {
+        auto relay = std::make_unique<Relay>();
+        relay->fault = fault;
+        Relay* r = relay.get();
+        relays_.push_back(std::move(relay));
+        server::WsRoute route;
+        route.behavior.ping_interval_ms = 0;
+        route.behavior.idle_timeout_ms = 0;
+        route.behavior.on_open = [r](WebSocket& ws) { r->members.push_back(&ws); };
+        route.behavior.on_close = [r](WebSocket& ws, uint16_t, std::string_view) {
+            std::erase(r->members, &ws);
+        };
+        route.behavior.on_message = [r](WebSocket& ws, ws::Opcode op, std::span<uint8_t> d) {
+            r->onMessage(ws, op, d);
+        };
+        app_.ws(path, std::move(route));
+    }
+
+    server::App app_;
+    int kicked_ = 0;
+    std::vector<std::unique_ptr<Relay>> relays_;
+    server::Metrics metrics_;
+    std::unique_ptr<server::Messaging> messaging_;
+    std::thread thread_;
+};
+
+BenchOptions baseOptions(Scenario s, const std::string& url) {
+    BenchOptions o;
+    o.scenario = s;
+    o.url = url;
+    o.drain_s = 1;
+    o.connect_timeout_ms = 5000;
+    return o;
+}
+
+BenchResult run(const BenchOptions& o) {
+    auto r = runScenario(o, nullptr, nullptr);
+    EXPECT_TRUE(r) << (r ? "" : r.error().message);
+    return r ? std::move(*r) : BenchResult{};
+}
+
+// Plain fanout: 2 publishers x 50 messages into one room of 6 subscribers.
+BenchOptions plainFanout(const std::string& url) {
+    BenchOptions o = baseOptions(Scenario::kFanout, url);
+    o.mode = Mode::kPlain;
+    o.conns = 6;
+    o.publishers = 2;
+    o.rooms = 1;
+    o.messages = 50;
+    o.interval_ms = 2;
+    o.size = 48;
+    return o;
+}
+
+constexpr uint64_t kPlainExpected = 2 * 50 * 6;
+
+TEST(BenchScenario, EchoCountsEveryRoundTrip) {
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kEcho, server.url("/echo"));
+    o.conns = 5;
+    o.messages = 20;
+    o.window = 3;
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.connects_ok, 5u);
+    EXPECT_EQ(r.counters.msgs_sent, 100u);
+    EXPECT_EQ(r.counters.msgs_received, 100u);
+    EXPECT_EQ(r.latency_ns.count(), 100u);
+    EXPECT_EQ(r.connect_ns.count(), 5u);
+    EXPECT_EQ(r.counters.unanswered, 0u);
+    EXPECT_EQ(r.counters.closed_clean, 5u);
+    EXPECT_TRUE(r.errors.empty());
+    uint64_t timeline_received = 0;
+    for (const TimelineSample& s : r.timeline.samples()) {
+        timeline_received += s.received;
+    }
+    EXPECT_EQ(timeline_received, 100u);
+}
+
+TEST(BenchScenario, PacedEchoBoundedByDuration) {
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kEcho, server.url("/echo"));
+    o.conns = 4;
+    o.duration_s = 0.5;
+    o.interval_ms = 20;
+    BenchResult r = run(o);
+    EXPECT_GT(r.counters.msgs_sent, 0u);
+    EXPECT_EQ(r.counters.msgs_received, r.counters.msgs_sent);
+    EXPECT_LE(r.counters.msgs_sent, 4u * (500 / 20 + 2));  // never more than the pace allows
+}
+
+TEST(BenchScenario, ShortRepliesAreBad) {
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kEcho, server.url("/short"));
+    o.conns = 2;
+    o.messages = 10;
+    o.size = 40;
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.bad_replies, 20u);
+    EXPECT_EQ(r.errors.at("bad_reply"), 20u);
+    EXPECT_EQ(r.latency_ns.count(), 0u);
+}
+
+TEST(BenchScenario, KickedConnectionsReconnectAndFinish) {
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kEcho, server.url("/kick"));
+    o.conns = 2;
+    o.messages = 10;
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.drops, 2u);
+    EXPECT_EQ(r.counters.reconnects, 2u);
+    EXPECT_EQ(r.errors.at("close_4000"), 2u);
+    EXPECT_EQ(r.counters.msgs_sent, 20u);
+    EXPECT_EQ(r.counters.msgs_received + r.counters.unanswered, 20u);
+    EXPECT_EQ(r.counters.connects_ok, 4u);
+    EXPECT_EQ(r.counters.closed_clean, 2u);
+}
+
+TEST(BenchScenario, HandshakeStatusAndRefusedAreErrorKinds) {
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kConnect, server.url("/missing"));
+    o.conns = 3;
+    o.hold_s = 0;
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.connects_failed, 3u);
+    EXPECT_EQ(r.errors.at("handshake_status_404"), 3u);
+
+    o.url = "ws://127.0.0.1:1/";  // nothing listens on port 1
+    r = run(o);
+    EXPECT_EQ(r.counters.connects_failed, 3u);
+    EXPECT_EQ(r.errors.at("refused"), 3u);
+}
+
+TEST(BenchScenario, ConnectHoldsThenClosesCleanly) {
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kConnect, server.url("/echo"));
+    o.conns = 40;
+    o.connect_rate = 400;  // ~0.1 s of ramp
+    o.hold_s = 0.2;
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.connects_ok, 40u);
+    EXPECT_EQ(r.counters.open_peak, 40u);
+    EXPECT_EQ(r.counters.closed_clean, 40u);
+    EXPECT_EQ(r.connect_ns.count(), 40u);
+    EXPECT_TRUE(r.errors.empty());
+}
+
+TEST(BenchScenario, FanoutThroughAFaithfulRelayIsExact) {
+    TestServer server;
+    BenchResult r = run(plainFanout(server.url("/bcast/0")));
+    EXPECT_EQ(r.counters.expected, kPlainExpected);
+    EXPECT_EQ(r.counters.deliveries, kPlainExpected);
+    EXPECT_EQ(r.counters.lost, 0u);
+    EXPECT_EQ(r.counters.duplicates, 0u);
+    EXPECT_EQ(r.counters.out_of_order, 0u);
+    EXPECT_EQ(r.latency_ns.count(), kPlainExpected);
+    EXPECT_TRUE(r.errors.empty());
+}
+
+TEST(BenchScenario, FanoutDetectsLoss) {
+    TestServer server;
+    BenchResult r = run(plainFanout(server.url("/drop/0")));
+    const uint64_t dropped = 2 * 5 * 6;  // 5 of 50 per publisher, to each of 6 subscribers
+    EXPECT_EQ(r.counters.expected, kPlainExpected);
+    EXPECT_EQ(r.counters.deliveries, kPlainExpected - dropped);
+    EXPECT_EQ(r.counters.lost, dropped);
+    EXPECT_EQ(r.counters.duplicates, 0u);
+    EXPECT_EQ(r.counters.out_of_order, 0u);
+}
+
+TEST(BenchScenario, FanoutDetectsReorderingWithoutCallingItLoss) {
+    TestServer server;
+    BenchResult r = run(plainFanout(server.url("/reorder/0")));
+    EXPECT_EQ(r.counters.deliveries, kPlainExpected);
+    EXPECT_EQ(r.counters.lost, 0u);
+    EXPECT_EQ(r.counters.duplicates, 0u);
+    EXPECT_EQ(r.counters.out_of_order, 2u * 25 * 6);  // every even seq arrives late
+}
+
+TEST(BenchScenario, FanoutDetectsDuplicates) {
+    TestServer server;
+    BenchResult r = run(plainFanout(server.url("/dup/0")));
+    EXPECT_EQ(r.counters.deliveries, kPlainExpected);
+    EXPECT_EQ(r.counters.lost, 0u);
+    EXPECT_EQ(r.counters.duplicates, 2u * 5 * 6);
+    EXPECT_EQ(r.counters.out_of_order, 0u);
+    EXPECT_EQ(r.counters.msgs_received, kPlainExpected + 2u * 5 * 6);
+}
+
+TEST(BenchScenario, PlainFanoutRoomsFromTheUrl) {
+    TestServer server;
+    BenchOptions o = plainFanout(server.url("/bcast/{room}"));
+    o.rooms = 2;  // publisher 0 and subscribers 0,2,4 in room 0; the others in room 1
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.expected, 50u * 3 + 50u * 3);
+    EXPECT_EQ(r.counters.deliveries, r.counters.expected);
+    EXPECT_EQ(r.counters.foreign, 0u);
+}
+
+TEST(BenchScenario, NativeFanoutAgainstTheMessagingLayer) {
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kFanout, server.url("/ws"));
+    o.mode = Mode::kNative;
+    o.conns = 10;
+    o.publishers = 2;
+    o.rooms = 2;
+    o.messages = 30;
+    o.window = 4;  // as fast as the `published` acks come back
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.connects_ok, 12u);
+    EXPECT_EQ(r.counters.publishes_acked, 60u);
+    EXPECT_EQ(r.counters.expected, 2u * 30 * 5);
+    EXPECT_EQ(r.counters.deliveries, r.counters.expected);
+    EXPECT_EQ(r.counters.lost + r.counters.duplicates + r.counters.out_of_order, 0u);
+    EXPECT_TRUE(r.errors.empty());
+}
+
+TEST(BenchScenario, NativeEchoUsesPingPong) {
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kEcho, server.url("/ws"));
+    o.mode = Mode::kNative;
+    o.conns = 3;
+    o.messages = 10;
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.msgs_received, 30u);
+    EXPECT_EQ(r.latency_ns.count(), 30u);
+    EXPECT_TRUE(r.errors.empty());
+}
+
+TEST(BenchScenario, NativeErrorsAreCountedByCode) {
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kFanout, server.url("/ws"));
+    o.mode = Mode::kNative;
+    o.conns = 2;
+    o.publishers = 1;
+    o.messages = 5;
+    o.channel_prefix = "nosuchns:";  // unknown_namespace for subscribe and publish
+    BenchResult r = run(o);
+    EXPECT_EQ(r.errors.at("error_unknown_namespace"), 2u + 5u);
+    EXPECT_EQ(r.counters.publishes_acked, 0u);
+}
+
+TEST(BenchScenario, InterruptStopsAndStillReports) {
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kEcho, server.url("/echo"));
+    o.conns = 3;
+    o.duration_s = 30;
+    o.interval_ms = 10;
+    std::atomic<bool> stop{false};
+    std::thread t([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        stop = true;
+    });
+    const auto start = std::chrono::steady_clock::now();
+    auto r = runScenario(o, nullptr, &stop);
+    t.join();
+    ASSERT_TRUE(r);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+    EXPECT_TRUE(r->interrupted);
+    EXPECT_EQ(r->counters.closed_clean, 3u);
+    EXPECT_GT(r->counters.msgs_received, 0u);
+}
+
+// The server of a --procs test lives in a child process: forking the bench workers from a
+// process that runs server threads could copy a lock another thread holds (the sanitizer's
+// allocator, malloc) into the child, where nobody ever releases it. This process stays
+// single-threaded; the child serves until its pipe to us closes.
+class ServerProcess {
+public:
+    ServerProcess() {
+        int port_pipe[2];
+        int life_pipe[2];
+        EXPECT_EQ(pipe(port_pipe), 0);
+        EXPECT_EQ(pipe(life_pipe), 0);
+        pid_ = fork();
+        if (pid_ == 0) {
+            ::close(port_pipe[0]);
+            ::close(life_pipe[1]);
+            {
+                TestServer server;
+                const std::string url = server.url("");
+                ssize_t w = ::write(port_pipe[1], url.data(), url.size());
+                ::close(port_pipe[1]);
+                char c;
+                while (w > 0 && ::read(life_pipe[0], &c, 1) > 0) {
+                }
+            }
+            _exit(0);
+        }
+        ::close(port_pipe[1]);
+        ::close(life_pipe[0]);
+        life_ = life_pipe[1];
+        char buf[128];
+        ssize_t n = 0;
+        while (n >= 0 && n < static_cast<ssize_t>(sizeof buf)) {
+            ssize_t r = ::read(port_pipe[0], buf + n, sizeof buf - static_cast<size_t>(n));
+            if (r <= 0) {
+                break;
+            }
+            n += r;
+        }
+        ::close(port_pipe[0]);
+        base_url_.assign(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    }
+    ~ServerProcess() {
+        ::close(life_);  // the child sees EOF, stops its server and exits
+        int status = 0;
+        waitpid(pid_, &status, 0);
+    }
+    std::string url(const std::string& path) const { return base_url_ + path; }
+
+private:
+    pid_t pid_ = -1;
+    int life_ = -1;
+    std::string base_url_;
+};
+
+TEST(BenchScenario, TwoProcessesMergeToTheSameCounts) {
+    ServerProcess server;
+    ASSERT_TRUE(server.url("").starts_with("ws://127.0.0.1:"));
+    BenchOptions o = plainFanout(server.url("/bcast/0"));
+    o.procs = 2;  // subscribers 0-2 and publisher 0 in one worker, the rest in the other
+    BenchResult r = run(o);
+    EXPECT_EQ(r.procs, 2u);
+    EXPECT_EQ(r.counters.connects_ok, 8u);
+    EXPECT_EQ(r.counters.expected, kPlainExpected);
+    EXPECT_EQ(r.counters.deliveries, kPlainExpected);
+    EXPECT_EQ(r.latency_ns.count(), kPlainExpected);
+    EXPECT_EQ(r.counters.lost, 0u);
+    EXPECT_TRUE(r.errors.empty());
+}
+
+}  // namespace
+}  // namespace sb::bench
