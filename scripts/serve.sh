@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
-cmake --preset release >/dev/null
-cmake --build --preset release -j"$(nproc)" --target switchboard
-exec build/release/switchboard serve "$@"
+# Its own build directory, without tests: serving needs no test framework.
+cmake -S . -B build/serve -DCMAKE_BUILD_TYPE=Release -DSB_TESTS=OFF -DSB_BENCH=OFF >/dev/null
+cmake --build build/serve -j"$(nproc)" --target switchboard
+exec build/serve/switchboard serve "$@"
