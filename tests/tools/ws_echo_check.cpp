@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
                               std::span<uint8_t> data) {
         const auto want = check.binary ? sb::ws::Opcode::kBinary : sb::ws::Opcode::kText;
         if (op != want || data.size() != check.expected.size() ||
-            std::memcmp(data.data(), check.expected.data(), data.size()) != 0) {
+            (!data.empty() && std::memcmp(data.data(), check.expected.data(), data.size()) != 0)) {
             check.error = "echo of message " + std::to_string(check.next) + " (" +
                           std::to_string(check.expected.size()) + " B) differs: got " +
                           std::to_string(data.size()) + " B";
