@@ -7,6 +7,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "base/ascii.h"
+
 namespace sb::http {
 
 namespace {
@@ -50,20 +52,9 @@ inline bool is(char c, uint8_t cls) {
     return (kClasses[static_cast<unsigned char>(c)] & cls) != 0;
 }
 
-inline char lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) {
-            return false;
-        }
-    }
-    return true;
+using base::iequals;
+constexpr char lower(char c) {
+    return base::asciiLower(c);
 }
 
 inline bool isOws(char c) {

@@ -14,26 +14,17 @@
 #include <climits>
 #include <cstring>
 
+#include "base/ascii.h"
+
 namespace sb::ws {
 
 namespace {
 
 constexpr std::string_view kExtensionName = "permessage-deflate";
 
-char lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) {
-            return false;
-        }
-    }
-    return true;
+using base::iequals;
+constexpr char lower(char c) {
+    return base::asciiLower(c);
 }
 
 bool isTchar(char c) {

@@ -10,26 +10,17 @@
 #include <cstring>
 #include <random>
 
+#include "base/ascii.h"
+
 namespace sb::ws {
 
 namespace {
 
 constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";  // RFC 6455 §1.3
 
-char lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) {
-            return false;
-        }
-    }
-    return true;
+using base::iequals;
+constexpr char lower(char c) {
+    return base::asciiLower(c);
 }
 
 std::string_view trimOws(std::string_view s) {
