@@ -27,6 +27,10 @@ StreamConn::StreamConn(loop::EventLoop* loop, int fd) : loop_(loop), fd_(fd) {
 
 StreamConn::~StreamConn() {
     loop_->disown(this);
+    releaseSocket();
+}
+
+void StreamConn::releaseSocket() {
     if (loop_->corkOwner() == this) {
         loop_->corkOwner() = nullptr;
         loop_->corkBuffer().clear();
@@ -34,6 +38,11 @@ StreamConn::~StreamConn() {
     if (fd_ >= 0) {
         loop_->remove(fd_);
         ::close(fd_);
+        fd_ = -1;
+    }
+    if (backlog_) {
+        loop_->backlog_bytes.fetch_sub(backlog_->size(), std::memory_order_relaxed);
+        backlog_.reset();
     }
 }
 
@@ -214,19 +223,7 @@ void StreamConn::close() {
         return;
     }
     closed_ = true;
-    if (loop_->corkOwner() == this) {
-        loop_->corkOwner() = nullptr;
-        loop_->corkBuffer().clear();
-    }
-    if (fd_ >= 0) {
-        loop_->remove(fd_);
-        ::close(fd_);
-        fd_ = -1;
-    }
-    if (backlog_) {
-        loop_->backlog_bytes.fetch_sub(backlog_->size(), std::memory_order_relaxed);
-        backlog_.reset();
-    }
+    releaseSocket();
     onClosed();
     loop_->destroyLater(this);
 }

@@ -65,6 +65,8 @@ protected:
 
 private:
     void takeCork();
+    // Drops the cork if held, closes the fd, releases the backlog (and its accounting).
+    void releaseSocket();
     void sendv(iovec* iov, int iovcnt);
     void appendBacklog(const uint8_t* data, size_t len);
     bool flushBacklog();
