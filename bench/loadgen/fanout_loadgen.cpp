@@ -87,17 +87,20 @@ uint64_t nowUs() {
 // ---- CPU accounting (which side was saturated; was anything else running) -----------------
 
 double processCpuSec(int pid) {
-    if (pid <= 0) return -1;
+    if (pid <= 0)
+        return -1;
     char path[64];
     std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE* f = std::fopen(path, "r");
-    if (f == nullptr) return -1;
+    if (f == nullptr)
+        return -1;
     char line[1024];
     size_t n = std::fread(line, 1, sizeof line - 1, f);
     std::fclose(f);
     line[n] = '\0';
     const char* p = std::strrchr(line, ')');  // fields after the command name
-    if (p == nullptr) return -1;
+    if (p == nullptr)
+        return -1;
     unsigned long long utime = 0;
     unsigned long long stime = 0;
     if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
@@ -109,12 +112,14 @@ double processCpuSec(int pid) {
 
 double machineBusySec() {
     FILE* f = std::fopen("/proc/stat", "r");
-    if (f == nullptr) return -1;
+    if (f == nullptr)
+        return -1;
     unsigned long long v[8] = {};
     int n = std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
                         &v[3], &v[4], &v[5], &v[6], &v[7]);
     std::fclose(f);
-    if (n != 8) return -1;
+    if (n != 8)
+        return -1;
     return static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) /
            static_cast<double>(sysconf(_SC_CLK_TCK));
 }
@@ -128,7 +133,8 @@ double runDelaySec(int pid) {
         std::snprintf(path, sizeof path, "/proc/self/schedstat");
     }
     FILE* f = std::fopen(path, "r");
-    if (f == nullptr) return -1;
+    if (f == nullptr)
+        return -1;
     unsigned long long run_ns = 0;
     unsigned long long wait_ns = 0;
     int n = std::fscanf(f, "%llu %llu", &run_ns, &wait_ns);
@@ -165,7 +171,8 @@ public:
     CpuWindow stop() const {
         CpuWindow w;
         double secs = nowSec() - t0_;
-        if (secs <= 0) return w;
+        if (secs <= 0)
+            return w;
         auto rate = [secs](double a, double b) { return a >= 0 && b >= 0 ? (b - a) / secs : -1; };
         w.gen = rate(gen0_, selfCpuSec());
         w.server = rate(server0_, processCpuSec(pid_));
@@ -191,27 +198,28 @@ struct Options {
     Mode mode = Mode::kBroadcast;
     Proto proto = Proto::kNative;
     uint32_t subs = 1000;
-    uint32_t window = 16;      // broadcast: publications ahead of the slowest subscriber
-    uint32_t publishers = 1;   // latency: publisher connections
-    double rate = 1.0;         // latency: publications per second per room
-    uint32_t size = 64;        // payload bytes
-    double duration = 5.0;     // measured seconds
-    double warmup = 1.0;       // seconds of traffic before the measurement
-    double drain = 30.0;       // longest wait for the last publications after sending stops
-    double drain_idle = 2.0;   // ... and the longest wait with no delivery at all
+    uint32_t window = 16;     // broadcast: publications ahead of the slowest subscriber
+    uint32_t publishers = 1;  // latency: publisher connections
+    double rate = 1.0;        // latency: publications per second per room
+    uint32_t size = 64;       // payload bytes
+    double duration = 5.0;    // measured seconds
+    double warmup = 1.0;      // seconds of traffic before the measurement
+    double drain = 30.0;      // longest wait for the last publications after sending stops
+    double drain_idle = 2.0;  // ... and the longest wait with no delivery at all
     uint32_t connect_window = 256;
-    uint32_t src_addrs = 0;    // 0 = one 127.0.0.x source address per 1,000 connections
+    uint32_t src_addrs = 0;  // 0 = one 127.0.0.x source address per 1,000 connections
     double handshake_timeout = 60.0;
     int server_pid = 0;
     std::string ws_path = "/ws";
     std::string channel_prefix = "room:";
     std::string room_prefix = "/room/";
-    std::string slow_log;    // latency: file for samples over slow_us (diagnosis)
+    std::string slow_log;  // latency: file for samples over slow_us (diagnosis)
     double slow_us = 1000;
 };
 
 [[noreturn]] void usage(const char* msg) {
-    if (msg != nullptr) std::fprintf(stderr, "fanout_loadgen: %s\n", msg);
+    if (msg != nullptr)
+        std::fprintf(stderr, "fanout_loadgen: %s\n", msg);
     std::fprintf(stderr,
                  "usage: fanout_loadgen --port P --mode broadcast|latency --proto native|plain\n"
                  "         [--host 127.0.0.1] [--subs N] [--window W] [--publishers P]\n"
@@ -229,14 +237,16 @@ Options parseOptions(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
         auto value = [&]() -> const char* {
-            if (i + 1 >= argc) usage("missing value");
+            if (i + 1 >= argc)
+                usage("missing value");
             return argv[++i];
         };
         auto number = [&]() -> double {
             const char* v = value();
             char* end = nullptr;
             double d = std::strtod(v, &end);
-            if (end == v || *end != '\0' || !(d >= 0)) usage("bad number");
+            if (end == v || *end != '\0' || !(d >= 0))
+                usage("bad number");
             return d;
         };
         if (a == "--host") {
@@ -245,15 +255,21 @@ Options parseOptions(int argc, char** argv) {
             o.port = static_cast<int>(number());
         } else if (a == "--mode") {
             std::string_view v = value();
-            if (v == "broadcast") o.mode = Mode::kBroadcast;
-            else if (v == "latency") o.mode = Mode::kLatency;
-            else usage("--mode is broadcast or latency");
+            if (v == "broadcast")
+                o.mode = Mode::kBroadcast;
+            else if (v == "latency")
+                o.mode = Mode::kLatency;
+            else
+                usage("--mode is broadcast or latency");
             have_mode = true;
         } else if (a == "--proto") {
             std::string_view v = value();
-            if (v == "native") o.proto = Proto::kNative;
-            else if (v == "plain") o.proto = Proto::kPlain;
-            else usage("--proto is native or plain");
+            if (v == "native")
+                o.proto = Proto::kNative;
+            else if (v == "plain")
+                o.proto = Proto::kPlain;
+            else
+                usage("--proto is native or plain");
             have_proto = true;
         } else if (a == "--subs") {
             o.subs = static_cast<uint32_t>(number());
@@ -291,20 +307,30 @@ Options parseOptions(int argc, char** argv) {
             usage("unknown option");
         }
     }
-    if (o.port <= 0 || o.port > 65535) usage("--port is required");
-    if (!have_mode || !have_proto) usage("--mode and --proto are required");
-    if (o.subs == 0 || o.subs > 60000) usage("--subs must be 1..60000");
-    if (o.window == 0 || o.window > 65536) usage("--window must be 1..65536");
-    if (o.publishers == 0 || o.publishers > 64) usage("--publishers must be 1..64");
-    if (o.mode == Mode::kBroadcast) o.publishers = 1;
-    if (o.size < 40 || o.size > 60000) usage("--size must be 40..60000 (the payload is JSON)");
+    if (o.port <= 0 || o.port > 65535)
+        usage("--port is required");
+    if (!have_mode || !have_proto)
+        usage("--mode and --proto are required");
+    if (o.subs == 0 || o.subs > 60000)
+        usage("--subs must be 1..60000");
+    if (o.window == 0 || o.window > 65536)
+        usage("--window must be 1..65536");
+    if (o.publishers == 0 || o.publishers > 64)
+        usage("--publishers must be 1..64");
+    if (o.mode == Mode::kBroadcast)
+        o.publishers = 1;
+    if (o.size < 40 || o.size > 60000)
+        usage("--size must be 40..60000 (the payload is JSON)");
     if (o.duration <= 0 || o.duration > 600 || o.warmup > 600 || o.drain > 600) {
         usage("--duration (0..600], --warmup and --drain <= 600");
     }
-    if (o.rate <= 0 || o.rate * o.subs > 1e6) usage("--rate must be > 0 and rate*subs <= 1e6");
-    if (o.connect_window == 0) usage("--connect-window must be > 0");
+    if (o.rate <= 0 || o.rate * o.subs > 1e6)
+        usage("--rate must be > 0 and rate*subs <= 1e6");
+    if (o.connect_window == 0)
+        usage("--connect-window must be > 0");
     uint32_t total = o.subs + o.publishers;
-    if (o.src_addrs == 0) o.src_addrs = (total + 999) / 1000;
+    if (o.src_addrs == 0)
+        o.src_addrs = (total + 999) / 1000;
     o.src_addrs = std::clamp<uint32_t>(o.src_addrs, 1, 250);
     return o;
 }
@@ -316,7 +342,8 @@ void fillRandom(void* p, size_t n) {
     while (n > 0) {
         ssize_t r = getrandom(b, n, 0);
         if (r <= 0) {
-            if (r < 0 && errno == EINTR) continue;
+            if (r < 0 && errno == EINTR)
+                continue;
             std::perror("getrandom");
             std::exit(1);
         }
@@ -341,8 +368,7 @@ struct MaskSource {
 };
 
 // Appends a masked client text (or control) frame.
-void appendClientFrame(std::string& out, uint8_t opcode, std::string_view payload,
-                       MaskSource& ms) {
+void appendClientFrame(std::string& out, uint8_t opcode, std::string_view payload, MaskSource& ms) {
     size_t len = payload.size();
     char head[14];
     size_t h = 0;
@@ -355,7 +381,8 @@ void appendClientFrame(std::string& out, uint8_t opcode, std::string_view payloa
         head[h++] = static_cast<char>(len);
     } else {
         head[h++] = static_cast<char>(0x80 | 127);
-        for (int s = 56; s >= 0; s -= 8) head[h++] = static_cast<char>(uint64_t{len} >> s);
+        for (int s = 56; s >= 0; s -= 8)
+            head[h++] = static_cast<char>(uint64_t{len} >> s);
     }
     uint32_t key = ms.next();
     uint8_t mask[4];
@@ -366,7 +393,8 @@ void appendClientFrame(std::string& out, uint8_t opcode, std::string_view payloa
     out.append(head, h);
     out.append(payload);
     auto* p = reinterpret_cast<uint8_t*>(out.data() + at + h);
-    for (size_t i = 0; i < len; ++i) p[i] ^= mask[i & 3];
+    for (size_t i = 0; i < len; ++i)
+        p[i] ^= mask[i & 3];
 }
 
 std::string base64(const uint8_t* p, size_t n) {
@@ -389,11 +417,14 @@ std::string acceptKey(std::string_view key) {
 }
 
 bool iequalsPrefix(std::string_view s, std::string_view lower_prefix) {
-    if (s.size() < lower_prefix.size()) return false;
+    if (s.size() < lower_prefix.size())
+        return false;
     for (size_t i = 0; i < lower_prefix.size(); ++i) {
         char a = s[i];
-        if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
-        if (a != lower_prefix[i]) return false;
+        if (a >= 'A' && a <= 'Z')
+            a = static_cast<char>(a - 'A' + 'a');
+        if (a != lower_prefix[i])
+            return false;
     }
     return true;
 }
@@ -401,9 +432,11 @@ bool iequalsPrefix(std::string_view s, std::string_view lower_prefix) {
 // The unsigned integer after `key` (e.g. "\"seq\":") in s, searching from `from`.
 bool findUint(std::string_view s, std::string_view key, uint64_t* out, size_t from = 0) {
     size_t at = s.find(key, from);
-    if (at == std::string_view::npos) return false;
+    if (at == std::string_view::npos)
+        return false;
     size_t i = at + key.size();
-    if (i >= s.size() || s[i] < '0' || s[i] > '9') return false;
+    if (i >= s.size() || s[i] < '0' || s[i] > '9')
+        return false;
     uint64_t v = 0;
     while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
         v = v * 10 + static_cast<uint64_t>(s[i] - '0');
@@ -416,7 +449,8 @@ bool findUint(std::string_view s, std::string_view key, uint64_t* out, size_t fr
 std::string jsonEscape(std::string_view s) {
     std::string out;
     for (char ch : s) {
-        if (ch == '"' || ch == '\\') out += '\\';
+        if (ch == '"' || ch == '\\')
+            out += '\\';
         out += (static_cast<unsigned char>(ch) < 0x20) ? ' ' : ch;
     }
     return out;
@@ -441,9 +475,9 @@ struct Conn {
     std::string in;    // bytes of an incomplete frame carried over between reads
     std::string frag;  // a fragmented message being assembled
     uint8_t frag_opcode = 0;
-    std::string out;   // bytes not yet accepted by the kernel
+    std::string out;  // bytes not yet accepted by the kernel
     size_t out_off = 0;
-    std::string hs;    // handshake request (until sent), then the response (until complete)
+    std::string hs;      // handshake request (until sent), then the response (until complete)
     std::string prefix;  // native: a message's bytes up to its offset value (fast parse)
     std::string accept;
 };
@@ -453,7 +487,7 @@ struct Stats {
     uint64_t hs_failed = 0;
     uint64_t deliveries_total = 0;
     uint64_t deliveries_window = 0;
-    uint64_t published = 0;       // publications written (seq numbers issued)
+    uint64_t published = 0;  // publications written (seq numbers issued)
     uint64_t published_window = 0;
     uint64_t published_replies = 0;  // native "published" replies
     uint64_t error_replies = 0;      // native "error" messages
@@ -462,7 +496,7 @@ struct Stats {
     uint64_t lost_tail = 0;          // publications never received by the end of the drain
     uint64_t duplicates = 0;
     uint64_t out_of_order = 0;
-    uint64_t offset_errors = 0;      // native: offset did not grow by exactly 1
+    uint64_t offset_errors = 0;  // native: offset did not grow by exactly 1
     uint64_t closed_by_server = 0;
     uint64_t socket_errors = 0;
     uint64_t protocol_errors = 0;
@@ -553,7 +587,8 @@ uint32_t FanoutGen::addConn(Role role, uint32_t room) {
 void FanoutGen::fail(Conn& c, const std::string& what, int err) {
     if (st_.first_error.empty()) {
         st_.first_error = what;
-        if (err != 0) st_.first_error += std::string(": ") + std::strerror(err);
+        if (err != 0)
+            st_.first_error += std::string(": ") + std::strerror(err);
     }
     if (c.state == ConnState::kConnecting || c.state == ConnState::kHandshake ||
         c.state == ConnState::kIdle) {
@@ -582,12 +617,14 @@ void FanoutGen::closeConn(Conn& c) {
     std::string().swap(c.out);
     std::string().swap(c.hs);
     c.out_off = 0;
-    if (was_open) onDead(c);
+    if (was_open)
+        onDead(c);
 }
 
 // A subscriber that took part in the run is gone: it no longer holds back the publisher.
 void FanoutGen::onDead(Conn& c) {
-    if (!running_ || !c.counted || c.role != Role::kSub || o_.mode != Mode::kBroadcast) return;
+    if (!running_ || !c.counted || c.role != Role::kSub || o_.mode != Mode::kBroadcast)
+        return;
     // Its receipts of seqs not yet complete no longer count towards completion.
     for (uint64_t s = completed_ + 1; s <= c.last_seq && s <= st_.published; ++s) {
         --got_[s % got_.size()];
@@ -665,7 +702,8 @@ bool FanoutGen::sendHandshake(Conn& c) {
     while (!c.hs.empty()) {
         ssize_t w = send(c.fd, c.hs.data(), c.hs.size(), MSG_NOSIGNAL);
         if (w < 0) {
-            if (errno == EAGAIN || errno == ENOTCONN || errno == EINTR) return false;
+            if (errno == EAGAIN || errno == ENOTCONN || errno == EINTR)
+                return false;
             fail(c, "send handshake", errno);
             return false;
         }
@@ -685,7 +723,8 @@ void FanoutGen::onHandshakeEvent(uint32_t idx, uint32_t events) {
             fail(c, "connect", err);
             return;
         }
-        if (!sendHandshake(c)) return;
+        if (!sendHandshake(c))
+            return;
         setWantOut(idx, c, false);
     }
     if (c.state == ConnState::kHandshake && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0) {
@@ -701,7 +740,8 @@ void FanoutGen::readHandshake(uint32_t idx, Conn& c) {
             return;
         }
         if (r < 0) {
-            if (errno == EAGAIN || errno == EINTR) return;
+            if (errno == EAGAIN || errno == EINTR)
+                return;
             fail(c, "recv handshake", errno);
             return;
         }
@@ -728,8 +768,10 @@ void FanoutGen::readHandshake(uint32_t idx, Conn& c) {
             constexpr std::string_view kName = "sec-websocket-accept:";
             if (iequalsPrefix(h, kName)) {
                 std::string_view v = h.substr(kName.size());
-                while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-                while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+                while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+                    v.remove_prefix(1);
+                while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+                    v.remove_suffix(1);
                 accepted = v == c.accept;
             }
             line = eol + 2;
@@ -747,7 +789,8 @@ void FanoutGen::readHandshake(uint32_t idx, Conn& c) {
         if (c.state == ConnState::kOpen && !rest.empty()) {
             consume(c, reinterpret_cast<const uint8_t*>(rest.data()), rest.size(), nowUs());
         }
-        if (c.state == ConnState::kOpen) flush(idx, c);
+        if (c.state == ConnState::kOpen)
+            flush(idx, c);
         return;
     }
 }
@@ -766,18 +809,21 @@ void FanoutGen::onOpen(uint32_t, Conn& c) {
 }
 
 void FanoutGen::onReady(Conn& c) {
-    if (c.ready) return;
+    if (c.ready)
+        return;
     c.ready = true;
     ++ready_count_;
     ++settled_count_;
 }
 
 void FanoutGen::setWantOut(uint32_t idx, Conn& c, bool want) {
-    if (c.want_out == want || c.fd < 0) return;
+    if (c.want_out == want || c.fd < 0)
+        return;
     epoll_event ev{};
     ev.data.u32 = idx;
     ev.events = want ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
-    if (epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev) == 0) c.want_out = want;
+    if (epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev) == 0)
+        c.want_out = want;
 }
 
 // One send() with everything the connection owes; the rest waits for EPOLLOUT.
@@ -786,8 +832,10 @@ bool FanoutGen::flush(uint32_t idx, Conn& c) {
         ssize_t w = send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
         ++st_.send_calls;
         if (w < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN) break;
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                break;
             fail(c, "send", errno);
             return false;
         }
@@ -811,8 +859,10 @@ void FanoutGen::onOpenEvent(uint32_t idx, uint32_t events) {
             ssize_t r = recv(c.fd, buf_.data(), buf_.size(), 0);
             ++st_.recv_calls;
             if (r > 0) {
-                if (!consume(c, buf_.data(), static_cast<size_t>(r), nowUs())) return;
-                if (static_cast<size_t>(r) < buf_.size()) break;
+                if (!consume(c, buf_.data(), static_cast<size_t>(r), nowUs()))
+                    return;
+                if (static_cast<size_t>(r) < buf_.size())
+                    break;
                 continue;
             }
             if (r == 0) {
@@ -821,7 +871,8 @@ void FanoutGen::onOpenEvent(uint32_t idx, uint32_t events) {
                 closeConn(c);
                 return;
             }
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             if (errno != EAGAIN) {
                 fail(c, "recv", errno);
                 return;
@@ -829,7 +880,8 @@ void FanoutGen::onOpenEvent(uint32_t idx, uint32_t events) {
             break;
         }
     }
-    if (c.state == ConnState::kOpen) flush(idx, c);
+    if (c.state == ConnState::kOpen)
+        flush(idx, c);
 }
 
 // Parses what was read; frames split across reads are carried over in c.in. Returns false if
@@ -838,15 +890,17 @@ bool FanoutGen::consume(Conn& c, const uint8_t* p, size_t n, uint64_t t_us) {
     bool alive = true;
     if (c.in.empty()) {
         size_t used = parseFrames(c, p, n, t_us, &alive);
-        if (alive && used < n) c.in.assign(reinterpret_cast<const char*>(p + used), n - used);
+        if (alive && used < n)
+            c.in.assign(reinterpret_cast<const char*>(p + used), n - used);
         return alive;
     }
     std::string tmp;
     tmp.swap(c.in);
     tmp.append(reinterpret_cast<const char*>(p), n);
-    size_t used = parseFrames(c, reinterpret_cast<const uint8_t*>(tmp.data()), tmp.size(), t_us,
-                              &alive);
-    if (alive && used < tmp.size()) c.in.assign(tmp, used);
+    size_t used =
+        parseFrames(c, reinterpret_cast<const uint8_t*>(tmp.data()), tmp.size(), t_us, &alive);
+    if (alive && used < tmp.size())
+        c.in.assign(tmp, used);
     return alive;
 }
 
@@ -864,13 +918,15 @@ size_t FanoutGen::parseFrames(Conn& c, const uint8_t* p, size_t n, uint64_t t_us
             *alive = false;
             return pos;
         }
-        if (n - pos < hl) break;
+        if (n - pos < hl)
+            break;
         uint64_t len = len7;
         if (len7 == 126) {
             len = (uint64_t{f[2]} << 8) | f[3];
         } else if (len7 == 127) {
             len = 0;
-            for (int i = 2; i < 10; ++i) len = (len << 8) | f[i];
+            for (int i = 2; i < 10; ++i)
+                len = (len << 8) | f[i];
         }
         if (len > 64 * 1024 * 1024) {
             ++st_.protocol_errors;
@@ -878,7 +934,8 @@ size_t FanoutGen::parseFrames(Conn& c, const uint8_t* p, size_t n, uint64_t t_us
             *alive = false;
             return pos;
         }
-        if (n - pos - hl < len) break;
+        if (n - pos - hl < len)
+            break;
         std::string_view payload(reinterpret_cast<const char*>(f + hl), len);
         pos += hl + len;
         bool fin = (b0 & 0x80) != 0;
@@ -918,7 +975,8 @@ size_t FanoutGen::parseFrames(Conn& c, const uint8_t* p, size_t n, uint64_t t_us
             }
             continue;
         }
-        if (op != 0) c.frag_opcode = op;
+        if (op != 0)
+            c.frag_opcode = op;
         c.frag.append(payload);
         if (fin) {
             std::string msg;
@@ -946,7 +1004,8 @@ bool FanoutGen::onMessage(Conn& c, std::string_view msg, uint64_t t_us) {
     std::string_view type;
     if (msg.starts_with(kType)) {
         size_t end = msg.find('"', kType.size());
-        if (end != std::string_view::npos) type = msg.substr(kType.size(), end - kType.size());
+        if (end != std::string_view::npos)
+            type = msg.substr(kType.size(), end - kType.size());
     }
     if (type == "message") {
         if (c.role == Role::kSub) {
@@ -957,12 +1016,15 @@ bool FanoutGen::onMessage(Conn& c, std::string_view msg, uint64_t t_us) {
     } else if (type == "published") {
         ++st_.published_replies;
     } else if (type == "subscribed") {
-        if (c.role == Role::kSub) onReady(c);
+        if (c.role == Role::kSub)
+            onReady(c);
     } else if (type == "connected") {
-        if (c.role == Role::kPub) onReady(c);
+        if (c.role == Role::kPub)
+            onReady(c);
     } else if (type == "error") {
         ++st_.error_replies;
-        if (st_.first_error_reply.empty()) st_.first_error_reply = std::string(msg.substr(0, 300));
+        if (st_.first_error_reply.empty())
+            st_.first_error_reply = std::string(msg.substr(0, 300));
     } else if (type == "disconnect") {
         if (st_.first_close_reason.empty()) {
             st_.first_close_reason = "disconnect event: " + std::string(msg.substr(0, 200));
@@ -984,14 +1046,16 @@ bool digitsAt(std::string_view msg, size_t* pos, uint64_t* out) {
         v = v * 10 + static_cast<uint64_t>(msg[i] - '0');
         ++i;
     }
-    if (i == *pos) return false;
+    if (i == *pos)
+        return false;
     *pos = i;
     *out = v;
     return true;
 }
 
 bool literalAt(std::string_view msg, size_t* pos, std::string_view lit) {
-    if (msg.size() - *pos < lit.size() || msg.compare(*pos, lit.size(), lit) != 0) return false;
+    if (msg.size() - *pos < lit.size() || msg.compare(*pos, lit.size(), lit) != 0)
+        return false;
     *pos += lit.size();
     return true;
 }
@@ -1017,7 +1081,8 @@ void FanoutGen::onPublication(Conn& c, std::string_view msg, uint64_t t_us) {
         uint64_t off = 0;
         if (digitsAt(msg, &pos, &off) && literalAt(msg, &pos, R"(,"data":)") &&
             payloadAt(msg, pos, &seq, &sent_us)) {
-            if (c.last_offset != 0 && off != c.last_offset + 1) ++st_.offset_errors;
+            if (c.last_offset != 0 && off != c.last_offset + 1)
+                ++st_.offset_errors;
             c.last_offset = off;
             parsed = true;
         }
@@ -1031,7 +1096,8 @@ void FanoutGen::onPublication(Conn& c, std::string_view msg, uint64_t t_us) {
         if (at != std::string_view::npos && from != std::string_view::npos &&
             findUint(msg, kOffset, &off, at) && findUint(msg, R"("seq":)", &seq, from) &&
             findUint(msg, R"("t":)", &sent_us, from)) {
-            if (c.last_offset != 0 && off != c.last_offset + 1) ++st_.offset_errors;
+            if (c.last_offset != 0 && off != c.last_offset + 1)
+                ++st_.offset_errors;
             c.last_offset = off;
             c.prefix.assign(msg.substr(0, at + kOffset.size()));
             parsed = true;
@@ -1054,7 +1120,8 @@ void FanoutGen::onPublication(Conn& c, std::string_view msg, uint64_t t_us) {
         ++(seq == c.last_seq ? st_.duplicates : st_.out_of_order);
         return;
     }
-    if (seq > c.last_seq + 1) st_.lost_gaps += seq - c.last_seq - 1;
+    if (seq > c.last_seq + 1)
+        st_.lost_gaps += seq - c.last_seq - 1;
     uint64_t prev = c.last_seq;
     c.last_seq = seq;
     ++st_.deliveries_total;
@@ -1082,13 +1149,15 @@ void FanoutGen::resolve(uint64_t from, uint64_t to) {
     for (uint64_t s = lo + 1; s <= to && s <= st_.published; ++s) {
         ++got_[s % got_.size()];
     }
-    if (to > completed_ && from <= completed_) advanceCompleted();
+    if (to > completed_ && from <= completed_)
+        advanceCompleted();
 }
 
 void FanoutGen::advanceCompleted() {
     while (completed_ < st_.published) {
         uint32_t& g = got_[(completed_ + 1) % got_.size()];
-        if (g < alive_subs_) break;
+        if (g < alive_subs_)
+            break;
         g = 0;
         ++completed_;
     }
@@ -1120,18 +1189,22 @@ void FanoutGen::publishTo(Conn& pub, uint32_t room, uint64_t seq) {
 }
 
 void FanoutGen::pumpBroadcast() {
-    if (!publishing_ || alive_subs_ == 0) return;
+    if (!publishing_ || alive_subs_ == 0)
+        return;
     Conn& pub = conns_[pub_ids_[0]];
-    if (pub.state != ConnState::kOpen) return;
+    if (pub.state != ConnState::kOpen)
+        return;
     bool any = false;
     while (st_.published - completed_ < o_.window) {
         uint64_t seq = ++st_.published;
         got_[seq % got_.size()] = 0;
-        if (measuring_) ++st_.published_window;
+        if (measuring_)
+            ++st_.published_window;
         publishTo(pub, 0, seq);
         any = true;
     }
-    if (any) flush(pub_ids_[0], pub);
+    if (any)
+        flush(pub_ids_[0], pub);
 }
 
 uint64_t FanoutGen::expectedFor(uint32_t room) const {
@@ -1141,9 +1214,11 @@ uint64_t FanoutGen::expectedFor(uint32_t room) const {
 
 // Latency: publication k goes to room k % subs at t0 + k / total_rate.
 void FanoutGen::pumpLatency(double now) {
-    if (!publishing_) return;
+    if (!publishing_)
+        return;
     auto due = static_cast<uint64_t>((now - t0_) * total_rate_);
-    if (due <= st_.published) return;
+    if (due <= st_.published)
+        return;
     if (measuring_) {
         double lag = now - (t0_ + static_cast<double>(st_.published) / total_rate_);
         pace_lag_max_ = std::max(pace_lag_max_, lag);
@@ -1159,10 +1234,12 @@ void FanoutGen::pumpLatency(double now) {
         uint64_t seq = k / o_.subs + 1;
         size_t pi = k % pub_ids_.size();
         Conn& pub = conns_[pub_ids_[pi]];
-        if (pub.state != ConnState::kOpen) continue;  // its publications will show as lost
+        if (pub.state != ConnState::kOpen)
+            continue;  // its publications will show as lost
         publishTo(pub, room, seq);
         touched[pi] = true;
-        if (measuring_) ++st_.published_window;
+        if (measuring_)
+            ++st_.published_window;
     }
     for (size_t i = 0; i < pub_ids_.size(); ++i) {
         if (touched[i] && conns_[pub_ids_[i]].state == ConnState::kOpen) {
@@ -1185,8 +1262,7 @@ void FanoutGen::dispatch(int n, epoll_event* events) {
 
 // Opens the given connections (at most connect_window not yet ready at once) and waits until
 // each is ready or failed. Returns false on timeout or signal.
-bool FanoutGen::connectAll(const std::vector<uint32_t>& ids, double deadline,
-                           epoll_event* events) {
+bool FanoutGen::connectAll(const std::vector<uint32_t>& ids, double deadline, epoll_event* events) {
     uint32_t base_settled = settled_count_;
     size_t next = 0;
     while (!g_stop) {
@@ -1195,7 +1271,8 @@ bool FanoutGen::connectAll(const std::vector<uint32_t>& ids, double deadline,
             startConnect(ids[next++]);
             settled = settled_count_ - base_settled;
         }
-        if (settled >= ids.size()) return true;
+        if (settled >= ids.size())
+            return true;
         int n = epoll_wait(ep_, events, kMaxEvents, 50);
         dispatch(n, events);
         if (nowSec() > deadline) {
@@ -1227,51 +1304,54 @@ void FanoutGen::printResult(double hs_secs, double window_secs, double drain_sec
             max_msgs = std::max(max_msgs, c.window_msgs);
         }
     }
-    if (open == 0) min_msgs = 0;
+    if (open == 0)
+        min_msgs = 0;
     std::string j = "{";
     char b[2048];
-    std::snprintf(
-        b, sizeof b,
-        "\"mode\":\"%s\",\"proto\":\"%s\",\"subs\":%u,\"publishers\":%zu,\"size\":%u,"
-        "\"src_addrs\":%u,\"handshakes\":%" PRIu64 ",\"handshake_failures\":%" PRIu64
-        ",\"setup_secs\":%.3f,\"setup_gen_cpu\":%.3f,\"setup_server_cpu\":%.3f,"
-        "\"subs_open_at_end\":%" PRIu64,
-        o_.mode == Mode::kBroadcast ? "broadcast" : "latency",
-        o_.proto == Proto::kNative ? "native" : "plain", o_.subs, pub_ids_.size(), o_.size,
-        o_.src_addrs, st_.hs_ok, st_.hs_failed, hs_secs, hs_cpu.gen, hs_cpu.server, open);
+    std::snprintf(b, sizeof b,
+                  "\"mode\":\"%s\",\"proto\":\"%s\",\"subs\":%u,\"publishers\":%zu,\"size\":%u,"
+                  "\"src_addrs\":%u,\"handshakes\":%" PRIu64 ",\"handshake_failures\":%" PRIu64
+                  ",\"setup_secs\":%.3f,\"setup_gen_cpu\":%.3f,\"setup_server_cpu\":%.3f,"
+                  "\"subs_open_at_end\":%" PRIu64,
+                  o_.mode == Mode::kBroadcast ? "broadcast" : "latency",
+                  o_.proto == Proto::kNative ? "native" : "plain", o_.subs, pub_ids_.size(),
+                  o_.size, o_.src_addrs, st_.hs_ok, st_.hs_failed, hs_secs, hs_cpu.gen,
+                  hs_cpu.server, open);
     j += b;
     double dps = window_secs > 0 ? static_cast<double>(st_.deliveries_window) / window_secs : 0;
     double pps = window_secs > 0 ? static_cast<double>(st_.published_window) / window_secs : 0;
     std::snprintf(b, sizeof b,
-                  ",\"secs\":%.6f,\"deliveries\":%" PRIu64 ",\"deliveries_per_sec\":%.1f"
-                  ",\"publications\":%" PRIu64 ",\"publications_per_sec\":%.1f"
+                  ",\"secs\":%.6f,\"deliveries\":%" PRIu64
+                  ",\"deliveries_per_sec\":%.1f"
+                  ",\"publications\":%" PRIu64
+                  ",\"publications_per_sec\":%.1f"
                   ",\"publications_total\":%" PRIu64 ",\"deliveries_total\":%" PRIu64
                   ",\"min_sub_msgs\":%" PRIu64 ",\"max_sub_msgs\":%" PRIu64,
-                  window_secs, st_.deliveries_window, dps, st_.published_window, pps,
-                  st_.published, st_.deliveries_total, min_msgs, max_msgs);
+                  window_secs, st_.deliveries_window, dps, st_.published_window, pps, st_.published,
+                  st_.deliveries_total, min_msgs, max_msgs);
     j += b;
     if (o_.mode == Mode::kBroadcast) {
-        std::snprintf(b, sizeof b, ",\"window\":%u,\"completed\":%" PRIu64, o_.window,
-                      completed_);
+        std::snprintf(b, sizeof b, ",\"window\":%u,\"completed\":%" PRIu64, o_.window, completed_);
         j += b;
     } else {
         std::vector<uint32_t>& v = lat_us_;
         std::sort(v.begin(), v.end());
         auto pct = [&](double q) -> double {
-            if (v.empty()) return -1;
+            if (v.empty())
+                return -1;
             size_t i = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size()))) - 1;
             return v[std::min(i, v.size() - 1)];
         };
         double sum = 0;
-        for (uint32_t x : v) sum += x;
+        for (uint32_t x : v)
+            sum += x;
         std::snprintf(b, sizeof b,
                       ",\"rate_per_room\":%.3f,\"target_pubs_per_sec\":%.1f,\"lat_samples\":%zu"
                       ",\"lat_us\":{\"p50\":%.0f,\"p90\":%.0f,\"p99\":%.0f,\"p999\":%.0f"
                       ",\"max\":%.0f,\"mean\":%.1f},\"pace_lag_max_ms\":%.3f",
                       o_.rate, total_rate_, v.size(), pct(0.5), pct(0.9), pct(0.99), pct(0.999),
                       v.empty() ? -1.0 : static_cast<double>(v.back()),
-                      v.empty() ? -1.0 : sum / static_cast<double>(v.size()),
-                      pace_lag_max_ * 1000);
+                      v.empty() ? -1.0 : sum / static_cast<double>(v.size()), pace_lag_max_ * 1000);
         j += b;
     }
     uint64_t lost = st_.lost_gaps + st_.lost_tail;
@@ -1293,14 +1373,16 @@ void FanoutGen::printResult(double hs_secs, double window_secs, double drain_sec
         j += ",\"close_codes\":{";
         bool first = true;
         for (auto [code, n] : st_.close_codes) {
-            if (!first) j += ",";
+            if (!first)
+                j += ",";
             first = false;
             j += "\"" + (code < 0 ? std::string("tcp") : std::to_string(code)) +
                  "\":" + std::to_string(n);
         }
         j += "}";
     }
-    if (!st_.first_error.empty()) j += ",\"first_error\":\"" + jsonEscape(st_.first_error) + "\"";
+    if (!st_.first_error.empty())
+        j += ",\"first_error\":\"" + jsonEscape(st_.first_error) + "\"";
     if (!st_.first_error_reply.empty()) {
         j += ",\"first_error_reply\":\"" + jsonEscape(st_.first_error_reply) + "\"";
     }
@@ -1346,14 +1428,16 @@ int FanoutGen::run() {
     for (uint32_t i = 0; i < o_.subs; ++i) {
         sub_ids_.push_back(addConn(Role::kSub, o_.mode == Mode::kBroadcast ? 0 : i));
     }
-    for (uint32_t i = 0; i < o_.publishers; ++i) pub_ids_.push_back(addConn(Role::kPub, 0));
+    for (uint32_t i = 0; i < o_.publishers; ++i)
+        pub_ids_.push_back(addConn(Role::kPub, 0));
 
     // Phase 1: subscribers, then publishers (each ready when subscribed / connected).
     double hs_start = nowSec();
     CpuMeter hs_meter(o_.server_pid);
     hs_meter.start();
     double deadline = hs_start + o_.handshake_timeout;
-    bool setup_ok = connectAll(sub_ids_, deadline, events) && connectAll(pub_ids_, deadline, events);
+    bool setup_ok =
+        connectAll(sub_ids_, deadline, events) && connectAll(pub_ids_, deadline, events);
     double hs_secs = nowSec() - hs_start;
     CpuWindow hs_cpu = hs_meter.stop();
     for (uint32_t id : sub_ids_) {
@@ -1363,7 +1447,8 @@ int FanoutGen::run() {
         }
     }
     bool pubs_ok = true;
-    for (uint32_t id : pub_ids_) pubs_ok = pubs_ok && conns_[id].ready;
+    for (uint32_t id : pub_ids_)
+        pubs_ok = pubs_ok && conns_[id].ready;
     if (!setup_ok || !pubs_ok || alive_subs_ == 0 || g_stop) {
         printResult(hs_secs, 0, 0, CpuWindow{}, hs_cpu, false);
         return 1;
@@ -1399,7 +1484,8 @@ int FanoutGen::run() {
             st_.recv_calls = 0;
             st_.send_calls = 0;
         }
-        if (measuring_ && now >= window_end) break;
+        if (measuring_ && now >= window_end)
+            break;
         int timeout_ms = o_.mode == Mode::kLatency ? 1 : 10;
         int n = epoll_wait(ep_, events, kMaxEvents, timeout_ms);
         dispatch(n, events);
@@ -1409,7 +1495,8 @@ int FanoutGen::run() {
         } else {
             pumpLatency(now);
         }
-        if (alive_subs_ == 0) break;
+        if (alive_subs_ == 0)
+            break;
     }
     if (measuring_) {
         window_secs = now - window_start;
@@ -1421,7 +1508,8 @@ int FanoutGen::run() {
     // Phase 3: drain — wait for the publications already sent.
     double drain_start = nowSec();
     auto allIn = [&]() {
-        if (o_.mode == Mode::kBroadcast) return completed_ >= st_.published;
+        if (o_.mode == Mode::kBroadcast)
+            return completed_ >= st_.published;
         for (uint32_t id : sub_ids_) {
             const Conn& c = conns_[id];
             if (c.counted && c.state == ConnState::kOpen && c.last_seq < expectedFor(c.room)) {
@@ -1440,7 +1528,8 @@ int FanoutGen::run() {
             seen = st_.deliveries_total;
             last_progress = t;
         }
-        if (t - drain_start >= o_.drain || t - last_progress >= o_.drain_idle) break;
+        if (t - drain_start >= o_.drain || t - last_progress >= o_.drain_idle)
+            break;
         int n = epoll_wait(ep_, events, kMaxEvents, 10);
         dispatch(n, events);
     }
@@ -1448,19 +1537,23 @@ int FanoutGen::run() {
     // Native publishers: let the last "published" replies arrive (they are counted).
     for (uint32_t id : sub_ids_) {
         const Conn& c = conns_[id];
-        if (!c.counted) continue;
+        if (!c.counted)
+            continue;
         uint64_t expected = o_.mode == Mode::kBroadcast ? st_.published : expectedFor(c.room);
-        if (c.last_seq < expected) st_.lost_tail += expected - c.last_seq;
+        if (c.last_seq < expected)
+            st_.lost_tail += expected - c.last_seq;
     }
     bool ok = st_.hs_failed == 0 && st_.lost_gaps + st_.lost_tail == 0 && st_.duplicates == 0 &&
               st_.out_of_order == 0 && st_.offset_errors == 0 && st_.error_replies == 0 &&
               st_.unexpected == 0 && st_.closed_by_server == 0 && st_.socket_errors == 0 &&
               st_.protocol_errors == 0 && !g_stop;
     printResult(hs_secs, window_secs, drain_secs, cpu, hs_cpu, ok);
-    if (slow_ != nullptr) std::fclose(slow_);
+    if (slow_ != nullptr)
+        std::fclose(slow_);
     running_ = false;
     for (Conn& c : conns_) {
-        if (c.fd >= 0) closeConn(c);
+        if (c.fd >= 0)
+            closeConn(c);
     }
     close(ep_);
     return ok ? 0 : 1;
