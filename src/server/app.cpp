@@ -476,6 +476,11 @@ int App::run() {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     if (options_.handle_signals) {
+        // A parent may have left these ignored (SIG_IGN survives exec), and an ignored signal
+        // is discarded even while blocked: restore the defaults so sigtimedwait sees them.
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         // Loop threads inherit the mask: signals are taken synchronously here only.
         pthread_sigmask(SIG_BLOCK, &set, nullptr);
     }
