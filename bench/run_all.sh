@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The whole comparison in one command: Switchboard vs node `ws` (and uWebSockets when
+# UWS_ECHO_BIN is set), then the plot, then (if Artillery is installed outside the repo)
+# Artillery vs `switchboard bench echo`.
+#   1. bench/run_echo_bench.sh    echo 64 B / 1 KiB / 16 KiB × 100 / 1,000 / 10,000 connections
+#                                 × 1 and 8 in flight; handshakes/s and server bytes per idle
+#                                 connection at 10,000 connections
+#   2. bench/run_fanout_bench.sh  broadcast deliveries/s (1 room × 1,000 subscribers, …) and
+#                                 latency with 10,000 rooms
+#   3. bench/artillery/run_artillery_vs_bench.sh   the generator check (skipped without Artillery)
+#   4. bench/plot.mjs             docs/benchmarks.svg from the newest results
+# Every step keeps the servers on SERVER_CORE (0) and the generator on GEN_CORE (1), runs
+# ROUNDS (3) interleaved rounds and prints medians, min–max and ratios.
+# Knobs pass through to the scripts (see bench/README.md). Defaults here: SIZES="64 1024 16384"
+# CONNS="100 1000 10000"; the 10,000-connection echo rows spread source addresses over
+# 127.0.0.1–.2 (ws_loadgen does it above 8,000 connections). SKIP="echo fanout artillery plot"
+# leaves steps out. Takes about 30 minutes with all three servers.
+set -euo pipefail
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$BENCH/.." && pwd)
+if [[ -z ${SB_BIN:-} ]]; then
+    SB_BIN=$REPO/build/release/switchboard
+    [[ -x $SB_BIN ]] || SB_BIN=$REPO/build/rel/switchboard
+fi
+export SB_BIN
+export SIZES=${SIZES:-"64 1024 16384"}
+export CONNS=${CONNS:-"100 1000 10000"}
+export ROUNDS=${ROUNDS:-3}
+SKIP=${SKIP:-}
+skip() { [[ " $SKIP " == *" $1 "* ]]; }
+ARTILLERY=${ARTILLERY:-/tmp/artillery/node_modules/.bin/artillery}
+START=$SECONDS
+status=0
+if ! skip echo; then
+    echo "== echo: $SIZES B × $CONNS connections" >&2
+    "$BENCH/run_echo_bench.sh" || { status=$?; echo "run_echo_bench.sh failed ($status)" >&2; }
+fi
+if ! skip fanout; then
+    echo "== fan-out" >&2
+    "$BENCH/run_fanout_bench.sh" || { status=$?; echo "run_fanout_bench.sh failed ($status)" >&2; }
+fi
+if ! skip artillery; then
+    if [[ -x $ARTILLERY ]]; then
+        echo "== the generator: Artillery vs switchboard bench echo" >&2
+        ARTILLERY=$ARTILLERY ROUNDS=$ROUNDS "$BENCH/artillery/run_artillery_vs_bench.sh" ||
+            { status=$?; echo "run_artillery_vs_bench.sh failed ($status)" >&2; }
+    else
+        echo "== skip Artillery: none at $ARTILLERY (see bench/artillery/run_artillery_vs_bench.sh)" >&2
+    fi
+fi
+if ! skip plot; then
+    node "$BENCH/plot.mjs"
+fi
+echo "== done in $((SECONDS - START)) s; results in bench/results/, plot in docs/benchmarks.svg" >&2
+exit "$status"
