@@ -53,9 +53,6 @@ inline bool is(char c, uint8_t cls) {
 }
 
 using base::iequals;
-constexpr char lower(char c) {
-    return base::asciiLower(c);
-}
 
 inline bool isOws(char c) {
     return c == ' ' || c == '\t';

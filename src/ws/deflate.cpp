@@ -23,9 +23,6 @@ namespace {
 constexpr std::string_view kExtensionName = "permessage-deflate";
 
 using base::iequals;
-constexpr char lower(char c) {
-    return base::asciiLower(c);
-}
 
 bool isTchar(char c) {
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {

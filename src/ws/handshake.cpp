@@ -19,9 +19,6 @@ namespace {
 constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";  // RFC 6455 §1.3
 
 using base::iequals;
-constexpr char lower(char c) {
-    return base::asciiLower(c);
-}
 
 std::string_view trimOws(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
