@@ -133,7 +133,10 @@ bool SessionStore::subscribe(std::string_view id, std::string_view channel,
     return true;
 }
 
-bool SessionStore::unsubscribe(std::string_view id, std::string_view channel) {
+// Runs f(session, iterator) on the session's channel under the shard lock; false if the
+// session or the channel is unknown.
+template <class F>
+bool SessionStore::withChannel(std::string_view id, std::string_view channel, F&& f) {
     Shard& sh = shardFor(id);
     std::lock_guard lock(sh.mu);
     Session* s = sh.find(id);
@@ -144,23 +147,17 @@ bool SessionStore::unsubscribe(std::string_view id, std::string_view channel) {
     if (it == s->channels.end()) {
         return false;
     }
-    s->channels.erase(it);
+    f(*s, it);
     return true;
 }
 
+bool SessionStore::unsubscribe(std::string_view id, std::string_view channel) {
+    return withChannel(id, channel, [](Session& s, auto it) { s.channels.erase(it); });
+}
+
 bool SessionStore::setPosition(std::string_view id, std::string_view channel, StreamPos pos) {
-    Shard& sh = shardFor(id);
-    std::lock_guard lock(sh.mu);
-    Session* s = sh.find(id);
-    if (s == nullptr) {
-        return false;
-    }
-    auto it = s->channels.find(channel);
-    if (it == s->channels.end()) {
-        return false;
-    }
-    it->second.delivered = std::move(pos);
-    return true;
+    return withChannel(id, channel,
+                       [&](Session&, auto it) { it->second.delivered = std::move(pos); });
 }
 
 bool SessionStore::track(std::string_view id, PubPtr pub) {
@@ -192,32 +189,23 @@ bool SessionStore::track(std::string_view id, PubPtr pub) {
 }
 
 bool SessionStore::ack(std::string_view id, std::string_view channel, uint64_t offset) {
-    Shard& sh = shardFor(id);
-    std::lock_guard lock(sh.mu);
-    Session* s = sh.find(id);
-    if (s == nullptr) {
-        return false;
-    }
-    auto it = s->channels.find(channel);
-    if (it == s->channels.end()) {
-        return false;
-    }
-    ChannelQueue& q = it->second;
-    size_t removed = 0;
-    // Fast path: one epoch, offsets increasing, so the acked ones are a prefix.
-    while (!q.unacked.empty() && q.unacked.front()->offset <= offset) {
-        q.unacked.popFront();
-        ++removed;
-    }
-    // The channel was re-created while publications of its previous life were un-acked (the
-    // ack names no epoch): offsets restarted at 1, so the acked ones need not be a prefix.
-    if (!q.unacked.empty() && q.unacked.front()->epoch != q.unacked.back()->epoch) {
-        removed += q.unacked.eraseIf([offset](const PubPtr& p) { return p->offset <= offset; });
-    }
-    if (removed > 0) {
-        q.gap = false;  // the client has passed the gap: what it lacks now is in the queue
-    }
-    return true;
+    return withChannel(id, channel, [offset](Session&, auto it) {
+        ChannelQueue& q = it->second;
+        size_t removed = 0;
+        // Fast path: one epoch, offsets increasing, so the acked ones are a prefix.
+        while (!q.unacked.empty() && q.unacked.front()->offset <= offset) {
+            q.unacked.popFront();
+            ++removed;
+        }
+        // The channel was re-created while publications of its previous life were un-acked (the
+        // ack names no epoch): offsets restarted at 1, so the acked ones need not be a prefix.
+        if (!q.unacked.empty() && q.unacked.front()->epoch != q.unacked.back()->epoch) {
+            removed += q.unacked.eraseIf([offset](const PubPtr& p) { return p->offset <= offset; });
+        }
+        if (removed > 0) {
+            q.gap = false;  // the client has passed the gap: what it lacks now is in the queue
+        }
+    });
 }
 
 bool SessionStore::detach(std::string_view id, uint64_t now_ms) {

@@ -90,6 +90,8 @@ private:
     static constexpr size_t kShards = 16;
     struct Shard;
     Shard& shardFor(std::string_view id);
+    template <class F>
+    bool withChannel(std::string_view id, std::string_view channel, F&& f);
 
     uint64_t default_ttl_ms_;
     std::array<std::unique_ptr<Shard>, kShards> shards_;
