@@ -36,7 +36,8 @@ struct MessagingOptions {
     // Subscriptions per connection (limit_exceeded above): bounds what one client can pin.
     size_t max_subscriptions = 256;
     // Outbound bytes queued per connection before the namespace's slow-consumer policy acts.
-    // 1 MiB holds seconds of a busy dashboard, yet 10k stalled readers stay under 10 GiB.
+    // 1 MiB: a few thousand typical (~150 B) messages of slack; 10k stalled readers then
+    // hold at most ~10 GiB of user memory, the worst case an operator must size for.
     size_t outbound_limit = 1 << 20;
     // Token bucket per connection: sustained requests/s and burst. Past it: `rate_limited`
     // errors; after kAbuseErrors of those in a row the connection is closed with 1008.

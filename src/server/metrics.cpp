@@ -4,15 +4,15 @@
 
 namespace sb::server {
 
-void LatencyHistogram::observeUs(uint64_t us) {
+void LatencyHistogram::observeUs(uint64_t us, uint64_t count) {
     const double ms = static_cast<double>(us) / 1000.0;
     size_t i = 0;
     while (i < kBoundsMs.size() && ms > kBoundsMs[i]) {
         ++i;
     }
-    buckets_[i].fetch_add(1, std::memory_order_relaxed);
-    count_.fetch_add(1, std::memory_order_relaxed);
-    sum_us_.fetch_add(us, std::memory_order_relaxed);
+    buckets_[i].fetch_add(count, std::memory_order_relaxed);
+    count_.fetch_add(count, std::memory_order_relaxed);
+    sum_us_.fetch_add(us * count, std::memory_order_relaxed);
 }
 
 void LatencyHistogram::render(std::string* out, const char* name, const char* help) const {

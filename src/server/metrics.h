@@ -15,7 +15,8 @@ class LatencyHistogram {
 public:
     static constexpr std::array<double, 13> kBoundsMs = {0.1, 0.25, 0.5, 1,   2.5,  5,   10,
                                                          25,  50,   100, 250, 1000, 5000};
-    void observeUs(uint64_t us);
+    // Records `count` observations of the same value (e.g. one publication's deliveries).
+    void observeUs(uint64_t us, uint64_t count = 1);
     void render(std::string* out, const char* name, const char* help) const;
 
 private:
