@@ -214,11 +214,15 @@ connections:
   --connect-timeout T    handshake timeout (default 10s)
   --hold T               connect: how long connections stay open (default 5s)
   --no-reconnect         do not reopen connections the server drops
+  --no-recover           native fanout: resubscribe without `since` after a reconnect (what
+                         was missed meanwhile then counts as lost)
 traffic:
   -n, --messages M       per connection (echo) or publisher (fanout); default 100 unless -d
   -d, --duration T       traffic phase length (the first of -n and -d ends it)
   -i, --interval T       pause between messages of a connection, e.g. 10ms (default 0: as
-                         fast as possible with --window in flight; fanout plain needs one)
+                         fast as possible with --window in flight; fanout plain needs one).
+                         Paced sends keep a fixed schedule; latency counts from the intended
+                         send time, so stalls are not hidden (no coordinated omission)
   -w, --window N         messages in flight per connection when --interval is 0 (default 1)
   -s, --size B           payload bytes (default 32; fanout payloads carry a ~40-byte stamp)
   --binary               binary messages (default text)
@@ -375,6 +379,8 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
             r = seconds(&o.hold_s);
         } else if (a == "--no-reconnect") {
             o.reconnect = false;
+        } else if (a == "--no-recover") {
+            o.recover = false;
         } else if (a == "-n" || a == "--messages") {
             r = count(uint64_t{1} << 40, &o.messages);
         } else if (a == "-d" || a == "--duration") {

@@ -148,4 +148,13 @@ bool jsonTrueField(std::string_view json, std::string_view key) {
     return i != std::string_view::npos && json.substr(i).starts_with("true");
 }
 
+bool jsonUintField(std::string_view json, std::string_view key, uint64_t* out) {
+    const size_t i = findValue(json, key);
+    if (i == std::string_view::npos || i >= json.size()) {
+        return false;
+    }
+    const auto r = std::from_chars(json.data() + i, json.data() + json.size(), *out);
+    return r.ec == std::errc{};
+}
+
 }  // namespace sb::bench

@@ -51,5 +51,7 @@ private:
 std::string_view jsonStringField(std::string_view json, std::string_view key);
 // True when `key` is present with the literal `true`.
 bool jsonTrueField(std::string_view json, std::string_view key);
+// The unsigned integer value of `key`; false when absent or not a plain unsigned integer.
+bool jsonUintField(std::string_view json, std::string_view key, uint64_t* out);
 
 }  // namespace sb::bench

@@ -56,6 +56,9 @@ struct BenchOptions {
     double drain_s = 2;
     // Reopen connections the server dropped during the run (counted as reconnects).
     bool reconnect = true;
+    // Native fanout: a reconnected subscriber resubscribes with `since` (its last delivery's
+    // epoch and offset), so the server replays what it missed.
+    bool recover = true;
 
     // Worker processes; 0 = 1, or as many as the per-process open-file limit needs.
     uint32_t procs = 0;

@@ -98,11 +98,12 @@ std::string optionsJson(const BenchOptions& o) {
         "{\"conns\":%u,\"connect_rate\":%s,\"connect_window\":%u,\"hold_s\":%s,"
         "\"messages\":%" PRIu64
         ",\"duration_s\":%s,\"interval_ms\":%s,\"window\":%u,\"size\":%u,"
-        "\"binary\":%s,\"publishers\":%u,\"rooms\":%u,\"drain_s\":%s,\"reconnect\":%s}",
+        "\"binary\":%s,\"publishers\":%u,\"rooms\":%u,\"drain_s\":%s,\"reconnect\":%s,"
+        "\"recover\":%s}",
         o.conns, jsonNumber(o.connect_rate).c_str(), o.connect_window, jsonNumber(o.hold_s).c_str(),
         o.messages, jsonNumber(o.duration_s).c_str(), jsonNumber(o.interval_ms).c_str(), o.window,
         o.size, o.binary ? "true" : "false", o.publishers, o.rooms, jsonNumber(o.drain_s).c_str(),
-        o.reconnect ? "true" : "false");
+        o.reconnect ? "true" : "false", o.recover ? "true" : "false");
 }
 
 std::string resultJsonBody(const BenchResult& r) {
@@ -121,6 +122,7 @@ std::string resultJsonBody(const BenchResult& r) {
 #undef SB_BENCH_JSON
     j += "},\"connect_ms\":" + histogramJson(r.connect_ns);
     j += ",\"latency_ms\":" + histogramJson(r.latency_ns);
+    j += ",\"send_lag_ms\":" + histogramJson(r.send_lag_ns);
     j += format(
         ",\"throughput\":{\"sent_per_s\":%s,\"received_per_s\":%s,"
         "\"deliveries_per_s\":%s,\"connects_per_s\":%s}",
@@ -183,6 +185,9 @@ std::string formatTable(const BenchOptions& o, const BenchResult& r) {
     if (r.scenario != "connect") {
         t += histogramRow(r.scenario == "fanout" ? "delivery (ms)" : "round trip (ms)",
                           r.latency_ns);
+        if (r.send_lag_ns.count() > 0) {
+            t += histogramRow("send lag (ms)", r.send_lag_ns);
+        }
         t += format("  throughput     sent %" PRIu64 "  received %" PRIu64
                     " in %.2f s: %.0f msg/s out, %.0f msg/s in, %.2f MB/s in\n",
                     k.msgs_sent, k.msgs_received, r.traffic_s, perSecond(k.msgs_sent, r.traffic_s),
@@ -202,6 +207,11 @@ std::string formatTable(const BenchOptions& o, const BenchResult& r) {
         if (o.mode == Mode::kNative) {
             t += format("  publishes      sent %" PRIu64 "  acknowledged %" PRIu64 "\n",
                         k.msgs_sent, k.publishes_acked);
+            if (k.recoveries + k.recoveries_failed > 0) {
+                t += format("  recovery       resubscribed with since %" PRIu64
+                            ": recovered %" PRIu64 ", not recovered %" PRIu64 "\n",
+                            k.recoveries + k.recoveries_failed, k.recoveries, k.recoveries_failed);
+            }
         }
     }
     t += "  errors         " + errorsLine(r) + "\n";
@@ -214,6 +224,17 @@ std::string formatTable(const BenchOptions& o, const BenchResult& r) {
         t += format(", %.2f us per message", r.traffic_cpu_s * 1e6 / static_cast<double>(handled));
     }
     t += "\n";
+    // A paced run that could not keep its schedule measured the generator's lateness too.
+    const double interval_ns = o.interval_ms * 1e6;
+    if (k.sends_skipped > 0 ||
+        (interval_ns > 0 && static_cast<double>(r.send_lag_ns.percentile(99)) > interval_ns)) {
+        t += format(
+            "  warning        sends fell behind the --interval schedule (p99 %.3f ms late, "
+            "%" PRIu64
+            " skipped): latency includes that lag; lower the rate or add "
+            "--procs\n",
+            ms(r.send_lag_ns.percentile(99)), k.sends_skipped);
+    }
     if (r.busiest_cpu > 0.9) {
         t += "  warning        a generator process was CPU-bound: the numbers may measure the "
              "generator; add --procs\n";

@@ -9,7 +9,7 @@ namespace sb::bench {
 
 namespace {
 
-constexpr uint8_t kResultWireVersion = 1;
+constexpr uint8_t kResultWireVersion = 2;
 
 void putDouble(std::string* out, double d) {
     putVarint(out, std::bit_cast<uint64_t>(d));
@@ -158,6 +158,7 @@ void BenchResult::merge(const BenchResult& o) {
     }
     connect_ns.merge(o.connect_ns);
     latency_ns.merge(o.latency_ns);
+    send_lag_ns.merge(o.send_lag_ns);
     timeline.merge(o.timeline);
     elapsed_s = std::max(elapsed_s, o.elapsed_s);
     connect_s = std::max(connect_s, o.connect_s);
@@ -188,6 +189,7 @@ void BenchResult::serialize(std::string* out) const {
     }
     connect_ns.serialize(out);
     latency_ns.serialize(out);
+    send_lag_ns.serialize(out);
     timeline.serialize(out);
     putDouble(out, elapsed_s);
     putDouble(out, connect_s);
@@ -241,6 +243,11 @@ base::Result<BenchResult> BenchResult::deserialize(std::string_view in) {
         return base::fail(l.error().message);
     }
     r.latency_ns = std::move(*l);
+    auto lag = Histogram::deserialize(&in);
+    if (!lag) {
+        return base::fail(lag.error().message);
+    }
+    r.send_lag_ns = std::move(*lag);
     if (!r.timeline.deserialize(&in)) {
         return bad("corrupt timeline");
     }

@@ -17,28 +17,31 @@ namespace sb::bench {
 
 // Every counter of a run, in wire order. Adding one here adds it to merge, the wire form and
 // the JSON report.
-#define SB_BENCH_COUNTERS(X)                                                            \
-    X(connects_attempted) /* connection attempts, initial and reconnects */             \
-    X(connects_ok)        /* handshakes (native: `connected` replies) that succeeded */ \
-    X(connects_failed)    /* attempts that failed: see errors */                        \
-    X(reconnects)         /* attempts that replaced a connection the server dropped */  \
-    X(drops)              /* open connections closed by the server or the network */    \
-    X(closed_clean)       /* our 1000 close answered by the peer */                     \
-    X(open_peak)          /* most connections open at once (summed over processes) */   \
-    X(msgs_sent)          /* echo requests or publications sent */                      \
-    X(msgs_received)      /* echo replies or deliveries received */                     \
-    X(bytes_sent)         /* payload bytes sent */                                      \
-    X(bytes_received)     /* payload bytes received */                                  \
-    X(unanswered)         /* echo requests without a reply by the end (timeouts) */     \
-    X(bad_replies)        /* echo replies of the wrong size or type */                  \
-    X(publishes_acked)    /* native fanout: `published` replies */                      \
-    X(expected)           /* fanout: publications x subscribers of their room */        \
-    X(deliveries)         /* fanout: distinct publications received per subscriber */   \
-    X(lost)               /* fanout: expected - deliveries */                           \
-    X(duplicates)         /* fanout: a publication received twice by one subscriber */  \
-    X(out_of_order)       /* fanout: arrived after a later one of the same publisher */ \
-    X(gaps)               /* native fanout: messages the server marked gap:true */      \
-    X(foreign)            /* fanout: a publication that does not belong to the room */
+#define SB_BENCH_COUNTERS(X)                                                              \
+    X(connects_attempted) /* connection attempts, initial and reconnects */               \
+    X(connects_ok)        /* handshakes (native: `connected` replies) that succeeded */   \
+    X(connects_failed)    /* attempts that failed: see errors */                          \
+    X(reconnects)         /* attempts that replaced a connection the server dropped */    \
+    X(drops)              /* open connections closed by the server or the network */      \
+    X(closed_clean)       /* our 1000 close answered by the peer */                       \
+    X(open_peak)          /* most connections open at once (summed over processes) */     \
+    X(msgs_sent)          /* echo requests or publications sent */                        \
+    X(msgs_received)      /* echo replies or deliveries received */                       \
+    X(bytes_sent)         /* payload bytes sent */                                        \
+    X(bytes_received)     /* payload bytes received */                                    \
+    X(unanswered)         /* echo requests without a reply by the end (timeouts) */       \
+    X(bad_replies)        /* echo replies of the wrong size or type */                    \
+    X(publishes_acked)    /* native fanout: `published` replies */                        \
+    X(expected)           /* fanout: publications x subscribers of their room */          \
+    X(deliveries)         /* fanout: distinct publications received per subscriber */     \
+    X(lost)               /* fanout: expected - deliveries */                             \
+    X(duplicates)         /* fanout: a publication received twice by one subscriber */    \
+    X(out_of_order)       /* fanout: arrived after a later one of the same publisher */   \
+    X(gaps)               /* native fanout: messages the server marked gap:true */        \
+    X(foreign)            /* fanout: a publication that does not belong to the room */    \
+    X(recoveries)         /* native fanout: resubscribed with `since`, recovered:true */  \
+    X(recoveries_failed)  /* native fanout: resubscribed with `since`, recovered:false */ \
+    X(sends_skipped)      /* paced runs: sends dropped from a schedule >1 s behind */
 
 struct Counters {
 #define SB_BENCH_FIELD(name) uint64_t name = 0;
@@ -86,7 +89,11 @@ struct BenchResult {
     // "error_rate_limited" (a native `error` reply), "unanswered", ...
     std::map<std::string, uint64_t, std::less<>> errors;
     Histogram connect_ns;  // TCP connect + WebSocket handshake (+ native `connect` reply)
-    Histogram latency_ns;  // echo round trip, or publish-to-delivery
+    // Echo round trip, or publish-to-delivery. Paced runs (--interval) measure from the
+    // intended send time, so a stall (of the server or of the generator) counts against every
+    // message it delayed instead of hiding them (no coordinated omission).
+    Histogram latency_ns;
+    Histogram send_lag_ns;  // paced runs: how late each send left against its schedule
     Timeline timeline;
     double elapsed_s = 0;      // whole run (longest process)
     double connect_s = 0;      // start to the end of the connect phase (longest process)

@@ -40,6 +40,10 @@ constexpr uint32_t kCloseTimeoutMs = 2'000;
 constexpr uint32_t kMaxReconnectAttempts = 6;
 // Ephemeral ports per (source, destination) pair are ~28k; stay well under.
 constexpr uint32_t kConnsPerSourceAddr = 20'000;
+// A paced connection whose schedule is further behind than this skips the missed sends
+// (counted) instead of bursting them: catching up on a longer stall would flood the server
+// with a backlog no real client would send.
+constexpr uint64_t kMaxCatchUpNs = 1'000'000'000;
 
 uint64_t monotonicNs() {
     timespec ts{};
@@ -172,6 +176,11 @@ struct Conn {
     uint64_t unacked = 0;                 // native publisher: publishes without a reply
     TimeRing in_flight;                   // echo
     std::vector<SequenceTracker> tracks;  // subscriber: one per publisher of its room
+    // Native subscriber: the stream position of its last delivery, the `since` of a
+    // resubscribe after a reconnect (the channel's epoch rarely changes: one copy per change).
+    std::string epoch;
+    uint64_t offset = 0;
+    bool resubscribing = false;  // the pending `subscribe` carries `since`
     uint64_t unique = 0;
     uint64_t expected = 0;
 };
@@ -232,9 +241,12 @@ struct Runner::Impl {
     // Traffic.
     void startTraffic(Conn& c);
     bool canSend(const Conn& c) const;
-    bool sendEcho(Conn& c);
+    // `intended_ns`: the scheduled send time of a paced run (latency is measured from it);
+    // 0 = now.
+    bool sendEcho(Conn& c, uint64_t intended_ns = 0);
     void onEchoReply(Conn& c, ws::Opcode op, std::span<uint8_t> data);
-    bool publish(Conn& c);
+    bool publish(Conn& c, uint64_t intended_ns = 0);
+    void onSubscribed(Conn& c, std::string_view json);
     void onPublisherMessage(Conn& c, std::string_view type, std::string_view json);
     void onDelivery(Conn& c, std::string_view payload, bool native, bool gap);
     void checkConnDone(Conn& c);
@@ -569,7 +581,18 @@ void Runner::Impl::handshakeDone(Conn& c) {
         scratch_ = R"({"type":"subscribe","id":"s","channel":")";
         scratch_ += opts_.channel_prefix;
         scratch_ += std::to_string(c.room);
-        scratch_ += "\"}";
+        scratch_ += '"';
+        // A reconnect resumes from the last delivery, as a real client would: the server
+        // replays what was missed, so only what history no longer holds is lost.
+        c.resubscribing = opts_.recover && !c.epoch.empty();
+        if (c.resubscribing) {
+            scratch_ += R"(,"since":{"epoch":")";
+            scratch_ += c.epoch;
+            scratch_ += R"(","offset":)";
+            scratch_ += std::to_string(c.offset);
+            scratch_ += '}';
+        }
+        scratch_ += '}';
         sendText(c, scratch_);
         return;  // ready at `subscribed`
     }
@@ -588,6 +611,19 @@ void Runner::Impl::openingFailed(Conn& c, std::string_view code) {
     error("error_" + std::string(code));
     c.attempts = kMaxReconnectAttempts;  // no point retrying what the server refuses
     connectFailed(c);
+}
+
+void Runner::Impl::onSubscribed(Conn& c, std::string_view json) {
+    if (c.resubscribing) {
+        c.resubscribing = false;
+        if (jsonTrueField(json, "recovered")) {
+            ++result_.counters.recoveries;
+        } else {
+            // Gone from history (size, TTL or a new epoch): what it missed counts as lost.
+            ++result_.counters.recoveries_failed;
+        }
+    }
+    markReady(c);
 }
 
 void Runner::Impl::markReady(Conn& c) {
@@ -632,7 +668,7 @@ void Runner::Impl::onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<
             if (type == "connected") {
                 handshakeDone(*c);
             } else if (type == "subscribed") {
-                markReady(*c);
+                onSubscribed(*c, text);
             } else if (type == "error") {
                 openingFailed(*c, jsonStringField(text, "code"));
             }
@@ -748,11 +784,11 @@ void Runner::Impl::startTraffic(Conn& c) {
     checkConnDone(c);
 }
 
-bool Runner::Impl::sendEcho(Conn& c) {
+bool Runner::Impl::sendEcho(Conn& c, uint64_t intended_ns) {
     if (!canSend(c)) {
         return false;
     }
-    c.in_flight.push(monotonicNs());
+    c.in_flight.push(intended_ns != 0 ? intended_ns : monotonicNs());
     ++c.sent;
     ++outstanding_;
     ++result_.counters.msgs_sent;
@@ -798,11 +834,11 @@ void Runner::Impl::onEchoReply(Conn& c, ws::Opcode op, std::span<uint8_t> data) 
     checkConnDone(c);
 }
 
-bool Runner::Impl::publish(Conn& c) {
+bool Runner::Impl::publish(Conn& c, uint64_t intended_ns) {
     if (!canSend(c)) {
         return false;
     }
-    const Stamp stamp{c.id, c.sent, monotonicNs()};
+    const Stamp stamp{c.id, c.sent, intended_ns != 0 ? intended_ns : monotonicNs()};
     ++c.sent;
     ++result_.counters.msgs_sent;
     ++sample().sent;
@@ -853,7 +889,22 @@ void Runner::Impl::onDelivery(Conn& c, std::string_view payload, bool native, bo
     Counters& k = result_.counters;
     if (native) {
         const size_t at = payload.find("\"data\"");
-        payload = at == std::string_view::npos ? std::string_view{} : payload.substr(at);
+        if (at == std::string_view::npos) {
+            payload = {};
+        } else {
+            // The stream position precedes "data" in the server's encoding; scanning only
+            // the head keeps a payload that mentions "offset" from being read as one.
+            const std::string_view head = payload.substr(0, at);
+            uint64_t offset = 0;
+            if (jsonUintField(head, "offset", &offset) && offset > c.offset) {
+                c.offset = offset;
+                const std::string_view epoch = jsonStringField(head, "epoch");
+                if (epoch != c.epoch) {
+                    c.epoch = epoch;
+                }
+            }
+            payload = payload.substr(at);
+        }
     }
     Stamp s;
     if (!findStamp(payload, &s)) {
@@ -1072,10 +1123,24 @@ void Runner::Impl::tick() {
             }
             continue;
         }
-        const bool sent = c.role == Role::kEcho ? sendEcho(c) : publish(c);
+        // Open loop on a fixed schedule: a late send keeps its intended time, both as the
+        // origin of its latency and as the base of the next slot, so the sends a stall
+        // delayed go out right after it and are measured from when they were due.
+        uint64_t at = d.at_ns;
+        if (interval_ns > 0 && now_ns_ - at > kMaxCatchUpNs) {
+            // Keep the last second of the backlog (sent now, each timed from its slot).
+            const uint64_t skip = (now_ns_ - at - kMaxCatchUpNs + interval_ns - 1) / interval_ns;
+            result_.counters.sends_skipped += skip;
+            at += skip * interval_ns;
+        }
+        if (!canSend(c)) {
+            checkConnDone(c);
+            continue;
+        }
+        result_.send_lag_ns.record(now_ns_ - at);
+        const bool sent = c.role == Role::kEcho ? sendEcho(c, at) : publish(c, at);
         if (sent && canSend(c)) {
-            // Keep the schedule (open loop) but never queue a burst to catch up.
-            due_.push(Due{std::max(d.at_ns + interval_ns, now_ns_), c.slot, c.gen, DueKind::kSend});
+            due_.push(Due{at + interval_ns, c.slot, c.gen, DueKind::kSend});
         }
         checkConnDone(c);
     }

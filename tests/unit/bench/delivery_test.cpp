@@ -156,5 +156,18 @@ TEST(JsonScan, StringAndTrueFields) {
     EXPECT_EQ(jsonStringField(R"({"data":"type","type":"message"})", "type"), "message");
 }
 
+TEST(JsonScan, UintField) {
+    uint64_t v = 0;
+    EXPECT_TRUE(
+        jsonUintField(R"({"type":"message","epoch":"e_1","offset":41,"data":"x"})", "offset", &v));
+    EXPECT_EQ(v, 41u);
+    EXPECT_TRUE(jsonUintField(R"({"offset" : 18446744073709551615})", "offset", &v));
+    EXPECT_EQ(v, UINT64_MAX);
+    EXPECT_FALSE(jsonUintField(R"({"offset":-1})", "offset", &v));
+    EXPECT_FALSE(jsonUintField(R"({"offset":"7"})", "offset", &v));
+    EXPECT_FALSE(jsonUintField(R"({"offset":18446744073709551616})", "offset", &v));
+    EXPECT_FALSE(jsonUintField(R"({"type":"message"})", "offset", &v));
+}
+
 }  // namespace
 }  // namespace sb::bench

@@ -28,6 +28,8 @@ BenchResult sampleResult(uint64_t seed) {
         ++r.timeline.at(static_cast<uint64_t>(i)).received;
     }
     r.connect_ns.record(123'456 * seed);
+    r.send_lag_ns.record(777 * seed);
+    r.counters.sends_skipped = 5 * seed;
     r.elapsed_s = 1.5 * static_cast<double>(seed);
     r.traffic_s = 1.0 * static_cast<double>(seed);
     r.cpu_s = 0.25;
@@ -48,6 +50,8 @@ TEST(BenchResult, SerializeRoundTrip) {
     EXPECT_EQ(back->errors, r.errors);
     EXPECT_TRUE(back->latency_ns == r.latency_ns);
     EXPECT_TRUE(back->connect_ns == r.connect_ns);
+    EXPECT_TRUE(back->send_lag_ns == r.send_lag_ns);
+    EXPECT_EQ(back->counters.sends_skipped, 15u);
     EXPECT_EQ(back->timeline.samples().size(), r.timeline.samples().size());
     EXPECT_DOUBLE_EQ(back->elapsed_s, r.elapsed_s);
     EXPECT_TRUE(back->interrupted);
@@ -75,6 +79,8 @@ TEST(BenchResult, MergeIsExact) {
     Histogram whole = a.latency_ns;
     whole.merge(b.latency_ns);
     EXPECT_TRUE(merged.latency_ns == whole);
+    EXPECT_EQ(merged.send_lag_ns.count(), 2u);
+    EXPECT_EQ(merged.counters.sends_skipped, 15u);
     EXPECT_DOUBLE_EQ(merged.elapsed_s, 3.0);  // the longest process
     EXPECT_DOUBLE_EQ(merged.cpu_s, 0.5);      // CPU adds
     EXPECT_DOUBLE_EQ(merged.busiest_cpu, 0.2);
