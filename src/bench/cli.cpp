@@ -16,6 +16,7 @@
 #include "bench/report.h"
 #include "bench/workers.h"
 #include "loop/event_loop.h"
+#include "net/tls.h"
 
 namespace sb::bench {
 
@@ -191,7 +192,7 @@ int runRamp(const BenchOptions& base, bool progress) {
 std::string benchHelp() {
     return R"(usage: switchboard bench <connect|echo|fanout|ramp> [flags]
 
-Load tester for any WebSocket server (ws://), with a native mode for Switchboard rooms.
+Load tester for any WebSocket server (ws://, wss://), with a native mode for Switchboard rooms.
   connect   open -c connections (at --rate/s), hold them --hold, close them cleanly (1000)
   echo      -c connections each send -n messages (or for -d) and time every echo
   fanout    --publishers P publish -n messages each into --rooms K; -c subscribers receive
@@ -200,8 +201,12 @@ Load tester for any WebSocket server (ws://), with a native mode for Switchboard
             p95 passes --max-p95 or the error rate passes --max-error-rate
 
 target and protocol:
-  --url URL              ws://host:port/path (default ws://127.0.0.1:8080/echo, native /ws);
-                         plain fanout: "{room}" in the URL is replaced by the room number
+  --url URL              ws:// or wss://host:port/path (default ws://127.0.0.1:8080/echo,
+                         native /ws); plain fanout: "{room}" in the URL is replaced by the
+                         room number
+  --ca FILE              wss://: trust the CA certificates in this PEM file instead of the
+                         system store (the certificate must still match the URL's host)
+  --insecure             wss://: do not verify the server's certificate (self-signed servers)
   --mode plain|native    plain: raw messages to any echo/broadcast server (default for
                          connect, echo, ramp); native: switchboard.v1.json connect, ping/pong,
                          subscribe/publish (default for fanout)
@@ -365,6 +370,14 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
             o.subprotocols.emplace_back(*v);
         } else if (a == "--deflate") {
             o.deflate = true;
+        } else if (a == "--ca") {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            o.ca_file = std::string(*v);
+        } else if (a == "--insecure") {
+            o.insecure = true;
         } else if (a == "-c" || a == "--conns" || a == "--subscribers") {
             r = count(10'000'000, &o.conns);
         } else if (a == "--rate") {
@@ -487,6 +500,18 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
     }
     if (o.connect_window == 0) {
         return base::fail("--connect-window must be at least 1");
+    }
+    if (!o.ca_file.empty()) {
+        if (o.insecure) {
+            return base::fail("--ca and --insecure exclude each other");
+        }
+        // An unreadable or empty CA file is a usage error now, not one TLS error per connect.
+        net::TlsConfig tls;
+        tls.ca_file = o.ca_file;
+        auto ctx = net::TlsContext::create(tls);
+        if (!ctx) {
+            return base::fail("--ca: " + ctx.error().message);
+        }
     }
     return o;
 }

@@ -22,6 +22,10 @@ struct BenchOptions {
     // Offered in the handshake (native mode always offers switchboard.v1.json).
     std::vector<std::string> subprotocols;
     bool deflate = false;  // offer permessage-deflate
+    // wss:// only: trust this PEM file instead of the system CA store, or verify nothing
+    // (self-signed test servers). Verification is on by default (client::ClientOptions).
+    std::string ca_file;
+    bool insecure = false;
 
     // Connections (fanout: subscribers). Every scenario opens them first, paced by
     // connect_rate with at most connect_window handshakes in flight.

@@ -140,10 +140,15 @@ std::string resultJsonBody(const BenchResult& r) {
     const uint64_t handled = handledMessages(r);
     j += format(
         ",\"cpu\":{\"total_s\":%s,\"traffic_s\":%s,\"busiest_process\":%s,"
-        "\"us_per_message\":%s}",
+        "\"us_per_message\":%s,",
         jsonNumber(r.cpu_s).c_str(), jsonNumber(r.traffic_cpu_s).c_str(),
         jsonNumber(r.busiest_cpu).c_str(),
         jsonNumber(handled > 0 ? r.traffic_cpu_s * 1e6 / static_cast<double>(handled) : 0).c_str());
+    const uint64_t attempts = r.counters.connects_attempted;
+    j += format("\"connect_s\":%s,\"busiest_process_connecting\":%s,\"us_per_connection\":%s}",
+                jsonNumber(r.connect_cpu_s).c_str(), jsonNumber(r.busiest_connect_cpu).c_str(),
+                jsonNumber(attempts > 0 ? r.connect_cpu_s * 1e6 / static_cast<double>(attempts) : 0)
+                    .c_str());
     j += format(",\"timeline\":{\"interval_ms\":%u,\"samples\":[", r.timeline.intervalMs());
     const auto& samples = r.timeline.samples();
     for (size_t i = 0; i < samples.size(); ++i) {
@@ -224,6 +229,15 @@ std::string formatTable(const BenchOptions& o, const BenchResult& r) {
         t += format(", %.2f us per message", r.traffic_cpu_s * 1e6 / static_cast<double>(handled));
     }
     t += "\n";
+    if (k.connects_attempted > 0) {
+        // Handshakes cost the generator too (on loopback the kernel's TCP work for both ends
+        // is largely charged to whichever process sends).
+        t += format(
+            "                 connecting: CPU %.2f s over %.2f s (busiest process %.0f%% "
+            "of a core), %.1f us per connection\n",
+            r.connect_cpu_s, r.connect_s, r.busiest_connect_cpu * 100,
+            r.connect_cpu_s * 1e6 / static_cast<double>(k.connects_attempted));
+    }
     // A paced run that could not keep its schedule measured the generator's lateness too.
     const double interval_ns = o.interval_ms * 1e6;
     if (k.sends_skipped > 0 ||
@@ -234,6 +248,10 @@ std::string formatTable(const BenchOptions& o, const BenchResult& r) {
             " skipped): latency includes that lag; lower the rate or add "
             "--procs\n",
             ms(r.send_lag_ns.percentile(99)), k.sends_skipped);
+    }
+    if (r.busiest_connect_cpu > 0.9) {
+        t += "  warning        a generator process was CPU-bound while connecting: connection "
+             "rates may measure the generator; add --procs\n";
     }
     if (r.busiest_cpu > 0.9) {
         t += "  warning        a generator process was CPU-bound: the numbers may measure the "

@@ -165,6 +165,8 @@ void BenchResult::merge(const BenchResult& o) {
     traffic_s = std::max(traffic_s, o.traffic_s);
     cpu_s += o.cpu_s;
     traffic_cpu_s += o.traffic_cpu_s;
+    connect_cpu_s += o.connect_cpu_s;
+    busiest_connect_cpu = std::max(busiest_connect_cpu, o.busiest_connect_cpu);
     busiest_cpu = std::max(busiest_cpu, o.busiest_cpu);
     interrupted = interrupted || o.interrupted;
 }
@@ -197,6 +199,8 @@ void BenchResult::serialize(std::string* out) const {
     putDouble(out, cpu_s);
     putDouble(out, traffic_cpu_s);
     putDouble(out, busiest_cpu);
+    putDouble(out, connect_cpu_s);
+    putDouble(out, busiest_connect_cpu);
     putVarint(out, procs);
     putVarint(out, interrupted ? 1 : 0);
 }
@@ -256,6 +260,7 @@ base::Result<BenchResult> BenchResult::deserialize(std::string_view in) {
     if (!getDouble(&in, &r.elapsed_s) || !getDouble(&in, &r.connect_s) ||
         !getDouble(&in, &r.traffic_s) || !getDouble(&in, &r.cpu_s) ||
         !getDouble(&in, &r.traffic_cpu_s) || !getDouble(&in, &r.busiest_cpu) ||
+        !getDouble(&in, &r.connect_cpu_s) || !getDouble(&in, &r.busiest_connect_cpu) ||
         !getVarint(&in, &procs) || !getVarint(&in, &interrupted) || !in.empty()) {
         return bad("truncated or trailing bytes");
     }

@@ -95,14 +95,16 @@ struct BenchResult {
     Histogram latency_ns;
     Histogram send_lag_ns;  // paced runs: how late each send left against its schedule
     Timeline timeline;
-    double elapsed_s = 0;      // whole run (longest process)
-    double connect_s = 0;      // start to the end of the connect phase (longest process)
-    double traffic_s = 0;      // traffic phase: go to the last reply (longest process)
-    double cpu_s = 0;          // generator CPU (user + system), all processes
-    double traffic_cpu_s = 0;  // generator CPU during the traffic phase
-    double busiest_cpu = 0;    // highest per-process CPU use during traffic (1.0 = a core)
-    uint32_t procs = 1;        // processes merged into this result
-    bool interrupted = false;  // stopped by Ctrl-C / SIGTERM
+    double elapsed_s = 0;            // whole run (longest process)
+    double connect_s = 0;            // start to the end of the connect phase (longest process)
+    double traffic_s = 0;            // traffic phase: go to the last reply (longest process)
+    double cpu_s = 0;                // generator CPU (user + system), all processes
+    double traffic_cpu_s = 0;        // generator CPU during the traffic phase
+    double connect_cpu_s = 0;        // generator CPU during the connect phase (handshakes)
+    double busiest_connect_cpu = 0;  // highest per-process CPU use while connecting
+    double busiest_cpu = 0;          // highest per-process CPU use during traffic (1.0 = a core)
+    uint32_t procs = 1;              // processes merged into this result
+    bool interrupted = false;        // stopped by Ctrl-C / SIGTERM
 
     uint64_t errorTotal() const;
     void addError(std::string_view kind, uint64_t n = 1);

@@ -68,6 +68,9 @@ std::string classifyConnectError(const std::string& e) {
     if (e.find("timed out") != std::string::npos) {
         return "handshake_timeout";
     }
+    if (e.starts_with("TLS ")) {
+        return "tls";  // wss:// handshake or setup (certificate, alert, peer closed)
+    }
     if (e.starts_with("server answered ")) {
         std::string code = e.substr(16, 3);
         return "handshake_status_" + code;
@@ -348,6 +351,8 @@ base::Result<void> Runner::Impl::prepare() {
     }
     client_opts_.deflate = opts_.deflate;
     client_opts_.handshake_timeout_ms = opts_.connect_timeout_ms;
+    client_opts_.ca_file = opts_.ca_file;  // wss:// (bench --ca / --insecure)
+    client_opts_.insecure = opts_.insecure;
 
     // Source addresses: only for IPv4 loopback targets (127.0.0.0/8 is all ours there).
     auto ep = net::resolve(urls_[0].host, urls_[0].port);
@@ -479,6 +484,10 @@ BenchResult Runner::Impl::run() {
         }
     }
     result_.cpu_s = cpu_end - cpu_start_;
+    result_.connect_cpu_s = (go_ns_ != 0 ? cpu_go_ : cpu_end) - cpu_start_;
+    if (result_.connect_s > 0) {
+        result_.busiest_connect_cpu = result_.connect_cpu_s / result_.connect_s;
+    }
     return std::move(result_);
 }
 

@@ -2,11 +2,17 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "http/request.h"
 #include "net/socket.h"
 #include "net/stream_conn.h"
+#include "net/tls.h"
 #include "ws/handshake.h"
 
 namespace sb::client {
@@ -16,9 +22,11 @@ base::Result<WsUrl> parseWsUrl(std::string_view url) {
     if (url.starts_with("ws://")) {
         url.remove_prefix(5);
     } else if (url.starts_with("wss://")) {
-        return base::fail("wss:// needs TLS, which this build does not have yet");
+        url.remove_prefix(6);
+        u.tls = true;
+        u.port = 443;
     } else {
-        return base::fail("'" + std::string(url) + "' is not a ws:// URL");
+        return base::fail("'" + std::string(url) + "' is not a ws:// or wss:// URL");
     }
     size_t slash = url.find('/');
     std::string_view authority = url.substr(0, slash);
@@ -43,7 +51,31 @@ base::Result<WsUrl> parseWsUrl(std::string_view url) {
 
 namespace {
 
-// The socket until the 101 arrives; then it hands the fd to a transport::WebSocket.
+// One context per (ca_file, insecure) for the whole process: building one loads the CA store
+// (milliseconds), and the load tester connects thousands of times from several loops.
+base::Result<std::shared_ptr<net::TlsContext>> clientContext(const ClientOptions& o) {
+    static std::mutex mu;
+    static std::map<std::pair<std::string, bool>, std::shared_ptr<net::TlsContext>> cache;
+    std::lock_guard lock(mu);
+    auto key = std::make_pair(o.insecure ? std::string() : o.ca_file, o.insecure);
+    auto it = cache.find(key);
+    if (it != cache.end()) {
+        return it->second;
+    }
+    net::TlsConfig cfg;
+    cfg.role = net::TlsRole::kClient;
+    cfg.verify_peer = !o.insecure;
+    cfg.ca_file = key.first;
+    auto ctx = net::TlsContext::create(cfg);
+    if (!ctx) {
+        return base::fail(ctx.error().message);  // not cached: a fixed file is picked up
+    }
+    cache.emplace(std::move(key), *ctx);
+    return *ctx;
+}
+
+// The socket until the 101 arrives; then it hands the fd (and the TLS session) to a
+// transport::WebSocket.
 class ClientHandshake final : public net::StreamConn, private loop::TimerNode {
 public:
     ClientHandshake(loop::EventLoop* loop, int fd, const WsUrl& url, const ClientOptions& opts,
@@ -54,10 +86,12 @@ public:
           done_(std::move(done)),
           key_(ws::generateClientKey()) {
         TimerNode::fire = [](loop::TimerNode* n) {
-            static_cast<ClientHandshake*>(n)->fail("handshake timed out");
+            auto* self = static_cast<ClientHandshake*>(n);
+            self->fail(self->isTls() && !self->tlsHandshakeDone() ? "TLS handshake timed out"
+                                                                  : "handshake timed out");
         };
         std::string host = url.host;
-        if (url.port != 80) {
+        if (url.port != (url.tls ? 443 : 80)) {
             host += ":" + std::to_string(url.port);
         }
         request_ = ws::buildClientRequest(host, url.path, key_, opts_.subprotocols, opts_.deflate,
@@ -65,13 +99,37 @@ public:
     }
     ~ClientHandshake() override { loop()->timers().cancel(this); }
 
-    void start() {
+    // `tls` set: wss://, the request waits for the TLS handshake.
+    void start(std::unique_ptr<net::TlsSession> tls) {
         loop()->timers().schedule(this, opts_.handshake_timeout_ms);
+        if (tls) {
+            startTls(std::move(tls));
+            return;
+        }
         write(request_.data(), request_.size());
         uncork();
     }
 
+    // Calls back once with `why`, then closes (freed at the end of the iteration). connect()
+    // uses it too when attach() fails: the callback is owed whatever went wrong.
+    void fail(const std::string& why) {
+        if (done_) {
+            ConnectCallback done = std::move(done_);
+            done_ = nullptr;
+            done(nullptr, why);
+        }
+        close();
+    }
+
 protected:
+    void onTlsHandshake(std::string_view error) override {
+        if (!error.empty()) {
+            fail("TLS handshake failed: " + std::string(error));
+            return;
+        }
+        write(request_.data(), request_.size());
+        uncork();
+    }
     void onData(uint8_t* data, size_t len) override {
         buf_.append(reinterpret_cast<const char*>(data), len);
         http::Response resp;
@@ -108,20 +166,16 @@ protected:
         socklen_t len = sizeof peer;
         const bool refused =
             buf_.empty() && getpeername(fd(), reinterpret_cast<sockaddr*>(&peer), &len) != 0;
-        fail(refused ? "connection refused (or reset before any response)"
-                     : "connection closed during the handshake");
+        if (refused) {
+            fail("connection refused (or reset before any response)");
+        } else if (isTls() && !tlsHandshakeDone()) {
+            fail("TLS handshake failed: connection closed by the server");
+        } else {
+            fail("connection closed during the handshake");
+        }
     }
 
 private:
-    void fail(const std::string& why) {
-        if (done_) {
-            ConnectCallback done = std::move(done_);
-            done_ = nullptr;
-            done(nullptr, why);
-        }
-        close();
-    }
-
     ClientOptions opts_;
     const transport::WebSocketBehavior* behavior_;
     ConnectCallback done_;
@@ -139,6 +193,21 @@ void connect(loop::EventLoop& loop, const WsUrl& url, const ClientOptions& optio
         done(nullptr, ep.error().message);
         return;
     }
+    std::unique_ptr<net::TlsSession> tls;
+    if (url.tls) {
+        auto ctx = clientContext(options);
+        if (!ctx) {
+            done(nullptr, "TLS setup failed: " + ctx.error().message);
+            return;
+        }
+        auto session = net::TlsSession::create(
+            *ctx, options.server_name.empty() ? url.host : options.server_name);
+        if (!session) {
+            done(nullptr, "TLS setup failed: " + session.error().message);
+            return;
+        }
+        tls = std::move(*session);
+    }
     auto fd = net::connectNonBlocking(*ep, options.source.len != 0 ? &options.source : nullptr);
     if (!fd) {
         done(nullptr, fd.error().message);
@@ -146,10 +215,14 @@ void connect(loop::EventLoop& loop, const WsUrl& url, const ClientOptions& optio
     }
     auto* hs = new ClientHandshake(&loop, *fd, url, options, behavior, std::move(done));
     if (!hs->attach()) {
-        delete hs;
+        // Reported like any other failure (the callback is owed exactly once); close() frees
+        // the fd and the object at the end of the iteration.
+        const int err = errno;
+        hs->fail(std::string("cannot register the socket with the event loop: ") +
+                 std::strerror(err));
         return;
     }
-    hs->start();
+    hs->start(std::move(tls));
 }
 
 }  // namespace sb::client

@@ -1,7 +1,9 @@
 // A non-blocking TCP connection on an event loop: reads into the loop's shared receive buffer,
 // batches writes in the loop's shared cork buffer (one send per dispatch however many frames
 // were written), and keeps only the bytes the kernel refused in a per-connection backlog,
-// allocated on first EAGAIN and freed when drained. Idle connections own no buffer.
+// allocated on first EAGAIN and freed when drained. Idle connections own no buffer. With
+// startTls() the same connection speaks TLS (net/tls.h): plaintext in the cork and in onData(),
+// ciphertext on the socket and in the backlog.
 #pragma once
 
 #include <sys/uio.h>
@@ -9,10 +11,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "loop/event_loop.h"
 
 namespace sb::net {
+
+class TlsSession;
 
 class StreamConn : public loop::Pollable {
 public:
@@ -23,9 +28,22 @@ public:
 
     // Registers the fd with the loop (edge-triggered in+out, registered once, never modified).
     bool attach();
-    // Takes over another connection's fd and registration (protocol upgrade). `from` is
-    // closed without touching the fd and destroyed at the end of the iteration.
+    // Takes over another connection's fd and registration (protocol upgrade), and its TLS
+    // session if any (records already received but not yet read are delivered to this object
+    // on the next iteration). `from` is closed without touching the fd and destroyed at the end
+    // of the iteration.
     void adoptFrom(StreamConn* from);
+
+    // Loop thread, after attach(), before anything was written: the connection speaks TLS from
+    // now on (the role is the session's context's). write() takes plaintext and onData()
+    // receives plaintext. The handshake starts at once (client: the ClientHello leaves through
+    // the ordinary write path, so a connect still in progress just queues it in the backlog)
+    // and advances as ciphertext arrives; onTlsHandshake() reports its end. Bytes written
+    // before it ends are held and sent right after. If not even the first flight can be
+    // produced, onTlsHandshake() reports it before this returns.
+    void startTls(std::unique_ptr<TlsSession> session);
+    bool isTls() const { return tls_; }
+    bool tlsHandshakeDone() const;
 
     // Queues bytes for the peer (loop thread). Batched in the cork until uncork(); if a backlog
     // exists they go behind it, so order is always kept. No-op once closed.
@@ -38,7 +56,8 @@ public:
     // Closes the socket now (the object lives until the end of the loop iteration); calls
     // onClosed() once. Unsent bytes are dropped.
     void close();
-    // Flushes, then half-closes the write side (the peer sees EOF after our last byte).
+    // Flushes, then half-closes the write side (the peer sees EOF after our last byte). TLS:
+    // close_notify goes out before the FIN (our clean close).
     void shutdownWrite();
 
     bool isClosed() const { return closed_; }
@@ -60,6 +79,11 @@ protected:
     virtual void onClosed() {}
     // The backlog has been fully sent.
     virtual void onDrained() {}
+    // TLS only, at most once: the handshake completed (`error` empty) or failed (`error` is
+    // OpenSSL's reason, e.g. "certificate verify failed: self-signed certificate"). It may
+    // write, close() or hand the socket over (adoptFrom). The default closes on failure. A
+    // peer that closes TCP during the handshake is reported by onEof(), not here.
+    virtual void onTlsHandshake(std::string_view error);
 
     void onEvents(uint32_t events) final;
 
@@ -68,15 +92,26 @@ private:
     // Drops the cork if held, closes the fd, releases the backlog (and its accounting).
     void releaseSocket();
     void sendv(iovec* iov, int iovcnt);
+    void sendRaw(iovec* iov, int iovcnt);
     void appendBacklog(const uint8_t* data, size_t len);
     bool flushBacklog();
+    // TLS paths (tls_ set): encrypt then sendRaw; recv ciphertext and deliver plaintext.
+    void sendTls(const iovec* iov, int iovcnt);
+    void flushTlsOutput();
+    bool readTls(uint32_t events);
+    bool pumpTls(uint8_t* plain, size_t cap);
 
-    struct Backlog;
+    // What most connections never need, allocated on demand: the bytes the kernel refused
+    // (while there are any) and the TLS session (for the connection's life).
+    struct Extra;
     loop::EventLoop* loop_;
-    std::unique_ptr<Backlog> backlog_;
+    std::unique_ptr<Extra> extra_;
     int fd_;
     bool closed_ = false;
     bool shut_wr_pending_ = false;
+    // extra_->tls is set. A flag in the padding, so the plain path tests one byte it already
+    // has in cache and an idle plain connection stays 48 bytes (pinned in stream_conn.cpp).
+    bool tls_ = false;
 };
 
 }  // namespace sb::net

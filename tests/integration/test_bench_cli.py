@@ -3,7 +3,9 @@
 
 Short, bounded runs of every scenario against `switchboard serve` on loopback: echo (one and
 two processes), connect, native fanout, ramp, the JSON and HTML reports, a refused target,
-Ctrl-C, and usage errors. Checks counts and structure, never timings.
+Ctrl-C, and usage errors; wss:// against node `ws` over https with a self-signed certificate
+made at test time (--insecure, --ca, and the TLS error without either). Checks counts and
+structure, never timings.
 
   /usr/bin/python3 tests/integration/test_bench_cli.py --server build/dev/switchboard
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
-from harness import Deadline, Reporter, ServerProcess  # noqa: E402
+from harness import SUPPORT_DIR, Deadline, Reporter, ServerProcess  # noqa: E402
 
 RUN_TIMEOUT_S = 120  # a generous bound for a few-second run on a busy, sanitized build
 
@@ -41,6 +44,8 @@ class Suite:
         self.server = server
         self.rep = rep
         self.tmp = tmp
+        self.tls_port = 0  # the wss:// echo server, once started (run_tls_cases)
+        self.tls_cert = Path()
 
     def url(self, path: str) -> str:
         return f"ws://{self.server.host}:{self.server.port}{path}"
@@ -201,6 +206,50 @@ class Suite:
         check(j["counters"]["closed_clean"] == 10, f"clean closes {j['counters']['closed_clean']}")
         check(j["counters"]["msgs_received"] > 0, "nothing received before the interrupt")
 
+    # --- wss:// (a node `ws` echo server over https, self-signed) ---------------------------
+
+    def tls_insecure(self):
+        p = self.bench("echo", "--url", f"wss://127.0.0.1:{self.tls_port}/echo", "--insecure",
+                       "-c", "20", "-n", "50", "-w", "2", "--json", str(self.tmp / "wss.json"))
+        self.expect_ok(p)
+        j = self.json_of("wss.json")
+        k = j["counters"]
+        check(k["connects_ok"] == 20 and k["connects_failed"] == 0, f"connects {k}")
+        check(k["msgs_sent"] == 1000 and k["msgs_received"] == 1000, f"messages {k}")
+        check(k["closed_clean"] == 20, f"clean closes {k['closed_clean']}")
+        check(j["error_total"] == 0 and j["errors"] == {}, f"errors {j['errors']}")
+
+    def tls_ca(self):
+        # Verified: the chain against --ca, the name "localhost" against the certificate.
+        p = self.bench("echo", "--url", f"wss://localhost:{self.tls_port}/echo", "--ca",
+                       str(self.tls_cert), "-c", "10", "-n", "20", "-s", "70000", "--binary",
+                       "--deflate", "--json", str(self.tmp / "wss-ca.json"))
+        self.expect_ok(p)
+        j = self.json_of("wss-ca.json")
+        k = j["counters"]
+        check(k["connects_ok"] == 10, f"connects {k}")
+        check(k["msgs_sent"] == 200 and k["msgs_received"] == 200, f"messages {k}")
+        check(j["error_total"] == 0, f"errors {j['errors']}")
+
+    def tls_untrusted(self):
+        # Neither --ca nor --insecure: the system store does not know the certificate.
+        p = self.bench("echo", "--url", f"wss://localhost:{self.tls_port}/echo", "-c", "4",
+                       "-n", "5", "--json", str(self.tmp / "wss-bad.json"))
+        check(p.returncode in (1, 3), f"exit {p.returncode} (want 1 or 3)")
+        j = self.json_of("wss-bad.json")
+        check(j["errors"] == {"tls": 4}, f"errors {j['errors']}")
+        check(j["counters"]["connects_failed"] == 4, f"connects_failed {j['counters']}")
+        check(j["counters"]["msgs_received"] == 0, "messages through an unverified server")
+
+    def tls_usage(self):
+        p = self.bench("echo", "--url", "wss://127.0.0.1:1/", "--ca", str(self.tmp / "none.pem"))
+        check(p.returncode == 2 and "--ca" in p.stderr, f"missing CA file: {p.returncode}")
+        p = self.bench("echo", "--url", "wss://127.0.0.1:1/", "--ca", str(self.tls_cert),
+                       "--insecure")
+        check(p.returncode == 2, f"--ca with --insecure: {p.returncode}")
+        p = self.bench("--help")
+        check("--insecure" in p.stdout and "--ca FILE" in p.stdout, "TLS flags not in --help")
+
     def usage(self):
         p = self.bench("--help")
         check(p.returncode == 0 and "--procs" in p.stdout, "help")
@@ -233,7 +282,34 @@ def main() -> int:
         s.case("usage and help", s.usage)
         if not server.alive():
             rep.record("server survived", False, server.log_tail())
+        run_tls_cases(s, rep, Path(tmp))
     return rep.finish()
+
+
+def run_tls_cases(s: Suite, rep: Reporter, tmp: Path):
+    node = shutil.which("node")
+    openssl = shutil.which("openssl")
+    if not node or not openssl:
+        rep.note("wss cases not run: they need node (the https echo server) and the openssl CLI")
+        return
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    # A throwaway self-signed certificate (never committed), valid for localhost and 127.0.0.1.
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    with ServerProcess([node, str(SUPPORT_DIR / "ws_echo_server.mjs"), "--host", "127.0.0.1",
+                        "--port", "0", "--tls-cert", str(cert), "--tls-key", str(key)],
+                       name="wss-echo") as tls_server:
+        s.tls_port = tls_server.port
+        s.tls_cert = cert
+        s.case("wss: echo with --insecure, counts", s.tls_insecure)
+        s.case("wss: echo verified with --ca, binary, deflate", s.tls_ca)
+        s.case("wss: untrusted certificate is a tls error", s.tls_untrusted)
+        s.case("wss: --ca usage errors and help", s.tls_usage)
+        if not tls_server.alive():
+            rep.record("wss server survived", False, tls_server.log_tail())
 
 
 if __name__ == "__main__":

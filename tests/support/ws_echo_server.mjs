@@ -5,7 +5,9 @@
 // The WebSocket protocol is all `ws`. The HTTP handshake rejections (405/400/426/403/404/431,
 // JSON bodies) and the handshake timeout are emulated here to match Switchboard's contract,
 // because `ws` answers some of those cases with other statuses.
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,7 +36,7 @@ function parseDuration(s) {
 const opts = {
   host: '127.0.0.1', port: 0, maxMessage: 16 << 20, origins: null, handshakeTimeout: 10000,
   compression: true, subprotocols: ['echo'], maxHeaderBytes: 16384, pingInterval: 25000,
-  idleTimeout: 35000, echoPaths: ['/echo'],
+  idleTimeout: 35000, echoPaths: ['/echo'], tlsCert: null, tlsKey: null,
 };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
@@ -53,6 +55,9 @@ for (let i = 0; i < argv.length; i++) {
     case '--no-compression': opts.compression = false; break;
     case '--subprotocols': opts.subprotocols = next().split(',').map((s) => s.trim()); break;
     case '--echo-path': opts.echoPaths.push(next()); break;
+    // wss:// (node's https module): PEM certificate chain and key.
+    case '--tls-cert': opts.tlsCert = next(); break;
+    case '--tls-key': opts.tlsKey = next(); break;
     default:
       process.stderr.write(`ws_echo_server: unknown flag ${a}\n`);
       process.exit(2);
@@ -119,7 +124,12 @@ function rawResponse(status, text, headers, payload) {
   return lines.join('\r\n') + '\r\n\r\n' + payload;
 }
 
-const server = http.createServer({ maxHeaderSize: opts.maxHeaderBytes }, (req, res) => {
+const serverOptions = { maxHeaderSize: opts.maxHeaderBytes };
+if (opts.tlsCert) {
+  serverOptions.cert = fs.readFileSync(opts.tlsCert);
+  serverOptions.key = fs.readFileSync(opts.tlsKey);
+}
+const server = (opts.tlsCert ? https : http).createServer(serverOptions, (req, res) => {
   const url = new URL(req.url, 'http://x');
   if (url.pathname === '/healthz') {
     const b = body('', 'ok').replace('"error":""', '"status":"ok"');
@@ -160,7 +170,9 @@ server.on('clientError', (err, socket) => {
   }
 });
 
-server.on('connection', (socket) => {
+// With TLS, 'connection' is the raw TCP socket; the timer must go on the TLS socket that
+// 'upgrade' hands over, which is 'secureConnection'.
+server.on(opts.tlsCert ? 'secureConnection' : 'connection', (socket) => {
   socket.handshakeTimer = setTimeout(() => socket.destroy(), opts.handshakeTimeout);
   socket.on('close', () => clearTimeout(socket.handshakeTimer));
 });

@@ -4,6 +4,7 @@
 //
 //   sb_ws_echo_check --url ws://127.0.0.1:PORT/ [--deflate] [--binary] [--fragment N]
 //                    --sizes 0,1,125,126,65535,65536,1048576
+//   wss:// URLs: [--ca FILE] (trust this PEM instead of the system store) or [--insecure]
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -73,10 +74,14 @@ int main(int argc, char** argv) {
             check.fragment = std::strtoull(argv[++i], nullptr, 10);
         } else if (a == "--sizes" && i + 1 < argc) {
             check.sizes = parseSizes(argv[++i]);
+        } else if (a == "--ca" && i + 1 < argc) {
+            opts.ca_file = argv[++i];
+        } else if (a == "--insecure") {
+            opts.insecure = true;
         } else {
             std::fprintf(stderr,
                          "usage: sb_ws_echo_check --url URL [--deflate] [--binary] "
-                         "[--fragment N] --sizes A,B,C\n");
+                         "[--fragment N] [--ca FILE | --insecure] --sizes A,B,C\n");
             return 2;
         }
     }

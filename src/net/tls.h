@@ -1,0 +1,140 @@
+// TLS for net::StreamConn (OpenSSL 3): a shared, immutable context per configuration and one
+// session per connection. A session never touches the socket: ciphertext comes in through
+// setInput() (bytes the connection recv'd into the loop's receive buffer) and goes out through
+// a per-thread output buffer that the connection sends on its ordinary write path (cork, then
+// backlog on EAGAIN), so TLS adds no second I/O path and an idle session owns no I/O buffer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+struct ssl_st;
+struct ssl_ctx_st;
+
+namespace sb::net {
+
+enum class TlsRole : uint8_t { kClient, kServer };
+
+struct TlsConfig {
+    TlsRole role = TlsRole::kClient;
+    // Client role: check the server's chain against the trusted CAs and its name against the
+    // name given to TlsSession::create. On by default: a client that talks to whoever answers
+    // would measure (or leak data to) the wrong server without noticing.
+    bool verify_peer = true;
+    // PEM file of CA certificates trusted instead of the system store (empty = the system store,
+    // /etc/ssl/certs on Debian). Used only with verify_peer.
+    std::string ca_file;
+    // Server role: PEM certificate chain (leaf first) and private key. Not wired yet.
+    std::string cert_file;
+    std::string key_file;
+};
+
+// One SSL_CTX. Build it once per process (or per loop) and share it: loading the system CA
+// store costs milliseconds, a session from an existing context microseconds. Immutable after
+// create(), so sessions on different loop threads may use it at the same time. TLS 1.2 is the
+// minimum version; renegotiation is refused.
+class TlsContext {
+public:
+    // Any thread. Errors carry OpenSSL's reason ("cannot load CA file x.pem: no such file").
+    static base::Result<std::shared_ptr<TlsContext>> create(const TlsConfig& config);
+    ~TlsContext();
+    TlsContext(const TlsContext&) = delete;
+    TlsContext& operator=(const TlsContext&) = delete;
+
+    TlsRole role() const { return role_; }
+    bool verifiesPeer() const { return verify_peer_; }
+    ssl_ctx_st* native() const { return ctx_; }
+
+private:
+    TlsContext(ssl_ctx_st* ctx, TlsRole role, bool verify_peer)
+        : ctx_(ctx), role_(role), verify_peer_(verify_peer) {}
+    ssl_ctx_st* ctx_;
+    TlsRole role_;
+    bool verify_peer_;
+};
+
+// The TLS state of one connection. Used by exactly one loop thread (the connection's); it is
+// owned by the connection (StreamConn) and moves with it on adoptFrom().
+//
+// Protocol: the owner feeds received ciphertext with setInput(), then calls handshake() until
+// it returns kOk, then read() until it returns kWantInput. write() and shutdown() take
+// plaintext / produce a close_notify. Every call may leave ciphertext in output(), which the
+// owner must send (or copy) and clearOutput() before the next call on the same thread.
+class TlsSession {
+public:
+    enum class Status : uint8_t {
+        kOk,         // handshake: done; read: the output span is full, call again
+        kWantInput,  // all input consumed; feed more ciphertext
+        kClosed,     // the peer sent close_notify (read side at EOF)
+        kError,      // fatal; error() says why. Later calls return kError again.
+    };
+
+    // `server_name` (client role): sent as SNI (unless it is an IP literal, RFC 6066 §3) and,
+    // when the context verifies peers, matched against the certificate (DNS name or IP
+    // address). Empty = no SNI and no name check.
+    static base::Result<std::unique_ptr<TlsSession>> create(std::shared_ptr<TlsContext> ctx,
+                                                            std::string_view server_name);
+    ~TlsSession();
+    TlsSession(const TlsSession&) = delete;
+    TlsSession& operator=(const TlsSession&) = delete;
+
+    // Ciphertext received. The span is borrowed: it must stay valid until the input is
+    // consumed (a call returned kWantInput) or stashInput() copied what is left.
+    void setInput(const uint8_t* data, size_t len);
+    // Copies unconsumed input into the session (its owner changes, the span is about to be
+    // reused). Rare: only a handover in the middle of a read does it.
+    void stashInput();
+    // True when input or decrypted records are waiting inside the session.
+    bool hasBufferedInput() const;
+
+    // Advances the handshake (the first call produces the ClientHello). On kOk, plaintext
+    // written before completion has been encrypted into output().
+    Status handshake();
+    bool handshakeDone() const { return state_ != State::kHandshake && state_ != State::kFailed; }
+    bool failed() const { return state_ == State::kFailed; }
+
+    // Decrypts into out[0, cap) as much as the input allows; *got = bytes written (deliver
+    // them even when the status is kClosed or kError).
+    Status read(uint8_t* out, size_t cap, size_t* got);
+    // Encrypts plaintext into output(). Before the handshake completes the bytes are held and
+    // sent right after it. False after shutdown() or a fatal error (the bytes are dropped).
+    bool write(const void* data, size_t len);
+    // Queues close_notify (once, only after a completed handshake): our clean close.
+    void shutdown();
+
+    // OpenSSL's reason for the failure, e.g. "certificate verify failed: self-signed
+    // certificate", "tlsv1 alert unknown ca", "wrong version number".
+    const std::string& error() const { return error_; }
+
+    // Ciphertext produced on this thread since the last clearOutput(). All sessions of a loop
+    // share it (like the cork): valid until the next TlsSession call on this thread.
+    static std::span<const uint8_t> output();
+    static void clearOutput();
+
+private:
+    enum class State : uint8_t { kHandshake, kOpen, kFailed };
+    friend struct TlsBio;
+
+    TlsSession(std::shared_ptr<TlsContext> ctx, ssl_st* ssl);
+    Status fail(int ret);
+
+    std::shared_ptr<TlsContext> ctx_;
+    ssl_st* ssl_;
+    const uint8_t* in_ = nullptr;  // borrowed ciphertext not yet consumed by OpenSSL
+    size_t in_len_ = 0;
+    std::vector<uint8_t> stash_;  // owned copy of unconsumed input after stashInput()
+    std::string early_;           // plaintext written before the handshake completed
+    std::string error_;
+    State state_ = State::kHandshake;
+    bool read_closed_ = false;  // close_notify received
+    bool sent_shutdown_ = false;
+};
+
+}  // namespace sb::net
