@@ -136,6 +136,12 @@ std::string resultJsonBody(const BenchResult& r) {
         j += format("%s%s:%" PRIu64, first ? "" : ",", jsonString(kind).c_str(), n);
         first = false;
     }
+    j += "},\"error_samples\":{";
+    first = true;
+    for (const auto& [kind, message] : r.error_samples) {
+        j += (first ? "" : ",") + jsonString(kind) + ":" + jsonString(message);
+        first = false;
+    }
     j += format("},\"error_total\":%" PRIu64, r.errorTotal());
     const uint64_t handled = handledMessages(r);
     j += format(
@@ -220,6 +226,13 @@ std::string formatTable(const BenchOptions& o, const BenchResult& r) {
         }
     }
     t += "  errors         " + errorsLine(r) + "\n";
+    for (const auto& [kind, message] : r.error_samples) {
+        t += "    " + kind + ": " + message;
+        if (kind == "tls") {
+            t += " (a self-signed or private CA: --ca FILE, or --insecure to skip verification)";
+        }
+        t += "\n";
+    }
     const uint64_t handled = handledMessages(r);
     t += format(
         "  generator      CPU %.2f s total, %.2f s in traffic (busiest process %.0f%% of "

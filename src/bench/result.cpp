@@ -9,7 +9,7 @@ namespace sb::bench {
 
 namespace {
 
-constexpr uint8_t kResultWireVersion = 2;
+constexpr uint8_t kResultWireVersion = 3;
 
 void putDouble(std::string* out, double d) {
     putVarint(out, std::bit_cast<uint64_t>(d));
@@ -139,6 +139,12 @@ uint64_t BenchResult::errorTotal() const {
     return n;
 }
 
+void BenchResult::addErrorSample(std::string_view kind, std::string_view message) {
+    if (!message.empty() && error_samples.find(kind) == error_samples.end()) {
+        error_samples.emplace(std::string(kind), std::string(message.substr(0, 300)));
+    }
+}
+
 void BenchResult::addError(std::string_view kind, uint64_t n) {
     auto it = errors.find(kind);
     if (it == errors.end()) {
@@ -155,6 +161,9 @@ void BenchResult::merge(const BenchResult& o) {
     counters.add(o.counters);
     for (const auto& [kind, n] : o.errors) {
         errors[kind] += n;
+    }
+    for (const auto& [kind, message] : o.error_samples) {
+        addErrorSample(kind, message);
     }
     connect_ns.merge(o.connect_ns);
     latency_ns.merge(o.latency_ns);
@@ -188,6 +197,11 @@ void BenchResult::serialize(std::string* out) const {
     for (const auto& [kind, n] : errors) {
         putString(out, kind);
         putVarint(out, n);
+    }
+    putVarint(out, error_samples.size());
+    for (const auto& [kind, message] : error_samples) {
+        putString(out, kind);
+        putString(out, message);
     }
     connect_ns.serialize(out);
     latency_ns.serialize(out);
@@ -236,6 +250,18 @@ base::Result<BenchResult> BenchResult::deserialize(std::string_view in) {
             return bad("truncated errors");
         }
         r.errors[kind] += n;
+    }
+    uint64_t n_samples = 0;
+    if (!getVarint(&in, &n_samples) || n_samples > in.size()) {
+        return bad("truncated error samples");
+    }
+    for (uint64_t i = 0; i < n_samples; ++i) {
+        std::string kind;
+        std::string message;
+        if (!getString(&in, &kind) || !getString(&in, &message)) {
+            return bad("truncated error samples");
+        }
+        r.error_samples.emplace(std::move(kind), std::move(message));
     }
     auto c = Histogram::deserialize(&in);
     if (!c) {

@@ -88,6 +88,10 @@ struct BenchResult {
     // Errors by kind: "refused", "handshake_timeout", "handshake_status_503", "close_1006",
     // "error_rate_limited" (a native `error` reply), "unanswered", ...
     std::map<std::string, uint64_t, std::less<>> errors;
+    // The first full message seen for a kind, where there is one ("TLS handshake failed:
+    // certificate verify failed: self-signed certificate"): the count says how often, this
+    // says what went wrong.
+    std::map<std::string, std::string, std::less<>> error_samples;
     Histogram connect_ns;  // TCP connect + WebSocket handshake (+ native `connect` reply)
     // Echo round trip, or publish-to-delivery. Paced runs (--interval) measure from the
     // intended send time, so a stall (of the server or of the generator) counts against every
@@ -108,6 +112,7 @@ struct BenchResult {
 
     uint64_t errorTotal() const;
     void addError(std::string_view kind, uint64_t n = 1);
+    void addErrorSample(std::string_view kind, std::string_view message);
     // Exact union of two processes' results.
     void merge(const BenchResult& o);
     void serialize(std::string* out) const;

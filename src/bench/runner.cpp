@@ -538,7 +538,9 @@ void Runner::Impl::onConnected(uint32_t slot, transport::WebSocket* ws, const st
     Conn& c = conns_[slot];
     if (ws == nullptr) {
         ++result_.counters.connects_failed;
-        error(classifyConnectError(err));
+        const std::string kind = classifyConnectError(err);
+        error(kind);
+        result_.addErrorSample(kind, err);
         connectFailed(c);
         fillConnectWindow();
         return;

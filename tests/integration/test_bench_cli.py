@@ -238,6 +238,10 @@ class Suite:
         check(p.returncode in (1, 3), f"exit {p.returncode} (want 1 or 3)")
         j = self.json_of("wss-bad.json")
         check(j["errors"] == {"tls": 4}, f"errors {j['errors']}")
+        sample = j["error_samples"].get("tls", "")
+        check("certificate verify failed" in sample, f"tls error sample {sample!r}")
+        check("certificate verify failed" in p.stdout and "--insecure" in p.stdout,
+              f"table does not say why or how to fix: {p.stdout[-800:]!r}")
         check(j["counters"]["connects_failed"] == 4, f"connects_failed {j['counters']}")
         check(j["counters"]["msgs_received"] == 0, "messages through an unverified server")
 

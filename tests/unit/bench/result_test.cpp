@@ -20,6 +20,7 @@ BenchResult sampleResult(uint64_t seed) {
     r.counters.msgs_received = 999 * seed;
     r.counters.lost = seed;
     r.addError("refused", 1);
+    r.addErrorSample("refused", "connection refused by 127.0.0.1:1");
     r.addError("close_" + std::to_string(1000 + seed), 2);
     for (int i = 0; i < 5000; ++i) {
         const uint64_t v = rng() % 10'000'000;
@@ -48,6 +49,7 @@ TEST(BenchResult, SerializeRoundTrip) {
     EXPECT_EQ(back->counters.msgs_sent, r.counters.msgs_sent);
     EXPECT_EQ(back->counters.lost, 3u);
     EXPECT_EQ(back->errors, r.errors);
+    EXPECT_EQ(back->error_samples, r.error_samples);
     EXPECT_TRUE(back->latency_ns == r.latency_ns);
     EXPECT_TRUE(back->connect_ns == r.connect_ns);
     EXPECT_TRUE(back->send_lag_ns == r.send_lag_ns);
