@@ -285,6 +285,39 @@ void StreamConn::close() {
     loop_->destroyLater(this);
 }
 
+// Reads until the socket is drained (edge-triggered: a short read means empty for now, unless
+// the peer hung up, when we read on to the EOF), handing each chunk to `on_bytes(n)`, which
+// returns false when this object must stop reading (closed, or its socket handed over). After
+// kMaxReadsPerEvent reads it yields to other sockets and asks the loop to come back. Returns
+// false when the object must not be touched further by the caller.
+template <class OnBytes>
+bool StreamConn::recvLoop(uint32_t events, uint8_t* dst, size_t cap, OnBytes on_bytes) {
+    for (int i = 0;; ++i) {
+        if (i == kMaxReadsPerEvent) {
+            loop_->readAgain(this);
+            return true;
+        }
+        ssize_t n = ::recv(fd_, dst, cap, 0);
+        if (n > 0) {
+            if (!on_bytes(static_cast<size_t>(n))) {
+                return false;
+            }
+            if (static_cast<size_t>(n) < cap && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+                return true;  // drained for now: more data raises a new edge
+            }
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return true;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        onEof();
+        return !closed_;
+    }
+}
+
 void StreamConn::onEvents(uint32_t events) {
     if (closed_) {
         return;
@@ -302,42 +335,18 @@ void StreamConn::onEvents(uint32_t events) {
         }
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        bool go_on;
         if (tls_) [[unlikely]] {
-            if (!readTls(events)) {
-                return;
-            }
-            uncork();
-            return;
+            go_on = readTls(events);
+        } else {
+            auto buf = loop_->recvBuffer();
+            go_on = recvLoop(events, buf.data(), buf.size(), [&](size_t n) {
+                onData(buf.data(), n);
+                return !closed_;
+            });
         }
-        auto buf = loop_->recvBuffer();
-        for (int i = 0;; ++i) {
-            if (i == kMaxReadsPerEvent) {
-                loop_->readAgain(this);
-                break;
-            }
-            ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
-            if (n > 0) {
-                onData(buf.data(), static_cast<size_t>(n));
-                if (closed_) {
-                    return;
-                }
-                if (static_cast<size_t>(n) < buf.size() &&
-                    !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
-                    break;  // drained for now: more data raises a new edge
-                }
-                continue;
-            }
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                break;
-            }
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            onEof();
-            if (closed_) {
-                return;
-            }
-            break;
+        if (!go_on) {
+            return;
         }
     }
     uncork();
@@ -423,32 +432,10 @@ bool StreamConn::readTls(uint32_t events) {
     if (extra_->tls->hasBufferedInput() && !pumpTls(plain, half)) {
         return false;  // left from a handover (adoptFrom)
     }
-    for (int i = 0;; ++i) {
-        if (i == kMaxReadsPerEvent) {
-            loop_->readAgain(this);
-            break;
-        }
-        ssize_t n = ::recv(fd_, cipher, half, 0);
-        if (n > 0) {
-            extra_->tls->setInput(cipher, static_cast<size_t>(n));
-            if (!pumpTls(plain, half)) {
-                return false;
-            }
-            if (static_cast<size_t>(n) < half && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
-                break;
-            }
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            break;
-        }
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        onEof();
-        return !closed_;
-    }
-    return true;
+    return recvLoop(events, cipher, half, [&](size_t n) {
+        extra_->tls->setInput(cipher, n);
+        return pumpTls(plain, half);
+    });
 }
 
 // Runs the session over the input just set: handshake, then plaintext to onData(). False when

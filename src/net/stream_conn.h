@@ -99,6 +99,8 @@ private:
     void sendTls(const iovec* iov, int iovcnt);
     void flushTlsOutput();
     bool readTls(uint32_t events);
+    template <class OnBytes>
+    bool recvLoop(uint32_t events, uint8_t* dst, size_t cap, OnBytes on_bytes);
     bool pumpTls(uint8_t* plain, size_t cap);
 
     // What most connections never need, allocated on demand: the bytes the kernel refused

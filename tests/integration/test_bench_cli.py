@@ -20,22 +20,18 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
-from harness import SUPPORT_DIR, Deadline, Reporter, ServerProcess  # noqa: E402
+from bench_support import BenchCheckFailed, run_case, wait_for_phase  # noqa: E402
+from harness import SUPPORT_DIR, Reporter, ServerProcess  # noqa: E402
 
 RUN_TIMEOUT_S = 120  # a generous bound for a few-second run on a busy, sanitized build
 
 
-class CheckFailed(Exception):
-    pass
-
-
 def check(cond: bool, what: str):
     if not cond:
-        raise CheckFailed(what)
+        raise BenchCheckFailed(what)
 
 
 class Suite:
@@ -59,13 +55,7 @@ class Suite:
             return json.load(f)
 
     def case(self, name: str, fn):
-        try:
-            fn()
-            self.rep.record(name, True)
-        except CheckFailed as e:
-            self.rep.record(name, False, str(e))
-        except (OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
-            self.rep.record(name, False, f"{type(e).__name__}: {e}")
+        run_case(self.rep, name, fn)
 
     def expect_ok(self, p: subprocess.CompletedProcess):
         check(p.returncode == 0, f"exit {p.returncode}; stdout {p.stdout[-1500:]!r} "
@@ -178,21 +168,7 @@ class Suite:
              "-i", "10ms", "--progress", "--json", str(out)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            # Wait for the first progress line (an event), then Ctrl-C.
-            deadline = Deadline(30)
-            seen = b""
-            os.set_blocking(proc.stderr.fileno(), False)
-            while b"running" not in seen:
-                check(not deadline.expired(), f"no progress line; stderr {seen[-500:]!r}")
-                check(proc.poll() is None, "bench exited before the interrupt")
-                try:
-                    chunk = proc.stderr.read()
-                except BlockingIOError:
-                    chunk = None
-                if chunk:
-                    seen += chunk
-                else:
-                    time.sleep(0.05)
+            wait_for_phase(proc)  # the first progress line of the traffic phase, then Ctrl-C
             os.kill(proc.pid, signal.SIGINT)
             stdout, _ = proc.communicate(timeout=30)
         finally:

@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
-from harness import Deadline, Reporter  # noqa: E402
-from messaging import API_KEY, CheckFailed, Server, api, check  # noqa: E402
+from bench_support import run_case, wait_for_phase  # noqa: E402
+from harness import Reporter  # noqa: E402
+from messaging import API_KEY, Server, api, check  # noqa: E402
 
 RUN_TIMEOUT_S = 120
 STALL_S = 1.5
@@ -49,24 +50,6 @@ def start_bench(binary: str, args: list[str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def wait_running(proc: subprocess.Popen, seconds: float = 30):
-    """Reads the progress line (stderr) until the traffic phase has begun."""
-    deadline = Deadline(seconds)
-    seen = b""
-    os.set_blocking(proc.stderr.fileno(), False)
-    while b"running" not in seen:
-        check(not deadline.expired(), f"no 'running' progress; stderr {seen[-500:]!r}")
-        check(proc.poll() is None, f"bench exited early; stderr {seen[-500:]!r}")
-        try:
-            chunk = proc.stderr.read()
-        except BlockingIOError:
-            chunk = None
-        if chunk:
-            seen += chunk
-        else:
-            time.sleep(0.02)
-
-
 def finish(proc: subprocess.Popen) -> str:
     try:
         stdout, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
@@ -85,13 +68,7 @@ class Suite:
         self.tmp = tmp
 
     def case(self, name: str, fn):
-        try:
-            fn()
-            self.rep.record(name, True)
-        except CheckFailed as e:
-            self.rep.record(name, False, str(e))
-        except (OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
-            self.rep.record(name, False, f"{type(e).__name__}: {e}")
+        run_case(self.rep, name, fn)
 
     def url(self, path: str) -> str:
         return f"ws://{self.server.host}:{self.server.port}{path}"
@@ -101,7 +78,7 @@ class Suite:
         proc = start_bench(self.binary, ["echo", "--url", self.url("/echo"), "-c", "4",
                                          "-i", "10ms", "-d", "4", "--json", str(out)])
         try:
-            wait_running(proc)
+            wait_for_phase(proc)
             os.kill(proc.pid, signal.SIGSTOP)
             time.sleep(STALL_S)  # the stall under test, not a synchronization
             os.kill(proc.pid, signal.SIGCONT)
@@ -133,7 +110,7 @@ class Suite:
             args.append("--no-recover")
         proc = start_bench(self.binary, args)
         try:
-            wait_running(proc)
+            wait_for_phase(proc)
             status, body = api(self.server, "presence", {"channel": channel_prefix + "0"})
             check(status == 200, f"presence → {status} {body}")
             clients = [p["client"] for p in body["clients"]]

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 
@@ -332,105 +333,107 @@ private:
     MemPeer& peer_;
 };
 
-TEST(Tls, HandshakeAndRecordsArriveByteByByteAndInRandomSplits) {
-    int sv[2];
-    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    MemPeer peer(localhostCert());
+// A client TlsProbe on one end of a socketpair, the in-memory server on the other, and the
+// wire between them; handshake() runs the rounds until the client reports.
+struct SplitSetup {
+    int sv[2] = {-1, -1};
+    MemPeer peer{localhostCert()};
     LoopDriver d;
-    Seen seen;
-    auto* p = new TlsProbe(&d.loop, sv[0], &seen);
-    ASSERT_TRUE(p->attach());
-    p->startTls(session(clientCtx(false), ""));
-    SplitWire wire(d, sv[1], peer);
-    std::string server_plain;
-    for (int round = 0; round < 4 && !seen.handshake_reported; ++round) {
-        wire.clientToServer(&server_plain);
-        wire.serverToClient([](size_t) { return size_t{1}; });
+    std::unique_ptr<SplitWire> wire;
+    std::string server_plain;  // what the server decrypted so far
+
+    SplitSetup() {
+        EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+        wire = std::make_unique<SplitWire>(d, sv[1], peer);
     }
+    ~SplitSetup() {
+        if (sv[1] >= 0) {
+            ::close(sv[1]);
+        }
+    }
+    TlsProbe* client(Seen* seen) {
+        auto* p = new TlsProbe(&d.loop, sv[0], seen);
+        EXPECT_TRUE(p->attach());
+        p->startTls(session(clientCtx(false), ""));
+        return p;
+    }
+    // `piece`: bytes per server-to-client write, as in SplitWire::serverToClient.
+    template <class Piece>
+    void handshake(const Seen& seen, Piece piece) {
+        for (int round = 0; round < 4 && !seen.handshake_reported; ++round) {
+            wire->clientToServer(&server_plain);
+            wire->serverToClient(piece);
+        }
+    }
+};
+
+TEST(Tls, HandshakeAndRecordsArriveByteByByteAndInRandomSplits) {
+    SplitSetup t;
+    Seen seen;
+    TlsProbe* p = t.client(&seen);
+    t.handshake(seen, [](size_t) { return size_t{1}; });
     ASSERT_TRUE(seen.handshake_ok) << seen.handshake_error;
     p->write("ping", 4);
     p->uncork();
-    wire.clientToServer(&server_plain);
-    EXPECT_EQ(server_plain, "ping");
+    t.wire->clientToServer(&t.server_plain);
+    EXPECT_EQ(t.server_plain, "ping");
     std::string big = pattern(100'000, 7);  // 7 records
-    ASSERT_TRUE(peer.write(big));
+    ASSERT_TRUE(t.peer.write(big));
     std::mt19937 rng(42);
-    wire.serverToClient([&](size_t) { return size_t{1} + rng() % 3000; });
+    t.wire->serverToClient([&](size_t) { return size_t{1} + rng() % 3000; });
     EXPECT_EQ(seen.received.size(), big.size());
     EXPECT_TRUE(seen.received == big);
     p->close();
-    ::close(sv[1]);
 }
 
 TEST(Tls, BacklogHoldsCiphertextUntilThePeerReads) {
-    int sv[2];
-    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    MemPeer peer(localhostCert());
-    LoopDriver d;
+    SplitSetup t;
     Seen seen;
-    auto* p = new TlsProbe(&d.loop, sv[0], &seen);
-    ASSERT_TRUE(p->attach());
-    p->startTls(session(clientCtx(false), ""));
-    SplitWire wire(d, sv[1], peer);
-    std::string server_plain;
-    for (int round = 0; round < 4 && !seen.handshake_reported; ++round) {
-        wire.clientToServer(&server_plain);
-        wire.serverToClient([](size_t) { return size_t{65536}; });
-    }
+    TlsProbe* p = t.client(&seen);
+    t.handshake(seen, [](size_t) { return size_t{65536}; });
     ASSERT_TRUE(seen.handshake_ok);
     std::string big = pattern(4 << 20, 9);
     p->write(big.data(), big.size());
     p->uncork();
     EXPECT_GT(p->backlogBytes(), 0u);  // a socketpair holds far less than 4 MiB
-    for (int i = 0; i < 10'000 && server_plain.size() < big.size(); ++i) {
-        wire.clientToServer(&server_plain);
-        d.spin();  // EPOLLOUT edge: the backlog flushes
+    for (int i = 0; i < 10'000 && t.server_plain.size() < big.size(); ++i) {
+        t.wire->clientToServer(&t.server_plain);
+        t.d.spin();  // EPOLLOUT edge: the backlog flushes
     }
-    ASSERT_EQ(server_plain.size(), big.size());
-    EXPECT_TRUE(server_plain == big);
+    ASSERT_EQ(t.server_plain.size(), big.size());
+    EXPECT_TRUE(t.server_plain == big);
     EXPECT_EQ(p->backlogBytes(), 0u);
     EXPECT_GE(seen.drained, 1);
     p->close();
-    ::close(sv[1]);
 }
 
 TEST(Tls, AdoptionMovesTheSessionMidRead) {
-    int sv[2];
-    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    MemPeer peer(localhostCert());
-    LoopDriver d;
+    SplitSetup t;
     Seen first, second;
-    auto* a = new TlsProbe(&d.loop, sv[0], &first);
-    ASSERT_TRUE(a->attach());
-    a->startTls(session(clientCtx(false), ""));
+    TlsProbe* a = t.client(&first);
     // On its first bytes, `a` hands the socket (and the TLS session) to `b`, as the client's
     // handshake object does when the 101 arrives.
     TlsProbe* b = nullptr;
     a->on_data = [&](TlsProbe& self) {
-        b = new TlsProbe(&d.loop, -1, &second);
+        b = new TlsProbe(&t.d.loop, -1, &second);
         b->adoptFrom(&self);
     };
-    SplitWire wire(d, sv[1], peer);
-    std::string server_plain;
-    for (int round = 0; round < 4 && !first.handshake_reported; ++round) {
-        wire.clientToServer(&server_plain);
-        wire.serverToClient([](size_t) { return size_t{65536}; });
-    }
+    const auto whole = [](size_t) { return size_t{65536}; };
+    t.handshake(first, whole);
     ASSERT_TRUE(first.handshake_ok);
-    wire.clientToServer(&server_plain);  // our Finished
-    ASSERT_TRUE(peer.write("101"));
-    wire.serverToClient([](size_t) { return size_t{65536}; });
+    t.wire->clientToServer(&t.server_plain);  // our Finished
+    ASSERT_TRUE(t.peer.write("101"));
+    t.wire->serverToClient(whole);
     ASSERT_NE(b, nullptr);
     EXPECT_EQ(first.received, "101");
-    ASSERT_TRUE(peer.write("frames"));
-    wire.serverToClient([](size_t) { return size_t{65536}; });
+    ASSERT_TRUE(t.peer.write("frames"));
+    t.wire->serverToClient(whole);
     EXPECT_EQ(second.received, "frames");
     b->write("reply", 5);  // encrypted by the adopted session
     b->uncork();
-    wire.clientToServer(&server_plain);
-    EXPECT_EQ(server_plain, "reply");
+    t.wire->clientToServer(&t.server_plain);
+    EXPECT_EQ(t.server_plain, "reply");
     b->close();
-    ::close(sv[1]);
 }
 
 // The session alone, no sockets: unconsumed input survives its span being reused.
