@@ -17,6 +17,10 @@
 #   SERVERS          subset and order, default "switchboard ws uws"
 #   ROUNDS=3 DURATION=4 WARMUP=1 (seconds)  SIZES="64 16384" CONNS="100 1000" INFLIGHT="1 8"
 #   IDLE_CONNS=10000 (handshakes/s and bytes per idle connection; 0 skips)  IDLE_SETTLE=1
+#   IDLE_WARM=1000: connections opened (and held) before the baseline, so bytes per idle
+#                   connection is the slope of RSS over the next IDLE_CONNS, without the
+#                   one-time costs the first connections bring in (code pages of the
+#                   handshake path, allocator arenas); 0 measures from the empty server
 #   SERVER_CORE=0 GEN_CORE=1  LOADGEN (a prebuilt ws_loadgen)  OUT (result path)
 #   SCHED=boost (default as root): server and generator each run in a session of their own
 #   whose autogroup and nice are -20, so other work on a shared machine gets about 1% of their
@@ -36,6 +40,7 @@ CONNS=${CONNS:-"100 1000"}
 INFLIGHT=${INFLIGHT:-"1 8"}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_SETTLE=${IDLE_SETTLE:-1}
+IDLE_WARM=${IDLE_WARM:-1000}
 SERVER_CORE=${SERVER_CORE:-0}
 GEN_CORE=${GEN_CORE:-1}
 SB_BIN=${SB_BIN:-$REPO/build/release/switchboard}
@@ -254,7 +259,20 @@ run_idle() {  # SERVER ROUND: handshakes/s and server bytes per idle connection,
         return
     fi
     sleep 0.5  # let the runtime finish starting before the baseline
-    local rss0 rss1="" ready=$WORK/ready.json out=$WORK/idle.json rc=0
+    local rss_empty rss0 rss1="" ready=$WORK/ready.json out=$WORK/idle.json rc=0 warm_pid=""
+    rss_empty=$(rss_kb "$SPID" || true)
+    if ((IDLE_WARM > 0)); then
+        # Warm-up connections, held through the measurement; the baseline is taken after them.
+        local warm_ready=$WORK/warm-ready.json
+        rm -f "$warm_ready"
+        "${PIN_GEN[@]}" "$LOADGEN" --port "$SPORT" --path /echo --conns "$IDLE_WARM" --idle \
+            --hold 150 --ready-file "$warm_ready" > /dev/null &
+        warm_pid=$!
+        local warm_deadline=$((SECONDS + 60))
+        while [[ ! -f $warm_ready ]] && kill -0 "$warm_pid" 2>/dev/null && \
+              ((SECONDS < warm_deadline)); do sleep 0.05; done
+        sleep "$IDLE_SETTLE"
+    fi
     rss0=$(rss_kb "$SPID" || true)
     rm -f "$ready" "$out"
     "${PIN_GEN[@]}" "$LOADGEN" --port "$SPORT" --path /echo --conns "$n" --idle --hold 120 \
@@ -269,6 +287,10 @@ run_idle() {  # SERVER ROUND: handshakes/s and server bytes per idle connection,
     kill -TERM "$GPID" 2>/dev/null || true
     wait "$GPID" || rc=$?
     GPID=""
+    if [[ -n $warm_pid ]]; then
+        kill -TERM "$warm_pid" 2>/dev/null || true
+        wait "$warm_pid" 2>/dev/null || true
+    fi
     stop_server
     local res
     res=$(cat "$out" 2>/dev/null || true)
@@ -290,9 +312,11 @@ run_idle() {  # SERVER ROUND: handshakes/s and server bytes per idle connection,
         ",\"exit\":$rc,\"cpu_wait\":$other,\"noisy\":$noisy" "$res"
     if [[ $ok == true && -n $rss0 && $open -gt 0 ]]; then
         local bpc=$(( (rss1 - rss0) * 1024 / open ))
+        # The same run measured from the empty server (one-time costs included), for reference.
+        local bpc_all=$(( (rss1 - rss_empty) * 1024 / (open + IDLE_WARM) ))
         record "$server" "idle_bytes_${n}" idle "$label_idle" "$round" true \
-            ",\"rss_before_kb\":$rss0,\"rss_after_kb\":$rss1,\"conns_open\":$open,\"bytes_per_conn\":$bpc" "$res"
-        log "  $server idle ${n}: $(grep -oE '"handshakes_per_sec":[0-9.]+' <<<"$res"), $bpc B/conn"
+            ",\"rss_empty_kb\":$rss_empty,\"warm_conns\":$IDLE_WARM,\"rss_before_kb\":$rss0,\"rss_after_kb\":$rss1,\"conns_open\":$open,\"bytes_per_conn\":$bpc,\"bytes_per_conn_from_empty\":$bpc_all" "$res"
+        log "  $server idle ${n}: $(grep -oE '"handshakes_per_sec":[0-9.]+' <<<"$res"), $bpc B/conn ($bpc_all B/conn from the empty server)"
     else
         record "$server" "idle_bytes_${n}" idle "$label_idle" "$round" false ",\"exit\":$rc" "$res"
         log "  $server idle ${n}: failed (exit $rc)"
