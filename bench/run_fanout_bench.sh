@@ -18,7 +18,15 @@
 #   SB_BIN        default build/release/switchboard (skipped when missing). Started with no
 #                 SWITCHBOARD_* variables (they are its settings), --config from this script.
 #   SB_COMMIT     the commit SB_BIN was built from, when it is not the work tree's HEAD
-#   SERVERS       subset and order, default "switchboard ws"
+#   SERVERS       subset and order, default "switchboard ws" (add uws explicitly: see below)
+#   UWS_BROADCAST_BIN  a uWebSockets room-broadcast server built outside the repo (skipped when
+#                 unset); run as "$UWS_BROADCAST_BIN 0", it must listen on 127.0.0.1, print a
+#                 line with "127.0.0.1:PORT", put each client in the room named by its URL path
+#                 and send every message to the other clients of that room with its opcode
+#                 (uWS pub/sub), like bench/peers/ws_broadcast.mjs; no compression
+#                 Not in the default SERVERS: the one built for this repo's runs delivered only
+#                 ~0.13-0.24M deliveries/s here (1,000 subscribers), far below the 7.95M that
+#                 PERFORMANCE.md reports for uWS, so it is not yet a faithful peer.
 #   ROUNDS=3  SIZE=64 (payload bytes)
 #   BCAST="1000:1 1000:256 10000:64"  (subscribers:window pairs; "" skips)
 #   BCAST_DURATION=4 BCAST_WARMUP=1 (seconds)
@@ -104,6 +112,12 @@ for s in $SERVERS_WANTED; do
             else
                 log "skip ws: run npm ci at the repo root, or set WS_NODE_MODULES"
             fi ;;
+        uws)
+            if [[ -n ${UWS_BROADCAST_BIN:-} && -x $UWS_BROADCAST_BIN ]]; then
+                SERVERS+=(uws)
+            else
+                log "skip uws: set UWS_BROADCAST_BIN"
+            fi ;;
         *) log "unknown server $s"; exit 2 ;;
     esac
 done
@@ -154,6 +168,8 @@ start_server() {  # NAME: sets SPID and SPORT
         ws)
             WS_NODE_MODULES=${WS_NODE_MODULES:-} "${PIN_SERVER[@]}" \
                 node "$REPO/bench/peers/ws_broadcast.mjs" 0 > "$logf" 2>&1 & ;;
+        uws)
+            "${PIN_SERVER[@]}" "$UWS_BROADCAST_BIN" 0 > "$logf" 2>&1 & ;;
     esac
     SPID=$!
     SPORT=""
@@ -227,7 +243,7 @@ run_one() {
     shift 4
     NOISY=0
     local proto=native
-    [[ $server == ws ]] && proto=plain
+    [[ $server == ws || $server == uws ]] && proto=plain
     if ! start_server "$server"; then
         printf '{"server":"%s","test":"%s","label":%s,"round":%s,"ok":false,"error":"server did not start","result":null}\n' \
             "$server" "$test" "$(json_str "$label")" "$round" >> "$RUNS"
