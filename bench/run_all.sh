@@ -9,11 +9,13 @@
 #                                 latency with 10,000 rooms
 #   3. bench/artillery/run_artillery_vs_bench.sh   the generator check (skipped without Artillery)
 #   4. bench/plot.mjs             docs/benchmarks.svg from the newest results
+#   5. bench/report.mjs           docs/benchmarks.md from bench/benchmarks.md.in and the newest
+#                                 result of each kind (every number on the page comes from them)
 # Every step keeps the servers on SERVER_CORE (0) and the generator on GEN_CORE (1), runs
 # ROUNDS (3) interleaved rounds and prints medians, min–max and ratios.
 # Knobs pass through to the scripts (see bench/README.md). Defaults here: SIZES="64 1024 16384"
 # CONNS="100 1000 10000"; the 10,000-connection echo rows spread source addresses over
-# 127.0.0.1–.2 (ws_loadgen does it above 8,000 connections). SKIP="echo fanout artillery plot"
+# 127.0.0.1–.2 (ws_loadgen does it above 8,000 connections). SKIP="echo fanout artillery plot report"
 # leaves steps out. Takes about 30 minutes with all three servers.
 set -euo pipefail
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -51,5 +53,8 @@ fi
 if ! skip plot; then
     node "$BENCH/plot.mjs"
 fi
-echo "== done in $((SECONDS - START)) s; results in bench/results/, plot in docs/benchmarks.svg" >&2
+if ! skip report; then
+    node "$BENCH/report.mjs" || { status=$?; echo "report.mjs failed ($status)" >&2; }
+fi
+echo "== done in $((SECONDS - START)) s; results in bench/results/, docs/benchmarks.md and .svg" >&2
 exit "$status"

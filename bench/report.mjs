@@ -1,0 +1,187 @@
+// Writes docs/benchmarks.md from bench/benchmarks.md.in and the newest result files of each
+// kind in bench/results/ (echo-*.json, fanout-*.json, artillery-*.json), so the page always
+// shows one run's numbers with that run's machine, commit and method. The template holds the
+// prose; every number on the page comes from the result files. Run by bench/run_all.sh.
+//   node bench/report.mjs [--results DIR] [--template FILE] [--out FILE]
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BENCH = path.dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const arg = (name, def) => {
+  const i = args.indexOf(name);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : def;
+};
+const RESULTS = arg('--results', path.join(BENCH, 'results'));
+const TEMPLATE = arg('--template', path.join(BENCH, 'benchmarks.md.in'));
+const OUT = arg('--out', path.join(BENCH, '..', 'docs', 'benchmarks.md'));
+
+// Newest file of a kind: names carry a UTC stamp (kind-YYYY-MM-DDTHHMMSSZ.json).
+function newest(kind) {
+  const re = new RegExp(`^${kind}-\\d{4}-\\d{2}-\\d{2}T\\d{6}Z\\.json$`);
+  const files = fs.readdirSync(RESULTS).filter((f) => re.test(f)).sort();
+  if (files.length === 0) return null;
+  const file = files[files.length - 1];
+  return { file: `bench/results/${file}`, data: JSON.parse(fs.readFileSync(path.join(RESULTS, file), 'utf8')) };
+}
+
+const NAMES = { switchboard: 'Switchboard', ws: 'node `ws`', uws: 'uWebSockets' };
+const nameOf = (s, versions) => {
+  const v = versions?.[s];
+  const base = NAMES[s] ?? s;
+  if (s === 'ws' && v) return `${base} ${v}`;
+  if (s === 'uws' && v) return `${base} ${v.replace(/^v/, '')}`;
+  return base;
+};
+
+function si(v) {
+  if (v == null || Number.isNaN(v)) return '—';
+  const a = Math.abs(v);
+  if (a >= 1e6) return `${(v / 1e6).toFixed(a >= 1e7 ? 1 : 2)}M`;
+  if (a >= 1e3) return `${(v / 1e3).toFixed(a >= 1e5 ? 0 : 1)}k`;
+  return `${Math.round(v)}`;
+}
+const bytes = (v) => (v == null ? '—' : `${Math.round(v).toLocaleString('en-US')} B`);
+function us(v) {
+  if (v == null) return '—';
+  return v >= 1000 ? `${(v / 1000).toFixed(1)} ms` : `${Math.round(v)} µs`;
+}
+const ratio = (r) => (r == null || !Number.isFinite(r) ? '' : ` ${r.toFixed(r < 0.1 ? 3 : 2)}×`);
+
+function cell(s, fmt, isRef) {
+  if (!s || !s.ok_runs) return 'failed';
+  const flag = s.generator_bound ? ' †' : '';
+  return `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})${isRef ? '' : ratio(s.ratio_vs_ref)}${flag}`;
+}
+
+function machine(runs) {
+  const first = runs.find(Boolean).data;
+  const m = first.machine ?? {};
+  const rows = [
+    ['CPU', `${m.nproc} vCPUs, "${m.cpu}"`],
+    ['memory', m.mem_kb ? `${(m.mem_kb / 1048576).toFixed(1)} GiB` : '—'],
+    ['kernel', `Linux ${m.kernel}`],
+    ['toolchain', `g++ 12.2.0 (Debian 12), node ${first.versions?.node ?? '?'}`],
+  ];
+  for (const r of runs) {
+    if (!r) continue;
+    const d = r.data;
+    const commit = d.switchboard_commit ?? d.commit;
+    rows.push([`${d.benchmark} run`, `${d.date}, ${d.elapsed_s ?? '?'} s; Switchboard at ${commit}` +
+      `${d.dirty ? ' (with uncommitted changes)' : ''}; raw runs: \`${r.file}\``]);
+  }
+  return ['| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
+}
+
+function echoTables(r) {
+  if (!r) return '_No echo result in bench/results/._';
+  const d = r.data;
+  const servers = d.servers;
+  const ref = d.reference ?? 'switchboard';
+  const head = `| test | ${servers.map((s) => nameOf(s, d.versions)).join(' | ')} |`;
+  const sep = `|---|${servers.map(() => '---').join('|')}|`;
+  const lines = [head, sep];
+  const cpu = [head, sep];
+  const behind = [];
+  for (const row of d.summary) {
+    const fmt = row.kind === 'idle' ? bytes : si;
+    lines.push(`| ${row.label} | ${servers.map((s) => cell(row.servers[s], fmt, s === ref)).join(' | ')} |`);
+    if (row.kind !== 'idle') {
+      cpu.push(`| ${row.label} | ${servers.map((s) => {
+        const c = row.servers[s];
+        return c && c.server_cpu != null ? `${c.server_cpu.toFixed(2)} / ${c.gen_cpu.toFixed(2)}` : '—';
+      }).join(' | ')} |`);
+    }
+    const u = row.servers.uws;
+    const me = row.servers[ref];
+    if (u && me && u.ok_runs && me.ok_runs) {
+      const better = row.higher_is_better ? u.median > me.median : u.median < me.median;
+      if (better) behind.push(`${row.label}: ${fmt(me.median)} against ${fmt(u.median)}`);
+    }
+  }
+  let out = `Medians of ${d.rounds} rounds (min–max); × = the peer's median ÷ Switchboard's ` +
+    `(for bytes per idle connection lower is better). † = the generator's core was full and the ` +
+    `server's was not: the figure is a lower bound.\n\n${lines.join('\n')}\n\n` +
+    `CPU during the measurement, server / generator (cores, medians):\n\n${cpu.join('\n')}\n`;
+  if (servers.includes('uws')) {
+    out += behind.length === 0
+      ? '\nIn this run Switchboard\'s median was at or above uWebSockets\' on every row.\n'
+      : `\nRows where uWebSockets' median was ahead of Switchboard's in this run:\n\n${behind.map((b) => `- ${b}`).join('\n')}\n`;
+  }
+  return out;
+}
+
+function fanoutTables(r) {
+  if (!r) return '_No fan-out result in bench/results/._';
+  const d = r.data;
+  const servers = d.servers;
+  const ref = d.reference ?? 'switchboard';
+  const head = `| test | ${servers.map((s) => nameOf(s, d.versions)).join(' | ')} |`;
+  const sep = `|---|${servers.map(() => '---').join('|')}|`;
+  const lines = [head, sep];
+  const checks = [`| test | ${servers.map((s) => nameOf(s, d.versions)).join(' | ')} |`, sep];
+  const METRIC = { deliveries_per_sec: '', p50_us: 'p50', p90_us: 'p90', p99_us: 'p99', p999_us: 'p99.9', max_us: 'max' };
+  for (const row of d.summary) {
+    for (const [metric, m] of Object.entries(row.metrics)) {
+      const fmt = metric.endsWith('_us') ? us : si;
+      const label = metric === 'deliveries_per_sec' ? row.label : `${row.label}: ${METRIC[metric] ?? metric}`;
+      lines.push(`| ${label} | ${servers.map((s) => cell(m.servers[s], fmt, s === ref)).join(' | ')} |`);
+    }
+    checks.push(`| ${row.label} | ${servers.map((s) => {
+      const c = row.checks?.[s];
+      if (!c) return '—';
+      const mem = c.server_hwm_kb ? `; ${Math.round(c.server_hwm_kb / 1024)} MB peak` : '';
+      return `${c.server_cpu?.toFixed(2) ?? '—'} / ${c.gen_cpu?.toFixed(2) ?? '—'}; lost ${c.lost}, dup ${c.duplicates}, ` +
+        `reordered ${c.out_of_order}; ${si(c.deliveries_checked)} checked${mem}`;
+    }).join(' | ')} |`);
+  }
+  return `Medians of ${d.rounds} rounds (min–max); × = the peer's median ÷ Switchboard's (for ` +
+    `latency lower is better).\n\n${lines.join('\n')}\n\n` +
+    `CPU (server / generator, cores, medians), the checks summed over every run, and the ` +
+    `server's peak memory (VmHWM, median):\n\n${checks.join('\n')}\n`;
+}
+
+function generatorTable(r) {
+  if (!r) return '_Not run: Artillery was not installed (see above)._';
+  const d = r.data;
+  const s = d.summary;
+  const fmtRange = (x, f) => (x ? `${f(x.median)} (${f(x.min)}–${f(x.max)})` : '—');
+  const two = (v) => v.toFixed(2);
+  const one = (v) => `${v.toFixed(1)} µs`;
+  const rows = [
+    ['Artillery ' + (d.versions?.artillery ?? '') + ` (node ${d.versions?.node ?? '?'})`, s.artillery],
+    ['`switchboard bench echo`', s['switchboard-bench']],
+  ];
+  const speedup = s.artillery?.msgs_per_sec && s['switchboard-bench']?.msgs_per_sec
+    ? s['switchboard-bench'].msgs_per_sec.median / s.artillery.msgs_per_sec.median : null;
+  return `Run ${d.date}, ${d.runs?.length ?? '?'} runs in ${s.artillery?.runs ?? '?'} rounds, medians (min–max); ` +
+    `raw runs in \`${r.file}\`:\n\n` +
+    `| generator (${d.vus} conns, ${d.size} B, ${d.inflight} in flight, ${d.duration_s} s) | echoed msg/s | ` +
+    'generator CPU (cores) | generator CPU per echoed message | server CPU (cores) | errors |\n|---|---|---|---|---|---|\n' +
+    rows.map(([n, x]) => x ? `| ${n} | ${fmtRange(x.msgs_per_sec, si)} | ${fmtRange(x.gen_cores, two)} | ` +
+      `${fmtRange(x.gen_us_per_msg, one)} | ${fmtRange(x.server_cores, two)} | ${x.errors ?? '—'} |` : `| ${n} | — | — | — | — | — |`).join('\n') +
+    (speedup ? `\n\n\`switchboard bench\` drove ${speedup.toFixed(1)}× Artillery's message rate in this run.\n` : '\n');
+}
+
+const echo = newest('echo');
+const fanout = newest('fanout');
+const artillery = newest('artillery');
+let page = fs.readFileSync(TEMPLATE, 'utf8');
+const fill = {
+  MACHINE: machine([echo, fanout]),
+  ECHO_TABLES: echoTables(echo),
+  FANOUT_TABLES: fanoutTables(fanout),
+  GENERATOR_TABLE: generatorTable(artillery),
+  GENERATED: `Generated by \`node bench/report.mjs\` (run by \`bench/run_all.sh\`) from ` +
+    [echo, fanout, artillery].filter(Boolean).map((r) => `\`${r.file}\``).join(', ') +
+    '; edit `bench/benchmarks.md.in`, not this page.',
+};
+for (const [k, v] of Object.entries(fill)) page = page.replaceAll(`@${k}@`, v);
+const left = page.match(/@[A-Z_]+@/g);
+if (left) {
+  console.error(`report.mjs: unknown placeholders in the template: ${[...new Set(left)].join(' ')}`);
+  process.exit(1);
+}
+fs.writeFileSync(OUT, page);
+console.error(`wrote ${path.relative(process.cwd(), OUT)}`);
