@@ -69,7 +69,7 @@ function machine(runs) {
     const d = r.data;
     const commit = d.switchboard_commit ?? d.commit;
     rows.push([`${d.benchmark} run`, `${d.date}, ${d.elapsed_s ?? '?'} s; Switchboard at ${commit}` +
-      `${d.dirty ? ' (with uncommitted changes)' : ''}; raw runs: \`${r.file}\``]);
+      `${d.dirty ? ' (the work tree had uncommitted changes)' : ''}; raw runs: \`${r.file}\``]);
   }
   return ['| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
 }
@@ -97,7 +97,12 @@ function echoTables(r) {
     const me = row.servers[ref];
     if (u && me && u.ok_runs && me.ok_runs) {
       const better = row.higher_is_better ? u.median > me.median : u.median < me.median;
-      if (better) behind.push(`${row.label}: ${fmt(me.median)} against ${fmt(u.median)}`);
+      // Overlapping min–max ranges: the rounds do not separate the two servers.
+      const overlap = u.min <= me.max && me.min <= u.max;
+      if (better) {
+        behind.push(`${row.label}: ${fmt(me.median)} against ${fmt(u.median)}` +
+          (overlap ? ' (min–max ranges overlap)' : ''));
+      }
     }
   }
   let out = `Medians of ${d.rounds} rounds (min–max); × = the peer's median ÷ Switchboard's ` +
