@@ -74,13 +74,17 @@ function machine(runs) {
   return ['| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
 }
 
+// The servers of a result file, its reference server and a table header naming them.
+function tableOf(d) {
+  const servers = d.servers;
+  const head = `| test | ${servers.map((s) => nameOf(s, d.versions)).join(' | ')} |`;
+  return { servers, ref: d.reference ?? 'switchboard', head, sep: `|---|${servers.map(() => '---').join('|')}|` };
+}
+
 function echoTables(r) {
   if (!r) return '_No echo result in bench/results/._';
   const d = r.data;
-  const servers = d.servers;
-  const ref = d.reference ?? 'switchboard';
-  const head = `| test | ${servers.map((s) => nameOf(s, d.versions)).join(' | ')} |`;
-  const sep = `|---|${servers.map(() => '---').join('|')}|`;
+  const { servers, ref, head, sep } = tableOf(d);
   const lines = [head, sep];
   const cpu = [head, sep];
   const behind = [];
@@ -120,12 +124,9 @@ function echoTables(r) {
 function fanoutTables(r) {
   if (!r) return '_No fan-out result in bench/results/._';
   const d = r.data;
-  const servers = d.servers;
-  const ref = d.reference ?? 'switchboard';
-  const head = `| test | ${servers.map((s) => nameOf(s, d.versions)).join(' | ')} |`;
-  const sep = `|---|${servers.map(() => '---').join('|')}|`;
+  const { servers, ref, head, sep } = tableOf(d);
   const lines = [head, sep];
-  const checks = [`| test | ${servers.map((s) => nameOf(s, d.versions)).join(' | ')} |`, sep];
+  const checks = [head, sep];
   const METRIC = { deliveries_per_sec: '', p50_us: 'p50', p90_us: 'p90', p99_us: 'p99', p999_us: 'p99.9', max_us: 'max' };
   for (const row of d.summary) {
     for (const [metric, m] of Object.entries(row.metrics)) {

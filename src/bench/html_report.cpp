@@ -3,7 +3,6 @@
 // time, or per step for a ramp.
 #include <cinttypes>
 #include <cmath>
-#include <cstdarg>
 #include <string>
 #include <vector>
 
@@ -12,16 +11,6 @@
 namespace sb::bench {
 
 namespace {
-
-std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-std::string format(const char* fmt, ...) {
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    return buf;
-}
 
 std::string escapeHtml(std::string_view s) {
     std::string out;

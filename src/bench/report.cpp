@@ -7,19 +7,24 @@
 
 namespace sb::bench {
 
+std::string format(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    va_list again;
+    va_copy(again, ap);
+    const int n = vsnprintf(nullptr, 0, fmt, ap);
+    va_end(ap);
+    std::string out(n > 0 ? static_cast<size_t>(n) : 0, '\0');
+    if (n > 0) {
+        vsnprintf(out.data(), out.size() + 1, fmt, again);
+    }
+    va_end(again);
+    return out;
+}
+
 namespace {
 
 constexpr double kPercentiles[] = {50, 90, 95, 99, 99.9};
-
-std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-std::string format(const char* fmt, ...) {
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    return buf;
-}
 
 double ms(uint64_t ns) {
     return static_cast<double>(ns) / 1e6;

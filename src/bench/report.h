@@ -21,6 +21,9 @@ struct RampStep {
     std::string reason;  // why it was not healthy
 };
 
+// printf into a std::string of the right length (the report and the HTML page share it).
+std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
 std::string formatTable(const BenchOptions& o, const BenchResult& r);
 std::string toJson(const BenchOptions& o, const BenchResult& r);
 std::string formatRampTable(const BenchOptions& o, const std::vector<RampStep>& steps);

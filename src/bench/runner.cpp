@@ -907,7 +907,8 @@ void Runner::Impl::onDelivery(Conn& c, std::string_view payload, bool native, bo
             // the head keeps a payload that mentions "offset" from being read as one.
             const std::string_view head = payload.substr(0, at);
             uint64_t offset = 0;
-            if (jsonUintField(head, "offset", &offset) && offset > c.offset) {
+            // Only a resubscribe with `since` needs the position: skip the scan otherwise.
+            if (opts_.recover && jsonUintField(head, "offset", &offset) && offset > c.offset) {
                 c.offset = offset;
                 const std::string_view epoch = jsonStringField(head, "epoch");
                 if (epoch != c.epoch) {
