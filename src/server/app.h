@@ -69,6 +69,10 @@ struct ServerOptions {
     bool handle_signals = true;
     // Printed once listening, for scripts and tests (port 0 resolves to the chosen port).
     bool print_listening = true;
+    // Join other processes already listening on the port (SO_REUSEPORT across processes, e.g.
+    // several servers past the per-process file limit). Off: a port another process listens
+    // on is a startup error, because the kernel would silently split the traffic.
+    bool reuse_port = false;
 };
 
 class App {
