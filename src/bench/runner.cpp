@@ -158,6 +158,18 @@ private:
     size_t size_ = 0;
 };
 
+struct Conn;
+
+// The socket's link back to its slot (cleared when the socket closes).
+struct ConnRef final : transport::SocketData {
+    explicit ConnRef(Conn* c) : conn(c) {}
+    Conn* conn;
+    static Conn* of(const transport::WebSocket& ws) {
+        auto* r = ws.data<ConnRef>();
+        return r == nullptr ? nullptr : r->conn;
+    }
+};
+
 struct Conn {
     uint32_t slot = 0;
     uint32_t id = 0;         // echo/subscriber: connection number; publisher: publisher number
@@ -546,7 +558,7 @@ void Runner::Impl::onConnected(uint32_t slot, transport::WebSocket* ws, const st
         return;
     }
     c.ws = ws;
-    ws->user_data = &c;
+    ws->setData(std::make_unique<ConnRef>(&c));
     sockets_.add(ws);
     ++open_;
     result_.counters.open_peak = std::max(result_.counters.open_peak, open_);
@@ -665,7 +677,7 @@ void Runner::Impl::sendText(Conn& c, std::string_view text) {
 }
 
 void Runner::Impl::onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<uint8_t> data) {
-    auto* c = static_cast<Conn*>(ws.user_data);
+    Conn* c = ConnRef::of(ws);
     if (c == nullptr) {
         return;
     }
@@ -725,12 +737,12 @@ void Runner::Impl::onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<
 }
 
 void Runner::Impl::onClose(transport::WebSocket& ws, uint16_t code) {
-    auto* c = static_cast<Conn*>(ws.user_data);
+    Conn* c = ConnRef::of(ws);
     if (c == nullptr) {
         return;
     }
     now_ns_ = monotonicNs();
-    ws.user_data = nullptr;
+    ws.data<ConnRef>()->conn = nullptr;
     c->ws = nullptr;
     ++c->gen;
     --open_;

@@ -34,10 +34,13 @@ struct ChannelQueue {
 
 struct Session {
     bool attached = true;
+    uint64_t holder = 0;      // the attached connection's token (0: none given)
     uint64_t expires_ms = 0;  // meaningful while detached
     std::unordered_map<std::string, ChannelQueue, StringHash, std::equal_to<>> channels;
 
     bool expired(uint64_t now_ms) const { return !attached && now_ms >= expires_ms; }
+    // `token` may change this session (0 = unchecked).
+    bool heldBy(uint64_t token) const { return token == 0 || holder == token; }
 };
 
 }  // namespace
@@ -65,15 +68,17 @@ SessionStore::Shard& SessionStore::shardFor(std::string_view id) {
     return *shards_[StringHash{}(id) % kShards];
 }
 
-std::string SessionStore::create() {
+std::string SessionStore::create(uint64_t holder) {
     std::string id = "s_" + randomHex(kSessionIdRandomBytes);
     Shard& sh = shardFor(id);
     std::lock_guard lock(sh.mu);
-    sh.sessions.try_emplace(id);  // a collision of 128 random bits is not a case to handle
+    // A collision of 128 random bits is not a case to handle.
+    sh.sessions.try_emplace(id).first->second.holder = holder;
     return id;
 }
 
-std::optional<ResumedSession> SessionStore::resume(std::string_view id, uint64_t now_ms) {
+std::optional<ResumedSession> SessionStore::resume(std::string_view id, uint64_t now_ms,
+                                                   uint64_t holder) {
     Shard& sh = shardFor(id);
     std::lock_guard lock(sh.mu);
     auto it = sh.sessions.find(id);
@@ -87,7 +92,9 @@ std::optional<ResumedSession> SessionStore::resume(std::string_view id, uint64_t
     Session& s = it->second;
     ResumedSession out;
     out.was_attached = s.attached;
+    out.previous_holder = s.attached ? s.holder : 0;
     s.attached = true;
+    s.holder = holder;
     out.channels.reserve(s.channels.size());
     for (const auto& [name, q] : s.channels) {
         SessionChannel sc;
@@ -107,11 +114,11 @@ std::optional<ResumedSession> SessionStore::resume(std::string_view id, uint64_t
 }
 
 bool SessionStore::subscribe(std::string_view id, std::string_view channel,
-                             const NamespaceOptions& ns) {
+                             const NamespaceOptions& ns, uint64_t holder) {
     Shard& sh = shardFor(id);
     std::lock_guard lock(sh.mu);
     Session* s = sh.find(id);
-    if (s == nullptr) {
+    if (s == nullptr || !s->heldBy(holder)) {
         return false;
     }
     auto it = s->channels.find(channel);
@@ -136,11 +143,12 @@ bool SessionStore::subscribe(std::string_view id, std::string_view channel,
 // Runs f(session, iterator) on the session's channel under the shard lock; false if the
 // session or the channel is unknown.
 template <class F>
-bool SessionStore::withChannel(std::string_view id, std::string_view channel, F&& f) {
+bool SessionStore::withChannel(std::string_view id, std::string_view channel, uint64_t holder,
+                               F&& f) {
     Shard& sh = shardFor(id);
     std::lock_guard lock(sh.mu);
     Session* s = sh.find(id);
-    if (s == nullptr) {
+    if (s == nullptr || !s->heldBy(holder)) {
         return false;
     }
     auto it = s->channels.find(channel);
@@ -151,23 +159,25 @@ bool SessionStore::withChannel(std::string_view id, std::string_view channel, F&
     return true;
 }
 
-bool SessionStore::unsubscribe(std::string_view id, std::string_view channel) {
-    return withChannel(id, channel, [](Session& s, auto it) { s.channels.erase(it); });
+bool SessionStore::unsubscribe(std::string_view id, std::string_view channel,
+                               uint64_t holder) {
+    return withChannel(id, channel, holder, [](Session& s, auto it) { s.channels.erase(it); });
 }
 
-bool SessionStore::setPosition(std::string_view id, std::string_view channel, StreamPos pos) {
-    return withChannel(id, channel,
+bool SessionStore::setPosition(std::string_view id, std::string_view channel, StreamPos pos,
+                               uint64_t holder) {
+    return withChannel(id, channel, holder,
                        [&](Session&, auto it) { it->second.delivered = std::move(pos); });
 }
 
-bool SessionStore::track(std::string_view id, PubPtr pub) {
+bool SessionStore::track(std::string_view id, PubPtr pub, uint64_t holder) {
     if (!pub) {
         return false;
     }
     Shard& sh = shardFor(id);
     std::lock_guard lock(sh.mu);
     Session* s = sh.find(id);
-    if (s == nullptr) {
+    if (s == nullptr || !s->heldBy(holder)) {
         return false;
     }
     auto it = s->channels.find(std::string_view(pub->channel));
@@ -175,6 +185,10 @@ bool SessionStore::track(std::string_view id, PubPtr pub) {
         return false;
     }
     ChannelQueue& q = it->second;
+    if (!q.unacked.empty() && q.unacked.back()->epoch == pub->epoch &&
+        q.unacked.back()->offset >= pub->offset) {
+        return true;  // kept already (a resume redelivering its queue)
+    }
     q.delivered = StreamPos{pub->epoch, pub->offset};
     if (q.max_unacked == 0) {
         q.gap = true;  // nothing may be kept: every delivery is a potential loss
@@ -188,8 +202,9 @@ bool SessionStore::track(std::string_view id, PubPtr pub) {
     return true;
 }
 
-bool SessionStore::ack(std::string_view id, std::string_view channel, uint64_t offset) {
-    return withChannel(id, channel, [offset](Session&, auto it) {
+bool SessionStore::ack(std::string_view id, std::string_view channel, uint64_t offset,
+                       uint64_t holder) {
+    return withChannel(id, channel, holder, [offset](Session&, auto it) {
         ChannelQueue& q = it->second;
         size_t removed = 0;
         // Fast path: one epoch, offsets increasing, so the acked ones are a prefix.
@@ -208,11 +223,11 @@ bool SessionStore::ack(std::string_view id, std::string_view channel, uint64_t o
     });
 }
 
-bool SessionStore::detach(std::string_view id, uint64_t now_ms) {
+bool SessionStore::detach(std::string_view id, uint64_t now_ms, uint64_t holder) {
     Shard& sh = shardFor(id);
     std::lock_guard lock(sh.mu);
     Session* s = sh.find(id);
-    if (s == nullptr) {
+    if (s == nullptr || !s->heldBy(holder)) {
         return false;
     }
     uint64_t ttl = 0;

@@ -30,8 +30,15 @@ struct SessionChannel {
 struct ResumedSession {
     std::vector<SessionChannel> channels;  // sorted by channel name
     bool was_attached = false;  // still attached to another connection: the caller takes over
+    uint64_t previous_holder = 0;  // that connection's holder token (0 if none was attached)
 };
 
+// A session has at most one holder: the connection attached to it, named by a non-zero token
+// the caller chooses (create and resume set it). Methods that change a session take the
+// caller's token and do nothing (return false) if another connection holds it now, so a
+// connection whose session was taken over cannot start its TTL or move its queues; a token of
+// 0 skips the check (tests, tools).
+//
 // Thread-safe: every method may be called from any thread. Sessions are spread over 16 shards
 // by id, each with its own lock; a call locks one shard (sweep and size() each in turn).
 // Bounds: per session and channel, ns.max_unacked publications (oldest dropped, gap flagged);
@@ -48,36 +55,44 @@ public:
 
     // Creates an attached session with no channels and returns its id: "s_" + 32 lowercase hex
     // digits (128 bits from the kernel CSPRNG: unguessable, so an id is the session's secret).
-    std::string create();
+    std::string create(uint64_t holder = 0);
 
     // Re-attaches a session that exists and has not expired (detached and now_ms past its TTL).
     // Returns its channels with their un-acked publications, or nullopt (unknown or expired:
     // the caller replies resumed:false / closes 4002). The gap flags stay set until an ack
     // passes the first un-acked publication, so a resume that fails before redelivery loses
     // nothing. The caller re-subscribes the channels and redelivers `unacked` in order.
-    std::optional<ResumedSession> resume(std::string_view id, uint64_t now_ms);
+    // `holder` becomes the session's holder; the previous one is in previous_holder.
+    std::optional<ResumedSession> resume(std::string_view id, uint64_t now_ms,
+                                         uint64_t holder = 0);
 
     // Records that the session subscribed to `channel`, with that namespace's delivery mode,
     // max_unacked and session_ttl_ms. Subscribing again updates the options and keeps the
     // queue. False if the session is unknown.
-    bool subscribe(std::string_view id, std::string_view channel, const NamespaceOptions& ns);
+    bool subscribe(std::string_view id, std::string_view channel, const NamespaceOptions& ns,
+                   uint64_t holder = 0);
     // Forgets the channel and its un-acked publications. False if either is unknown.
-    bool unsubscribe(std::string_view id, std::string_view channel);
+    bool unsubscribe(std::string_view id, std::string_view channel, uint64_t holder = 0);
 
     // Records where the session's view of `channel` stands (the subscribe position). track()
     // advances it. False if the session or channel is unknown.
-    bool setPosition(std::string_view id, std::string_view channel, StreamPos pos);
+    bool setPosition(std::string_view id, std::string_view channel, StreamPos pos,
+                     uint64_t holder = 0);
     // The server delivered `pub` to this session: keep it until acked. Ignored (false) if the
     // session is unknown or did not subscribe pub->channel on an at-least-once namespace. Past
-    // max_unacked the oldest is dropped and the channel's gap flag set.
-    bool track(std::string_view id, PubPtr pub);
+    // max_unacked the oldest is dropped and the channel's gap flag set. A publication already
+    // kept (same epoch, offset not above the newest kept) is not kept twice (a resume
+    // redelivers the queue and then history after it).
+    bool track(std::string_view id, PubPtr pub, uint64_t holder = 0);
 
     // Drops the channel's un-acked publications with offset <= `offset`. False if the session
     // or channel is unknown.
-    bool ack(std::string_view id, std::string_view channel, uint64_t offset);
+    bool ack(std::string_view id, std::string_view channel, uint64_t offset,
+             uint64_t holder = 0);
 
-    // The session's connection went away: start its TTL at now_ms. False if unknown.
-    bool detach(std::string_view id, uint64_t now_ms);
+    // The session's connection went away: start its TTL at now_ms. False if unknown or held
+    // by another connection.
+    bool detach(std::string_view id, uint64_t now_ms, uint64_t holder = 0);
     // Ends a session now (e.g. /api/disconnect without reconnect). False if unknown.
     bool remove(std::string_view id);
 
@@ -91,7 +106,7 @@ private:
     struct Shard;
     Shard& shardFor(std::string_view id);
     template <class F>
-    bool withChannel(std::string_view id, std::string_view channel, F&& f);
+    bool withChannel(std::string_view id, std::string_view channel, uint64_t holder, F&& f);
 
     uint64_t default_ttl_ms_;
     std::array<std::unique_ptr<Shard>, kShards> shards_;

@@ -14,6 +14,7 @@
 namespace sb::loop {
 
 namespace {
+thread_local EventLoop* t_current = nullptr;
 // Tag for the wakeup eventfd in epoll data (never a valid Pollable address).
 Pollable* const kWakeTag = reinterpret_cast<Pollable*>(uintptr_t{1});
 }  // namespace
@@ -120,6 +121,14 @@ void EventLoop::addIterationHook(std::function<void()> fn) {
     hooks_.push_back(std::move(fn));
 }
 
+void EventLoop::prependIterationHook(std::function<void()> fn) {
+    hooks_.insert(hooks_.begin(), std::move(fn));
+}
+
+void EventLoop::defer(std::function<void()> fn) {
+    deferred_.push_back(std::move(fn));
+}
+
 void EventLoop::readAgain(Pollable* p) {
     again_next_.push_back(p);
 }
@@ -139,9 +148,22 @@ void EventLoop::drainPosted() {
 }
 
 void EventLoop::endIteration() {
-    for (auto& h : hooks_) {
-        h();
-    }
+    // Deferred work (closes reported to their owners) can queue fan-out that the hooks drain,
+    // and a drain can push another connection past its limit, which defers its close: repeat
+    // until quiet. Each connection closes once, so this ends.
+    std::vector<std::function<void()>> work;
+    do {
+        while (!deferred_.empty()) {
+            work.swap(deferred_);
+            for (auto& fn : work) {
+                fn();
+            }
+            work.clear();
+        }
+        for (auto& h : hooks_) {
+            h();
+        }
+    } while (!deferred_.empty());
     if (!dead_.empty()) {
         // A dying object may still be queued for a read-again pass: drop it from there first.
         if (!again_next_.empty()) {
@@ -157,8 +179,14 @@ void EventLoop::endIteration() {
     }
 }
 
+EventLoop* EventLoop::current() {
+    return t_current;
+}
+
 void EventLoop::run() {
     owner_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    EventLoop* const outer = t_current;
+    t_current = this;
     epoll_event events[kMaxEvents];
     while (!stop_.load(std::memory_order_acquire)) {
         int timeout = again_next_.empty() ? timers_.msUntilNextTick(now_ms_) : 0;
@@ -188,6 +216,7 @@ void EventLoop::run() {
         endIteration();
     }
     endIteration();
+    t_current = outer;
     stop_.store(false, std::memory_order_relaxed);  // run() may be called again
 }
 

@@ -62,12 +62,24 @@ public:
     void disown(Pollable* p);
     // Loop thread: fn runs at the end of every iteration, before deferred destruction.
     void addIterationHook(std::function<void()> fn);
+    // Same, but runs before the hooks added so far: for work that produces output (a fan-out
+    // drain) ahead of the hook that flushes it (the transport's cork).
+    void prependIterationHook(std::function<void()> fn);
+    // Loop thread: fn runs at the end of this iteration, before the hooks and before any object
+    // is destroyed (so fn may touch objects closed during the iteration). This is how a
+    // connection reports its end to its owner outside of whatever call decided it: never
+    // inside the caller. Deferred work may defer more; the loop runs it, then the hooks, until
+    // none is left. Work still pending when the loop is destroyed is dropped, not run.
+    void defer(std::function<void()> fn);
     // Loop thread: `p` gets onEvents(EPOLLIN) again next iteration (reads capped for fairness).
     void readAgain(Pollable* p);
 
     // The loop's index among its siblings (0..N-1), set by the owner before run().
     uint32_t id() const { return id_; }
     void setId(uint32_t id) { id_ = id; }
+
+    // The loop whose run() is executing on this thread, or null.
+    static EventLoop* current();
 
     // True on the thread currently inside run().
     bool inLoopThread() const {
@@ -106,6 +118,7 @@ private:
     std::mutex posted_mu_;
     std::vector<std::function<void()>> posted_;
     std::vector<std::function<void()>> hooks_;
+    std::vector<std::function<void()>> deferred_;
     std::vector<Pollable*> dead_;
     Pollable* owned_head_ = nullptr;
     std::vector<Pollable*> again_;

@@ -333,32 +333,32 @@ bool scanRaw(std::string_view frame, uint16_t wanted, Fields* f) {
 
 // ---- Errors ---------------------------------------------------------------------------------
 
-base::Unexpected<ParseError> fail(std::string_view code, std::string message,
+base::Unexpected<ParseError> fail(ParseErrorKind kind, std::string message,
                                   std::string_view id_json = {}) {
-    return base::unexpected(ParseError{code, std::move(message), id_json});
+    return base::unexpected(ParseError{kind, std::move(message), id_json});
 }
 
 base::Unexpected<ParseError> badJson(simdjson::error_code err) {
     switch (err) {
         case simdjson::DEPTH_ERROR:
-            return fail(error_code::kBadJson, "nesting deeper than 32 levels");
+            return fail(ParseErrorKind::kBadJson, "nesting deeper than 32 levels");
         case simdjson::UTF8_ERROR:
-            return fail(error_code::kBadJson, "invalid UTF-8");
+            return fail(ParseErrorKind::kBadJson, "invalid UTF-8");
         case simdjson::EMPTY:
-            return fail(error_code::kBadJson, "empty frame");
+            return fail(ParseErrorKind::kBadJson, "empty frame");
         case simdjson::NUMBER_ERROR:
         case simdjson::NUMBER_OUT_OF_RANGE:
-            return fail(error_code::kBadJson, "invalid number, or one outside 64-bit range");
+            return fail(ParseErrorKind::kBadJson, "invalid number, or one outside 64-bit range");
         case simdjson::STRING_ERROR:
         case simdjson::UNESCAPED_CHARS:
         case simdjson::UNCLOSED_STRING:
-            return fail(error_code::kBadJson, "invalid string");
+            return fail(ParseErrorKind::kBadJson, "invalid string");
         case simdjson::CAPACITY:
-            return fail(error_code::kBadJson, "frame too large");
+            return fail(ParseErrorKind::kBadJson, "frame too large");
         case simdjson::MEMALLOC:
-            return fail(error_code::kInternal, "out of memory");
+            return fail(ParseErrorKind::kInternal, "out of memory");
         default:
-            return fail(error_code::kBadJson, "invalid JSON");
+            return fail(ParseErrorKind::kBadJson, "invalid JSON");
     }
 }
 
@@ -455,7 +455,7 @@ base::Expected<Request, ParseError> parseObject(std::string_view frame, dom::obj
     }
     const uint16_t wanted = kRawSlots & (bit(kSlotId) | (type ? slotsOf(*type) : 0));
     if (!scanRaw(frame, wanted, &f)) {
-        return fail(error_code::kInternal, "request scanner out of step with the parser");
+        return fail(ParseErrorKind::kInternal, "request scanner out of step with the parser");
     }
 
     Request req;
@@ -466,27 +466,27 @@ base::Expected<Request, ParseError> parseObject(std::string_view frame, dom::obj
             id.is_number() ? f.raw[kSlotId].size() <= kMaxIdBytes
                            : id.get_string().get(s) == simdjson::SUCCESS && s.size() <= kMaxIdBytes;
         if (!ok) {
-            return fail(error_code::kBadRequest,
+            return fail(ParseErrorKind::kBadRequest,
                         fieldMessage("id", "must be a number or a string of at most 64 bytes"));
         }
         req.id_json = f.raw[kSlotId];
     }
     if (!f.has(kSlotType)) {
-        return fail(error_code::kBadRequest, fieldMessage("type", "is required"), req.id_json);
+        return fail(ParseErrorKind::kBadRequest, fieldMessage("type", "is required"), req.id_json);
     }
     if (!f.value[kSlotType].is_string()) {
-        return fail(error_code::kBadRequest, fieldMessage("type", "must be a string"), req.id_json);
+        return fail(ParseErrorKind::kBadRequest, fieldMessage("type", "must be a string"), req.id_json);
     }
     if (!type) {
         std::string m = "unknown type \"";
         m += excerpt(type_name);
         m += '"';
-        return fail(error_code::kUnknownType, std::move(m), req.id_json);
+        return fail(ParseErrorKind::kUnknownType, std::move(m), req.id_json);
     }
     req.type = *type;
     const uint16_t slots = slotsOf(*type);
     const auto bad = [&](std::string_view field, std::string_view what) {
-        return fail(error_code::kBadRequest, fieldMessage(field, what), req.id_json);
+        return fail(ParseErrorKind::kBadRequest, fieldMessage(field, what), req.id_json);
     };
 
     RequestBuilder b(f, &req);
@@ -652,7 +652,7 @@ std::optional<MsgType> msgTypeFromName(std::string_view name) {
 
 base::Expected<Request, ParseError> parseRequest(std::string_view frame) {
     if (frame.size() > kMaxFrameBytes) {
-        return fail(error_code::kBadJson, "frame larger than 16 MiB");
+        return fail(ParseErrorKind::kBadJson, "frame larger than 16 MiB");
     }
     ThreadParser& parser = threadParser();
     dom::element root;
@@ -663,62 +663,13 @@ base::Expected<Request, ParseError> parseRequest(std::string_view frame) {
     dom::object obj;
     if (root.get_object().get(obj) != simdjson::SUCCESS) {
         parser.trim();
-        return fail(error_code::kBadJson, "a request must be a JSON object");
+        return fail(ParseErrorKind::kBadJson, "a request must be a JSON object");
     }
     auto result = parseObject(frame, obj);
     parser.trim();  // the Request refers only to the frame and its own storage
     return result;
 }
 
-bool splitChannel(std::string_view channel, std::string_view* ns, std::string_view* name) {
-    static constexpr auto kNsChar = [] {
-        std::array<bool, 256> t{};
-        for (int c = 'a'; c <= 'z'; ++c) {
-            t[c] = true;
-        }
-        for (int c = '0'; c <= '9'; ++c) {
-            t[c] = true;
-        }
-        t['_'] = t['-'] = true;
-        return t;
-    }();
-    static constexpr auto kNameChar = [] {
-        std::array<bool, 256> t = kNsChar;
-        for (int c = 'A'; c <= 'Z'; ++c) {
-            t[c] = true;
-        }
-        for (const char c : std::string_view(".:@=,")) {
-            t[static_cast<unsigned char>(c)] = true;
-        }
-        return t;
-    }();
-    const size_t colon = channel.find(':');
-    const std::string_view n =
-        colon == std::string_view::npos ? "default" : channel.substr(0, colon);
-    const std::string_view rest =
-        colon == std::string_view::npos ? channel : channel.substr(colon + 1);
-    if (n.empty() || n.size() > kMaxNamespaceBytes || rest.empty() ||
-        rest.size() > kMaxChannelNameBytes) {
-        return false;
-    }
-    for (const char c : n) {
-        if (!kNsChar[static_cast<unsigned char>(c)]) {
-            return false;
-        }
-    }
-    for (const char c : rest) {
-        if (!kNameChar[static_cast<unsigned char>(c)]) {
-            return false;
-        }
-    }
-    if (ns != nullptr) {
-        *ns = n;
-    }
-    if (name != nullptr) {
-        *name = rest;
-    }
-    return true;
-}
 
 void appendJsonString(std::string* out, std::string_view s) {
     static constexpr char kHex[] = "0123456789abcdef";
@@ -744,7 +695,8 @@ void appendJsonString(std::string* out, std::string_view s) {
 }
 
 void encodeConnected(std::string* out, std::string_view id_json, std::string_view client,
-                     std::string_view session, bool resumed, uint32_t ping_interval_s) {
+                     std::string_view session, bool resumed, uint32_t ping_interval_s,
+                     std::span<const RestoredChannel> channels) {
     openObject(out, "connected", id_json);
     appendStringField(out, R"(,"client":)", client);
     appendStringField(out, R"(,"session":)", session);
@@ -752,6 +704,20 @@ void encodeConnected(std::string* out, std::string_view id_json, std::string_vie
     appendBool(out, resumed);
     out->append(R"(,"ping_interval":)");
     appendUint(out, ping_interval_s);
+    if (resumed) {
+        out->append(R"(,"channels":[)");
+        for (size_t i = 0; i < channels.size(); ++i) {
+            const RestoredChannel& c = channels[i];
+            appendStringField(out, i == 0 ? R"({"channel":)" : R"(,{"channel":)", c.channel);
+            appendStringField(out, R"(,"epoch":)", c.epoch);
+            out->append(R"(,"offset":)");
+            appendUint(out, c.offset);
+            out->append(R"(,"recovered":)");
+            appendBool(out, c.recovered);
+            out->push_back('}');
+        }
+        out->push_back(']');
+    }
     out->push_back('}');
 }
 

@@ -21,43 +21,14 @@ inline constexpr std::string_view kSubprotocol = "switchboard.v1.json";
 inline constexpr size_t kMaxDepth = 32;              // deeper nesting is bad_json
 inline constexpr size_t kMaxIdBytes = 64;            // a string id's value, a number id's text
 inline constexpr size_t kMaxInfoBytes = 1024;        // connect "info", minified
-inline constexpr size_t kMaxNamespaceBytes = 64;     // channel "ns:" part
-inline constexpr size_t kMaxChannelNameBytes = 192;  // channel name part
 // Larger frames are bad_json without being parsed: the parser would need ~15 bytes of memory
 // per input byte. Matches the WebSocket layer's own 16 MiB ceiling; the server's configured
 // max_message_size (64 KiB by default for this protocol) is what normally applies first.
 inline constexpr size_t kMaxFrameBytes = 16u << 20;
 
-// `error.code` values (docs/protocol.md §Error codes). parseRequest produces the first three
-// (and kInternal if the parser cannot allocate); the rest are the server's.
-namespace error_code {
-inline constexpr std::string_view kBadJson = "bad_json";
-inline constexpr std::string_view kBadRequest = "bad_request";
-inline constexpr std::string_view kUnknownType = "unknown_type";
-inline constexpr std::string_view kNotConnected = "not_connected";
-inline constexpr std::string_view kAlreadyConnected = "already_connected";
-inline constexpr std::string_view kUnknownNamespace = "unknown_namespace";
-inline constexpr std::string_view kBadChannel = "bad_channel";
-inline constexpr std::string_view kAlreadySubscribed = "already_subscribed";
-inline constexpr std::string_view kNotSubscribed = "not_subscribed";
-inline constexpr std::string_view kPermissionDenied = "permission_denied";
-inline constexpr std::string_view kPublishForbidden = "publish_forbidden";
-inline constexpr std::string_view kPresenceDisabled = "presence_disabled";
-inline constexpr std::string_view kHistoryDisabled = "history_disabled";
-inline constexpr std::string_view kDataTooLarge = "data_too_large";
-inline constexpr std::string_view kLimitExceeded = "limit_exceeded";
-inline constexpr std::string_view kRateLimited = "rate_limited";
-inline constexpr std::string_view kBadFrame = "bad_frame";
-inline constexpr std::string_view kInternal = "internal";
-}  // namespace error_code
-
-// The protocol's own WebSocket close codes (docs/protocol.md §Close codes).
-namespace close_code {
-inline constexpr uint16_t kSlowConsumer = 4000;
-inline constexpr uint16_t kHeartbeatTimeout = 4001;
-inline constexpr uint16_t kSessionExpired = 4002;
-inline constexpr uint16_t kDisconnectedByApi = 4003;
-}  // namespace close_code
+// Why a frame is not a valid request. The wire codes and their meaning are in the server's one
+// error table (src/messaging/errors.h): bad_json, bad_request, unknown_type, internal.
+enum class ParseErrorKind : uint8_t { kBadJson, kBadRequest, kUnknownType, kInternal };
 
 // Client → server request types.
 enum class MsgType : uint8_t {
@@ -93,7 +64,7 @@ struct Since {
 struct Request {
     MsgType type = MsgType::kPing;
     std::string_view id_json;          // raw JSON of "id" (number or string), empty if absent
-    std::string_view channel;          // not validated here: splitChannel → bad_channel
+    std::string_view channel;          // not validated here (the server checks the name)
     std::optional<Since> since;        // subscribe, history
     std::string data;                  // publish: "data" as minified JSON text (may be "null")
     std::string_view idempotency_key;  // publish
@@ -107,11 +78,11 @@ struct Request {
     std::shared_ptr<const char[]> unescaped_storage;
 };
 
-// Why a frame is not a valid request. `code` is one of error_code::*; `message` names the
+// Why a frame is not a valid request. `kind` picks the wire code; `message` names the
 // field; `id_json` is the request's id (raw JSON, pointing into the frame) whenever the frame
 // was a JSON object with a valid id, so the error reply can carry it. Empty otherwise.
 struct ParseError {
-    std::string_view code;
+    ParseErrorKind kind;
     std::string message;
     std::string_view id_json;
 };
@@ -132,22 +103,27 @@ struct ParseError {
 // which keeps its capacity for frames up to 64 KiB so that steady traffic does not allocate.
 base::Expected<Request, ParseError> parseRequest(std::string_view frame);
 
-// Channel name check per docs/protocol.md §Names: `ns:name` with ns `[a-z0-9_-]{1,64}` and
-// name 1–192 bytes of `[A-Za-z0-9_.:@=,-]` (split at the first ':'); without ':', the
-// namespace is "default" and the whole string is the name. On success sets *ns and *name
-// (either may be null) to views into `channel` (or the static "default") and returns true;
-// returns false and leaves them untouched otherwise.
-bool splitChannel(std::string_view channel, std::string_view* ns, std::string_view* name);
-
 // ---- Encoders ------------------------------------------------------------------------------
 // Each appends one complete JSON object (no trailing newline) to *out. String arguments are
 // quoted and escaped; `*_json` arguments are raw JSON text embedded as is and must be valid
 // JSON (as parseRequest produces); an empty `id_json` omits "id", an empty `info_json` omits
 // "info", an empty `data_json` is written as null. Strings must be valid UTF-8.
 
-// {"type":"connected","id":…,"client":…,"session":…,"resumed":…,"ping_interval":…}
+// A channel restored by a resume: its top position and whether every publication the session
+// missed follows.
+struct RestoredChannel {
+    std::string_view channel;
+    std::string_view epoch;
+    uint64_t offset = 0;
+    bool recovered = false;
+};
+
+// {"type":"connected","id":…,"client":…,"session":…,"resumed":…,"ping_interval":…
+//  [,"channels":[{"channel":…,"epoch":…,"offset":…,"recovered":…},…]]}
+// "channels" is written when `resumed` (possibly empty).
 void encodeConnected(std::string* out, std::string_view id_json, std::string_view client,
-                     std::string_view session, bool resumed, uint32_t ping_interval_s);
+                     std::string_view session, bool resumed, uint32_t ping_interval_s,
+                     std::span<const RestoredChannel> channels = {});
 // {"type":"subscribed","id":…,"channel":…,"epoch":…,"offset":…[,"recovered":…]}
 void encodeSubscribed(std::string* out, std::string_view id_json, std::string_view channel,
                       std::string_view epoch, uint64_t offset, std::optional<bool> recovered);

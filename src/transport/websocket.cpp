@@ -156,7 +156,7 @@ void WebSocket::onTimer(loop::TimerNode* node) {
         return;
     }
     if (now >= self->next_ping_ms_) {
-        self->ping();
+        (void)self->ping();  // over the limit: the slow-consumer close is under way
         self->next_ping_ms_ = now + b->ping_interval_ms;
     }
     uint64_t next = self->next_ping_ms_;
@@ -187,10 +187,26 @@ bool WebSocket::handleMessage(ws::Opcode op, std::span<uint8_t> payload) {
 }
 
 bool WebSocket::handlePing(std::span<uint8_t> payload) {
-    if (state_ == State::kOpen) {
-        sendFrame(ws::Opcode::kPong, false, payload);  // RFC 6455 §5.5.3
+    if (state_ != State::kOpen) {
+        return !isClosed();
     }
-    return !isClosed();
+    // A ping flood costs a pong each: count them per second of loop time (one byte of state,
+    // no timer) and close a peer past the limit.
+    const auto window = static_cast<uint8_t>(loop()->nowMs() / 1000);
+    if (window != ping_window_) {
+        ping_window_ = window;
+        pings_ = 0;
+    }
+    if (++pings_ > behavior_->max_pings_per_s && behavior_->max_pings_per_s > 0) {
+        SB_WARN("websocket fd=%d: too many pings (more than %u/s): closing %u", fd(),
+                behavior_->max_pings_per_s, ws::close_code::kPolicyViolation);
+        sendClose(ws::close_code::kPolicyViolation, "too many pings");
+        finishClose(ws::close_code::kPolicyViolation, "too many pings");
+        return false;
+    }
+    // RFC 6455 §5.5.3; the pong counts against the outbound limit like any other byte.
+    (void)sendFrame(ws::Opcode::kPong, false, payload);
+    return isOpen();
 }
 
 void WebSocket::handlePeerClose(uint16_t code, std::string_view reason) {
@@ -228,9 +244,13 @@ void WebSocket::notifyClose(uint16_t code, std::string_view reason) {
         return;
     }
     notified_ = true;
-    if (behavior_->on_close) {
-        behavior_->on_close(*this, code, reason);
+    if (!behavior_->on_close) {
+        return;
     }
+    // Never from inside the call that decided the end (a send that found a slow consumer, a
+    // handler that called terminate()): the loop runs it once this iteration's work is done,
+    // before it destroys the socket. The reason is copied: it may point into a frame.
+    loop()->defer([this, code, why = std::string(reason)] { behavior_->on_close(*this, code, why); });
 }
 
 void WebSocket::onEof() {
@@ -249,27 +269,79 @@ void WebSocket::onDrained() {
     }
 }
 
-void WebSocket::send(ws::Opcode op, std::span<const uint8_t> payload, bool compress,
-                     size_t fragment_size) {
+SendStatus WebSocket::admit(size_t bytes, bool droppable) {
     if (state_ != State::kOpen || isClosed()) {
-        return;
+        return SendStatus::kClosed;
     }
-    if (deflate_ && compress && payload.size() >= behavior_->compress_min_size) {
+    const size_t queued = backlogBytes();
+    // Nothing waiting: the peer keeps up, let even a large message go (the kernel takes what it
+    // can). Something waiting: the limit holds.
+    if (queued == 0 || queued + bytes <= behavior_->max_backlog) {
+        return SendStatus::kWritten;
+    }
+    if (droppable) {
+        return SendStatus::kDropped;
+    }
+    closeSlowConsumer();
+    return SendStatus::kOverLimit;
+}
+
+void WebSocket::closeSlowConsumer() {
+    const uint16_t code = behavior_->over_limit_close_code;
+    SB_INFO("websocket fd=%d slow consumer: %zu bytes unsent (limit %zu): closing %u", fd(),
+            backlogBytes(), behavior_->max_backlog, code);
+    // The farewell and the close frame go past the limit (a few hundred bytes at most); the
+    // peer gets close_timeout_ms to read them before the TCP connection is dropped.
+    if (!behavior_->over_limit_farewell.empty()) {
+        const std::string& f = behavior_->over_limit_farewell;
+        (void)sendFrame(ws::Opcode::kText, false,
+                        {reinterpret_cast<const uint8_t*>(f.data()), f.size()});
+    }
+    sendClose(code, "slow consumer");
+    state_ = State::kClosingSent;
+    notifyClose(code, "slow consumer");
+    armTimer(behavior_->close_timeout_ms);
+}
+
+SendStatus WebSocket::send(ws::Opcode op, std::span<const uint8_t> payload, SendOptions options) {
+    if (state_ != State::kOpen || isClosed()) {
+        return SendStatus::kClosed;
+    }
+    if (deflate_ && options.compress && payload.size() >= behavior_->compress_min_size) {
+        if (options.droppable) {
+            // Decided before compressing, on the largest size deflate can produce: with context
+            // takeover, a message the peer never receives must not enter our sliding window.
+            const size_t bound = payload.size() + (payload.size() >> 10) + 64;
+            const SendStatus st = admit(bound + ws::kMaxFrameHeader, true);
+            if (st != SendStatus::kWritten) {
+                return st;
+            }
+        }
         std::string& out = t_scratch;
         out.clear();
         deflate_->deflater.deflateMessage(payload, &out);
+        // The compressed size is what is queued. Refused here means the connection closes,
+        // so the deflater's advanced window no longer matters.
+        const SendStatus st = admit(out.size() + ws::kMaxFrameHeader, false);
+        if (st != SendStatus::kWritten) {
+            return st;
+        }
         sendFragmented(op, true, {reinterpret_cast<const uint8_t*>(out.data()), out.size()},
-                       fragment_size);
-    } else {
-        sendFragmented(op, false, payload, fragment_size);
+                       options.fragment_size);
+        return status();
     }
-    checkBacklog();
+    const SendStatus st = admit(payload.size() + ws::kMaxFrameHeader, options.droppable);
+    if (st != SendStatus::kWritten) {
+        return st;
+    }
+    sendFragmented(op, false, payload, options.fragment_size);
+    return status();
 }
 
 void WebSocket::sendFragmented(ws::Opcode op, bool rsv1, std::span<const uint8_t> payload,
                                size_t fragment_size) {
     if (fragment_size == 0 || payload.size() <= fragment_size) {
-        sendFrame(op, rsv1, payload);
+        (void)sendFrame(op, rsv1, payload);
         return;
     }
     // RFC 7692 §6.1: RSV1 marks only the first frame of a compressed message.
@@ -277,28 +349,32 @@ void WebSocket::sendFragmented(ws::Opcode op, bool rsv1, std::span<const uint8_t
     while (off < payload.size()) {
         size_t n = std::min(fragment_size, payload.size() - off);
         const bool first = off == 0;
-        sendFrame(first ? op : ws::Opcode::kContinuation, first && rsv1, payload.subspan(off, n),
-                  off + n == payload.size());
+        (void)sendFrame(first ? op : ws::Opcode::kContinuation, first && rsv1,
+                        payload.subspan(off, n), off + n == payload.size());
         off += n;
     }
 }
 
-void WebSocket::sendPrepared(std::span<const uint8_t> frame, ws::Opcode op,
-                             std::span<const uint8_t> payload) {
-    if (state_ != State::kOpen || isClosed()) {
-        return;
-    }
+SendStatus WebSocket::sendPrepared(std::span<const uint8_t> frame, ws::Opcode op,
+                                   std::span<const uint8_t> payload, bool droppable) {
     if (deflate_ && payload.size() >= behavior_->compress_min_size) {
-        send(op, payload);
-        return;
+        return send(op, payload, SendOptions{.droppable = droppable});
+    }
+    const SendStatus st = admit(frame.size(), droppable);
+    if (st != SendStatus::kWritten) {
+        return st;
     }
     write(frame.data(), frame.size());
+    return status();
 }
 
-void WebSocket::ping(std::span<const uint8_t> payload) {
-    if (state_ == State::kOpen) {
-        sendFrame(ws::Opcode::kPing, false, payload);
+SendStatus WebSocket::ping(std::span<const uint8_t> payload) {
+    const SendStatus st = admit(payload.size() + ws::kMaxFrameHeader, false);
+    if (st != SendStatus::kWritten) {
+        return st;
     }
+    (void)sendFrame(ws::Opcode::kPing, false, payload);
+    return status();
 }
 
 void WebSocket::end(uint16_t code, std::string_view reason) {
@@ -319,15 +395,24 @@ void WebSocket::terminate() {
 void WebSocket::sendClose(uint16_t code, std::string_view reason) {
     uint8_t payload[125];
     size_t n = ws::writeClosePayload(payload, code, reason);
-    sendFrame(ws::Opcode::kClose, false, {payload, n});
+    (void)sendFrame(ws::Opcode::kClose, false, {payload, n});  // past the limit: the last bytes
 }
 
-void WebSocket::sendFrame(ws::Opcode op, bool rsv1, std::span<const uint8_t> payload, bool fin) {
+// Writes one frame; the caller has applied the outbound limit, except for pongs, which are
+// checked here (they are the one frame the peer makes us send).
+SendStatus WebSocket::sendFrame(ws::Opcode op, bool rsv1, std::span<const uint8_t> payload,
+                                bool fin) {
+    if (op == ws::Opcode::kPong) {
+        const SendStatus st = admit(payload.size() + ws::kMaxFrameHeader, false);
+        if (st != SendStatus::kWritten) {
+            return st;
+        }
+    }
     uint8_t head[ws::kMaxFrameHeader];
     if (role_ == ws::Role::kServer) {
         size_t hl = ws::writeFrameHeader(head, op, fin, rsv1, payload.size(), nullptr);
         write2(head, hl, payload.data(), payload.size());
-        return;
+        return status();
     }
     // Client role: every frame is masked with a fresh key (RFC 6455 §5.3).
     uint8_t key[4];
@@ -337,15 +422,7 @@ void WebSocket::sendFrame(ws::Opcode op, bool rsv1, std::span<const uint8_t> pay
     masked.resize(payload.size());
     ws::copyMasked(masked.data(), payload.data(), payload.size(), key);
     write2(head, hl, masked.data(), masked.size());
-}
-
-void WebSocket::checkBacklog() {
-    if (backlogBytes() > behavior_->max_backlog) {
-        SB_WARN("websocket fd=%d slow consumer: %zu bytes unsent (limit %zu): disconnecting", fd(),
-                backlogBytes(), behavior_->max_backlog);
-        notifyClose(ws::close_code::kPolicyViolation, "slow consumer");
-        close();
-    }
+    return status();
 }
 
 }  // namespace sb::transport

@@ -1,6 +1,7 @@
 // A WebSocket connection on an event loop, server or client role: the RFC 6455 engine of
-// src/ws (pure) driven by socket I/O. Owns the close handshake (RFC 6455 §7), server pings
-// and the idle timeout, permessage-deflate state, and the slow-consumer limit.
+// src/ws (pure) driven by socket I/O. Owns the connection's lifetime (close handshake, RFC 6455
+// §7; ends reported once, outside any caller), server pings and the idle timeout,
+// permessage-deflate state, and the outbound limit: the one place a slow consumer is cut off.
 #pragma once
 
 #include <atomic>
@@ -9,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "loop/timer_wheel.h"
@@ -35,16 +37,51 @@ struct SocketList {
     void remove(WebSocket* ws);
 };
 
+// What a send did with the message.
+enum class SendStatus : uint8_t {
+    kWritten,    // in the cork or the kernel: nothing of it waits in this connection's backlog
+    kQueued,     // accepted; some of it waits in the backlog (the peer reads slower than we send)
+    kDropped,    // not queued: it would have passed the outbound limit and was sent droppable
+    kOverLimit,  // not queued: the outbound limit is passed, the connection is being closed
+    kClosed,     // not queued: the connection is closing or closed
+};
+
+// Accepted for delivery (written or queued).
+inline bool sent(SendStatus s) {
+    return s == SendStatus::kWritten || s == SendStatus::kQueued;
+}
+
+// Per-connection application state, owned by the socket and destroyed with it: after on_close
+// has run, at the end of the loop iteration in which the connection ended — never inside a
+// callback, so a handler that still holds a reference to it is always safe.
+class SocketData {
+public:
+    virtual ~SocketData() = default;
+};
+
 // Settings and callbacks of one route (or one client), shared by all its connections; it must
-// outlive them. Callbacks run on the connection's loop thread; each may call send()/end()/
-// terminate() on the socket it is given, and may close it (destruction is deferred).
+// outlive them. Callbacks run on the connection's loop thread. on_message may call send()/end()/
+// terminate() on the socket it is given; none of those runs a callback before returning.
 struct WebSocketBehavior {
     // Largest message accepted after reassembly and inflation; bigger → close 1009. 16 MiB
     // covers Autobahn 9.x; routes carrying small app messages should lower it.
     size_t max_message_size = 16u << 20;
-    // Outbound bytes the kernel has not taken yet; past this the peer is a slow consumer and
-    // is disconnected (close 1008 is impossible to deliver through a full pipe: TCP is cut).
+    // The outbound limit: bytes the kernel has not taken yet (this connection's backlog). Every
+    // byte queued for the peer counts — messages, pongs, close frames. A send that would pass
+    // it while bytes are already waiting is refused: dropped if the caller said it may be
+    // dropped, else the peer is a slow consumer and the connection is closed with
+    // over_limit_close_code (after over_limit_farewell). One message may pass it when nothing
+    // waits (a large message to a reader that keeps up), so a connection holds at most this
+    // plus one message. 64 MiB leaves room for Autobahn's 16 MiB messages on /echo; routes
+    // whose messages are small should lower it.
     size_t max_backlog = 64u << 20;
+    // Close code and reason for a slow consumer: 1008 (policy) unless the route's protocol has
+    // its own. The close frame may never be read (the peer is not reading): the connection is
+    // dropped close_timeout_ms later.
+    uint16_t over_limit_close_code = ws::close_code::kPolicyViolation;
+    // A text message queued right before that close frame (e.g. a protocol's own "disconnect"
+    // event), allowed past the limit like the close frame. Empty: none.
+    std::string over_limit_farewell;
     // Server pings every interval; a peer silent for idle_timeout is dropped (SPEC §3).
     uint32_t ping_interval_ms = 25'000;
     uint32_t idle_timeout_ms = 35'000;
@@ -52,16 +89,29 @@ struct WebSocketBehavior {
     uint32_t close_timeout_ms = 5'000;
     // Close code sent when the idle timeout drops a connection.
     uint16_t idle_close_code = ws::close_code::kGoingAway;
+    // Pings a peer may send per second before it is closed with 1008 ("too many pings"): each
+    // costs a pong, so a flood is work and outbound bytes for nothing. Keep-alive clients send
+    // one every few seconds; 100/s is far above any of them.
+    uint16_t max_pings_per_s = 100;
     // With permessage-deflate, messages smaller than this go uncompressed (they rarely shrink).
     size_t compress_min_size = 64;
 
     std::function<void(WebSocket&)> on_open;
     // The payload is writable and valid only during the call (it may be the receive buffer).
     std::function<void(WebSocket&, ws::Opcode, std::span<uint8_t>)> on_message;
-    // Once per connection, whatever ended it: the peer's close code, ours, or 1006.
+    // Once per connection, whatever ended it: the peer's close code, ours, or 1006. Always
+    // called at the end of the loop iteration in which the connection ended, outside any other
+    // callback or call on this socket; the socket (and its SocketData) is destroyed right after.
     std::function<void(WebSocket&, uint16_t, std::string_view)> on_close;
     // The outbound backlog has drained (resume producing).
     std::function<void(WebSocket&)> on_drain;
+};
+
+// How a message is sent.
+struct SendOptions {
+    bool compress = true;      // compress if permessage-deflate was negotiated
+    size_t fragment_size = 0;  // > 0: split the (compressed) payload into frames of this size
+    bool droppable = false;    // past the outbound limit: drop it (kDropped), keep the peer
 };
 
 class WebSocket final : public net::StreamConn, private loop::TimerNode {
@@ -74,35 +124,42 @@ public:
     // Call once the connection is registered (attach/adoptFrom): arms timers, calls on_open.
     void start();
 
-    // Sends one message (kText/kBinary). Compressed when negotiated and `compress`. No-op
-    // after the close handshake started. A backlog past max_backlog disconnects the peer.
-    // `fragment_size` > 0 splits the (compressed) payload into frames of at most that size.
-    void send(ws::Opcode op, std::span<const uint8_t> payload, bool compress = true,
-              size_t fragment_size = 0);
-    void sendText(std::string_view text) {
-        send(ws::Opcode::kText, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+    // Sends one message (kText/kBinary) under the outbound limit (see
+    // WebSocketBehavior::max_backlog). Never runs a callback: a slow consumer is closed with
+    // its on_close at the end of the iteration.
+    SendStatus send(ws::Opcode op, std::span<const uint8_t> payload, SendOptions options = {});
+    SendStatus sendText(std::string_view text, SendOptions options = {}) {
+        return send(ws::Opcode::kText,
+                    {reinterpret_cast<const uint8_t*>(text.data()), text.size()}, options);
     }
     // Sends a message framed once for many receivers (fan-out): `frame` is the complete
     // unmasked server frame of `payload`. Connections that negotiated compression get
-    // `payload` compressed instead. Server role only. No backlog check: the caller applies
-    // its slow-consumer policy first.
-    void sendPrepared(std::span<const uint8_t> frame, ws::Opcode op,
-                      std::span<const uint8_t> payload);
-    void ping(std::span<const uint8_t> payload = {});
+    // `payload` compressed instead. Server role only. Same limit and statuses as send().
+    SendStatus sendPrepared(std::span<const uint8_t> frame, ws::Opcode op,
+                            std::span<const uint8_t> payload, bool droppable = false);
+    SendStatus ping(std::span<const uint8_t> payload = {});
     // Starts the closing handshake with `code` (kNoStatus = empty close frame).
     void end(uint16_t code = ws::close_code::kNormal, std::string_view reason = {});
-    // Drops the TCP connection without a handshake; on_close gets 1006.
+    // Drops the TCP connection without a handshake; on_close gets 1006 (at the end of the
+    // iteration).
     void terminate();
 
     // Feeds bytes that arrived before this object owned the socket (e.g. frames pipelined
     // behind the upgrade request). Same contract as a read.
     void receive(uint8_t* data, size_t len) { onData(data, len); }
 
-    bool isOpen() const { return state_ == State::kOpen; }
+    bool isOpen() const { return state_ == State::kOpen && !isClosed(); }
     bool compressionEnabled() const { return deflate_ != nullptr; }
     ws::Role role() const { return role_; }
+    const WebSocketBehavior& behavior() const { return *behavior_; }
 
-    void* user_data = nullptr;
+    // The application's per-connection state (owned; see SocketData).
+    void setData(std::unique_ptr<SocketData> data) { data_ = std::move(data); }
+    template <class T>
+    T* data() const {
+        return static_cast<T*>(data_.get());
+    }
+
     // Links of the owner's SocketList (set by SocketList::add).
     WebSocket* list_prev = nullptr;
     WebSocket* list_next = nullptr;
@@ -121,15 +178,23 @@ private:
     enum class State : uint8_t { kOpen, kClosingSent, kDone };
     struct Deflate;
 
-    void sendFrame(ws::Opcode op, bool rsv1, std::span<const uint8_t> payload, bool fin = true);
+    // The outbound limit for `bytes` more: kWritten if they may go, else what to return (after
+    // starting the slow-consumer close for a non-droppable send).
+    SendStatus admit(size_t bytes, bool droppable);
+    SendStatus sendFrame(ws::Opcode op, bool rsv1, std::span<const uint8_t> payload,
+                         bool fin = true);
     void sendFragmented(ws::Opcode op, bool rsv1, std::span<const uint8_t> payload,
                         size_t fragment_size);
     void sendClose(uint16_t code, std::string_view reason);
+    void closeSlowConsumer();
     void finishClose(uint16_t code, std::string_view reason);  // notify app, half-close, wait
+    // Reports the end to the app (on_close) at the end of this iteration; once.
     void notifyClose(uint16_t code, std::string_view reason);
-    void checkBacklog();
     void armTimer(uint64_t delay_ms);
     static void onTimer(loop::TimerNode* node);
+    SendStatus status() const {
+        return backlogBytes() > 0 ? SendStatus::kQueued : SendStatus::kWritten;
+    }
 
     // ReaderSink callbacks.
     bool handleMessage(ws::Opcode op, std::span<uint8_t> payload);
@@ -139,12 +204,15 @@ private:
 
     const WebSocketBehavior* behavior_;
     std::unique_ptr<Deflate> deflate_;  // null unless negotiated
+    std::unique_ptr<SocketData> data_;
     ws::MessageReader reader_;
     uint64_t last_rx_ms_ = 0;
     uint64_t next_ping_ms_ = 0;
     ws::Role role_;
     State state_ = State::kOpen;
     bool notified_ = false;
+    uint8_t ping_window_ = 0;  // low bits of the second the ping count is for
+    uint16_t pings_ = 0;       // pings received in that second
 };
 
 }  // namespace sb::transport

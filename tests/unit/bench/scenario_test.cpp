@@ -82,6 +82,11 @@ struct Relay {
 
 class TestServer {
 public:
+    // Messages a /kick connection has sent.
+    struct Count final : transport::SocketData {
+        int n = 0;
+    };
+
     TestServer() : app_(options()) {
         server::WsRoute echo;
         echo.behavior.on_message = [](WebSocket& ws, ws::Opcode op, std::span<uint8_t> d) {
@@ -96,8 +101,10 @@ public:
         server::WsRoute kick;
         kick.behavior.on_message = [this](WebSocket& ws, ws::Opcode op, std::span<uint8_t> d) {
             ws.send(op, d);
-            auto n = reinterpret_cast<uintptr_t>(ws.user_data) + 1;
-            ws.user_data = reinterpret_cast<void*>(n);
+            if (ws.data<Count>() == nullptr) {
+                ws.setData(std::make_unique<Count>());
+            }
+            const int n = ++ws.data<Count>()->n;
             if (n == 5 && kicked_ < 2) {
                 ++kicked_;
                 ws.end(4000, "kicked by the test");
@@ -110,13 +117,10 @@ public:
         addRelay("/reorder/0", Relay::Fault::kReorder);
         addRelay("/dup/0", Relay::Fault::kDuplicate);
 
-        server::MessagingOptions mo;
-        mo.namespaces = *server::resolveNamespaces({});
         transport::WebSocketBehavior base;
         base.ping_interval_ms = 0;
         base.idle_timeout_ms = 0;
-        messaging_ =
-            std::make_unique<server::Messaging>(app_, std::move(mo), base, false, &metrics_);
+        messaging_ = std::make_unique<server::Messaging>(app_, messaging::Options{}, base, false);
         EXPECT_TRUE(app_.listen().has_value());
         messaging_->attach();
         thread_ = std::thread([this] { app_.run(); });
@@ -161,7 +165,6 @@ private:
     server::App app_;
     int kicked_ = 0;
     std::vector<std::unique_ptr<Relay>> relays_;
-    server::Metrics metrics_;
     std::unique_ptr<server::Messaging> messaging_;
     std::thread thread_;
 };

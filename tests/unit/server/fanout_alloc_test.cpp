@@ -173,13 +173,12 @@ uint64_t allocationsForFanout(size_t subscribers, size_t publications) {
                     .handle_signals = false,
                     .print_listening = false};
     App app(o);
-    Metrics metrics;
-    MessagingOptions mo;
-    mo.namespaces = *resolveNamespaces({{"room", {}}});
+    messaging::Options mo;
+    mo.namespaces["room"] = {};
     transport::WebSocketBehavior base;
     base.ping_interval_ms = 0;
     base.idle_timeout_ms = 0;
-    Messaging m(app, std::move(mo), base, false, &metrics);
+    Messaging m(app, std::move(mo), base, false);
     EXPECT_TRUE(app.listen().has_value());
     m.attach();
     std::thread server([&] { app.run(); });
@@ -190,16 +189,15 @@ uint64_t allocationsForFanout(size_t subscribers, size_t publications) {
     }
     for (auto& s : subs)
         s->waitReplies();
-    broker::NamespaceOptions ns;
     const std::string data = R"({"n":12345678})";
     // Warm-up: lets per-loop scratch buffers reach their steady size.
     for (int i = 0; i < 20; ++i)
-        m.engine().publish("room:1", ns, data, {}, 0);
+        (void)m.hub().publish(nullptr, "room:1", data, {});
     for (auto& s : subs)
         s->readMessages(20);
     const uint64_t before = g_allocs.load();
     for (size_t i = 0; i < publications; ++i) {
-        m.engine().publish("room:1", ns, data, {}, 0);
+        (void)m.hub().publish(nullptr, "room:1", data, {});
         for (auto& s : subs)
             s->readMessages(1);  // one at a time: no batching effects
     }

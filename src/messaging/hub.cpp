@@ -1,0 +1,790 @@
+// The Hub and its per-loop Fanout. A publication becomes subscriber bytes here: the engine
+// hands each interested loop the event (deliver → mailbox), the loop drains its mailbox at the
+// end of the iteration, lists the local subscribers of each event and calls Peer::deliver on
+// each, grouped by subscriber so one connection gets its messages in one write.
+#include "messaging/hub.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+#include <algorithm>
+
+#include "base/log.h"
+#include "broker/memory_engine.h"
+#include "loop/event_loop.h"
+#include "messaging/channel.h"
+
+namespace sb::messaging {
+
+using broker::EventKind;
+
+namespace {
+
+constexpr uint32_t kAbuseErrors = 20;  // rate_limited refusals in a row → kRateLimitAbuse
+constexpr uint64_t kLoopBits = 6;      // serial low bits: the loop index (kMaxLoops = 64)
+static_assert((uint64_t{1} << kLoopBits) == broker::kMaxLoops);
+
+uint64_t nowMs() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
+}
+
+uint64_t nowUs() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
+base::Unexpected<Failure> fail(Error e, std::string message) {
+    return base::Unexpected<Failure>(Failure{e, std::move(message)});
+}
+
+bool atLeastOnce(const NamespaceOptions& ns) {
+    return ns.delivery == NamespaceOptions::Delivery::kAtLeastOnce;
+}
+
+}  // namespace
+
+Client::Sub* Client::find(std::string_view channel) {
+    for (auto& s : subs_) {
+        if (s->channel == channel) {
+            return s.get();
+        }
+    }
+    return nullptr;
+}
+
+// ---- Fanout: one per loop --------------------------------------------------------------------
+
+struct Fanout {
+    // What crosses loops: an event for local subscribers, or an order for one local client.
+    struct Mail {
+        enum class Kind : uint8_t { kEvent, kTakeover, kDisconnect } kind = Kind::kEvent;
+        broker::Event event;
+        uint64_t serial = 0;  // kTakeover / kDisconnect: the client
+        bool reconnect = true;
+    };
+    struct Local {
+        Client* client;
+        Client::Sub* sub;
+    };
+
+    Hub* hub = nullptr;
+    loop::EventLoop* loop = nullptr;
+    uint32_t index = 0;
+    Stats stats;  // written by this loop's thread only
+
+    std::mutex mu;
+    std::vector<Mail> mailbox;  // guarded by mu
+    bool scheduled = false;     // guarded by mu: a drain is posted or pending
+    bool local_pending = false;  // loop thread: drain at the end of this iteration
+
+    // Loop thread only.
+    std::unordered_map<std::string, std::vector<Local>> channels;
+    std::unordered_map<uint64_t, Client*> clients;  // by serial
+
+    // Drain scratch, reused (no allocation per delivery in steady state).
+    std::vector<Mail> batch;
+    std::vector<std::string> shared;  // per event of a run: the adapter's encoded bytes
+    struct Item {
+        Client* client;
+        Client::Sub* sub;
+        uint32_t event;
+    };
+    std::vector<Item> items;
+    std::vector<uint32_t> delivered;  // per event of the run: subscribers it was handed to
+    size_t run_begin = 0;             // the run's first mail in batch
+
+    void post(Mail m) {
+        bool wake;
+        {
+            std::lock_guard lock(mu);
+            mailbox.push_back(std::move(m));
+            wake = !scheduled;
+            scheduled = true;
+        }
+        if (!wake) {
+            return;
+        }
+        if (loop->inLoopThread()) {
+            local_pending = true;  // the iteration hook drains it: no wakeup round trip
+        } else {
+            loop->post([this] { drain(); });
+        }
+    }
+
+    void addLocal(Client* c, Client::Sub* s) { channels[s->channel].push_back({c, s}); }
+
+    // True if this loop has no local subscriber of the channel left.
+    bool removeLocal(Client* c, const std::string& channel) {
+        auto it = channels.find(channel);
+        if (it == channels.end()) {
+            return true;
+        }
+        std::erase_if(it->second, [c](const Local& l) { return l.client == c; });
+        if (it->second.empty()) {
+            channels.erase(it);
+            return true;
+        }
+        return false;
+    }
+
+    void drain();
+    void deliverRun(size_t begin, size_t end);
+    // `rel`: the event's index within the current run.
+    void deliverTo(Client* c, Client::Sub* sub, uint32_t rel);
+    void command(const Mail& m);
+};
+
+void Fanout::drain() {
+    {
+        std::lock_guard lock(mu);
+        batch.swap(mailbox);
+        scheduled = false;
+    }
+    // Events between two commands form a run, fanned out together; a command (rare) applies
+    // after the events queued before it, so a takeover never overtakes a delivery.
+    size_t begin = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+        if (batch[i].kind != Mail::Kind::kEvent) {
+            deliverRun(begin, i);
+            command(batch[i]);
+            begin = i + 1;
+        }
+    }
+    deliverRun(begin, batch.size());
+    batch.clear();
+}
+
+void Fanout::command(const Mail& m) {
+    auto it = clients.find(m.serial);
+    if (it == clients.end() || it->second->gone_) {
+        return;  // closed meanwhile
+    }
+    Client* c = it->second;
+    c->gone_ = true;
+    if (m.kind == Mail::Kind::kTakeover) {
+        SB_INFO("client %s: session %s resumed by another connection: closing %u",
+                c->id_.c_str(), c->session_.c_str(), kSessionTakenOver.code);
+        c->peer_->disconnect(kSessionTakenOver);
+    } else {
+        Disconnect d = kApiDisconnect;
+        d.reconnect = m.reconnect;
+        c->peer_->disconnect(d);
+    }
+}
+
+void Fanout::deliverRun(size_t begin, size_t end) {
+    if (begin == end) {
+        return;
+    }
+    const size_t n = end - begin;
+    if (shared.size() < n) {
+        shared.resize(n);
+    }
+    items.clear();
+    for (uint32_t i = 0; i < n; ++i) {
+        shared[i].clear();
+        const broker::Event& ev = batch[begin + i].event;
+        const std::string& channel = ev.kind == EventKind::kPublication ? ev.pub->channel
+                                                                          : ev.channel;
+        auto it = channels.find(channel);
+        if (it == channels.end()) {
+            continue;
+        }
+        for (const Local& l : it->second) {
+            items.push_back({l.client, l.sub, i});
+        }
+    }
+    // Group by subscriber so each gets all its messages in one corked write; stable keeps
+    // each channel's order.
+    if (n > 1) {
+        std::stable_sort(items.begin(), items.end(),
+                         [](const Item& a, const Item& b) { return a.client < b.client; });
+    }
+    delivered.assign(n, 0);
+    run_begin = begin;
+    for (const Item& item : items) {
+        deliverTo(item.client, item.sub, item.event);
+    }
+    // Stats once per run: one clock read per drain, none per subscriber.
+    const uint64_t now_us = nowUs();
+    uint64_t messages = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+        if (delivered[i] == 0) {
+            continue;
+        }
+        messages += delivered[i];
+        const broker::Event& ev = batch[begin + i].event;
+        if (ev.kind == EventKind::kPublication) {
+            stats.deliveries.add(delivered[i]);
+            const uint64_t pub_us = ev.pub->time_ms * 1000;
+            stats.delivery_latency.observeUs(now_us > pub_us ? now_us - pub_us : 0, delivered[i]);
+        }
+    }
+    stats.messages_out.add(messages);
+    items.clear();
+}
+
+void Fanout::deliverTo(Client* c, Client::Sub* sub, uint32_t rel) {
+    if (c->gone_) {
+        return;
+    }
+    const broker::Event& ev = batch[run_begin + rel].event;
+    std::string* scratch = &shared[rel];
+    if (ev.kind != EventKind::kPublication) {
+        // Join/leave: best effort, never a reason to cut a client off.
+        PeerStatus st = c->peer_->deliver(Delivery{ev, false, scratch}, true);
+        if (st == PeerStatus::kGone) {
+            c->gone_ = true;
+        } else if (st == PeerStatus::kSent) {
+            ++delivered[rel];
+        }
+        return;
+    }
+    const broker::Publication& p = *ev.pub;
+    if (p.epoch == sub->epoch && p.offset <= sub->last_offset) {
+        return;  // sent already by a replay: each publication once, in order
+    }
+    sub->epoch = p.epoch;
+    const bool droppable = sub->ns->slow_consumer == NamespaceOptions::SlowConsumer::kDrop;
+    PeerStatus st = c->peer_->deliver(Delivery{ev, sub->gap, sub->gap ? nullptr : scratch},
+                                      droppable);
+    if (st == PeerStatus::kGone) {
+        c->gone_ = true;  // not tracked: a resume recovers it from history
+        return;
+    }
+    sub->last_offset = p.offset;
+    if (st == PeerStatus::kDropped) {
+        sub->gap = true;
+        stats.slow_consumer_drops.add();
+        return;
+    }
+    sub->gap = false;
+    if (atLeastOnce(*sub->ns) && !c->session_.empty()) {
+        hub->sessions_.track(c->session_, ev.pub, c->serial_);
+    }
+    ++delivered[rel];
+}
+
+// ---- Hub ---------------------------------------------------------------------------------------
+
+Hub::Hub(Options options, std::vector<loop::EventLoop*> loops)
+    : options_(std::move(options)),
+      engine_(broker::makeMemoryEngine()),
+      outside_stats_(std::make_unique<Stats>()) {
+    options_.normalize();
+    snapshots_.push_back(std::make_unique<NamespaceMap>(options_.namespaces));
+    namespaces_.store(snapshots_.back().get(), std::memory_order_release);
+    for (size_t i = 0; i < loops.size(); ++i) {
+        auto f = std::make_unique<Fanout>();
+        f->hub = this;
+        f->loop = loops[i];
+        f->index = static_cast<uint32_t>(i);
+        Fanout* raw = f.get();
+        // Events published on a loop for that same loop are drained at the end of the
+        // iteration (no eventfd round trip), ahead of the hook that flushes the cork.
+        loops[i]->prependIterationHook([raw] {
+            if (raw->local_pending) {
+                raw->local_pending = false;
+                raw->drain();
+            }
+        });
+        fanouts_.push_back(std::move(f));
+    }
+    engine_->setSink(this);
+}
+
+Hub::~Hub() {
+    stop();
+    engine_->setSink(nullptr);
+}
+
+void Hub::start() {
+    if (housekeeper_.joinable()) {
+        return;
+    }
+    // The thread must not take the process's signals (SIGHUP, SIGTERM are for the loops'
+    // signalfd): start it with every signal blocked; it inherits the mask.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    housekeeper_ = std::thread([this] {
+        std::unique_lock lock(hk_mu_);
+        while (!hk_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return hk_stop_; })) {
+            lock.unlock();
+            housekeeping();
+            lock.lock();
+        }
+    });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+void Hub::stop() {
+    {
+        std::lock_guard lock(hk_mu_);
+        hk_stop_ = true;
+    }
+    hk_cv_.notify_all();
+    if (housekeeper_.joinable()) {
+        housekeeper_.join();
+    }
+}
+
+void Hub::housekeeping() {
+    // On its own thread: a sweep over many channels must not stall a loop's deliveries.
+    const uint64_t now = nowMs();
+    engine_->sweep(now);
+    sessions_.sweep(now);
+}
+
+void Hub::reloadNamespaces(NamespaceMap namespaces) {
+    std::lock_guard lock(reload_mu_);
+    Options o;
+    o.namespaces = std::move(namespaces);
+    o.normalize();
+    // Old snapshots stay alive: existing subscriptions point into them (reloads are rare).
+    snapshots_.push_back(std::make_unique<NamespaceMap>(std::move(o.namespaces)));
+    namespaces_.store(snapshots_.back().get(), std::memory_order_release);
+    SB_INFO("namespaces reloaded: %zu configured; new subscriptions use the new options",
+            snapshots_.back()->size());
+}
+
+Stats& Hub::localStats() {
+    loop::EventLoop* l = loop::EventLoop::current();
+    if (l != nullptr && l->id() < fanouts_.size() && fanouts_[l->id()]->loop == l) {
+        return fanouts_[l->id()]->stats;
+    }
+    return *outside_stats_;
+}
+
+Stats& Hub::stats(uint32_t loop_index) {
+    return fanouts_.at(loop_index)->stats;
+}
+
+StatsTotals Hub::totals() const {
+    StatsTotals t;
+    for (const auto& f : fanouts_) {
+        t.add(f->stats);
+    }
+    t.add(*outside_stats_);
+    return t;
+}
+
+void Hub::deliver(uint32_t loop_id, broker::Event ev) {
+    if (loop_id < fanouts_.size()) {
+        fanouts_[loop_id]->post(Fanout::Mail{.event = std::move(ev)});
+    }
+}
+
+Outcome<Hub::Resolved> Hub::resolve(std::string_view channel) const {
+    auto ref = parseChannel(channel);
+    if (!ref) {
+        return fail(Error::kBadChannel,
+                    "'" + std::string(channel.substr(0, 256)) +
+                        "' is not a channel name: ns:name with ns [a-z0-9_-]{1,64} and name "
+                        "[A-Za-z0-9_.:@=,-]{1,192}, or a name alone for the default namespace");
+    }
+    const NamespaceMap* map = namespaces_.load(std::memory_order_acquire);
+    auto it = map->find(std::string(ref->ns));
+    if (it == map->end()) {
+        return fail(Error::kUnknownNamespace, "namespace '" + std::string(ref->ns) +
+                                                  "' is not configured (add [namespaces." +
+                                                  std::string(ref->ns) + "] to the config)");
+    }
+    return Resolved{ref->canonical, &it->second};
+}
+
+// ---- A connection's life ----
+
+void Hub::open(Client& c, uint32_t loop_index) {
+    Fanout* f = fanouts_.at(loop_index).get();
+    c.fanout_ = f;
+    c.serial_ = (next_serial_.fetch_add(1, std::memory_order_relaxed) << kLoopBits) | loop_index;
+    c.tokens_ = 2.0 * options_.rate_limit;
+    c.refill_ms_ = nowMs();
+    f->clients.emplace(c.serial_, &c);
+    f->stats.clients.add(1);
+    f->stats.clients_total.add();
+}
+
+void Hub::close(Client& c) {
+    Fanout* f = c.fanout_;
+    if (f == nullptr) {
+        return;
+    }
+    c.gone_ = true;
+    for (auto& s : c.subs_) {
+        // At-most-once: the session remembers what this connection received, so a resume
+        // replays only what it missed. (At-least-once positions advance with each track.)
+        if (!c.session_.empty() && !atLeastOnce(*s->ns) && !s->epoch.empty()) {
+            sessions_.setPosition(c.session_, s->channel, {s->epoch, s->last_offset}, c.serial_);
+        }
+        detachSub(c, *s);
+    }
+    c.subs_.clear();
+    if (!c.session_.empty()) {
+        // Ignored if another connection took the session over: its TTL must not start.
+        sessions_.detach(c.session_, nowMs(), c.serial_);
+    }
+    if (!c.id_.empty()) {
+        std::lock_guard lock(directory_mu_);
+        directory_.erase(c.id_);
+    }
+    f->clients.erase(c.serial_);
+    f->stats.clients.add(-1);
+    c.fanout_ = nullptr;
+}
+
+void Hub::detachSub(Client& c, Client::Sub& s) {
+    if (c.fanout_->removeLocal(&c, s.channel)) {
+        engine_->loopUnsubscribed(s.channel, c.fanout_->index);
+    }
+    if (c.info_ && (s.ns->presence || s.ns->join_leave)) {
+        engine_->presenceRemove(s.channel, *s.ns, c.id_);
+    }
+}
+
+Admission Hub::admit(Client& c) {
+    const uint64_t now = nowMs();
+    const double rate = options_.rate_limit;
+    c.tokens_ = std::min(2.0 * rate, c.tokens_ + static_cast<double>(now - c.refill_ms_) * rate /
+                                                     1000.0);
+    c.refill_ms_ = now;
+    if (c.tokens_ < 1.0) {
+        c.fanout_->stats.rate_limited.add();
+        if (++c.limited_in_row_ >= kAbuseErrors) {
+            SB_WARN("client %s: kept sending past the rate limit (%u/s): closing %u",
+                    c.id_.c_str(), options_.rate_limit, kRateLimitAbuse.code);
+            return Admission::kAbuse;
+        }
+        return Admission::kLimited;
+    }
+    c.tokens_ -= 1.0;
+    c.limited_in_row_ = 0;
+    return Admission::kOk;
+}
+
+// ---- Requests of a connection ----
+
+Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string info_json,
+                                std::string_view session) {
+    if (c.connected_) {
+        return fail(Error::kAlreadyConnected, "this connection already sent connect");
+    }
+    Fanout* f = c.fanout_;
+    c.connected_ = true;
+    c.id_ = "c_" + std::to_string(f->index) + "_" + std::to_string(c.serial_ >> kLoopBits);
+    auto info = std::make_shared<broker::ClientInfo>();
+    info->client_id = c.id_;
+    info->user = std::string(user);
+    info->info_json = std::move(info_json);
+    c.info_ = std::move(info);
+    {
+        std::lock_guard lock(directory_mu_);
+        directory_.emplace(c.id_, c.serial_);
+    }
+    std::optional<broker::ResumedSession> resumed;
+    if (!session.empty()) {
+        resumed = sessions_.resume(session, nowMs(), c.serial_);
+    }
+    Connected out;
+    out.client_id = c.id_;
+    out.resumed = resumed.has_value();
+    if (!resumed) {
+        c.session_ = sessions_.create(c.serial_);
+        out.session_id = c.session_;
+        return out;
+    }
+    c.session_ = std::string(session);
+    out.session_id = c.session_;
+    if (resumed->previous_holder != 0 && resumed->previous_holder != c.serial_) {
+        // One holder per session: the previous connection is closed on its own loop. What it
+        // was sent and did not ack is in `resumed` and is redelivered here.
+        const uint64_t prev = resumed->previous_holder;
+        const size_t loop = prev & ((uint64_t{1} << kLoopBits) - 1);
+        if (loop < fanouts_.size()) {
+            f->stats.takeovers.add();
+            fanouts_[loop]->post(Fanout::Mail{.kind = Fanout::Mail::Kind::kTakeover,
+                                              .serial = prev});
+        }
+    }
+    for (broker::SessionChannel& ch : resumed->channels) {
+        auto r = resolve(ch.channel);
+        if (!r) {
+            continue;  // its namespace was removed by a config reload
+        }
+        std::optional<broker::StreamPos> since;
+        if (!ch.delivered.epoch.empty()) {
+            since = ch.delivered;
+        }
+        ChannelPosition pos;
+        Replay::Channel rc;
+        rc.unacked = std::move(ch.unacked);
+        rc.gap = ch.gap;
+        attach(c, r->canonical, *r->ns, since, &pos, &rc);
+        if (!pos.recovered) {
+            pos.recovered = false;  // no position to recover from: nothing followed
+        }
+        out.channels.push_back(std::move(pos));
+        out.replay.channels.push_back(std::move(rc));
+    }
+    return out;
+}
+
+void Hub::attach(Client& c, std::string_view channel, const NamespaceOptions& ns,
+                 const std::optional<broker::StreamPos>& since, ChannelPosition* pos,
+                 Replay::Channel* replay) {
+    Fanout* f = c.fanout_;
+    broker::RecoverResult r = engine_->subscribe(channel, ns, f->index, since, nowMs());
+    auto sub = std::make_unique<Client::Sub>();
+    sub->channel = std::string(channel);
+    sub->ns = &ns;
+    sub->epoch = r.top.epoch;
+    sub->last_offset = r.top.offset;
+    f->addLocal(&c, sub.get());
+    c.subs_.push_back(std::move(sub));
+    if (!c.session_.empty()) {
+        sessions_.subscribe(c.session_, channel, ns, c.serial_);
+        sessions_.setPosition(c.session_, channel, r.top, c.serial_);
+    }
+    pos->channel = std::string(channel);
+    pos->top = r.top;
+    if (since) {
+        pos->recovered = r.recovered;
+        (r.recovered ? f->stats.recoveries_recovered : f->stats.recoveries_failed).add();
+    }
+    replay->channel = std::string(channel);
+    replay->pubs = std::move(r.pubs);
+    if (c.info_ && (ns.presence || ns.join_leave)) {
+        engine_->presenceAdd(channel, ns, c.info_);
+    }
+}
+
+Outcome<Subscribed> Hub::subscribe(Client& c, std::string_view channel,
+                                   const std::optional<broker::StreamPos>& since) {
+    if (!c.connected_) {
+        return fail(Error::kNotConnected, "send a connect message first");
+    }
+    auto r = resolve(channel);
+    if (!r) {
+        return base::Unexpected<Failure>(std::move(r.error()));
+    }
+    if (c.find(r->canonical) != nullptr) {
+        return fail(Error::kAlreadySubscribed,
+                    "already subscribed to '" + std::string(r->canonical) + "'");
+    }
+    if (c.subs_.size() >= options_.max_subscriptions) {
+        return fail(Error::kLimitExceeded,
+                    "at most " + std::to_string(options_.max_subscriptions) +
+                        " subscriptions per connection (messaging.max_subscriptions)");
+    }
+    Subscribed out;
+    Replay::Channel rc;
+    attach(c, r->canonical, *r->ns, since, &out.position, &rc);
+    if (!rc.pubs.empty()) {
+        out.replay.channels.push_back(std::move(rc));
+    }
+    return out;
+}
+
+Outcome<std::string> Hub::unsubscribe(Client& c, std::string_view channel) {
+    if (!c.connected_) {
+        return fail(Error::kNotConnected, "send a connect message first");
+    }
+    auto r = resolve(channel);
+    if (!r) {
+        return base::Unexpected<Failure>(std::move(r.error()));
+    }
+    Client::Sub* s = c.find(r->canonical);
+    if (s == nullptr) {
+        return fail(Error::kNotSubscribed,
+                    "not subscribed to '" + std::string(r->canonical) + "'");
+    }
+    detachSub(c, *s);
+    std::string name = s->channel;
+    std::erase_if(c.subs_, [s](const auto& p) { return p.get() == s; });
+    if (!c.session_.empty()) {
+        sessions_.unsubscribe(c.session_, name, c.serial_);
+    }
+    return name;
+}
+
+Outcome<void> Hub::ack(Client& c, std::string_view channel, uint64_t offset) {
+    if (!c.connected_) {
+        return fail(Error::kNotConnected, "send a connect message first");
+    }
+    auto r = resolve(channel);
+    if (!r) {
+        return base::Unexpected<Failure>(std::move(r.error()));
+    }
+    sessions_.ack(c.session_, r->canonical, offset, c.serial_);
+    return {};
+}
+
+void Hub::replay(Client& c, Replay r) {
+    for (Replay::Channel& rc : r.channels) {
+        Client::Sub* sub = c.find(rc.channel);
+        if (sub == nullptr) {
+            continue;
+        }
+        const bool alo = atLeastOnce(*sub->ns);
+        const bool droppable = sub->ns->slow_consumer == NamespaceOptions::SlowConsumer::kDrop;
+        uint64_t sent_up_to = 0;
+        std::string epoch;
+        // One publication: false once the connection is gone (stop touching it).
+        auto send = [&](const broker::PubPtr& p, bool gap) {
+            if (c.gone_) {
+                return false;
+            }
+            broker::Event ev{.kind = EventKind::kPublication, .pub = p};
+            PeerStatus st = c.peer_->deliver(Delivery{ev, gap, nullptr}, droppable);
+            if (st == PeerStatus::kGone) {
+                c.gone_ = true;
+                return false;
+            }
+            if (st == PeerStatus::kDropped) {
+                sub->gap = true;
+                c.fanout_->stats.slow_consumer_drops.add();
+                return true;
+            }
+            c.fanout_->stats.messages_out.add();
+            if (alo && !c.session_.empty()) {
+                sessions_.track(c.session_, p, c.serial_);  // no-op for the session's own queue
+            }
+            return true;
+        };
+        for (size_t i = 0; i < rc.unacked.size(); ++i) {
+            if (!send(rc.unacked[i], rc.gap && i == 0)) {
+                return;
+            }
+            sent_up_to = rc.unacked[i]->offset;
+            epoch = rc.unacked[i]->epoch;
+        }
+        for (const broker::PubPtr& p : rc.pubs) {
+            if (p->epoch == epoch && p->offset <= sent_up_to) {
+                continue;
+            }
+            if (!send(p, false)) {
+                return;
+            }
+        }
+    }
+}
+
+// ---- Requests of a connection or the server ----
+
+Outcome<Published> Hub::publish(Client* c, std::string_view channel, std::string data,
+                                std::string_view idempotency_key) {
+    if (c != nullptr && !c->connected_) {
+        return fail(Error::kNotConnected, "send a connect message first");
+    }
+    auto r = resolve(channel);
+    if (!r) {
+        return base::Unexpected<Failure>(std::move(r.error()));
+    }
+    const NamespaceOptions& ns = *r->ns;
+    const std::string_view ns_name = parseChannel(r->canonical)->ns;
+    if (c != nullptr && !ns.client_publish) {
+        return fail(Error::kPublishForbidden, "clients may not publish in namespace '" +
+                                                  std::string(ns_name) +
+                                                  "' (publish through the HTTP API)");
+    }
+    if (data.size() > ns.max_data_bytes) {
+        return fail(Error::kDataTooLarge,
+                    "data is " + std::to_string(data.size()) + " bytes; namespace '" +
+                        std::string(ns_name) + "' allows " + std::to_string(ns.max_data_bytes) +
+                        " (max_data_bytes)");
+    }
+    broker::PublishResult p =
+        engine_->publish(r->canonical, ns, std::move(data), idempotency_key, nowMs());
+    if (!p.duplicate) {
+        localStats().publications.add();
+    }
+    return Published{std::string(r->canonical), std::move(p.pos), p.duplicate};
+}
+
+Outcome<std::vector<Published>> Hub::broadcast(std::span<const std::string_view> channels,
+                                               std::string data,
+                                               std::string_view idempotency_key) {
+    // Validate every channel first: a refusal must publish nothing, or a retry duplicates.
+    std::vector<Resolved> targets;
+    targets.reserve(channels.size());
+    for (std::string_view ch : channels) {
+        auto r = resolve(ch);
+        if (!r) {
+            return base::Unexpected<Failure>(std::move(r.error()));
+        }
+        if (data.size() > r->ns->max_data_bytes) {
+            return fail(Error::kDataTooLarge,
+                        "data is " + std::to_string(data.size()) + " bytes; channel '" +
+                            std::string(r->canonical) + "' allows " +
+                            std::to_string(r->ns->max_data_bytes) + " (max_data_bytes)");
+        }
+        targets.push_back(*r);
+    }
+    std::vector<Published> out;
+    out.reserve(targets.size());
+    const uint64_t now = nowMs();
+    Stats& stats = localStats();
+    for (const Resolved& t : targets) {
+        broker::PublishResult p = engine_->publish(t.canonical, *t.ns, data, idempotency_key, now);
+        if (!p.duplicate) {
+            stats.publications.add();
+        }
+        out.push_back(Published{std::string(t.canonical), std::move(p.pos), p.duplicate});
+    }
+    return out;
+}
+
+Outcome<PresenceResult> Hub::presence(std::string_view channel) {
+    auto r = resolve(channel);
+    if (!r) {
+        return base::Unexpected<Failure>(std::move(r.error()));
+    }
+    if (!r->ns->presence) {
+        return fail(Error::kPresenceDisabled,
+                    "presence is off in namespace '" +
+                        std::string(parseChannel(r->canonical)->ns) + "' (presence = true)");
+    }
+    return PresenceResult{std::string(r->canonical), engine_->presence(r->canonical)};
+}
+
+Outcome<HistoryResult> Hub::history(std::string_view channel,
+                                    const std::optional<broker::StreamPos>& since, size_t limit) {
+    auto r = resolve(channel);
+    if (!r) {
+        return base::Unexpected<Failure>(std::move(r.error()));
+    }
+    if (r->ns->history_size == 0) {
+        return fail(Error::kHistoryDisabled,
+                    "history is off in namespace '" + std::string(parseChannel(r->canonical)->ns) +
+                        "' (history_size = 0)");
+    }
+    return HistoryResult{std::string(r->canonical),
+                         engine_->history(r->canonical, *r->ns, since, limit, nowMs())};
+}
+
+Outcome<void> Hub::disconnect(std::string_view client_id, bool reconnect) {
+    uint64_t serial = 0;
+    {
+        std::lock_guard lock(directory_mu_);
+        auto it = directory_.find(std::string(client_id));
+        if (it != directory_.end()) {
+            serial = it->second;
+        }
+    }
+    const size_t loop = serial & ((uint64_t{1} << kLoopBits) - 1);
+    if (serial == 0 || loop >= fanouts_.size()) {
+        return fail(Error::kUnknownClient, "no connected client has the id '" +
+                                               std::string(client_id.substr(0, 128)) + "'");
+    }
+    fanouts_[loop]->post(Fanout::Mail{.kind = Fanout::Mail::Kind::kDisconnect,
+                                      .serial = serial,
+                                      .reconnect = reconnect});
+    return {};
+}
+
+}  // namespace sb::messaging

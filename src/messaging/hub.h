@@ -1,0 +1,249 @@
+// The messaging core: namespaces, channels, subscriptions, presence, history, sessions (one
+// holder each, resume, acks), rate limits and the fan-out of publications to subscribers on
+// every event loop. Transport-neutral: an adapter (server/ws_adapter, server/api) turns its
+// protocol into calls on the Hub and implements Peer for the events that flow back. No I/O of
+// its own; the broker::Engine owns offsets, history and presence.
+//
+// Threads: each Client lives on one event loop, and every call that takes a Client runs on
+// that loop's thread. Calls without a Client (publish from the API, presence, history,
+// disconnect, broadcast) may run on any thread. Events cross loops through one mailbox per
+// loop (Fanout), drained at the end of the loop's iteration.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "base/result.h"
+#include "broker/engine.h"
+#include "broker/session_store.h"
+#include "messaging/errors.h"
+#include "messaging/options.h"
+#include "messaging/peer.h"
+#include "messaging/stats.h"
+
+namespace sb::loop {
+class EventLoop;
+}
+
+namespace sb::messaging {
+
+class Hub;
+struct Fanout;
+
+// The core's state of one connection. The adapter owns it (inside its per-connection data,
+// which the transport destroys only after the close was reported), calls Hub::open once the
+// connection is up and Hub::close when it ends. Fields are the Hub's.
+class Client {
+public:
+    explicit Client(Peer& peer) : peer_(&peer) {}
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    const std::string& id() const { return id_; }            // empty until connect
+    const std::string& session() const { return session_; }  // empty until connect
+    bool connected() const { return connected_; }
+    // The peer is closing (slow consumer, takeover, disconnect): nothing more reaches it.
+    bool closing() const { return gone_; }
+
+private:
+    friend class Hub;
+    friend struct Fanout;
+    struct Sub {
+        std::string channel;  // canonical name
+        const NamespaceOptions* ns = nullptr;
+        std::string epoch;
+        uint64_t last_offset = 0;  // highest offset handed to this subscriber (or skipped)
+        bool gap = false;          // something was skipped: the next publication says gap:true
+    };
+    Sub* find(std::string_view channel);
+
+    Peer* peer_;
+    Fanout* fanout_ = nullptr;  // set by open
+    // Unique per process and never 0; also the session holder token. The low 6 bits are the
+    // loop index (broker::kMaxLoops = 64), so a token says where its connection lives.
+    uint64_t serial_ = 0;
+    std::string id_;
+    std::string session_;
+    std::shared_ptr<const broker::ClientInfo> info_;
+    std::vector<std::unique_ptr<Sub>> subs_;
+    double tokens_ = 0;
+    uint64_t refill_ms_ = 0;
+    uint32_t limited_in_row_ = 0;
+    bool connected_ = false;
+    bool gone_ = false;  // the peer is closing: nothing more is delivered
+};
+
+// What a subscribe (or a resume) found: the channel's top position and, when a position was
+// asked for, whether everything after it follows.
+struct ChannelPosition {
+    std::string channel;
+    broker::StreamPos top;
+    std::optional<bool> recovered;
+};
+
+// Publications owed to a client after a reply (missed ones on subscribe-with-since, un-acked
+// ones and missed ones on resume). The adapter writes its reply first, then passes this to
+// Hub::replay, so the client sees the reply before the messages.
+struct Replay {
+    struct Channel {
+        std::string channel;
+        std::vector<broker::PubPtr> unacked;  // resume: held by the session, in order
+        bool gap = false;                     // the session dropped some before unacked[0]
+        std::vector<broker::PubPtr> pubs;     // from history (those after unacked are sent)
+    };
+    std::vector<Channel> channels;
+};
+
+struct Connected {
+    std::string client_id;
+    std::string session_id;
+    bool resumed = false;
+    std::vector<ChannelPosition> channels;  // resume: the restored subscriptions
+    Replay replay;
+};
+
+struct Subscribed {
+    ChannelPosition position;
+    Replay replay;
+};
+
+struct Published {
+    std::string channel;  // canonical
+    broker::StreamPos pos;
+    bool duplicate = false;
+};
+
+struct PresenceResult {
+    std::string channel;
+    std::vector<std::shared_ptr<const broker::ClientInfo>> clients;
+};
+
+struct HistoryResult {
+    std::string channel;
+    broker::RecoverResult result;  // recovered is meaningful only when `since` was given
+};
+
+template <class T>
+using Outcome = base::Expected<T, Failure>;
+
+enum class Admission : uint8_t {
+    kOk,
+    kLimited,  // refuse this request (rate_limited)
+    kAbuse,    // the client keeps going past the limit: disconnect it (kRateLimitAbuse)
+};
+
+class Hub final : public broker::LoopSink {
+public:
+    // One Fanout per loop; `loops[i]->id()` must be i. Engine: the in-process memory engine.
+    Hub(Options options, std::vector<loop::EventLoop*> loops);
+    ~Hub() override;
+    Hub(const Hub&) = delete;
+    Hub& operator=(const Hub&) = delete;
+
+    // Starts the housekeeping thread (TTL sweeps once a second). Idempotent.
+    void start();
+    // Stops it (also done by the destructor).
+    void stop();
+
+    // ---- A connection's life (its loop thread) ----
+    // The connection is up on loop `loop_index`.
+    void open(Client& c, uint32_t loop_index);
+    // The connection ended: subscriptions, presence and its hold on its session are released
+    // (the session's TTL starts, unless another connection took it over). Idempotent.
+    void close(Client& c);
+    // Spends one request token (messaging.rate_limit per second, burst twice that).
+    Admission admit(Client& c);
+
+    // ---- Requests of a connection (its loop thread) ----
+    // `session` non-empty: resume it if it lives. Its channels are subscribed again; what the
+    // session holds un-acked and what was published since its last delivery is in `replay`.
+    // A session another connection holds is taken over: that one is disconnected with
+    // kSessionTakenOver. Unknown or expired: a new session (resumed=false).
+    Outcome<Connected> connect(Client& c, std::string_view user, std::string info_json,
+                               std::string_view session);
+    Outcome<Subscribed> subscribe(Client& c, std::string_view channel,
+                                  const std::optional<broker::StreamPos>& since);
+    // Returns the canonical channel name.
+    Outcome<std::string> unsubscribe(Client& c, std::string_view channel);
+    Outcome<void> ack(Client& c, std::string_view channel, uint64_t offset);
+    // Writes the publications of `r` to `c` after the adapter's reply. Stops at once if the
+    // connection goes (a slow consumer during a long replay).
+    void replay(Client& c, Replay r);
+
+    // ---- Requests of a connection or of the server (any thread) ----
+    // `c` null: the server publishes (client_publish does not apply).
+    Outcome<Published> publish(Client* c, std::string_view channel, std::string data,
+                               std::string_view idempotency_key);
+    // All channels are checked before any is published: a refusal publishes nothing.
+    Outcome<std::vector<Published>> broadcast(std::span<const std::string_view> channels,
+                                              std::string data, std::string_view idempotency_key);
+    Outcome<PresenceResult> presence(std::string_view channel);
+    Outcome<HistoryResult> history(std::string_view channel,
+                                   const std::optional<broker::StreamPos>& since, size_t limit);
+    // Asks the client's loop to disconnect it (kApiDisconnect with `reconnect`).
+    Outcome<void> disconnect(std::string_view client_id, bool reconnect);
+
+    // ---- Operations ----
+    // Any thread (SIGHUP): namespaces for subscriptions and publishes from now on; existing
+    // subscriptions keep the options they were made with.
+    void reloadNamespaces(NamespaceMap namespaces);
+    std::vector<broker::ChannelSummary> channels() { return engine_->channels(); }
+    size_t sessions() const { return sessions_.size(); }
+    size_t loopCount() const { return fanouts_.size(); }
+    // The stats the calling thread writes: its loop's (any other thread shares one extra set,
+    // meant for tests that call the Hub outside a loop).
+    Stats& localStats();
+    // Loop `loop_index`'s stats (written on that loop's thread only).
+    Stats& stats(uint32_t loop_index);
+    StatsTotals totals() const;
+    const Options& options() const { return options_; }
+
+    // broker::LoopSink (publishing thread): queue for the loop and wake it.
+    void deliver(uint32_t loop_id, broker::Event ev) override;
+
+private:
+    friend struct Fanout;
+    struct Resolved {
+        std::string_view canonical;
+        const NamespaceOptions* ns;
+    };
+    Outcome<Resolved> resolve(std::string_view channel) const;
+    // Subscribes `c` (no checks); fills `pos` and the replay entry.
+    void attach(Client& c, std::string_view channel, const NamespaceOptions& ns,
+                const std::optional<broker::StreamPos>& since, ChannelPosition* pos,
+                Replay::Channel* replay);
+    void detachSub(Client& c, Client::Sub& s);
+    void housekeeping();
+
+    Options options_;
+    std::unique_ptr<broker::Engine> engine_;
+    broker::SessionStore sessions_;
+    std::vector<std::unique_ptr<Fanout>> fanouts_;
+    std::unique_ptr<Stats> outside_stats_;  // calls from threads that are not loops
+    std::atomic<uint64_t> next_serial_{1};
+
+    std::mutex reload_mu_;
+    std::vector<std::unique_ptr<NamespaceMap>> snapshots_;  // guarded by reload_mu_
+    std::atomic<const NamespaceMap*> namespaces_{nullptr};
+
+    // Connected client ids → serial, for /api/disconnect from any thread.
+    std::mutex directory_mu_;
+    std::unordered_map<std::string, uint64_t> directory_;  // guarded by directory_mu_
+
+    std::thread housekeeper_;
+    std::mutex hk_mu_;
+    std::condition_variable hk_cv_;
+    bool hk_stop_ = false;  // guarded by hk_mu_
+};
+
+}  // namespace sb::messaging

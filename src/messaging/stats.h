@@ -1,0 +1,58 @@
+// Counters of the messaging core, one set per event loop (single writer: that loop's thread),
+// summed when /metrics is scraped. Adapters count what only they see (bytes, slow-consumer
+// closes) into the same set.
+#pragma once
+
+#include "base/stats.h"
+
+namespace sb::messaging {
+
+struct Stats {
+    base::Gauge clients;  // open connections of the core's adapters (all transports)
+    base::Counter clients_total;
+    base::Counter messages_in;
+    base::Counter bytes_in;
+    base::Counter messages_out;
+    base::Counter bytes_out;
+    base::Counter publications;
+    base::Counter deliveries;
+    base::Counter slow_consumer_disconnects;
+    base::Counter slow_consumer_drops;
+    base::Counter recoveries_recovered;
+    base::Counter recoveries_failed;
+    base::Counter rate_limited;
+    base::Counter protocol_errors;
+    base::Counter takeovers;  // sessions resumed while another connection held them
+    base::LatencyHistogram delivery_latency;  // publish → handed to the subscriber's transport
+};
+
+// The sum of every loop's Stats at one moment (a scrape).
+struct StatsTotals {
+    int64_t clients = 0;
+    uint64_t clients_total = 0, messages_in = 0, bytes_in = 0, messages_out = 0, bytes_out = 0,
+             publications = 0, deliveries = 0, slow_consumer_disconnects = 0,
+             slow_consumer_drops = 0, recoveries_recovered = 0, recoveries_failed = 0,
+             rate_limited = 0, protocol_errors = 0, takeovers = 0;
+    base::LatencyHistogram::Snapshot delivery_latency;
+
+    void add(const Stats& s) {
+        clients += s.clients.value();
+        clients_total += s.clients_total.value();
+        messages_in += s.messages_in.value();
+        bytes_in += s.bytes_in.value();
+        messages_out += s.messages_out.value();
+        bytes_out += s.bytes_out.value();
+        publications += s.publications.value();
+        deliveries += s.deliveries.value();
+        slow_consumer_disconnects += s.slow_consumer_disconnects.value();
+        slow_consumer_drops += s.slow_consumer_drops.value();
+        recoveries_recovered += s.recoveries_recovered.value();
+        recoveries_failed += s.recoveries_failed.value();
+        rate_limited += s.rate_limited.value();
+        protocol_errors += s.protocol_errors.value();
+        takeovers += s.takeovers.value();
+        s.delivery_latency.addTo(&delivery_latency);
+    }
+};
+
+}  // namespace sb::messaging

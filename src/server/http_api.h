@@ -1,0 +1,39 @@
+// The HTTP API adapter: POST /api/{publish,broadcast,presence,history,channels,disconnect,info}
+// with a JSON body, authorized by the API key. Decodes the body, calls the messaging Hub and
+// answers JSON; errors come from the core's error table (code and HTTP status).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "messaging/hub.h"
+#include "server/app.h"
+
+namespace sb::server {
+
+class HttpApi {
+public:
+    // `connections`: open connections for /api/info (any thread).
+    HttpApi(std::string api_key, std::function<uint64_t()> connections);
+
+    // Registers the routes (before App::listen). `hub` is set by attach() before the loops run.
+    void registerRoutes(App& app);
+    void attach(messaging::Hub* hub) { hub_ = hub; }
+
+    // Any thread (SIGHUP): the key from now on; empty turns the API off.
+    void setKey(std::string key);
+
+private:
+    HttpReply call(std::string_view name, const http::Request& req, std::string_view body);
+
+    messaging::Hub* hub_ = nullptr;
+    std::function<uint64_t()> connections_;
+    uint64_t boot_ms_;
+    std::mutex key_mu_;
+    std::string key_;  // guarded by key_mu_
+};
+
+}  // namespace sb::server

@@ -1,0 +1,41 @@
+// The native protocol adapter: /ws, subprotocol switchboard.v1.json. Decodes requests
+// (protocol::parseRequest), calls the messaging Hub, encodes replies and events as native JSON
+// frames. Its connections are messaging::Peers; the transport underneath enforces the outbound
+// limit (messaging.outbound_limit) and closes a slow consumer with 4000.
+#pragma once
+
+#include <cstdint>
+
+#include "messaging/hub.h"
+#include "server/app.h"
+
+namespace sb::server {
+
+class NativeWs {
+public:
+    // `base`: the [websocket] timers (pings, idle, close); the message size and outbound limit
+    // come from `options` (messaging.max_message_size, messaging.outbound_limit). `hub` is
+    // set by attach() before the loops run.
+    NativeWs(const messaging::Options& options, const transport::WebSocketBehavior& base,
+             bool compression);
+
+    // The route to register at /ws (before App::listen).
+    WsRoute route();
+    // After App::listen: the hub every connection talks to.
+    void attach(messaging::Hub* hub) { hub_ = hub; }
+
+    struct Connection;
+
+private:
+    void onOpen(transport::WebSocket& ws);
+    void onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<uint8_t> data);
+    void onClose(transport::WebSocket& ws);
+    void handle(Connection& conn, std::string_view frame);
+
+    transport::WebSocketBehavior behavior_;
+    bool compression_;
+    uint32_t ping_interval_s_;
+    messaging::Hub* hub_ = nullptr;
+};
+
+}  // namespace sb::server
