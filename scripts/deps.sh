@@ -4,7 +4,7 @@
 set -euo pipefail
 mode=${1:-build}
 
-pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev libsimdjson-dev)
+pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev libsimdjson-dev libtomlplusplus-dev)
 if [ "$mode" = test ]; then
   pkgs+=(libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev
          python3 python3-websockets chromium openssl)

@@ -1,5 +1,5 @@
-// Parsing of the human units used by flags and config: durations ("25s", "500ms", "2m") and
-// sizes ("64KiB", "16MiB", "1000"). Errors say what was expected.
+// Sizes and durations for code that still parses them itself (server/messaging.cpp). They are
+// config::parseSize / config::parseDurationMs (config/units.h): overflow is an error there.
 #pragma once
 
 #include <cstdint>

@@ -1,398 +1,359 @@
+// The declarations of Switchboard's settings (the reasons for their defaults live with the
+// defaults, in the option structs) and the layering of file, environment and flags.
 #include "server/settings.h"
 
-#include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
-#include "config/toml.h"
-#include "server/options.h"
+#include "broker/engine.h"
+#include "config/units.h"
 
 namespace sb::server {
 
 namespace {
 
-// Namespace options accepted under [namespaces.NAME] (resolved by the messaging layer).
-const char* const kNamespaceOptions[] = {"presence",      "join_leave",        "history_size",
-                                         "history_ttl",   "client_publish",    "delivery",
-                                         "slow_consumer", "max_data_bytes",    "max_unacked",
-                                         "session_ttl",   "idempotency_window"};
+using config::Apply;
+using config::Kind;
 
-size_t editDistance(std::string_view a, std::string_view b) {
-    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j)
-        prev[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        cur[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j) {
-            cur[j] = std::min(
-                {prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-        }
-        prev.swap(cur);
+config::Schema<ServeConfig> buildSchema() {
+    config::Schema<ServeConfig> s("SWITCHBOARD_", "server");
+    // [server]
+    s.add(
+        {.key = "server.host", .flag = "--host", .kind = Kind::kString, .help = "listen address"},
+        [](auto& c) -> auto& { return c.server.host; });
+    s.add(
+        {.key = "server.port",
+         .flag = "--port",
+         .kind = Kind::kUint,
+         .help = "listen port; 0 = any free port (printed)"},
+        [](auto& c) -> auto& { return c.server.port; });
+    s.add(
+        {.key = "server.threads",
+         .flag = "--threads",
+         .kind = Kind::kUint,
+         .help = "event loops; 0 = one per core (shared-nothing, SO_REUSEPORT)",
+         .max = broker::kMaxLoops},
+        [](auto& c) -> auto& { return c.server.threads; });
+    s.add(
+        {.key = "server.reuse_port",
+         .flag = "--reuse-port",
+         .kind = Kind::kBool,
+         .help = "join other processes already listening on the port (SO_REUSEPORT across "
+                 "processes); off = another listener on the port is a startup error"},
+        [](auto& c) -> auto& { return c.server.reuse_port; });
+    s.add(
+        {.key = "server.log_level",
+         .flag = "--log-level",
+         .kind = Kind::kLogLevel,
+         .help = "least severe log lines written",
+         .apply = Apply::kReload},
+        [](auto& c) -> auto& { return c.log_level; });
+    s.add(
+        {.key = "server.log_json",
+         .flag = "--log-json",
+         .kind = Kind::kBool,
+         .help = "structured JSON log lines"},
+        [](auto& c) -> auto& { return c.log_json; });
+    s.add(
+        {.key = "server.max_header_bytes",
+         .flag = "--max-header-bytes",
+         .kind = Kind::kSize,
+         .help = "largest HTTP request head (431 above): real browsers send < 2 KiB"},
+        [](auto& c) -> auto& { return c.server.max_head_bytes; });
+    s.add(
+        {.key = "server.handshake_timeout",
+         .flag = "--handshake-timeout",
+         .kind = Kind::kDuration,
+         .help = "time to complete the HTTP request/upgrade (slowloris guard)"},
+        [](auto& c) -> auto& { return c.server.handshake_timeout_ms; });
+    s.add(
+        {.key = "server.shutdown_timeout",
+         .flag = "--shutdown-timeout",
+         .kind = Kind::kDuration,
+         .help = "SIGTERM: time allowed for close handshakes and draining"},
+        [](auto& c) -> auto& { return c.server.shutdown_timeout_ms; });
+    s.add(
+        {.key = "server.max_connections",
+         .flag = "--max-connections",
+         .kind = Kind::kUint,
+         .help = "global connection limit (503 above); the OS file limit usually bites first"},
+        [](auto& c) -> auto& { return c.server.max_connections; });
+    s.add(
+        {.key = "server.max_connections_per_ip",
+         .flag = "--max-connections-per-ip",
+         .kind = Kind::kUint,
+         .help = "open connections per client IP; 0 = unlimited (proxies share one IP)"},
+        [](auto& c) -> auto& { return c.server.max_connections_per_ip; });
+    s.add(
+        {.key = "server.allowed_origins",
+         .flag = "--allowed-origins",
+         .kind = Kind::kList,
+         .help = "Origin allowlist for WebSocket upgrades; empty = any (set it for browsers)"},
+        [](auto& c) -> auto& { return c.server.allowed_origins; });
+    // [websocket]: the /echo route and raw WebSocket routes.
+    s.add(
+        {.key = "websocket.max_message_size",
+         .flag = "--max-message-size",
+         .kind = Kind::kSize,
+         .help = "largest message after reassembly/inflation (close 1009 above); 16 MiB covers "
+                 "Autobahn 9.x"},
+        [](auto& c) -> auto& { return c.websocket.max_message_size; });
+    s.add(
+        {.key = "websocket.max_backlog",
+         .flag = "--max-backlog",
+         .kind = Kind::kSize,
+         .help = "unsent bytes per connection before it is cut off as a slow consumer"},
+        [](auto& c) -> auto& { return c.websocket.max_backlog; });
+    s.add(
+        {.key = "websocket.ping_interval",
+         .flag = "--ping-interval",
+         .kind = Kind::kDuration,
+         .help = "server ping interval (0 = off); below common 30-60 s proxy idle timeouts"},
+        [](auto& c) -> auto& { return c.websocket.ping_interval_ms; });
+    s.add(
+        {.key = "websocket.idle_timeout",
+         .flag = "--idle-timeout",
+         .kind = Kind::kDuration,
+         .help = "close a connection silent this long",
+         .derived = "ping_interval + 10s when not set; 0 when pings are off"},
+        [](auto& c) -> auto& { return c.websocket.idle_timeout_ms; });
+    s.add(
+        {.key = "websocket.compression",
+         .flag = "--compression",
+         .kind = Kind::kBool,
+         .help = "negotiate permessage-deflate when the client offers it"},
+        [](auto& c) -> auto& { return c.compression; });
+    // [messaging]: the /ws native protocol.
+    s.add(
+        {.key = "messaging.outbound_limit",
+         .flag = "--outbound-limit",
+         .kind = Kind::kSize,
+         .help = "bytes queued per /ws client before its namespace's slow_consumer policy acts"},
+        [](auto& c) -> auto& { return c.messaging.outbound_limit; });
+    s.add(
+        {.key = "messaging.rate_limit",
+         .flag = "--rate-limit",
+         .kind = Kind::kUint,
+         .help = "requests/s per /ws connection (burst 2x); rate_limited errors, then close 1008",
+         .min = 1},
+        [](auto& c) -> auto& { return c.messaging.rate_limit; });
+    s.add(
+        {.key = "messaging.max_subscriptions",
+         .flag = "--max-subscriptions",
+         .kind = Kind::kUint,
+         .help = "channels one connection may subscribe to"},
+        [](auto& c) -> auto& { return c.messaging.max_subscriptions; });
+    s.add(
+        {.key = "messaging.max_message_size",
+         .kind = Kind::kSize,
+         .help = "largest /ws message (close 1009 above); 0 = derived",
+         .derived = "0 = the largest namespace max_data_bytes + 4KiB"},
+        [](auto& c) -> auto& { return c.messaging.max_message_size; });
+    // [api]
+    s.add(
+        {.key = "api.key",
+         .flag = "--api-key",
+         .kind = Kind::kString,
+         .help = "key for /api/* (Authorization: apikey KEY); empty = HTTP API off",
+         .apply = Apply::kReload,
+         .secret = true},
+        [](auto& c) -> auto& { return c.messaging.api_key; });
+    // [echo]
+    s.add(
+        {.key = "echo.enabled",
+         .flag = "--echo",
+         .kind = Kind::kBool,
+         .help = "serve the /echo WebSocket route"},
+        [](auto& c) -> auto& { return c.echo_enabled; });
+    s.add(
+        {.key = "echo.subprotocols",
+         .flag = "--subprotocols",
+         .kind = Kind::kList,
+         .help = "subprotocols of /echo in preference order"},
+        [](auto& c) -> auto& { return c.echo_subprotocols; });
+
+    // [namespaces.NAME] (docs/protocol.md, "Namespace options").
+    s.section(
+         {.key = "namespaces",
+          .help = "channels \"NAME:...\" get these options; \"default\" (channels without "
+                  "':') exists unless configured",
+          .name_rule = "[a-z0-9_-]{1,64}",
+          .valid_name = &messaging::isValidNamespaceName,
+          .apply = Apply::kReload},
+         [](auto& c) -> auto& { return c.messaging.namespaces; })
+        .add(
+            {.key = "presence", .kind = Kind::kBool, .help = "keep who is in a channel"},
+            [](auto& o) -> auto& { return o.presence; })
+        .add(
+            {.key = "join_leave", .kind = Kind::kBool, .help = "push join/leave events"},
+            [](auto& o) -> auto& { return o.join_leave; })
+        .add(
+            {.key = "history_size",
+             .kind = Kind::kUint,
+             .help = "publications kept per channel; 0 = no history (at_least_once: 1000)"},
+            [](auto& o) -> auto& { return o.history_size; })
+        .add(
+            {.key = "history_ttl",
+             .kind = Kind::kDuration,
+             .help = "and for how long; 0 = until pushed out by history_size"},
+            [](auto& o) -> auto& { return o.history_ttl_ms; })
+        .add(
+            {.key = "client_publish",
+             .kind = Kind::kBool,
+             .help = "clients may publish (false: only the HTTP API)"},
+            [](auto& o) -> auto& { return o.client_publish; })
+        .add(
+            {.key = "delivery",
+             .kind = Kind::kEnum,
+             .help = "at_least_once keeps un-acked publications per session",
+             .choices = {"at_most_once", "at_least_once"}},
+            [](auto& o) -> auto& { return o.delivery; })
+        .add(
+            {.key = "slow_consumer",
+             .kind = Kind::kEnum,
+             .help = "outbound limit passed: close 4000 (client recovers) or skip messages",
+             .choices = {"disconnect", "drop"}},
+            [](auto& o) -> auto& { return o.slow_consumer; })
+        .add(
+            {.key = "max_data_bytes", .kind = Kind::kSize, .help = "largest publication data"},
+            [](auto& o) -> auto& { return o.max_data_bytes; })
+        .add(
+            {.key = "max_unacked",
+             .kind = Kind::kUint,
+             .help = "un-acked publications kept per session and channel (at_least_once)"},
+            [](auto& o) -> auto& { return o.max_unacked; })
+        .add(
+            {.key = "session_ttl",
+             .kind = Kind::kDuration,
+             .help = "how long a disconnected session can be resumed"},
+            [](auto& o) -> auto& { return o.session_ttl_ms; })
+        .add(
+            {.key = "idempotency_window",
+             .kind = Kind::kDuration,
+             .help = "how long a publish idempotency key is remembered"},
+            [](auto& o) -> auto& { return o.idempotency_window_ms; });
+    return s;
+}
+
+// What the layers leave for the loader: values derived from others, and the messaging
+// defaults normalize() fills in.
+void finish(LoadedConfig* loaded) {
+    ServeConfig& c = loaded->config;
+    if (!loaded->sources.contains("websocket.idle_timeout")) {
+        // SPEC §3: a connection silent for ping interval + 10 s is closed.
+        uint32_t ping = c.websocket.ping_interval_ms;
+        constexpr uint32_t kMax = std::numeric_limits<uint32_t>::max();
+        c.websocket.idle_timeout_ms = ping == 0 ? 0 : (ping > kMax - 10'000 ? kMax : ping + 10'000);
     }
-    return prev[b.size()];
+    c.messaging.normalize();
 }
 
-std::string suggestion(std::string_view key) {
-    std::string best;
-    size_t best_d = 4;
-    for (const auto& d : settingDefs()) {
-        size_t dist = editDistance(key, d.key);
-        if (dist < best_d) {
-            best_d = dist;
-            best = d.key;
-        }
-    }
-    return best.empty() ? "" : " (did you mean " + best + "?)";
-}
-
-const SettingDef* findKey(std::string_view key) {
-    for (const auto& d : settingDefs()) {
-        if (d.key == key)
-            return &d;
-    }
-    return nullptr;
-}
-
-bool isNamespaceKey(std::string_view key, std::string* ns, std::string* opt) {
-    if (!key.starts_with("namespaces."))
-        return false;
-    std::string_view rest = key.substr(11);
-    size_t dot = rest.rfind('.');
-    if (dot == std::string_view::npos || dot == 0)
-        return false;
-    std::string_view o = rest.substr(dot + 1);
-    for (const char* known : kNamespaceOptions) {
-        if (o == known) {
-            *ns = std::string(rest.substr(0, dot));
-            *opt = std::string(o);
-            return true;
-        }
-    }
-    return false;
-}
-
-std::string tomlToString(const config::TomlValue& v) {
-    if (v.isString())
-        return std::get<std::string>(v.v);
-    if (v.isInt())
-        return std::to_string(std::get<int64_t>(v.v));
-    if (v.isBool())
-        return std::get<bool>(v.v) ? "true" : "false";
-    if (v.isArray()) {
-        std::string out;
-        for (const auto& item : std::get<config::TomlArray>(v.v)) {
-            if (!out.empty())
-                out += ",";
-            out += tomlToString(item);
-        }
-        return out;
-    }
-    std::ostringstream os;
-    os << std::get<double>(v.v);
-    return os.str();
-}
-
-std::vector<std::string> splitList(std::string_view s) {
-    std::vector<std::string> out;
-    while (!s.empty()) {
-        size_t c = s.find(',');
-        std::string_view item = s.substr(0, c);
-        while (!item.empty() && item.front() == ' ')
-            item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ')
-            item.remove_suffix(1);
-        if (!item.empty())
-            out.emplace_back(item);
-        if (c == std::string_view::npos)
-            break;
-        s.remove_prefix(c + 1);
-    }
-    return out;
-}
-
-}  // namespace
-
-const std::vector<SettingDef>& settingDefs() {
-    using K = SettingKind;
-    static const std::vector<SettingDef> kDefs = {
-        {"server.host", "--host", K::kString, "0.0.0.0", "listen address"},
-        {"server.port", "--port", K::kUint, "8080", "listen port; 0 = any free port (printed)"},
-        {"server.threads", "--threads", K::kUint, "0",
-         "event loops; 0 = one per core (shared-nothing, SO_REUSEPORT)"},
-        {"server.log_level", "--log-level", K::kLogLevel, "info",
-         "trace|debug|info|warn|error|off"},
-        {"server.log_json", "--log-json", K::kBool, "false", "structured JSON log lines"},
-        {"server.max_header_bytes", "--max-header-bytes", K::kSize, "8KiB",
-         "largest HTTP request head (431 above): real browsers send < 2 KiB"},
-        {"server.handshake_timeout", "--handshake-timeout", K::kDuration, "10s",
-         "time to complete the HTTP request/upgrade (slowloris guard)"},
-        {"server.shutdown_timeout", "--shutdown-timeout", K::kDuration, "10s",
-         "SIGTERM: time allowed for close handshakes and draining"},
-        {"server.max_connections", "--max-connections", K::kUint, "1000000",
-         "global connection limit (503 above); the OS file limit usually bites first"},
-        {"server.max_connections_per_ip", "--max-connections-per-ip", K::kUint, "0",
-         "open connections per client IP; 0 = unlimited (proxies share one IP)"},
-        {"server.allowed_origins", "--allowed-origins", K::kList, "",
-         "Origin allowlist for WebSocket upgrades; empty = any (set it for browsers)"},
-        {"websocket.max_message_size", "--max-message-size", K::kSize, "16MiB",
-         "largest message after reassembly/inflation (close 1009 above); 16 MiB covers "
-         "Autobahn 9.x"},
-        {"websocket.max_backlog", "--max-backlog", K::kSize, "64MiB",
-         "unsent bytes per connection before it is cut off as a slow consumer"},
-        {"websocket.ping_interval", "--ping-interval", K::kDuration, "25s",
-         "server ping interval (0 = off); below common 30-60 s proxy idle timeouts"},
-        {"websocket.idle_timeout", "--idle-timeout", K::kDuration, "",
-         "close a connection silent this long; default ping_interval + 10s"},
-        {"websocket.compression", "--compression", K::kBool, "true",
-         "negotiate permessage-deflate when the client offers it"},
-        {"messaging.outbound_limit", "--outbound-limit", K::kSize, "1MiB",
-         "bytes queued per /ws client before its namespace's slow_consumer policy acts"},
-        {"messaging.rate_limit", "--rate-limit", K::kUint, "200",
-         "requests/s per /ws connection (burst 2x); rate_limited errors, then close 1008"},
-        {"messaging.max_subscriptions", "--max-subscriptions", K::kUint, "256",
-         "channels one connection may subscribe to"},
-        {"api.key", "--api-key", K::kString, "",
-         "key for /api/* (Authorization: apikey KEY); empty = HTTP API off"},
-        {"echo.enabled", "--echo", K::kBool, "true", "serve the /echo WebSocket route"},
-        {"echo.subprotocols", "--subprotocols", K::kList, "echo",
-         "subprotocols of /echo in preference order"},
-    };
-    return kDefs;
-}
-
-std::string envName(std::string_view key) {
-    if (key.starts_with("server."))
-        key.remove_prefix(7);
-    std::string out = "SWITCHBOARD_";
-    for (char c : key) {
-        out += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
-    return out;
-}
-
-base::Result<void> validateValue(SettingKind kind, std::string_view value) {
-    switch (kind) {
-        case SettingKind::kString:
-        case SettingKind::kList:
-            return {};
-        case SettingKind::kUint: {
-            if (value.empty() || value.find_first_not_of("0123456789") != std::string_view::npos)
-                return base::fail("'" + std::string(value) + "' is not a non-negative integer");
-            return {};
-        }
-        case SettingKind::kSize: {
-            auto r = parseSize(value);
-            if (!r)
-                return base::unexpected(r.error());
-            return {};
-        }
-        case SettingKind::kDuration: {
-            if (value.empty())
-                return {};
-            auto r = parseDurationMs(value);
-            if (!r)
-                return base::unexpected(r.error());
-            return {};
-        }
-        case SettingKind::kBool:
-            if (value != "true" && value != "false")
-                return base::fail("'" + std::string(value) + "' is not true or false");
-            return {};
-        case SettingKind::kLogLevel: {
-            base::LogLevel l;
-            if (!base::parseLogLevel(value, l))
-                return base::fail("'" + std::string(value) +
-                                  "' is not one of trace, debug, info, warn, error, off");
-            return {};
-        }
-    }
-    return {};
-}
-
-Settings::Settings() {
-    for (const auto& d : settingDefs()) {
-        values_[std::string(d.key)] = Raw{std::string(d.default_value), "default"};
-    }
-}
-
-base::Result<void> Settings::set(std::string_view key, std::string value, std::string source) {
-    std::string ns, opt;
-    if (const SettingDef* d = findKey(key)) {
-        if (auto r = validateValue(d->kind, value); !r) {
-            return base::fail(source + ": " + std::string(key) + ": " + r.error().message);
-        }
-    } else if (!isNamespaceKey(key, &ns, &opt)) {
-        std::string hint = key.starts_with("namespaces.")
-                               ? " (namespace options: presence, join_leave, history_size, "
-                                 "history_ttl, client_publish, delivery, slow_consumer, "
-                                 "max_data_bytes, max_unacked, session_ttl, idempotency_window)"
-                               : suggestion(key);
-        return base::fail(source + ": unknown key '" + std::string(key) + "'" + hint);
-    }
-    values_[std::string(key)] = Raw{std::move(value), std::move(source)};
-    return {};
-}
-
-base::Result<void> Settings::loadFile(const std::string& path) {
-    std::ifstream in(path);
+base::Result<std::string> readFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
     if (!in) {
         return base::fail("cannot read config file '" + path + "': " + std::strerror(errno));
     }
     std::stringstream ss;
     ss << in.rdbuf();
-    return loadText(ss.str(), path);
+    if (in.bad()) {
+        return base::fail("cannot read config file '" + path + "': read error");
+    }
+    return ss.str();
 }
 
-base::Result<void> Settings::loadText(std::string_view text, const std::string& origin) {
-    auto doc = config::parseToml(text);
-    if (!doc) {
-        return base::fail(origin + ": " + doc.error().message);
-    }
-    for (const auto& [key, value] : *doc) {
-        const SettingDef* d = findKey(key);
-        if (d != nullptr && value.isArray() != (d->kind == SettingKind::kList) &&
-            !(d->kind == SettingKind::kList && value.isString())) {
-            return base::fail(origin + ":" + std::to_string(value.line) + ": " + key + " must be " +
-                              (d->kind == SettingKind::kList ? "an array" : "a scalar") + ", not " +
-                              value.typeName());
-        }
-        if (d != nullptr && d->kind == SettingKind::kBool && !value.isBool()) {
-            return base::fail(origin + ":" + std::to_string(value.line) + ": " + key +
-                              " must be true or false, not " + value.typeName());
-        }
-        if (auto r = set(key, tomlToString(value), origin + ":" + std::to_string(value.line)); !r) {
-            return r;
-        }
-    }
-    return {};
+}  // namespace
+
+const config::Schema<ServeConfig>& serveSchema() {
+    static const config::Schema<ServeConfig> kSchema = buildSchema();
+    return kSchema;
 }
 
-base::Result<void> Settings::loadEnv(char** envp) {
-    for (char** e = envp; e != nullptr && *e != nullptr; ++e) {
-        std::string_view kv = *e;
-        if (!kv.starts_with("SWITCHBOARD_"))
-            continue;
-        size_t eq = kv.find('=');
-        if (eq == std::string_view::npos)
-            continue;
-        std::string_view name = kv.substr(0, eq);
-        const SettingDef* match = nullptr;
-        for (const auto& d : settingDefs()) {
-            if (envName(d.key) == name)
-                match = &d;
-        }
-        if (match == nullptr) {
-            return base::fail("environment: unknown variable " + std::string(name) +
-                              " (SWITCHBOARD_* names a setting, e.g. SWITCHBOARD_PORT)");
-        }
-        if (auto r = set(match->key, std::string(kv.substr(eq + 1)), "env " + std::string(name));
-            !r) {
-            return r;
-        }
-    }
-    return {};
+std::string envName(std::string_view key) {
+    return serveSchema().envName(key);
 }
 
-bool Settings::isFlag(std::string_view flag) const {
-    if (flag.starts_with("--no-")) {
-        std::string pos = "--" + std::string(flag.substr(5));
-        for (const auto& d : settingDefs()) {
-            if (d.flag == pos && d.kind == SettingKind::kBool)
-                return true;
+base::Result<LoadedConfig> loadConfig(int argc, char** argv, char** envp) {
+    const auto& schema = serveSchema();
+    auto cmd = schema.parseCommandLine(argc, argv);
+    if (!cmd) {
+        return base::unexpected(cmd.error());
+    }
+    LoadedConfig out;
+    if (cmd->help) {
+        out.help = true;
+        return out;
+    }
+    out.config_path = cmd->config_path;
+    if (!out.config_path.empty()) {
+        auto text = readFile(out.config_path);
+        if (!text) {
+            return base::unexpected(text.error());
         }
-        return false;
-    }
-    for (const auto& d : settingDefs()) {
-        if (d.flag == flag)
-            return true;
-    }
-    return false;
-}
-
-bool Settings::isBoolFlag(std::string_view flag) const {
-    if (flag.starts_with("--no-"))
-        return isFlag(flag);
-    for (const auto& d : settingDefs()) {
-        if (d.flag == flag)
-            return d.kind == SettingKind::kBool;
-    }
-    return false;
-}
-
-base::Result<void> Settings::setFlag(std::string_view flag, std::string_view value) {
-    bool negate = flag.starts_with("--no-");
-    std::string name = negate ? "--" + std::string(flag.substr(5)) : std::string(flag);
-    for (const auto& d : settingDefs()) {
-        if (d.flag != name)
-            continue;
-        if (d.kind == SettingKind::kBool) {
-            return set(d.key, negate ? "false" : "true", "flag " + std::string(flag));
-        }
-        return set(d.key, std::string(value), "flag " + std::string(flag));
-    }
-    return base::fail("unknown flag '" + std::string(flag) + "'");
-}
-
-base::Result<ServeConfig> Settings::resolve() const {
-    ServeConfig c;
-    auto str = [&](const char* k) -> const std::string& { return values_.at(k).value; };
-    auto uint = [&](const char* k) { return std::stoull(str(k)); };
-    auto size = [&](const char* k) { return *parseSize(str(k)); };
-    auto dur = [&](const char* k) { return *parseDurationMs(str(k)); };
-    auto boolean = [&](const char* k) { return str(k) == "true"; };
-
-    c.server.host = str("server.host");
-    if (uint("server.port") > 65535) {
-        return base::fail(values_.at("server.port").source + ": server.port must be 0..65535");
-    }
-    c.server.port = static_cast<uint16_t>(uint("server.port"));
-    c.server.threads = static_cast<unsigned>(uint("server.threads"));
-    base::parseLogLevel(str("server.log_level"), c.log_level);
-    c.log_json = boolean("server.log_json");
-    c.server.max_head_bytes = size("server.max_header_bytes");
-    c.server.handshake_timeout_ms = static_cast<uint32_t>(dur("server.handshake_timeout"));
-    c.server.shutdown_timeout_ms = static_cast<uint32_t>(dur("server.shutdown_timeout"));
-    c.server.max_connections = uint("server.max_connections");
-    c.server.max_connections_per_ip = uint("server.max_connections_per_ip");
-    c.server.allowed_origins = splitList(str("server.allowed_origins"));
-    c.websocket.max_message_size = size("websocket.max_message_size");
-    c.websocket.max_backlog = size("websocket.max_backlog");
-    c.websocket.ping_interval_ms = static_cast<uint32_t>(dur("websocket.ping_interval"));
-    if (str("websocket.idle_timeout").empty()) {
-        // SPEC §3: a connection silent for ping interval + 10 s is closed.
-        c.websocket.idle_timeout_ms =
-            c.websocket.ping_interval_ms == 0 ? 0 : c.websocket.ping_interval_ms + 10'000;
-    } else {
-        c.websocket.idle_timeout_ms = static_cast<uint32_t>(dur("websocket.idle_timeout"));
-    }
-    c.compression = boolean("websocket.compression");
-    c.outbound_limit = size("messaging.outbound_limit");
-    c.rate_limit = uint("messaging.rate_limit");
-    c.max_subscriptions = uint("messaging.max_subscriptions");
-    c.api_key = str("api.key");
-    c.echo_enabled = boolean("echo.enabled");
-    c.echo_subprotocols = splitList(str("echo.subprotocols"));
-    for (const auto& [key, raw] : values_) {
-        std::string ns, opt;
-        if (isNamespaceKey(key, &ns, &opt)) {
-            c.namespaces[ns][opt] = raw.value;
+        if (auto r = schema.applyToml(&out.config, &out.sources, *text, out.config_path); !r) {
+            return base::unexpected(r.error());
         }
     }
-    return c;
-}
-
-std::string Settings::describe() const {
-    std::string out;
-    for (const auto& [key, raw] : values_) {
-        // Secrets are never printed (SPEC §5: nothing sensitive is logged).
-        std::string shown = key == "api.key" && !raw.value.empty() ? "<set>" : raw.value;
-        std::string line = key + " = \"" + shown + "\"";
-        if (line.size() < 48)
-            line.resize(48, ' ');
-        out += line + "  # " + raw.source + "\n";
+    if (auto r = schema.applyEnv(&out.config, &out.sources, envp); !r) {
+        return base::unexpected(r.error());
     }
+    if (auto r = schema.applyFlags(&out.config, &out.sources, *cmd); !r) {
+        return base::unexpected(r.error());
+    }
+    finish(&out);
     return out;
+}
+
+base::Result<LoadedConfig> loadText(std::string_view text, const std::string& origin) {
+    LoadedConfig out;
+    out.config_path = origin;
+    if (auto r = serveSchema().applyToml(&out.config, &out.sources, text, origin); !r) {
+        return base::unexpected(r.error());
+    }
+    finish(&out);
+    return out;
+}
+
+std::string describe(const LoadedConfig& loaded) {
+    const messaging::Options& m = loaded.config.messaging;
+    std::string out = "# effective settings (later wins: default < " +
+                      (loaded.config_path.empty() ? std::string("file") : loaded.config_path) +
+                      " < SWITCHBOARD_* < flags)\n";
+    out += serveSchema().describe(loaded.config, loaded.sources);
+    size_t ws_max = m.effectiveMaxMessageSize();
+    out += "# /ws max message size: " + config::formatSize(ws_max);
+    if (m.max_message_size == 0) {
+        out += " (derived: largest namespace max_data_bytes " +
+               config::formatSize(ws_max - messaging::kEnvelopeAllowance) + " + " +
+               config::formatSize(messaging::kEnvelopeAllowance) + ")";
+    } else {
+        out += " (messaging.max_message_size)";
+    }
+    return out + "\n";
+}
+
+std::string helpText(std::string_view cmd) {
+    std::string c(cmd);
+    return "usage: switchboard " + c +
+           " [--config FILE] [flags]\n\n"
+           "Settings come from (later wins): defaults < --config FILE (TOML) < SWITCHBOARD_*\n"
+           "environment variables < flags. Boolean flags take no value; --no-X turns X off.\n"
+           "A flag's value may also follow '=' (--port=9000). SIGHUP reloads the settings marked\n"
+           "\"applies on SIGHUP\"; the others need a restart.\n\n"
+           "  --config FILE                a TOML config file (see docs/configuration.md)\n" +
+           serveSchema().help();
+}
+
+void printHelp(std::string_view cmd) {
+    std::fputs(helpText(cmd).c_str(), stdout);
+}
+
+std::vector<std::string> restartOnlyChanges(const LoadedConfig& running,
+                                            const LoadedConfig& fresh) {
+    return serveSchema().changed(running.config, fresh.config, Apply::kRestart);
 }
 
 }  // namespace sb::server

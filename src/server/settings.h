@@ -1,80 +1,76 @@
-// Every setting of `switchboard serve` in one table: its TOML key, flag, environment variable,
-// default and the reason for that default. Values are layered: defaults < config file
-// (--config) < SWITCHBOARD_* environment < flags; each keeps its source so errors and
-// `switchboard check-config` can say where a value came from.
+// Every setting of `switchboard serve`, bound to the typed ServeConfig by the config schema
+// (config/schema.h): TOML key, flag, environment variable, kind, help, and whether SIGHUP
+// applies it. Defaults are the member initializers of the option structs, never written here.
 #pragma once
 
-#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/log.h"
 #include "base/result.h"
+#include "config/schema.h"
+#include "messaging/options.h"
 #include "server/app.h"
+#include "transport/websocket.h"
 
 namespace sb::server {
 
-enum class SettingKind { kString, kUint, kSize, kDuration, kBool, kList, kLogLevel };
-
-struct SettingDef {
-    std::string_view key;   // TOML path, e.g. "server.port"
-    std::string_view flag;  // "--port" ("" = file/env only)
-    SettingKind kind;
-    std::string_view default_value;  // as a user would write it
-    std::string_view help;           // what it does and why the default
+struct ServeConfig {
+    ServerOptions server;                    // includes reuse_port
+    transport::WebSocketBehavior websocket;  // /echo and raw WebSocket routes; callbacks unset
+    // Negotiate permessage-deflate when a client offers it: text shrinks several-fold, and a
+    // client that does not want it does not offer it.
+    bool compression = true;
+    // /echo is what conformance tools (Autobahn) and the demo page talk to; it costs nothing
+    // until used.
+    bool echo_enabled = true;
+    std::vector<std::string> echo_subprotocols = {"echo"};  // what the demo page asks for
+    messaging::Options messaging;                           // normalize()d by the loader
+    // Startup, reloads and refusals, without a line per connection.
+    base::LogLevel log_level = base::LogLevel::kInfo;
+    bool log_json = false;  // plain lines read best on a terminal; JSON for log pipelines
 };
 
-// The table (defined in settings.cpp) and the env name of a key: SWITCHBOARD_ + the key
-// upper-cased with '.' → '_', where the "server." prefix is dropped (SWITCHBOARD_PORT).
-const std::vector<SettingDef>& settingDefs();
+// A loaded configuration and where each value came from.
+struct LoadedConfig {
+    ServeConfig config;
+    config::Sources sources;  // "server.port" → "sb.toml:3" / "env SWITCHBOARD_PORT" / …
+    std::string config_path;  // --config FILE; empty = none
+    // --help (or -h) was given: nothing was loaded; the caller prints helpText() and exits 0.
+    bool help = false;
+};
+
+// The schema of ServeConfig (built once, immutable; safe from any thread).
+const config::Schema<ServeConfig>& serveSchema();
+
+// SWITCHBOARD_ + the key upper-cased with '.' → '_', where the "server." prefix is dropped
+// (server.port → SWITCHBOARD_PORT, api.key → SWITCHBOARD_API_KEY).
 std::string envName(std::string_view key);
 
-// Typed, validated result.
-struct ServeConfig {
-    ServerOptions server;
-    transport::WebSocketBehavior websocket;  // callbacks unset: the routes add them
-    bool compression = true;
-    size_t outbound_limit = 1 << 20;
-    uint64_t rate_limit = 200;
-    size_t max_subscriptions = 256;
-    std::string api_key;
-    bool echo_enabled = true;
-    std::vector<std::string> echo_subprotocols;
-    base::LogLevel log_level = base::LogLevel::kInfo;
-    bool log_json = false;
-    // namespaces.NAME.OPTION raw values, resolved by the messaging layer.
-    std::map<std::string, std::map<std::string, std::string>> namespaces;
-};
+// The one entry point of serve, check-config and SIGHUP: the file named by --config, then the
+// SWITCHBOARD_* variables of `envp` (may be null), then the flags of argv (the arguments after
+// the command). Unknown keys, variables and flags, wrong types, out-of-range values and invalid
+// [namespaces.NAME] tables are errors saying where (FILE:LINE, env NAME, flag --x), which key,
+// what was wrong and what is expected; callers exit 2 on them. The result is finished: a
+// derived idle timeout filled in and messaging.normalize() applied.
+base::Result<LoadedConfig> loadConfig(int argc, char** argv, char** envp);
 
-class Settings {
-public:
-    Settings();
-    // Reads a TOML file. Unknown keys, wrong types and bad values are errors naming the file
-    // and line ("switchboard.toml:12: unknown key 'server.prot' (did you mean server.port?)").
-    base::Result<void> loadFile(const std::string& path);
-    base::Result<void> loadText(std::string_view text, const std::string& origin);
-    // Applies SWITCHBOARD_* variables (unknown SWITCHBOARD_* names are errors too).
-    base::Result<void> loadEnv(char** envp);
-    // Applies one flag; `value` is ignored for boolean flags given without one.
-    base::Result<void> setFlag(std::string_view flag, std::string_view value);
-    bool isBoolFlag(std::string_view flag) const;
-    bool isFlag(std::string_view flag) const;
+// The file layer alone, from text (`origin` names it in messages), finished as above. For
+// tests and the fuzz target.
+base::Result<LoadedConfig> loadText(std::string_view text, const std::string& origin);
 
-    base::Result<ServeConfig> resolve() const;
-    // "key = value   # source" for every setting, for check-config.
-    std::string describe() const;
+// For check-config: "key = value  # source" for every setting and every namespace option,
+// then the derived /ws max message size. Secrets print as "<set>".
+std::string describe(const LoadedConfig& loaded);
 
-private:
-    struct Raw {
-        std::string value;
-        std::string source;
-    };
-    base::Result<void> set(std::string_view key, std::string value, std::string source);
-    std::map<std::string, Raw> values_;
-};
+// Usage of `switchboard CMD`: every flag with its key, environment name, kind, default (read
+// from the default-constructed structs) and whether SIGHUP applies it; then namespace options.
+std::string helpText(std::string_view cmd);
+void printHelp(std::string_view cmd);
 
-// Reads a human value of a kind; the error says what was expected.
-base::Result<void> validateValue(SettingKind kind, std::string_view value);
+// SIGHUP: the restart-only keys whose value differs between the running and the freshly
+// loaded configuration (e.g. "server.port"), in schema order.
+std::vector<std::string> restartOnlyChanges(const LoadedConfig& running, const LoadedConfig& fresh);
 
 }  // namespace sb::server
