@@ -11,7 +11,6 @@
 #include "server/app.h"
 #include "server/demo_page.h"
 #include "server/messaging.h"
-#include "server/metrics.h"
 #include "server/settings.h"
 
 extern char** environ;
@@ -65,25 +64,17 @@ int runServe(int argc, char** argv) {
         return HttpReply{.content_type = "text/html; charset=utf-8",
                          .body = std::string(kDemoPage)};
     });
-    Metrics metrics;
-    MessagingOptions mopts;
-    mopts.namespaces = cfg->messaging.namespaces;  // validated and normalize()d by loadConfig
-    mopts.outbound_limit = cfg->messaging.outbound_limit;
-    mopts.rate_per_s = static_cast<double>(cfg->messaging.rate_limit);
-    mopts.rate_burst = 2.0 * static_cast<double>(cfg->messaging.rate_limit);
-    mopts.max_subscriptions = cfg->messaging.max_subscriptions;
-    mopts.api_key = cfg->messaging.api_key;
-    transport::WebSocketBehavior ws_base = cfg->websocket;
-    // Native-protocol messages are small JSON; a 16 MiB default would let one client pin a lot.
-    ws_base.max_message_size = std::min<size_t>(ws_base.max_message_size, 64 * 1024);
-    Messaging messaging(app, std::move(mopts), ws_base, cfg->compression, &metrics);
+    // The messaging service (/ws, /api/*, /metrics): its limits come from [messaging], its
+    // timers from [websocket].
+    Messaging messaging(app, cfg->messaging, cfg->websocket, cfg->compression);
     if (auto r = app.listen(); !r) {
         std::fprintf(stderr, "switchboard serve: %s\n", r.error().message.c_str());
         return 1;
     }
     messaging.attach();
-    // SIGHUP: read file + environment + flags again; namespaces apply to new subscriptions and
-    // the log level at once. Restart-only settings that changed are named in the log.
+    // SIGHUP: read file + environment + flags again; namespaces apply to new subscriptions,
+    // the API key and the log level at once. Restart-only settings that changed are named in
+    // the log.
     app.onReload([argc, argv, &messaging, running = *loaded] {
         auto fresh = loadConfig(argc, argv, environ);
         if (!fresh) {
@@ -91,16 +82,12 @@ int runServe(int argc, char** argv) {
                      fresh.error().message.c_str());
             return;
         }
-        messaging.reloadNamespaces(fresh->config.messaging.namespaces);
+        messaging.reload(fresh->config.messaging);
         base::setLogLevel(fresh->config.log_level);
         for (const auto& key : restartOnlyChanges(running, *fresh)) {
             SB_WARN("reload: %s changed: takes effect on restart", key.c_str());
         }
-        if (fresh->config.messaging.api_key != running.config.messaging.api_key) {
-            // The messaging layer of this build takes its key at startup only.
-            SB_WARN("reload: api.key changed: takes effect on restart");
-        }
-        SB_INFO("reload: namespaces and log level applied");
+        SB_INFO("reload: namespaces, api.key and log level applied");
     });
     return app.run();
 }

@@ -40,7 +40,8 @@ struct Check {
             // Text must be UTF-8: use printable ASCII; binary: any byte.
             b = binary ? static_cast<uint8_t>(rng()) : static_cast<uint8_t>('a' + rng() % 26);
         }
-        ws.send(binary ? sb::ws::Opcode::kBinary : sb::ws::Opcode::kText, expected, true, fragment);
+        ws.send(binary ? sb::ws::Opcode::kBinary : sb::ws::Opcode::kText, expected,
+                {.fragment_size = fragment});
     }
 };
 

@@ -524,7 +524,7 @@ TEST(CodecEncodeTest, Connected) {
     std::string out = "prefix";
     encodeConnected(&out, "1", "c_1f2e", "s_8f3", true, 25);
     EXPECT_EQ(out, R"(prefix{"type":"connected","id":1,"client":"c_1f2e","session":"s_8f3",)"
-                   R"("resumed":true,"ping_interval":25})");
+                   R"("resumed":true,"ping_interval":25,"channels":[]})");
     out.clear();
     encodeConnected(&out, "", "c\"1", "", false, 0);
     Json j(out);
@@ -534,6 +534,14 @@ TEST(CodecEncodeTest, Connected) {
     EXPECT_EQ(j.str("session"), "");
     EXPECT_FALSE(j.flag("resumed"));
     EXPECT_EQ(j.num("ping_interval"), 0u);
+    EXPECT_FALSE(j.has("channels"));  // only a resume restores channels
+    out.clear();
+    const RestoredChannel restored[] = {{"room:x", "e_1", 5, true}, {"a\"b", "", 0, false}};
+    encodeConnected(&out, "", "c", "s", true, 25, restored);
+    EXPECT_EQ(out, R"({"type":"connected","client":"c","session":"s","resumed":true,)"
+                   R"("ping_interval":25,"channels":[{"channel":"room:x","epoch":"e_1",)"
+                   R"("offset":5,"recovered":true},{"channel":"a\"b","epoch":"","offset":0,)"
+                   R"("recovered":false}]})");
 }
 
 TEST(CodecEncodeTest, Subscribed) {

@@ -79,7 +79,7 @@ TEST(WebSocket, EchoTextAndBinaryBothRoles) {
     p.client->sendText("hello");
     std::string big(300'000, 'z');
     p.client->send(ws::Opcode::kBinary, {reinterpret_cast<const uint8_t*>(big.data()), big.size()},
-                   true, 4096);
+                   {.fragment_size = 4096});
     ASSERT_TRUE(p.runUntil([&] { return p.client_got.size() == 2; }));
     EXPECT_EQ(p.client_got[0], "hello");
     EXPECT_EQ(p.client_got[1], big);
@@ -165,16 +165,50 @@ TEST(WebSocket, SlowConsumerIsDisconnectedAtBacklogLimit) {
     p.server->start();
     std::string chunk(64 * 1024, 'x');
     int sent = 0;
-    while (p.server != nullptr && sent < 1000) {  // the peer never reads
-        p.server->sendText(chunk);
-        if (p.server != nullptr) {
-            p.server->uncork();
+    SendStatus st = SendStatus::kWritten;
+    while (sent < 1000) {  // the peer never reads
+        st = p.server->sendText(chunk);
+        if (!transport::sent(st)) {
+            break;
         }
+        p.server->uncork();
         ++sent;
     }
+    EXPECT_EQ(st, SendStatus::kOverLimit);
+    EXPECT_LT(sent, 100);  // cut off near 1 MiB of backlog, not after 64 MiB
+    // The end is reported later, never inside the send that decided it.
+    EXPECT_TRUE(p.server_closes.empty());
+    EXPECT_EQ(p.server->sendText("more"), SendStatus::kClosed);
     ASSERT_TRUE(p.runUntil([&] { return !p.server_closes.empty(); }));
     EXPECT_EQ(p.server_closes[0], ws::close_code::kPolicyViolation);
-    EXPECT_LT(sent, 100);  // cut off near 1 MiB of backlog, not after 64 MiB
+    ::close(sv[1]);
+}
+
+TEST(WebSocket, DroppableSendPastTheLimitKeepsTheConnection) {
+    Pair p;
+    p.server_b.max_backlog = 256 * 1024;
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    p.server = new WebSocket(&p.loop, sv[0], &p.server_b, ws::Role::kServer, std::nullopt);
+    ASSERT_TRUE(p.server->attach());
+    p.server->start();
+    std::string chunk(64 * 1024, 'x');
+    int accepted = 0;
+    int dropped = 0;
+    for (int i = 0; i < 200; ++i) {  // the peer never reads
+        SendStatus st = p.server->sendText(chunk, {.droppable = true});
+        ASSERT_NE(st, SendStatus::kOverLimit);
+        ASSERT_NE(st, SendStatus::kClosed);
+        (st == SendStatus::kDropped ? dropped : accepted) += 1;
+        p.server->uncork();
+    }
+    EXPECT_GT(dropped, 0);
+    EXPECT_LT(accepted, 200);
+    EXPECT_TRUE(p.server->isOpen());
+    // A send that may not be dropped is the slow-consumer case.
+    EXPECT_EQ(p.server->sendText(chunk), SendStatus::kOverLimit);
+    ASSERT_TRUE(p.runUntil([&] { return !p.server_closes.empty(); }));
+    EXPECT_EQ(p.server_closes[0], ws::close_code::kPolicyViolation);
     ::close(sv[1]);
 }
 
