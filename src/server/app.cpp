@@ -526,6 +526,21 @@ base::Result<void> App::listen() {
     if (!ep) {
         return base::unexpected(ep.error());
     }
+    // Our sockets carry SO_REUSEPORT so that our own loops share the port; the same flag
+    // would let them join another process's listeners, the kernel splitting the traffic
+    // without a word. Unless that is asked for, make sure nobody listens there first. (A
+    // listener that starts between this check and our binds still slips through.)
+    if (!options_.reuse_port) {
+        auto busy = net::addressInUse(*ep);
+        if (!busy) {
+            return base::unexpected(busy.error());
+        }
+        if (*busy) {
+            return base::fail(ep->toString() +
+                              " is already in use by another process (stop it, pick another "
+                              "--port, or pass --reuse-port to share the port on purpose)");
+        }
+    }
     for (unsigned i = 0; i < n; ++i) {
         auto ctx = std::make_unique<LoopCtx>(impl_.get());
         ctx->loop.setId(i);

@@ -74,7 +74,9 @@ struct ServerOptions {
     bool print_listening = true;
     // Join other processes already listening on the port (SO_REUSEPORT across processes, e.g.
     // several servers past the per-process file limit). Off: a port another process listens
-    // on is a startup error, because the kernel would silently split the traffic.
+    // on is a startup error, because the kernel would silently split the traffic; this also
+    // covers a wildcard listener when `host` is a specific address and the reverse (see
+    // net::addressInUse). The loops of this App share the port either way.
     bool reuse_port = false;
 };
 
@@ -96,7 +98,9 @@ public:
     App& get(std::string path, HttpHandler handler);
     App& post(std::string path, HttpHandler handler);
 
-    // Binds the listening sockets (one per loop). Startup error → message saying how to fix.
+    // Binds the listening sockets (one per loop). Startup error → message saying how to fix,
+    // e.g. "127.0.0.1:8080 is already in use by another process (...)" when reuse_port is
+    // off and something listens there. Port 0: the first loop picks a free port.
     base::Result<void> listen();
     uint16_t port() const { return port_; }
     // The event loops (valid after listen()); loop i has id() == i. For layers that keep

@@ -120,6 +120,8 @@ const std::vector<SettingDef>& settingDefs() {
         {"server.port", "--port", K::kUint, "8080", "listen port; 0 = any free port (printed)"},
         {"server.threads", "--threads", K::kUint, "0",
          "event loops; 0 = one per core (shared-nothing, SO_REUSEPORT)"},
+        {"server.reuse_port", "--reuse-port", K::kBool, "false",
+         "share the port with other processes listening on it; off = a busy port is an error"},
         {"server.log_level", "--log-level", K::kLogLevel, "info",
          "trace|debug|info|warn|error|off"},
         {"server.log_json", "--log-json", K::kBool, "false", "structured JSON log lines"},
@@ -348,6 +350,7 @@ base::Result<ServeConfig> Settings::resolve() const {
     }
     c.server.port = static_cast<uint16_t>(uint("server.port"));
     c.server.threads = static_cast<unsigned>(uint("server.threads"));
+    c.server.reuse_port = boolean("server.reuse_port");
     base::parseLogLevel(str("server.log_level"), c.log_level);
     c.log_json = boolean("server.log_json");
     c.server.max_head_bytes = size("server.max_header_bytes");

@@ -1,6 +1,6 @@
 // The App over real loopback sockets with our client: upgrade, echo on several loops, HTTP
-// routes (HEAD, 405 with Allow), connection counts, and graceful shutdown (every WebSocket
-// sees 1001 with the reconnect hint, idle HTTP connections close).
+// routes (HEAD, 405 with Allow), port ownership (reuse_port), connection counts, and graceful
+// shutdown (every WebSocket sees 1001 with the reconnect hint, idle HTTP connections close).
 #include "server/app.h"
 
 #include <arpa/inet.h>
@@ -394,6 +394,157 @@ uint16_t statusOf(const std::string& head) {
 
 HttpReply hello(const http::Request&, std::string_view) {
     return HttpReply{.content_type = "text/html; charset=utf-8", .body = "<p>hello</p>"};
+}
+
+// --- Port ownership (ServerOptions::reuse_port) -------------------------------------------
+
+ServerOptions onPort(uint16_t port, bool reuse_port, std::string host = "127.0.0.1") {
+    return ServerOptions{.host = std::move(host),
+                         .port = port,
+                         .threads = 2,
+                         .handle_signals = false,
+                         .print_listening = false,
+                         .reuse_port = reuse_port};
+}
+
+std::string busyMessage(const std::string& host_port) {
+    return host_port +
+           " is already in use by another process (stop it, pick another --port, or pass "
+           "--reuse-port to share the port on purpose)";
+}
+
+// A listener of some other program: SO_REUSEADDR and SO_REUSEPORT, the flags that let our
+// sockets join it unnoticed.
+int foreignListener(int family, const char* addr, uint16_t* port) {
+    int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    sockaddr_storage ss{};
+    socklen_t len;
+    if (family == AF_INET) {
+        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+        a->sin_family = AF_INET;
+        a->sin_port = htons(*port);
+        inet_pton(AF_INET, addr, &a->sin_addr);
+        len = sizeof *a;
+    } else {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(*port);
+        inet_pton(AF_INET6, addr, &a->sin6_addr);
+        len = sizeof *a;
+    }
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 16) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    len = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    *port = family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port)
+                              : ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    return fd;
+}
+
+TEST(AppPort, SecondAppOnABusyPortFailsWithAClearMessage) {
+    Running first(ServerOptions{.threads = 2});
+    first.app.get("/", hello);
+    first.start();
+    const uint16_t port = first.app.port();
+    App second(onPort(port, false));
+    auto r = second.listen();
+    ASSERT_FALSE(r.has_value()) << "a second server joined a port another one listens on";
+    EXPECT_EQ(r.error().message, busyMessage("127.0.0.1:" + std::to_string(port)));
+    // The first one still serves alone.
+    int fd = dialLoopback(port);
+    sendAll(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_NE(readResponses(fd, 1).find("<p>hello</p>"), std::string::npos);
+    ::close(fd);
+}
+
+TEST(AppPort, ForeignReusePortListenerMakesListenFail) {
+    uint16_t port = 0;
+    int foreign = foreignListener(AF_INET, "127.0.0.1", &port);
+    ASSERT_GE(foreign, 0);
+    App app(onPort(port, false));
+    auto r = app.listen();
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().message, busyMessage("127.0.0.1:" + std::to_string(port)));
+    ::close(foreign);
+}
+
+// The kernel sends a connection to the most specific listener, so a specific address on a
+// port a wildcard listener holds (and the reverse) would take part of its traffic.
+TEST(AppPort, WildcardAndSpecificAddressesConflict) {
+    uint16_t port = 0;
+    int foreign = foreignListener(AF_INET, "0.0.0.0", &port);
+    ASSERT_GE(foreign, 0);
+    {
+        App app(onPort(port, false, "127.0.0.1"));
+        auto r = app.listen();
+        ASSERT_FALSE(r.has_value());
+        EXPECT_EQ(r.error().message, busyMessage("127.0.0.1:" + std::to_string(port)));
+    }
+    ::close(foreign);
+    port = 0;
+    foreign = foreignListener(AF_INET, "127.0.0.1", &port);
+    ASSERT_GE(foreign, 0);
+    {
+        App app(onPort(port, false, "0.0.0.0"));
+        auto r = app.listen();
+        ASSERT_FALSE(r.has_value());
+        EXPECT_EQ(r.error().message, busyMessage("0.0.0.0:" + std::to_string(port)));
+    }
+    ::close(foreign);
+}
+
+TEST(AppPort, DualStackIpv6WildcardConflictsWithIpv4) {
+    uint16_t port = 0;
+    int foreign = foreignListener(AF_INET6, "::", &port);
+    if (foreign < 0) {
+        GTEST_SKIP() << "no IPv6 on this host";
+    }
+    App v4(onPort(port, false, "0.0.0.0"));
+    auto r = v4.listen();
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().message, busyMessage("0.0.0.0:" + std::to_string(port)));
+    App v6(onPort(port, false, "::1"));
+    r = v6.listen();
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().message, busyMessage("[::1]:" + std::to_string(port)));
+    ::close(foreign);
+}
+
+TEST(AppPort, ReusePortOnBothSharesThePort) {
+    App first(onPort(0, true));
+    ASSERT_TRUE(first.listen().has_value());
+    App second(onPort(first.port(), true));
+    auto r = second.listen();
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+    EXPECT_EQ(second.port(), first.port());
+}
+
+// A restart right after the previous process closed connections itself (server-side
+// TIME_WAIT on the port) must not be taken for a busy port.
+TEST(AppPort, RestartOverTimeWaitConnectionsSucceeds) {
+    uint16_t port = 0;
+    {
+        Running s(ServerOptions{.threads = 1});
+        s.app.get("/", hello);
+        s.start();
+        port = s.app.port();
+        for (int i = 0; i < 3; ++i) {
+            int fd = dialLoopback(port);
+            sendAll(fd, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            bool eof = false;
+            readToEof(fd, &eof);  // the server half-closed first: its side ends in TIME_WAIT
+            EXPECT_TRUE(eof);
+            ::close(fd);
+        }
+    }
+    App again(onPort(port, false));
+    auto r = again.listen();
+    EXPECT_TRUE(r.has_value()) << r.error().message;
 }
 
 // --- Shutdown of plain HTTP connections ---------------------------------------------------

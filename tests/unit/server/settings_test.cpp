@@ -14,6 +14,7 @@ TEST(Settings, DefaultsResolveToSafeValues) {
     EXPECT_EQ(c->websocket.idle_timeout_ms, 35'000u);  // ping interval + 10 s
     EXPECT_EQ(c->websocket.max_message_size, 16u << 20);
     EXPECT_TRUE(c->compression);
+    EXPECT_FALSE(c->server.reuse_port);  // a port another process listens on is an error
     EXPECT_EQ(c->echo_subprotocols, std::vector<std::string>{"echo"});
 }
 
@@ -29,10 +30,12 @@ TEST(Settings, FileThenEnvThenFlagsWin) {
     char* envp[] = {env1, env2, nullptr};
     ASSERT_TRUE(s.loadEnv(envp).has_value());
     ASSERT_TRUE(s.setFlag("--threads", "1").has_value());
+    ASSERT_TRUE(s.setFlag("--reuse-port", "true").has_value());
     auto c = s.resolve();
     ASSERT_TRUE(c.has_value());
     EXPECT_EQ(c->server.port, 9100);   // env over file
     EXPECT_EQ(c->server.threads, 1u);  // flag over file
+    EXPECT_TRUE(c->server.reuse_port);
     EXPECT_EQ(c->websocket.ping_interval_ms, 5000u);
     EXPECT_EQ(c->websocket.idle_timeout_ms, 15'000u);
     EXPECT_FALSE(c->compression);
