@@ -670,12 +670,17 @@ std::string_view reasonPhrase(uint16_t status) {
     }
 }
 
-std::string makeResponse(uint16_t status, std::string_view content_type, std::string_view body,
-                         std::string_view extra_headers, bool close) {
+namespace {
+
+// The head, then `body` when given; Content-Length states `body_size` either way.
+std::string writeResponse(uint16_t status, std::string_view content_type, size_t body_size,
+                          const std::string_view* body, std::string_view extra_headers,
+                          bool close) {
     const std::string_view reason = reasonPhrase(status);
     char num[24];
     std::string out;
-    out.reserve(64 + reason.size() + content_type.size() + extra_headers.size() + body.size());
+    out.reserve(64 + reason.size() + content_type.size() + extra_headers.size() +
+                (body != nullptr ? body->size() : 0));
     out.append("HTTP/1.1 ");
     out.append(num, static_cast<size_t>(std::to_chars(num, num + sizeof(num), status).ptr - num));
     out.push_back(' ');
@@ -690,15 +695,29 @@ std::string makeResponse(uint16_t status, std::string_view content_type, std::st
     if (status >= 200 && status != 204) {
         out.append("Content-Length: ");
         out.append(
-            num, static_cast<size_t>(std::to_chars(num, num + sizeof(num), body.size()).ptr - num));
+            num, static_cast<size_t>(std::to_chars(num, num + sizeof(num), body_size).ptr - num));
         out.append("\r\n");
     }
     if (close) {
         out.append("Connection: close\r\n");
     }
     out.append("\r\n");
-    out.append(body);
+    if (body != nullptr) {
+        out.append(*body);
+    }
     return out;
+}
+
+}  // namespace
+
+std::string makeResponse(uint16_t status, std::string_view content_type, std::string_view body,
+                         std::string_view extra_headers, bool close) {
+    return writeResponse(status, content_type, body.size(), &body, extra_headers, close);
+}
+
+std::string makeResponseHead(uint16_t status, std::string_view content_type, size_t body_size,
+                             std::string_view extra_headers, bool close) {
+    return writeResponse(status, content_type, body_size, nullptr, extra_headers, close);
 }
 
 }  // namespace sb::http

@@ -145,5 +145,10 @@ std::string_view reasonPhrase(uint16_t status);
 // 9110 §8.6), "Connection: close" when `close`, the empty line and the body.
 std::string makeResponse(uint16_t status, std::string_view content_type, std::string_view body,
                          std::string_view extra_headers, bool close);
+// Exactly the head makeResponse() writes for a body of `body_size` bytes, without the body:
+// the answer to HEAD, which carries the headers GET would (Content-Length included) and no
+// content (RFC 9110 §9.3.2).
+std::string makeResponseHead(uint16_t status, std::string_view content_type, size_t body_size,
+                             std::string_view extra_headers, bool close);
 
 }  // namespace sb::http

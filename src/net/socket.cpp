@@ -76,6 +76,26 @@ base::Result<int> listenOn(const Endpoint& ep, int backlog) {
     return fd;
 }
 
+base::Result<bool> addressInUse(const Endpoint& ep) {
+    if (ep.port() == 0) {
+        return false;
+    }
+    int fd = ::socket(ep.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return base::fail(std::string("socket(): ") + std::strerror(errno));
+    }
+    // SO_REUSEADDR lets the probe past TIME_WAIT and the accepted connections of a previous
+    // listener (Linux refuses a SO_REUSEADDR bind only next to a listening socket); without
+    // SO_REUSEPORT the kernel cannot let it join a listening group, so EADDRINUSE here means
+    // a listener.
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    const bool in_use = ::bind(fd, reinterpret_cast<const sockaddr*>(&ep.addr), ep.len) != 0 &&
+                        errno == EADDRINUSE;
+    ::close(fd);
+    return in_use;
+}
+
 base::Result<Endpoint> localEndpoint(int fd) {
     Endpoint ep;
     ep.len = sizeof ep.addr;

@@ -25,8 +25,19 @@ base::Result<Endpoint> resolve(std::string_view host, uint16_t port);
 
 // A non-blocking listening socket with SO_REUSEADDR and SO_REUSEPORT (each loop binds its
 // own, the kernel spreads connections). Beware: another process on the same port with
-// SO_REUSEPORT silently shares the connections.
+// SO_REUSEPORT silently shares the connections (check addressInUse() first).
 base::Result<int> listenOn(const Endpoint& ep, int backlog = 4096);
+
+// True when a socket listens on `ep` — any process, any flags, SO_REUSEPORT included — or on
+// an address whose traffic overlaps it: the wildcard of the same family for a specific address
+// and the reverse, and a dual-stack IPv6 wildcard for IPv4 and the reverse. Other addresses on
+// the same port (127.0.0.2 or ::1 for 127.0.0.1) do not count, nor do the TIME_WAIT and
+// still-open accepted connections of a listener that had SO_REUSEADDR (a restarting server).
+// A socket merely bound there counts only without SO_REUSEADDR (it would block the bind
+// anyway). Port 0: false. Works by binding a probe without SO_REUSEPORT and closing it, so a
+// listener that starts between this call and the caller's bind is missed. Errors other than
+// "in use" (permission, address not local) answer false: the real bind reports them.
+base::Result<bool> addressInUse(const Endpoint& ep);
 base::Result<Endpoint> localEndpoint(int fd);
 
 // Starts a non-blocking connect (EINPROGRESS is success). `source` may pick the local

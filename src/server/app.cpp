@@ -41,10 +41,23 @@ std::string jsonEscape(std::string_view s) {
     return out;
 }
 
-std::string errorResponse(uint16_t status, std::string_view code, std::string_view message) {
+// A JSON error answer. `close` says "Connection: close"; `head_only` leaves the body out
+// (answers to HEAD) while Content-Length still states its size.
+std::string errorResponse(uint16_t status, std::string_view code, std::string_view message,
+                          bool close = true, std::string_view extra_headers = {},
+                          bool head_only = false) {
     std::string body =
         "{\"error\":\"" + jsonEscape(code) + "\",\"message\":\"" + jsonEscape(message) + "\"}\n";
-    return http::makeResponse(status, "application/json", body, {}, true);
+    return head_only ? http::makeResponseHead(status, "application/json", body.size(),
+                                              extra_headers, close)
+                     : http::makeResponse(status, "application/json", body, extra_headers, close);
+}
+
+// Counters written by one thread (their loop's) and read by any: a plain load and store
+// instead of a locked read-modify-write.
+void bump(std::atomic<uint64_t>& counter, int64_t delta) {
+    counter.store(counter.load(std::memory_order_relaxed) + static_cast<uint64_t>(delta),
+                  std::memory_order_relaxed);
 }
 
 constexpr uint32_t kLingerMs = 2'000;  // after an error response, wait this long for the FIN
@@ -59,6 +72,7 @@ struct App::Impl {
     struct HttpRoute {
         HttpHandler get;
         HttpHandler post;
+        std::string allow;  // the "Allow: ...\r\n" line of its 405s (RFC 9110 §15.5.6)
     };
     std::unordered_map<std::string, HttpRoute> http_routes;
     std::atomic<size_t> connections{0};
@@ -83,6 +97,13 @@ public:
     HttpConnection(LoopCtx* ctx, int fd, std::string ip, App::Impl::IpEntry* ip_entry);
     ~HttpConnection() override;
     void start();
+    // Server shutdown (loop thread): closes the connection now if it is between requests;
+    // else process() closes it after the response to the request in progress.
+    void endForShutdown();
+
+    // Links of the loop's list of live HTTP connections (LoopCtx::http_head).
+    HttpConnection* http_prev = nullptr;
+    HttpConnection* http_next = nullptr;
 
 protected:
     void onData(uint8_t* data, size_t len) override;
@@ -90,9 +111,12 @@ protected:
 
 private:
     static void onTimer(loop::TimerNode* node);
-    // Returns bytes consumed from `data`, or npos when the connection left this object.
-    void process(uint8_t* data, size_t len);
+    // Answers the complete requests in `data`, keeps a partial one. `resuming`: data starts
+    // with the request that was buffered before (the one in progress, during a shutdown).
+    void process(uint8_t* data, size_t len, bool resuming);
     void reject(const std::string& response);
+    // After a response with "Connection: close": half-close, wait (bounded) for the FIN.
+    void linger();
     bool upgrade(const http::Request& req, WsRoute& route, uint8_t* rest, size_t rest_len);
 
     LoopCtx* ctx_;
@@ -107,17 +131,25 @@ private:
 
 struct LoopCtx final : loop::Pollable {
     App::Impl* app;
-    transport::SocketList sockets;  // before `loop`: outlives the sockets the loop frees
+    // Before `loop`: these outlive the connections the loop frees in its destructor.
+    transport::SocketList sockets;
+    HttpConnection* http_head = nullptr;  // live HTTP connections (not yet upgraded or freed)
+    // Open plain-HTTP connections and WebSockets of this loop, for connectionCounts().
+    std::atomic<uint64_t> http_open{0};
+    std::atomic<uint64_t> ws_open{0};
+    // beginShutdown ran: a request completing now gets the last response of its connection.
+    bool shutting_down = false;
     loop::EventLoop loop;
     int listen_fd = -1;
     std::thread thread;
 
     explicit LoopCtx(App::Impl* a) : app(a) {
         sockets.global_count = &a->connections;
-        sockets.owner = a;
+        sockets.owner = this;
         sockets.on_remove = [](transport::SocketList* list, transport::WebSocket* ws) {
-            static_cast<App::Impl*>(list->owner)
-                ->releaseIp(static_cast<App::Impl::IpEntry*>(ws->owner_tag));
+            auto* ctx = static_cast<LoopCtx*>(list->owner);
+            bump(ctx->ws_open, -1);
+            ctx->app->releaseIp(static_cast<App::Impl::IpEntry*>(ws->owner_tag));
         };
     }
     ~LoopCtx() override {
@@ -171,8 +203,10 @@ struct LoopCtx final : loop::Pollable {
         }
     }
 
-    // Stops accepting and starts the close handshake of every WebSocket of this loop.
+    // Stops accepting, starts the close handshake of every WebSocket of this loop and ends
+    // its HTTP connections (idle ones now, busy ones after their current request).
     void beginShutdown() {
+        shutting_down = true;
         if (listen_fd >= 0) {
             loop.remove(listen_fd);
             ::close(listen_fd);
@@ -180,6 +214,10 @@ struct LoopCtx final : loop::Pollable {
         }
         for (transport::WebSocket* ws = sockets.head; ws != nullptr; ws = ws->list_next) {
             ws->end(ws::close_code::kGoingAway, "server shutting down; reconnect");
+        }
+        // Closing frees nothing before the end of the iteration: the links stay valid.
+        for (HttpConnection* c = http_head; c != nullptr; c = c->http_next) {
+            c->endForShutdown();
         }
     }
 };
@@ -216,11 +254,26 @@ HttpConnection::HttpConnection(LoopCtx* ctx, int fd, std::string ip, App::Impl::
       ip_(std::move(ip)),
       ip_entry_(ip_entry) {
     TimerNode::fire = &HttpConnection::onTimer;
+    http_next = ctx->http_head;
+    if (http_next != nullptr) {
+        http_next->http_prev = this;
+    }
+    ctx->http_head = this;
+    bump(ctx->http_open, 1);
 }
 
 HttpConnection::~HttpConnection() {
     loop()->timers().cancel(this);
+    if (http_prev != nullptr) {
+        http_prev->http_next = http_next;
+    } else {
+        ctx_->http_head = http_next;
+    }
+    if (http_next != nullptr) {
+        http_next->http_prev = http_prev;
+    }
     if (!upgraded_) {  // else the WebSocket holds both slots (released by the SocketList)
+        bump(ctx_->http_open, -1);
         ctx_->app->connections.fetch_sub(1, std::memory_order_relaxed);
         ctx_->app->releaseIp(ip_entry_);
     }
@@ -248,11 +301,34 @@ void HttpConnection::onTimer(loop::TimerNode* node) {
 
 void HttpConnection::reject(const std::string& response) {
     write(response.data(), response.size());
-    lingering_ = true;
     buf_.clear();
     buf_.shrink_to_fit();
+    linger();
+}
+
+void HttpConnection::linger() {
+    lingering_ = true;
     shutdownWrite();
     loop()->timers().schedule(this, kLingerMs);
+}
+
+void HttpConnection::endForShutdown() {
+    if (isClosed() || upgraded_ || lingering_) {
+        return;  // gone, a WebSocket now, or already on its way out
+    }
+    if (!buf_.empty() || skip_body_ > 0) {
+        return;  // mid-request: process() answers it with "Connection: close", then ends
+    }
+    // Between requests. The last response may still sit in the loop's cork (this runs as a
+    // posted task, before the end-of-iteration flush) or in the backlog: send it first.
+    uncork();
+    if (backlogBytes() > 0) {
+        linger();  // the FIN follows the last byte
+        return;
+    }
+    // A request the peer sent just now and we have not read yet is lost (the kernel answers it
+    // with a reset): the keep-alive race every server has at an idle close; clients retry.
+    close();
 }
 
 void HttpConnection::onData(uint8_t* data, size_t len) {
@@ -260,16 +336,21 @@ void HttpConnection::onData(uint8_t* data, size_t len) {
         return;  // discard until the peer closes
     }
     if (buf_.empty()) {
-        process(data, len);
-        return;
+        process(data, len, false);
+    } else {
+        buf_.append(reinterpret_cast<const char*>(data), len);
+        std::string pending;
+        pending.swap(buf_);
+        process(reinterpret_cast<uint8_t*>(pending.data()), pending.size(), true);
     }
-    buf_.append(reinterpret_cast<const char*>(data), len);
-    std::string pending;
-    pending.swap(buf_);
-    process(reinterpret_cast<uint8_t*>(pending.data()), pending.size());
+    if (ctx_->shutting_down) {
+        // The request that was in progress at shutdown may have been one whose body we were
+        // only discarding (its response already left): end once it is all read.
+        endForShutdown();
+    }
 }
 
-void HttpConnection::process(uint8_t* data, size_t len) {
+void HttpConnection::process(uint8_t* data, size_t len, bool resuming) {
     App::Impl* app = ctx_->app;
     while (len > 0 && !isClosed() && !lingering_) {
         if (skip_body_ > 0) {
@@ -279,6 +360,10 @@ void HttpConnection::process(uint8_t* data, size_t len) {
             len -= n;
             continue;
         }
+        if (ctx_->shutting_down && !resuming) {
+            return;  // a request begun after the shutdown: not served (onData ends us)
+        }
+        resuming = false;
         http::Request req;
         std::string_view view(reinterpret_cast<const char*>(data), len);
         http::ParseStatus st = parser_.parse(view, &req);
@@ -327,24 +412,28 @@ void HttpConnection::process(uint8_t* data, size_t len) {
         } else {
             skip_body_ = req.has_body ? req.content_length : 0;  // a body nobody reads
         }
+        // During shutdown the request in progress is the connection's last.
+        const bool last = !req.keep_alive || ctx_->shutting_down;
+        const bool head_only = req.method == "HEAD";
         if (handler != nullptr) {
             HttpReply r = (*handler)(req, body);
-            response = http::makeResponse(r.status, r.content_type,
-                                          req.method == "HEAD" ? std::string_view{} : r.body,
-                                          r.extra_headers, !req.keep_alive);
+            response = head_only ? http::makeResponseHead(r.status, r.content_type, r.body.size(),
+                                                          r.extra_headers, last)
+                                 : http::makeResponse(r.status, r.content_type, r.body,
+                                                      r.extra_headers, last);
         } else if (it != app->http_routes.end()) {
             response = errorResponse(
                 405, "method_not_allowed",
-                std::string(req.method) + " is not supported on " + std::string(req.path));
+                std::string(req.method) + " is not supported on " + std::string(req.path), last,
+                it->second.allow, head_only);
         } else {
-            response = errorResponse(404, "not_found", "no route for " + std::string(req.path));
+            response = errorResponse(404, "not_found", "no route for " + std::string(req.path),
+                                     last, {}, head_only);
         }
         const size_t consumed = head + body.size();
         write(response.data(), response.size());
-        if (!req.keep_alive) {
-            lingering_ = true;
-            shutdownWrite();
-            loop()->timers().schedule(this, kLingerMs);
+        if (last) {
+            linger();
             return;
         }
         loop()->timers().schedule(this, app->options.handshake_timeout_ms);
@@ -381,6 +470,8 @@ bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* 
     auto* sock =
         new transport::WebSocket(loop(), -1, &route.behavior, ws::Role::kServer, d.deflate);
     upgraded_ = true;  // the connection slot moves to the WebSocket
+    bump(ctx_->http_open, -1);
+    bump(ctx_->ws_open, 1);
     sock->adoptFrom(this);
     sock->owner_tag = ip_entry_;
     ctx_->sockets.add(sock);
@@ -402,13 +493,27 @@ App& App::ws(std::string path, WsRoute route) {
     return *this;
 }
 
+namespace {
+
+// The "Allow" line of a route's 405s; a GET route answers HEAD too (RFC 9110 §9.3.2).
+std::string allowHeader(const App::Impl::HttpRoute& r) {
+    const char* methods = r.get && r.post ? "GET, HEAD, POST" : r.get ? "GET, HEAD" : "POST";
+    return std::string("Allow: ") + methods + "\r\n";
+}
+
+}  // namespace
+
 App& App::get(std::string path, HttpHandler handler) {
-    impl_->http_routes[std::move(path)].get = std::move(handler);
+    Impl::HttpRoute& r = impl_->http_routes[std::move(path)];
+    r.get = std::move(handler);
+    r.allow = allowHeader(r);
     return *this;
 }
 
 App& App::post(std::string path, HttpHandler handler) {
-    impl_->http_routes[std::move(path)].post = std::move(handler);
+    Impl::HttpRoute& r = impl_->http_routes[std::move(path)];
+    r.post = std::move(handler);
+    r.allow = allowHeader(r);
     return *this;
 }
 
@@ -420,6 +525,21 @@ base::Result<void> App::listen() {
     auto ep = net::resolve(options_.host, options_.port);
     if (!ep) {
         return base::unexpected(ep.error());
+    }
+    // Our sockets carry SO_REUSEPORT so that our own loops share the port; the same flag
+    // would let them join another process's listeners, the kernel splitting the traffic
+    // without a word. Unless that is asked for, make sure nobody listens there first. (A
+    // listener that starts between this check and our binds still slips through.)
+    if (!options_.reuse_port) {
+        auto busy = net::addressInUse(*ep);
+        if (!busy) {
+            return base::unexpected(busy.error());
+        }
+        if (*busy) {
+            return base::fail(ep->toString() +
+                              " is already in use by another process (stop it, pick another "
+                              "--port, or pass --reuse-port to share the port on purpose)");
+        }
     }
     for (unsigned i = 0; i < n; ++i) {
         auto ctx = std::make_unique<LoopCtx>(impl_.get());
@@ -449,6 +569,15 @@ base::Result<void> App::listen() {
         impl_->loops.push_back(std::move(ctx));
     }
     return {};
+}
+
+ConnectionCounts App::connectionCounts() const {
+    ConnectionCounts c;
+    for (const auto& ctx : impl_->loops) {
+        c.http += ctx->http_open.load(std::memory_order_relaxed);
+        c.websocket += ctx->ws_open.load(std::memory_order_relaxed);
+    }
+    return c;
 }
 
 size_t App::loopCount() const {

@@ -64,6 +64,9 @@ struct ServerOptions {
     // send none). Set it in production to stop cross-site WebSocket hijacking.
     std::vector<std::string> allowed_origins;
     // SIGTERM: close every WebSocket with 1001, wait at most this long for them to finish.
+    // Plain HTTP connections idle between requests are closed at once; one in the middle of a
+    // request gets its response with "Connection: close" and is closed after it (a request
+    // that never completes ends at handshake_timeout_ms with 408, as always).
     uint32_t shutdown_timeout_ms = 10'000;
     // Handle SIGTERM/SIGINT inside run() (off when the embedding app owns signals).
     bool handle_signals = true;
@@ -71,8 +74,16 @@ struct ServerOptions {
     bool print_listening = true;
     // Join other processes already listening on the port (SO_REUSEPORT across processes, e.g.
     // several servers past the per-process file limit). Off: a port another process listens
-    // on is a startup error, because the kernel would silently split the traffic.
+    // on is a startup error, because the kernel would silently split the traffic; this also
+    // covers a wildcard listener when `host` is a specific address and the reverse (see
+    // net::addressInUse). The loops of this App share the port either way.
     bool reuse_port = false;
+};
+
+// Open connections of an App (see App::connectionCounts).
+struct ConnectionCounts {
+    uint64_t websocket = 0;  // open WebSockets, every route
+    uint64_t http = 0;       // accepted, not upgraded: idle keep-alive ones included
 };
 
 class App {
@@ -87,7 +98,9 @@ public:
     App& get(std::string path, HttpHandler handler);
     App& post(std::string path, HttpHandler handler);
 
-    // Binds the listening sockets (one per loop). Startup error → message saying how to fix.
+    // Binds the listening sockets (one per loop). Startup error → message saying how to fix,
+    // e.g. "127.0.0.1:8080 is already in use by another process (...)" when reuse_port is
+    // off and something listens there. Port 0: the first loop picks a free port.
     base::Result<void> listen();
     uint16_t port() const { return port_; }
     // The event loops (valid after listen()); loop i has id() == i. For layers that keep
@@ -96,8 +109,14 @@ public:
     loop::EventLoop& loopAt(size_t i);
     // Runs the loops until stop() or a signal; returns the process exit code.
     int run();
-    // Any thread: graceful shutdown (stop accepting, close 1001, drain, stop).
+    // Any thread: graceful shutdown (stop accepting, close WebSockets with 1001 and idle HTTP
+    // connections at once, let requests in progress finish, drain, stop).
     void stop();
+    // Any thread, after listen() (also after run() returned): the connections open now,
+    // summed over the loops. Each loop's figures are exact for that loop; the sum is not one
+    // instant across loops. A WebSocket is counted from its upgrade until the end of the loop
+    // iteration in which it closed.
+    ConnectionCounts connectionCounts() const;
     // Called on the signal-waiting thread when SIGHUP arrives (handle_signals only).
     void onReload(std::function<void()> fn) { on_reload_ = std::move(fn); }
 

@@ -8,6 +8,10 @@
 2. The same with one client that never reads nor answers the close: the others still get
    1001, no new connection is accepted while the server drains, and the process still
    exits 0 within the shutdown timeout.
+3. Plain HTTP: an idle keep-alive connection (one request answered, then silence) is closed
+   at SIGTERM (the client sees EOF) and does not hold the exit: the process exits well
+   before the shutdown timeout. A request whose head is half sent at SIGTERM is still
+   answered, with `Connection: close`, when its head completes.
 
   /usr/bin/python3 tests/integration/test_sigterm.py --server build/dev/switchboard
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -45,6 +50,54 @@ rate_limit = 100000
 history_size = 1000
 presence = true
 """
+
+
+def _read_to_eof(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
+    sock.settimeout(timeout)
+    out = b""
+    try:
+        while True:
+            b = sock.recv(65536)
+            if not b:
+                return out, True
+            out += b
+    except (socket.timeout, ConnectionResetError):
+        return out, False
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole response (head and Content-Length body) of a keep-alive connection."""
+    out = b""
+    while b"\r\n\r\n" not in out:
+        chunk = sock.recv(4096)
+        check(chunk != b"", "the server closed the keep-alive connection before SIGTERM")
+        out += chunk
+    head = out.split(b"\r\n\r\n", 1)[0]
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(out) < len(head) + 4 + length:
+        chunk = sock.recv(4096)
+        check(chunk != b"", "the server closed the keep-alive connection before SIGTERM")
+        out += chunk
+    check(len(out) == len(head) + 4 + length, f"more than one response: {out[:200]!r}")
+    return out
+
+
+async def _wait_refused(host: str, port: int, deadline_s: float) -> bool:
+    """True once a connect to host:port is refused (every loop closed its listener)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            pass
+        await asyncio.sleep(0.01)
+    return False
 
 
 class Suite:
@@ -180,12 +233,61 @@ class Suite:
             await stop_all(clients)
             s.close()
 
+    async def case_idle_http_keepalive(self):
+        s = self.start("sigterm-http")
+        idle = busy = None
+        try:
+            idle = socket.create_connection((s.host, s.port), timeout=5)
+            idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = _read_response(idle)
+            check(first.startswith(b"HTTP/1.1 200"), f"GET /healthz → {first[:80]!r}")
+            busy = socket.create_connection((s.host, s.port), timeout=5)
+            busy.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = _read_response(busy)  # answered: the server has this connection
+            check(first.startswith(b"HTTP/1.1 200"), f"GET /healthz → {first[:80]!r}")
+            busy.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # head not finished
+            # No event says the server has read these bytes; loopback delivers them at once and
+            # the connection's loop is idle, so this is a wide margin, not a synchronisation.
+            await asyncio.sleep(0.2)
+            loop = asyncio.get_running_loop()
+            t0 = time.monotonic()
+            s.proc.signal(signal.SIGTERM)
+            waiter = loop.run_in_executor(None, s.proc.wait_exit,
+                                          SHUTDOWN_TIMEOUT_S + EXIT_SLACK_S + 5)
+            rest, eof = await loop.run_in_executor(None, _read_to_eof, idle, 3)
+            check(eof and rest == b"", f"idle keep-alive connection after SIGTERM: eof={eof}, "
+                  f"got {rest[:80]!r}")
+            # The head completes only after every loop began its shutdown.
+            check(await _wait_refused(s.host, s.port, 5), "still accepting 5s after SIGTERM")
+            busy.sendall(b"\r\n")
+            resp, eof = await loop.run_in_executor(None, _read_to_eof, busy, 3)
+            head = resp.split(b"\r\n\r\n", 1)[0].lower()
+            check(resp.startswith(b"HTTP/1.1 200") and b"connection: close" in head and eof,
+                  f"request completed after SIGTERM → {resp[:200]!r} (eof={eof})")
+            busy.close()
+            busy = None
+            rc = await waiter
+            took = time.monotonic() - t0
+            print(f"NOTE       idle keep-alive + one request in progress: exit after {took:.2f}s",
+                  flush=True)
+            self.check_exit(rc, took, s)
+            # Nothing left to wait for once the request in progress is answered and its client
+            # closed: well under the shutdown timeout (the old behaviour waited for it).
+            check(took < SHUTDOWN_TIMEOUT_S / 2,
+                  f"exited {took:.2f}s after SIGTERM with only an idle HTTP connection open; "
+                  f"expected well under --shutdown-timeout {SHUTDOWN_TIMEOUT_S}s")
+        finally:
+            for c in (idle, busy):
+                if c:
+                    c.close()
+            s.close()
+
 
 async def main() -> int:
     args = suite_arguments(__doc__)
     rep = Reporter("integration.test_sigterm")
     suite = Suite(args.server, rep)
-    for name in ("drain_then_1001", "stuck_client_bounded"):
+    for name in ("drain_then_1001", "stuck_client_bounded", "idle_http_keepalive"):
         await run_case(rep, name, getattr(suite, "case_" + name), timeout=30)
     return rep.finish()
 

@@ -1,5 +1,5 @@
 // Tests for the response side of http/request.h: parseResponse (WebSocket client role),
-// reasonPhrase and makeResponse.
+// reasonPhrase, makeResponse and makeResponseHead.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -130,6 +130,29 @@ TEST(MakeResponse, ParsesBack) {
     EXPECT_EQ(r.header("retry-after"), "1");
     EXPECT_TRUE(r.hasToken("connection", "close"));
     EXPECT_EQ(resp.substr(r.head_size), body);
+}
+
+// HEAD (RFC 9110 §9.3.2): the headers GET would send, Content-Length of GET's body included,
+// and nothing after the empty line.
+TEST(MakeResponseHead, IsTheResponseWithoutItsBody) {
+    EXPECT_EQ(makeResponseHead(200, "text/plain", 5, "X-A: 1\r\n", false),
+              "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A: 1\r\n"
+              "Content-Length: 5\r\n\r\n");
+    for (bool close : {false, true}) {
+        for (uint16_t status : {200, 204, 404, 405}) {
+            const std::string body(status == 204 ? 0 : 37, 'b');
+            const std::string full =
+                makeResponse(status, "application/json", body, "Allow: GET\r\n", close);
+            const std::string head =
+                makeResponseHead(status, "application/json", body.size(), "Allow: GET\r\n", close);
+            EXPECT_EQ(head + body, full) << status;
+            Response r;
+            HttpError e = HttpError::kNone;
+            ASSERT_EQ(parse(head, &r, &e), ParseStatus::kDone);
+            EXPECT_EQ(r.head_size, head.size());
+            EXPECT_EQ(r.header("content-length"), status == 204 ? "" : "37");
+        }
+    }
 }
 
 }  // namespace
