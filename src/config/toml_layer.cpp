@@ -4,7 +4,10 @@
 // bounded by the schema, not by the input.
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cctype>
+#include <utility>
+#include <vector>
 
 #include "config/convert.h"
 #include "config/schema.h"
@@ -136,6 +139,27 @@ base::Result<Value> fromToml(const Setting& s, const toml::node& n) {
     return typeError(s, n);
 }
 
+// The entries of `t` in the order they appear in the file (toml++ keeps a table sorted by key),
+// so that of several mistakes the first one in the file is the one reported.
+std::vector<std::pair<const toml::key*, const toml::node*>> inFileOrder(const toml::table& t) {
+    std::vector<std::pair<const toml::key*, const toml::node*>> out;
+    out.reserve(t.size());
+    for (auto&& [k, node] : t) {
+        out.emplace_back(&k, &node);
+    }
+    // A key without a position is placed by its value's, as at() reports it.
+    auto pos = [](const auto& entry) {
+        toml::source_position p = entry.first->source().begin;
+        if (p.line == 0) {
+            p = entry.second->source().begin;
+        }
+        return std::pair(p.line, p.column);
+    };
+    std::stable_sort(out.begin(), out.end(),
+                     [&pos](const auto& a, const auto& b) { return pos(a) < pos(b); });
+    return out;
+}
+
 // The TOML walk of one document.
 class Walk {
 public:
@@ -150,7 +174,9 @@ public:
     }
 
     base::Result<void> table(const toml::table& t, const std::string& prefix) {
-        for (auto&& [k, node] : t) {
+        for (auto [kp, np] : inFileOrder(t)) {
+            const toml::key& k = *kp;
+            const toml::node& node = *np;
             std::string key =
                 prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
             std::string where = at(k, node);
@@ -187,7 +213,9 @@ public:
 private:
     // [SECTION.NAME] tables.
     base::Result<void> section(const Section& sec, const toml::table& entries) {
-        for (auto&& [k, node] : entries) {
+        for (auto [kp, np] : inFileOrder(entries)) {
+            const toml::key& k = *kp;
+            const toml::node& node = *np;
             std::string name(k.str());
             std::string table_key = std::string(sec.spec.key) + "." + name;
             std::string where = at(k, node);
@@ -203,7 +231,9 @@ private:
             }
             void* entry = sec.entry(root_, name);
             (*sources_)[table_key] = where;
-            for (auto&& [ok, onode] : *opts) {
+            for (auto [okp, onp] : inFileOrder(*opts)) {
+                const toml::key& ok = *okp;
+                const toml::node& onode = *onp;
                 std::string key = table_key + "." + std::string(ok.str());
                 const Setting* opt = nullptr;
                 std::vector<std::string> known;

@@ -349,6 +349,19 @@ TEST(Schema, SectionErrorsNameFileLineKeyAndRule) {
               "t.toml:1: items: the value is an array; expected [items.NAME] tables");
 }
 
+// toml++ keeps tables sorted by key; of several mistakes, the first in the file is reported.
+TEST(Schema, TheFirstMistakeInTheFileIsReported) {
+    EXPECT_EQ(tomlError("[main]\nprot = 1\n[items.one]\ncolor = \"pink\"\n"),
+              "t.toml:2: unknown key 'main.prot' (did you mean main.port?)");
+    EXPECT_EQ(tomlError("[items.one]\non = \"yes\"\ncolor = \"pink\"\n"),
+              "t.toml:2: items.one.on: \"yes\" is a string; expected true or false");
+    EXPECT_EQ(tomlError("[items.zed]\ncount = -1\n[items.One]\n"),
+              "t.toml:2: items.zed.count: -1 is negative; expected an integer from 0 to "
+              "4294967295");
+    EXPECT_EQ(tomlError("[main]\nport = 1\nhost = 2\nfast = 3\n"),
+              "t.toml:3: main.host: 2 is an integer; expected a string");
+}
+
 TEST(Schema, EnvironmentLayer) {
     char e1[] = "APP_PORT=9100";
     char e2[] = "APP_IO_TAGS=m, n";
