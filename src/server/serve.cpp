@@ -74,8 +74,10 @@ int runServe(int argc, char** argv) {
     mopts.max_subscriptions = cfg->messaging.max_subscriptions;
     mopts.api_key = cfg->messaging.api_key;
     transport::WebSocketBehavior ws_base = cfg->websocket;
-    // Native-protocol messages are small JSON; a 16 MiB default would let one client pin a lot.
-    ws_base.max_message_size = std::min<size_t>(ws_base.max_message_size, 64 * 1024);
+    // /ws takes messaging.max_message_size (derived from the namespaces' max_data_bytes when 0),
+    // not websocket.max_message_size: native-protocol messages are small JSON, and the /echo
+    // limit of 16 MiB would let one client pin a lot.
+    ws_base.max_message_size = cfg->messaging.effectiveMaxMessageSize();
     Messaging messaging(app, std::move(mopts), ws_base, cfg->compression, &metrics);
     if (auto r = app.listen(); !r) {
         std::fprintf(stderr, "switchboard serve: %s\n", r.error().message.c_str());
@@ -99,6 +101,14 @@ int runServe(int argc, char** argv) {
         if (fresh->config.messaging.api_key != running.config.messaging.api_key) {
             // The messaging layer of this build takes its key at startup only.
             SB_WARN("reload: api.key changed: takes effect on restart");
+        }
+        if (fresh->config.messaging.effectiveMaxMessageSize() !=
+            running.config.messaging.effectiveMaxMessageSize()) {
+            // Derived from max_data_bytes, which does apply: say that the frame limit does not.
+            SB_WARN(
+                "reload: the /ws max message size changed to %zu bytes: takes effect on "
+                "restart",
+                fresh->config.messaging.effectiveMaxMessageSize());
         }
         SB_INFO("reload: namespaces and log level applied");
     });
