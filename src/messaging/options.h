@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -79,7 +80,9 @@ struct Options {
         for (const auto& entry : namespaces) {
             largest = std::max(largest, entry.second.max_data_bytes);
         }
-        return largest + kEnvelopeAllowance;
+        // Saturates: max_data_bytes may be configured as large as size_t holds.
+        constexpr size_t kMax = std::numeric_limits<size_t>::max();
+        return largest > kMax - kEnvelopeAllowance ? kMax : largest + kEnvelopeAllowance;
     }
 };
 

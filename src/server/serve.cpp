@@ -87,6 +87,14 @@ int runServe(int argc, char** argv) {
         for (const auto& key : restartOnlyChanges(running, *fresh)) {
             SB_WARN("reload: %s changed: takes effect on restart", key.c_str());
         }
+        if (fresh->config.messaging.effectiveMaxMessageSize() !=
+            running.config.messaging.effectiveMaxMessageSize()) {
+            // Derived from max_data_bytes, which does apply: say that the frame limit does not.
+            SB_WARN(
+                "reload: the /ws max message size changed to %zu bytes: takes effect on "
+                "restart",
+                fresh->config.messaging.effectiveMaxMessageSize());
+        }
         SB_INFO("reload: namespaces, api.key and log level applied");
     });
     return app.run();

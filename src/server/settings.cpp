@@ -2,6 +2,7 @@
 // defaults, in the option structs) and the layering of file, environment and flags.
 #include "server/settings.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -326,9 +327,12 @@ std::string describe(const LoadedConfig& loaded) {
     size_t ws_max = m.effectiveMaxMessageSize();
     out += "# /ws max message size: " + config::formatSize(ws_max);
     if (m.max_message_size == 0) {
-        out += " (derived: largest namespace max_data_bytes " +
-               config::formatSize(ws_max - messaging::kEnvelopeAllowance) + " + " +
-               config::formatSize(messaging::kEnvelopeAllowance) + ")";
+        size_t largest = messaging::NamespaceOptions{}.max_data_bytes;
+        for (const auto& entry : m.namespaces) {
+            largest = std::max(largest, entry.second.max_data_bytes);
+        }
+        out += " (derived: largest namespace max_data_bytes " + config::formatSize(largest) +
+               " + " + config::formatSize(messaging::kEnvelopeAllowance) + ")";
     } else {
         out += " (messaging.max_message_size)";
     }

@@ -2,7 +2,8 @@
 """The config loader through the real binary: every invalid [namespaces.NAME] value, an
 overflowing size and an overflowing duration are refused by both `check-config` and `serve`
 (exit 2, the same message with FILE:LINE); a valid file passes check-config, which lists each
-namespace option with its source line; SIGHUP names a restart-only setting that changed."""
+namespace option with its source line; messaging.max_message_size limits /ws; SIGHUP names a
+restart-only setting that changed."""
 import argparse
 import os
 import signal
@@ -131,6 +132,28 @@ def main():
         check(any(ln.startswith("# /ws max message size: 68KiB") for ln in lines),
               "derived /ws max message size printed")
         check(lines[-1:] == ["# configuration is valid"], "check-config says valid")
+
+        # messaging.max_message_size is the /ws frame limit (close 1009 above it).
+        small = os.path.join(tmp, "small.toml")
+        with open(small, "w") as f:
+            f.write('[server]\nhost = "127.0.0.1"\n[messaging]\nmax_message_size = "1KiB"\n')
+        with harness.ServerProcess([args.server, "serve", "--config", small, "--port", "0",
+                                    "--threads", "1"], "switchboard", env=clean_env()) as srv:
+            protocols = ["switchboard.v1.json"]
+            c = harness.connect(srv, path="/ws", protocols=protocols)
+            try:
+                c.send_message(harness.OP_TEXT, b'{"type":"ping","id":1,"pad":"' + b"z" * 900
+                               + b'"}')
+                reply = c.recv_message(timeout=5)
+                check(b'"pong"' in reply.data, f"/ws: a 0.9 KiB message is read ({reply.data!r})")
+                c.send_message(harness.OP_TEXT, b'{"type":"ping","id":2,"pad":"' + b"z" * 1100
+                               + b'"}')
+                f = c.expect_close(1009, timeout=5)
+                check(f.close_code() == 1009, "/ws: above messaging.max_message_size → 1009")
+            except harness.HarnessError as e:
+                check(False, f"/ws frame limit from messaging.max_message_size: {e}")
+            finally:
+                c.close()
 
         # SIGHUP with a changed restart-only setting: logged by key, namespaces still applied.
         srv = harness.ServerProcess([args.server, "serve", "--config", path, "--port", "0",

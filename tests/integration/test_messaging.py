@@ -398,8 +398,9 @@ class Suite:
             await c.stop()
 
     async def case_frame_too_big(self):
-        # protocol.md: maximum frame size is max_message_size, "default 64 KiB; larger →
-        # close 1009". This server runs with the default.
+        # protocol.md: the maximum message size is messaging.max_message_size, by default the
+        # largest max_data_bytes (64 KiB) + 4 KiB; larger → close 1009. This server runs with
+        # the default.
         c = await self.client("huge")
         try:
             await c.send(json.dumps({"type": "ping", "id": 1, "pad": "z" * (80 * 1024)}))
@@ -408,7 +409,7 @@ class Suite:
             except CheckFailed:
                 first = c.all[-1] if c.all else None
                 raise CheckFailed(f"sent an 80 KiB text frame on /ws: protocol.md says larger "
-                                  f"than the default max_message_size of 64 KiB → close 1009; "
+                                  f"than the default max_message_size of 68 KiB → close 1009; "
                                   f"the connection stayed open, last reply {short(first)}")
             check(code == 1009, f"80 KiB frame → close {code} {reason!r}, expected 1009")
         finally:

@@ -310,6 +310,31 @@ TEST(Schema, SyntaxErrorsHaveLineAndColumn) {
     EXPECT_EQ(tomlError("\xff = 1\n").find("t.toml:1:1: "), 0u);  // not UTF-8
 }
 
+// toml++ 3.3's table of non-ASCII whitespace reaches __builtin_unreachable for these code points
+// (marzer/tomlplusplus#190); found by config_fuzz ("\xd2\x8a"). Syntax errors, or values.
+TEST(Schema, NonAsciiWhereWhitespaceMayBeIsASyntaxError) {
+    for (std::string_view text : {"\xd2\x8a", "a = 1\xc2\xa7\n", "[main]\xc3\xa9\n",
+                                  "[main]\nport = 1\xe3\x81\x82\n", "\xc2\xa7 = 1\n"}) {
+        std::string e = tomlError(text);
+        EXPECT_EQ(e.find("t.toml:"), 0u) << text << " → " << e;
+    }
+    auto l = toml("[main]\nhost = \"caf\xc3\xa9 \xd2\x8a \xe3\x81\x82\"\n");
+    ASSERT_TRUE(l.has_value()) << l.error().message;
+    EXPECT_EQ(l->opts.host, "caf\xc3\xa9 \xd2\x8a \xe3\x81\x82");
+}
+
+// toml++ 3.3 asserts a precondition of its key parser that these table headers break
+// (marzer/tomlplusplus#301); found by config_fuzz ("[\x1c..."). An error, never an abort.
+TEST(Schema, MalformedTableHeadersAreSyntaxErrors) {
+    for (std::string_view text : {"[=\n", "[#]\n", "[[[1]]]\n", "[[=\n", "[[[]]\n",
+                                  "[\x1cnamespaces.chat]\n", "[main]\n[ =]\n"}) {
+        std::string e = tomlError(text);
+        EXPECT_EQ(e.find("t.toml:"), 0u) << text;
+        EXPECT_NE(e.find("expected bare key starting character"), std::string::npos)
+            << text << " → " << e;
+    }
+}
+
 TEST(Schema, SectionsAreTypedWithTheirLines) {
     auto l = toml(
         "[items.one]\non = true\ncount = 7\nttl = \"2m\"\nbytes = \"1KiB\"\n"
@@ -347,6 +372,19 @@ TEST(Schema, SectionErrorsNameFileLineKeyAndRule) {
               "t.toml:2: items.one: 1 is an integer; expected a table [items.one]");
     EXPECT_EQ(tomlError("items = [1]\n"),
               "t.toml:1: items: the value is an array; expected [items.NAME] tables");
+}
+
+// toml++ keeps tables sorted by key; of several mistakes, the first in the file is reported.
+TEST(Schema, TheFirstMistakeInTheFileIsReported) {
+    EXPECT_EQ(tomlError("[main]\nprot = 1\n[items.one]\ncolor = \"pink\"\n"),
+              "t.toml:2: unknown key 'main.prot' (did you mean main.port?)");
+    EXPECT_EQ(tomlError("[items.one]\non = \"yes\"\ncolor = \"pink\"\n"),
+              "t.toml:2: items.one.on: \"yes\" is a string; expected true or false");
+    EXPECT_EQ(tomlError("[items.zed]\ncount = -1\n[items.One]\n"),
+              "t.toml:2: items.zed.count: -1 is negative; expected an integer from 0 to "
+              "4294967295");
+    EXPECT_EQ(tomlError("[main]\nport = 1\nhost = 2\nfast = 3\n"),
+              "t.toml:3: main.host: 2 is an integer; expected a string");
 }
 
 TEST(Schema, EnvironmentLayer) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <limits>
 
 #include "config/units.h"
 
@@ -307,6 +308,18 @@ TEST(Settings, DescribeListsSettingsNamespacesAndTheDerivedWsLimit) {
                      "128KiB + 4KiB)"),
               std::string::npos)
         << d;
+}
+
+TEST(Settings, TheDerivedWsLimitSaturates) {
+    auto l = loadText("[namespaces.big]\nmax_data_bytes = \"18446744073709551615\"\n", "big.toml");
+    ASSERT_TRUE(l.has_value()) << l.error().message;
+    EXPECT_EQ(l->config.messaging.effectiveMaxMessageSize(), std::numeric_limits<size_t>::max());
+    auto set = loadText("[messaging]\nmax_message_size = \"1KiB\"\n", "set.toml");
+    ASSERT_TRUE(set.has_value()) << set.error().message;
+    EXPECT_EQ(set->config.messaging.effectiveMaxMessageSize(), 1024u);
+    EXPECT_NE(describe(*set).find("# /ws max message size: 1KiB (messaging.max_message_size)"),
+              std::string::npos)
+        << describe(*set);
 }
 
 TEST(Settings, RestartOnlyChangesIgnoreReloadableOnes) {
