@@ -257,6 +257,7 @@ void Fanout::deliverTo(Client* c, Client::Sub* sub, uint32_t rel) {
         return;
     }
     sub->last_offset = p.offset;
+    sub->received = p.offset;
     if (st == PeerStatus::kDropped) {
         sub->gap = true;
         stats.slow_consumer_drops.add();
@@ -420,7 +421,7 @@ void Hub::close(Client& c) {
         // At-most-once: the session remembers what this connection received, so a resume
         // replays only what it missed. (At-least-once positions advance with each track.)
         if (!c.session_.empty() && !atLeastOnce(*s->ns) && !s->epoch.empty()) {
-            sessions_.setPosition(c.session_, s->channel, {s->epoch, s->last_offset}, c.serial_);
+            sessions_.setPosition(c.session_, s->channel, {s->epoch, s->received}, c.serial_);
         }
         detachSub(c, *s);
     }
@@ -543,12 +544,20 @@ void Hub::attach(Client& c, std::string_view channel, const NamespaceOptions& ns
     sub->channel = std::string(channel);
     sub->ns = &ns;
     sub->epoch = r.top.epoch;
-    sub->last_offset = r.top.offset;
+    sub->last_offset = r.top.offset;  // fan-out skips what the replay will send
+    // What the client has until the replay runs: everything before the first publication owed
+    // (or the top when none is). The session starts there, not at the top, so a replay cut
+    // short by a slow or vanished peer is owed again on the next resume.
+    broker::StreamPos start = r.top;
+    if (!r.pubs.empty()) {
+        start = broker::StreamPos{r.pubs.front()->epoch, r.pubs.front()->offset - 1};
+    }
+    sub->received = start.epoch == sub->epoch ? start.offset : r.top.offset;
     f->addLocal(&c, sub.get());
     c.subs_.push_back(std::move(sub));
     if (!c.session_.empty()) {
         sessions_.subscribe(c.session_, channel, ns, c.serial_);
-        sessions_.setPosition(c.session_, channel, r.top, c.serial_);
+        sessions_.setPosition(c.session_, channel, std::move(start), c.serial_);
     }
     pos->channel = std::string(channel);
     pos->top = r.top;
@@ -640,16 +649,21 @@ void Hub::replay(Client& c, Replay r) {
                 return false;
             }
             broker::Event ev{.kind = EventKind::kPublication, .pub = p};
-            PeerStatus st = c.peer_->deliver(Delivery{ev, gap, nullptr}, droppable);
+            // A drop earlier in this replay (or fan-out) is reported on the next one sent.
+            PeerStatus st = c.peer_->deliver(Delivery{ev, gap || sub->gap, nullptr}, droppable);
             if (st == PeerStatus::kGone) {
                 c.gone_ = true;
                 return false;
+            }
+            if (p->epoch == sub->epoch) {
+                sub->received = std::max(sub->received, p->offset);
             }
             if (st == PeerStatus::kDropped) {
                 sub->gap = true;
                 c.fanout_->stats.slow_consumer_drops.add();
                 return true;
             }
+            sub->gap = false;
             c.fanout_->stats.messages_out.add();
             if (alo && !c.session_.empty()) {
                 sessions_.track(c.session_, p, c.serial_);  // no-op for the session's own queue

@@ -63,6 +63,10 @@ private:
         const NamespaceOptions* ns = nullptr;
         std::string epoch;
         uint64_t last_offset = 0;  // highest offset handed to this subscriber (or skipped)
+        // At-most-once: the offset up to which the peer was sent (or told of a gap). Trails
+        // last_offset while a replay is under way; close() saves it as the session position,
+        // so a replay cut short is resumed where it stopped, not at the top.
+        uint64_t received = 0;
         bool gap = false;          // something was skipped: the next publication says gap:true
     };
     Sub* find(std::string_view channel);
