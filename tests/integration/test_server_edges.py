@@ -505,7 +505,7 @@ class Suite(Cases):
                 socks.append(await asyncio.to_thread(raw_ws, s, "/ws", None,
                                                      ["switchboard.v1.json"]))
             await poll_metric(s, WS_GAUGE, lambda v: v == 5, 5,
-                              "a gauge of 5 with 3 /echo and 2 /ws connections open")
+                              "switchboard_connections = 5 with 3 /echo and 2 /ws open")
             for w in socks:
                 w.send_close(1000)
                 try:
@@ -514,7 +514,7 @@ class Suite(Cases):
                     pass
                 w.close()
             await poll_metric(s, WS_GAUGE, lambda v: v == 0, 10,
-                              "a gauge of 0 once every WebSocket closed")
+                              "switchboard_connections = 0 once every WebSocket closed")
         finally:
             for w in socks:
                 w.close()
