@@ -837,7 +837,14 @@ class Suite:
             pongs = [m for m in flood if m.get("type") == "pong"]
             limited = [m for m in flood if m.get("type") == "error" and
                        m.get("code") == "rate_limited"]
-            others = [m for m in flood if m not in pongs and m not in limited]
+            # Every server-initiated close is announced by a `disconnect` event first.
+            farewell = [m for m in flood if m.get("type") == "disconnect"]
+            check(len(farewell) == 1 and farewell[0].get("code") == 1008 and
+                  farewell[0].get("reconnect") is False and flood[-1] is farewell[0],
+                  f"flood: expected one final disconnect event with code 1008, got "
+                  f"{short(farewell)}")
+            others = [m for m in flood if m not in pongs and m not in limited and
+                      m not in farewell]
             check(limited, f"flood of {n} pings: no rate_limited error; got {len(pongs)} pongs, "
                   f"close {code}")
             check(code == 1008, f"flood: close code {code} {reason!r}, expected 1008 after "
