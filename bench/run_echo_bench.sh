@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Echo benchmark: Switchboard against node `ws` and, when UWS_ECHO_BIN is set, uWebSockets.
+# Echo benchmark: Switchboard against node `ws` and, when UWS_ECHO_BIN is set, uWebSockets;
+# when SB_BASE_BIN is set, also against a Switchboard built from an earlier commit ("base").
 # Interleaved rounds, a fresh server for every run, server pinned to one core and the load
 # generator (bench/loadgen/ws_loadgen.cpp) to the other; loopback only. Prints a table of
 # medians and writes bench/results/echo-<date>.json. See bench/README.md.
@@ -8,13 +9,19 @@
 #   SB_BIN           default build/release/switchboard (skipped when missing). The server gets
 #                    no SWITCHBOARD_* variables from this environment (they are its settings).
 #   SB_COMMIT        the commit SB_BIN was built from, when it is not the work tree's HEAD
+#   SB_BASE_BIN      the "base" server: a Switchboard built from an earlier commit, outside the
+#                    repo (e.g. a git worktree), for before/after runs (skipped when unset).
+#                    Started exactly like switchboard (same flags, SB_ARGS, no SWITCHBOARD_*);
+#                    its ratios are against switchboard like any peer's.
+#   SB_BASE_COMMIT   the commit SB_BASE_BIN was built from (default: HEAD of the git work tree
+#                    holding SB_BASE_BIN, if any)
 #   SB_ARGS          extra flags for "switchboard serve", default "--log-level warn" (the peers
 #                    log nothing per connection either)
 #   UWS_ECHO_BIN     a uWebSockets echo server built outside the repo (skipped when unset);
 #                    run as "$UWS_ECHO_BIN 0", it must listen on 127.0.0.1, print a line with
 #                    "127.0.0.1:PORT" (or "port PORT"), echo with the same opcode, no compression
 #   WS_PACKAGE_DIR   a directory whose node_modules holds `ws`, when the repo has none
-#   SERVERS          subset and order, default "switchboard ws uws"
+#   SERVERS          subset and order, default "switchboard ws uws base"
 #   ROUNDS=3 DURATION=4 WARMUP=1 (seconds)  SIZES="64 16384" CONNS="100 1000" INFLIGHT="1 8"
 #   IDLE_CONNS=10000 (handshakes/s and bytes per idle connection; 0 skips)  IDLE_SETTLE=1
 #   IDLE_WARM=1000: connections opened (and held) before the baseline, so bytes per idle
@@ -49,7 +56,9 @@ SB_ENV=(env)
 for v in $(compgen -e); do [[ $v == SWITCHBOARD_* ]] && SB_ENV+=(-u "$v"); done
 read -r -a SB_EXTRA <<<"${SB_ARGS---log-level warn}"
 UWS_ECHO_BIN=${UWS_ECHO_BIN:-}
-SERVERS_WANTED=${SERVERS:-"switchboard ws uws"}
+SB_BASE_BIN=${SB_BASE_BIN:-}
+SB_BASE_COMMIT=${SB_BASE_COMMIT:-}
+SERVERS_WANTED=${SERVERS:-"switchboard ws uws base"}
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 OUT=${OUT:-$REPO/bench/results/echo-$STAMP.json}
 QUIET_MAX=${QUIET_MAX:-0.15}
@@ -101,6 +110,14 @@ for s in $SERVERS_WANTED; do
             fi ;;
         uws)
             if [[ -n $UWS_ECHO_BIN && -x $UWS_ECHO_BIN ]]; then SERVERS+=(uws); else log "skip uws: UWS_ECHO_BIN unset"; fi ;;
+        base)
+            if [[ -n $SB_BASE_BIN && -x $SB_BASE_BIN ]]; then
+                SERVERS+=(base)
+            elif [[ -n $SB_BASE_BIN ]]; then
+                log "skip base: no $SB_BASE_BIN"
+            else
+                log "skip base: SB_BASE_BIN unset"
+            fi ;;
         *) log "unknown server $s"; exit 2 ;;
     esac
 done
@@ -111,6 +128,7 @@ abspath() { if [[ -z $1 || $1 == /* ]]; then printf '%s' "$1"; else printf '%s' 
 OUT=$(abspath "$OUT")
 SB_BIN=$(abspath "$SB_BIN")
 UWS_ECHO_BIN=$(abspath "$UWS_ECHO_BIN")
+SB_BASE_BIN=$(abspath "$SB_BASE_BIN")
 LOADGEN=$(abspath "$LOADGEN")
 if [[ -n ${WS_PACKAGE_DIR:-} ]]; then WS_PACKAGE_DIR=$(abspath "$WS_PACKAGE_DIR"); fi
 cd "$WORK"  # nothing this script runs leaves files in the caller's directory
@@ -136,6 +154,9 @@ start_server() {
     case $name in
         switchboard)
             "${SB_ENV[@]}" "${PIN_SERVER[@]}" "$SB_BIN" serve --host 127.0.0.1 --port 0 --threads 1 \
+                --no-compression "${SB_EXTRA[@]}" > "$logf" 2>&1 & ;;
+        base)  # the same command line as switchboard, another build
+            "${SB_ENV[@]}" "${PIN_SERVER[@]}" "$SB_BASE_BIN" serve --host 127.0.0.1 --port 0 --threads 1 \
                 --no-compression "${SB_EXTRA[@]}" > "$logf" 2>&1 & ;;
         ws)
             WS_PACKAGE_DIR=${WS_PACKAGE_DIR:-} "${PIN_SERVER[@]}" \
@@ -367,14 +388,23 @@ ws_version=$(cd "$REPO/bench/peers" || exit; node -e "
   catch { p = path.join(process.env.WS_PACKAGE_DIR || '.', 'node_modules/ws/package.json'); }
   try { console.log(require(p).version) } catch { console.log('') }" 2>/dev/null || true)
 servers_json=$(printf '"%s",' "${SERVERS[@]}")
+base_commit="" base_version=""
+if [[ " ${SERVERS[*]} " == *" base "* ]]; then
+    base_commit=$SB_BASE_COMMIT
+    if [[ -z $base_commit ]]; then
+        base_commit=$(git -C "$(dirname "$SB_BASE_BIN")" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    fi
+    base_version=$("$SB_BASE_BIN" version 2>/dev/null | head -1 || true)
+fi
 cat > "$WORK/meta.json" <<EOF
 {"benchmark":"echo","date":"$STAMP","commit":"$commit","dirty":$dirty,
  "machine":{"nproc":$(nproc),"cpu":$(json_str "$cpu"),"kernel":$(json_str "$(uname -r)"),"mem_kb":$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)},
  "servers":[${servers_json%,}],"rounds":$ROUNDS,"duration_s":$DURATION,"warmup_s":$WARMUP,
  "server_core":$SERVER_CORE,"gen_core":$GEN_CORE,"sched":"$SCHED","idle_conns":$IDLE_CONNS,
- "versions":{"node":$(json_str "$(node --version 2>/dev/null || true)"),"ws":$(json_str "$ws_version"),"uws":$(json_str "${UWS_VERSION:-}")},
+ "versions":{"node":$(json_str "$(node --version 2>/dev/null || true)"),"ws":$(json_str "$ws_version"),"uws":$(json_str "${UWS_VERSION:-}"),"base":$(json_str "$base_version")},
  "switchboard_commit":$(json_str "${SB_COMMIT:-$commit}"),
  "switchboard_cmd":$(json_str "serve --host 127.0.0.1 --port 0 --threads 1 --no-compression ${SB_EXTRA[*]}"),
+ "base_commit":$(json_str "$base_commit"),
  "elapsed_s":$((SECONDS - START))}
 EOF
 mkdir -p "$(dirname "$OUT")"

@@ -26,7 +26,7 @@
 #                 (uWS pub/sub), like bench/peers/ws_broadcast.mjs; no compression
 #                 Not in the default SERVERS: the one built for this repo's runs delivered only
 #                 ~0.13-0.24M deliveries/s here (1,000 subscribers), far below the 7.95M that
-#                 PERFORMANCE.md reports for uWS, so it is not yet a faithful peer.
+#                 uWS reached in an earlier reference run, so it is not yet a faithful peer.
 #   ROUNDS=3  SIZE=64 (payload bytes)
 #   BCAST="1000:1 1000:256 10000:64"  (subscribers:window pairs; "" skips)
 #   BCAST_DURATION=4 BCAST_WARMUP=1 (seconds)

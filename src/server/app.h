@@ -1,6 +1,6 @@
 // The embeddable server: an App holds HTTP and WebSocket routes, listens on one port with one
 // event loop per thread (SO_REUSEPORT), upgrades requests to WebSockets, and shuts down
-// gracefully. `switchboard serve` is built on this same API (SPEC §1).
+// gracefully. `switchboard serve` is built on this same API.
 //
 //   sb::server::App app;
 //   app.ws("/echo", {.behavior = {.on_message = [](auto& ws, auto op, auto data) {

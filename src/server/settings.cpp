@@ -245,7 +245,7 @@ config::Schema<ServeConfig> buildSchema() {
 void finish(LoadedConfig* loaded) {
     ServeConfig& c = loaded->config;
     if (!loaded->sources.contains("websocket.idle_timeout")) {
-        // SPEC §3: a connection silent for ping interval + 10 s is closed.
+        // A connection silent for ping interval + 10 s is closed.
         uint32_t ping = c.websocket.ping_interval_ms;
         constexpr uint32_t kMax = std::numeric_limits<uint32_t>::max();
         c.websocket.idle_timeout_ms = ping == 0 ? 0 : (ping > kMax - 10'000 ? kMax : ping + 10'000);

@@ -82,7 +82,7 @@ struct WebSocketBehavior {
     // A text message queued right before that close frame (e.g. a protocol's own "disconnect"
     // event), allowed past the limit like the close frame. Empty: none.
     std::string over_limit_farewell;
-    // Server pings every interval; a peer silent for idle_timeout is dropped (SPEC §3).
+    // Server pings every interval; a peer silent for idle_timeout is dropped.
     uint32_t ping_interval_ms = 25'000;
     uint32_t idle_timeout_ms = 35'000;
     // After our close frame, how long we wait for the peer's close / TCP FIN.

@@ -869,7 +869,7 @@ def fail_fast_wait(c, rest):
         if close is not None and close.close_code() == 1007:
             finish_after_close(c, close)
             raise CaseFailure("not fail-fast: close 1007 came only after the rest of the "
-                              "message was sent (SPEC §2 incremental fail-fast UTF-8; Autobahn "
+                              "message was sent (incremental fail-fast UTF-8; Autobahn "
                               "grades this NON-STRICT)") from None
         raise CaseFailure(f"no close 1007 even after the whole message: close="
                           f"{close.close_code() if close else None}, events "

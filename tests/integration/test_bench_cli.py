@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Integration: `switchboard bench` against the real server (SPEC §7).
+"""Integration: `switchboard bench` against the real server.
 
 Short, bounded runs of every scenario against `switchboard serve` on loopback: echo (one and
 two processes), connect, native fanout, ramp, the JSON and HTML reports, a refused target,

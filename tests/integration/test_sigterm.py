@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Integration: graceful shutdown (SPEC §3, docs/protocol.md close 1001).
+"""Integration: graceful shutdown (docs/protocol.md close 1001).
 
 1. 20 subscribers; a burst of publications, each acknowledged (`published`) before the
    signal; SIGTERM. Every subscriber must receive every one of them, in order, and then

@@ -1,4 +1,4 @@
-// The fan-out path allocates per publication, never per subscriber (PERFORMANCE.md point 4):
+// The fan-out path allocates per publication, never per subscriber:
 // count every operator new in the process while publications reach N subscribers, for two
 // values of N, and compare. The subscribers are plain blocking sockets read into fixed buffers
 // so the test side allocates nothing while counting.
