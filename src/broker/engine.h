@@ -99,7 +99,7 @@ struct RecoverResult {
     std::vector<PubPtr> pubs;  // offset order
 };
 
-// One channel as the engine sees it (for /api/channels and /admin).
+// One channel as the engine sees it (for /api/channels).
 struct ChannelSummary {
     std::string channel;
     StreamPos top;

@@ -159,8 +159,7 @@ bool SessionStore::withChannel(std::string_view id, std::string_view channel, ui
     return true;
 }
 
-bool SessionStore::unsubscribe(std::string_view id, std::string_view channel,
-                               uint64_t holder) {
+bool SessionStore::unsubscribe(std::string_view id, std::string_view channel, uint64_t holder) {
     return withChannel(id, channel, holder, [](Session& s, auto it) { s.channels.erase(it); });
 }
 

@@ -29,7 +29,7 @@ struct SessionChannel {
 
 struct ResumedSession {
     std::vector<SessionChannel> channels;  // sorted by channel name
-    bool was_attached = false;  // still attached to another connection: the caller takes over
+    bool was_attached = false;     // still attached to another connection: the caller takes over
     uint64_t previous_holder = 0;  // that connection's holder token (0 if none was attached)
 };
 
@@ -59,12 +59,11 @@ public:
 
     // Re-attaches a session that exists and has not expired (detached and now_ms past its TTL).
     // Returns its channels with their un-acked publications, or nullopt (unknown or expired:
-    // the caller replies resumed:false / closes 4002). The gap flags stay set until an ack
-    // passes the first un-acked publication, so a resume that fails before redelivery loses
+    // the caller replies resumed:false and starts a new session). The gap flags stay set until an
+    // ack passes the first un-acked publication, so a resume that fails before redelivery loses
     // nothing. The caller re-subscribes the channels and redelivers `unacked` in order.
     // `holder` becomes the session's holder; the previous one is in previous_holder.
-    std::optional<ResumedSession> resume(std::string_view id, uint64_t now_ms,
-                                         uint64_t holder = 0);
+    std::optional<ResumedSession> resume(std::string_view id, uint64_t now_ms, uint64_t holder = 0);
 
     // Records that the session subscribed to `channel`, with that namespace's delivery mode,
     // max_unacked and session_ttl_ms. Subscribing again updates the options and keeps the
@@ -87,8 +86,7 @@ public:
 
     // Drops the channel's un-acked publications with offset <= `offset`. False if the session
     // or channel is unknown.
-    bool ack(std::string_view id, std::string_view channel, uint64_t offset,
-             uint64_t holder = 0);
+    bool ack(std::string_view id, std::string_view channel, uint64_t offset, uint64_t holder = 0);
 
     // The session's connection went away: start its TTL at now_ms. False if unknown or held
     // by another connection.

@@ -694,8 +694,8 @@ std::string writeResponse(uint16_t status, std::string_view content_type, size_t
     out.append(extra_headers);
     if (status >= 200 && status != 204) {
         out.append("Content-Length: ");
-        out.append(
-            num, static_cast<size_t>(std::to_chars(num, num + sizeof(num), body_size).ptr - num));
+        out.append(num,
+                   static_cast<size_t>(std::to_chars(num, num + sizeof(num), body_size).ptr - num));
         out.append("\r\n");
     }
     if (close) {

@@ -60,7 +60,7 @@ struct Disconnect {
 // The outbound limit was passed (transport-enforced; the client recovers on reconnect).
 inline constexpr Disconnect kSlowConsumer{4000, "slow consumer", true};
 // Nothing heard from the client for websocket.idle_timeout.
-inline constexpr Disconnect kHeartbeatTimeout{4001, "heartbeat timeout", true};
+inline constexpr Disconnect kHeartbeatTimeout{4001, "idle timeout", true};
 // /api/disconnect (reconnect as the call says).
 inline constexpr Disconnect kApiDisconnect{4003, "disconnected by the server", true};
 // Another connection resumed this connection's session: the session moved there, so this one

@@ -77,8 +77,8 @@ struct Fanout {
     Stats stats;  // written by this loop's thread only
 
     std::mutex mu;
-    std::vector<Mail> mailbox;  // guarded by mu
-    bool scheduled = false;     // guarded by mu: a drain is posted or pending
+    std::vector<Mail> mailbox;   // guarded by mu
+    bool scheduled = false;      // guarded by mu: a drain is posted or pending
     bool local_pending = false;  // loop thread: drain at the end of this iteration
 
     // Loop thread only.
@@ -166,12 +166,17 @@ void Fanout::command(const Mail& m) {
     Client* c = it->second;
     c->gone_ = true;
     if (m.kind == Mail::Kind::kTakeover) {
-        SB_INFO("client %s: session %s resumed by another connection: closing %u",
-                c->id_.c_str(), c->session_.c_str(), kSessionTakenOver.code);
+        SB_INFO("client %s: session %s resumed by another connection: closing %u", c->id_.c_str(),
+                c->session_.c_str(), kSessionTakenOver.code);
         c->peer_->disconnect(kSessionTakenOver);
     } else {
         Disconnect d = kApiDisconnect;
         d.reconnect = m.reconnect;
+        if (!m.reconnect && !c->session_.empty()) {
+            // "Do not come back": the session ends with the connection, so a resume gets
+            // resumed:false (its un-acked publications are released).
+            hub->sessions_.remove(c->session_);
+        }
         c->peer_->disconnect(d);
     }
 }
@@ -188,8 +193,8 @@ void Fanout::deliverRun(size_t begin, size_t end) {
     for (uint32_t i = 0; i < n; ++i) {
         shared[i].clear();
         const broker::Event& ev = batch[begin + i].event;
-        const std::string& channel = ev.kind == EventKind::kPublication ? ev.pub->channel
-                                                                          : ev.channel;
+        const std::string& channel =
+            ev.kind == EventKind::kPublication ? ev.pub->channel : ev.channel;
         auto it = channels.find(channel);
         if (it == channels.end()) {
             continue;
@@ -250,19 +255,21 @@ void Fanout::deliverTo(Client* c, Client::Sub* sub, uint32_t rel) {
     }
     sub->epoch = p.epoch;
     const bool droppable = sub->ns->slow_consumer == NamespaceOptions::SlowConsumer::kDrop;
-    PeerStatus st = c->peer_->deliver(Delivery{ev, sub->gap, sub->gap ? nullptr : scratch},
-                                      droppable);
+    PeerStatus st =
+        c->peer_->deliver(Delivery{ev, sub->gap, sub->gap ? nullptr : scratch}, droppable);
     if (st == PeerStatus::kGone) {
         c->gone_ = true;  // not tracked: a resume recovers it from history
         return;
     }
     sub->last_offset = p.offset;
-    sub->received = p.offset;
     if (st == PeerStatus::kDropped) {
+        // Not `received`: a session saved before the client learns of the gap (its next
+        // delivery says gap:true) must replay what was dropped on resume.
         sub->gap = true;
         stats.slow_consumer_drops.add();
         return;
     }
+    sub->received = p.offset;
     sub->gap = false;
     if (atLeastOnce(*sub->ns) && !c->session_.empty()) {
         hub->sessions_.track(c->session_, ev.pub, c->serial_);
@@ -307,8 +314,8 @@ void Hub::start() {
     if (housekeeper_.joinable()) {
         return;
     }
-    // The thread must not take the process's signals (SIGHUP, SIGTERM are for the loops'
-    // signalfd): start it with every signal blocked; it inherits the mask.
+    // The thread must not take the process's signals (SIGHUP, SIGTERM are taken by the
+    // main thread's sigtimedwait): start it with every signal blocked; it inherits the mask.
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -451,14 +458,14 @@ void Hub::detachSub(Client& c, Client::Sub& s) {
 Admission Hub::admit(Client& c) {
     const uint64_t now = nowMs();
     const double rate = options_.rate_limit;
-    c.tokens_ = std::min(2.0 * rate, c.tokens_ + static_cast<double>(now - c.refill_ms_) * rate /
-                                                     1000.0);
+    c.tokens_ =
+        std::min(2.0 * rate, c.tokens_ + static_cast<double>(now - c.refill_ms_) * rate / 1000.0);
     c.refill_ms_ = now;
     if (c.tokens_ < 1.0) {
         c.fanout_->stats.rate_limited.add();
         if (++c.limited_in_row_ >= kAbuseErrors) {
-            SB_WARN("client %s: kept sending past the rate limit (%u/s): closing %u",
-                    c.id_.c_str(), options_.rate_limit, kRateLimitAbuse.code);
+            SB_WARN("client %s: kept sending past the rate limit (%u/s): closing %u", c.id_.c_str(),
+                    options_.rate_limit, kRateLimitAbuse.code);
             return Admission::kAbuse;
         }
         return Admission::kLimited;
@@ -508,8 +515,8 @@ Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string in
         const size_t loop = prev & ((uint64_t{1} << kLoopBits) - 1);
         if (loop < fanouts_.size()) {
             f->stats.takeovers.add();
-            fanouts_[loop]->post(Fanout::Mail{.kind = Fanout::Mail::Kind::kTakeover,
-                                              .serial = prev});
+            fanouts_[loop]->post(
+                Fanout::Mail{.kind = Fanout::Mail::Kind::kTakeover, .serial = prev});
         }
     }
     for (broker::SessionChannel& ch : resumed->channels) {
@@ -609,8 +616,7 @@ Outcome<std::string> Hub::unsubscribe(Client& c, std::string_view channel) {
     }
     Client::Sub* s = c.find(r->canonical);
     if (s == nullptr) {
-        return fail(Error::kNotSubscribed,
-                    "not subscribed to '" + std::string(r->canonical) + "'");
+        return fail(Error::kNotSubscribed, "not subscribed to '" + std::string(r->canonical) + "'");
     }
     detachSub(c, *s);
     std::string name = s->channel;
@@ -655,13 +661,13 @@ void Hub::replay(Client& c, Replay r) {
                 c.gone_ = true;
                 return false;
             }
-            if (p->epoch == sub->epoch) {
-                sub->received = std::max(sub->received, p->offset);
-            }
             if (st == PeerStatus::kDropped) {
-                sub->gap = true;
+                sub->gap = true;  // `received` stays: see Fanout::deliverTo
                 c.fanout_->stats.slow_consumer_drops.add();
                 return true;
+            }
+            if (p->epoch == sub->epoch) {
+                sub->received = std::max(sub->received, p->offset);
             }
             sub->gap = false;
             c.fanout_->stats.messages_out.add();
@@ -707,10 +713,10 @@ Outcome<Published> Hub::publish(Client* c, std::string_view channel, std::string
                                                   "' (publish through the HTTP API)");
     }
     if (data.size() > ns.max_data_bytes) {
-        return fail(Error::kDataTooLarge,
-                    "data is " + std::to_string(data.size()) + " bytes; namespace '" +
-                        std::string(ns_name) + "' allows " + std::to_string(ns.max_data_bytes) +
-                        " (max_data_bytes)");
+        return fail(Error::kDataTooLarge, "data is " + std::to_string(data.size()) +
+                                              " bytes; namespace '" + std::string(ns_name) +
+                                              "' allows " + std::to_string(ns.max_data_bytes) +
+                                              " (max_data_bytes)");
     }
     broker::PublishResult p =
         engine_->publish(r->canonical, ns, std::move(data), idempotency_key, nowMs());
@@ -721,8 +727,7 @@ Outcome<Published> Hub::publish(Client* c, std::string_view channel, std::string
 }
 
 Outcome<std::vector<Published>> Hub::broadcast(std::span<const std::string_view> channels,
-                                               std::string data,
-                                               std::string_view idempotency_key) {
+                                               std::string data, std::string_view idempotency_key) {
     // Validate every channel first: a refusal must publish nothing, or a retry duplicates.
     std::vector<Resolved> targets;
     targets.reserve(channels.size());
@@ -759,9 +764,9 @@ Outcome<PresenceResult> Hub::presence(std::string_view channel) {
         return base::Unexpected<Failure>(std::move(r.error()));
     }
     if (!r->ns->presence) {
-        return fail(Error::kPresenceDisabled,
-                    "presence is off in namespace '" +
-                        std::string(parseChannel(r->canonical)->ns) + "' (presence = true)");
+        return fail(Error::kPresenceDisabled, "presence is off in namespace '" +
+                                                  std::string(parseChannel(r->canonical)->ns) +
+                                                  "' (presence = true)");
     }
     return PresenceResult{std::string(r->canonical), engine_->presence(r->canonical)};
 }
@@ -773,9 +778,9 @@ Outcome<HistoryResult> Hub::history(std::string_view channel,
         return base::Unexpected<Failure>(std::move(r.error()));
     }
     if (r->ns->history_size == 0) {
-        return fail(Error::kHistoryDisabled,
-                    "history is off in namespace '" + std::string(parseChannel(r->canonical)->ns) +
-                        "' (history_size = 0)");
+        return fail(Error::kHistoryDisabled, "history is off in namespace '" +
+                                                 std::string(parseChannel(r->canonical)->ns) +
+                                                 "' (history_size = 0)");
     }
     return HistoryResult{std::string(r->canonical),
                          engine_->history(r->canonical, *r->ns, since, limit, nowMs())};
@@ -795,9 +800,8 @@ Outcome<void> Hub::disconnect(std::string_view client_id, bool reconnect) {
         return fail(Error::kUnknownClient, "no connected client has the id '" +
                                                std::string(client_id.substr(0, 128)) + "'");
     }
-    fanouts_[loop]->post(Fanout::Mail{.kind = Fanout::Mail::Kind::kDisconnect,
-                                      .serial = serial,
-                                      .reconnect = reconnect});
+    fanouts_[loop]->post(Fanout::Mail{
+        .kind = Fanout::Mail::Kind::kDisconnect, .serial = serial, .reconnect = reconnect});
     return {};
 }
 

@@ -1,8 +1,8 @@
 // The messaging core: namespaces, channels, subscriptions, presence, history, sessions (one
 // holder each, resume, acks), rate limits and the fan-out of publications to subscribers on
-// every event loop. Transport-neutral: an adapter (server/ws_adapter, server/api) turns its
-// protocol into calls on the Hub and implements Peer for the events that flow back. No I/O of
-// its own; the broker::Engine owns offsets, history and presence.
+// every event loop. Transport-neutral: an adapter (server/native_ws for /ws, server/http_api for
+// /api) turns its protocol into calls on the Hub and implements Peer for the events that flow back.
+// No I/O of its own; the broker::Engine owns offsets, history and presence.
 //
 // Threads: each Client lives on one event loop, and every call that takes a Client runs on
 // that loop's thread. Calls without a Client (publish from the API, presence, history,
@@ -63,11 +63,12 @@ private:
         const NamespaceOptions* ns = nullptr;
         std::string epoch;
         uint64_t last_offset = 0;  // highest offset handed to this subscriber (or skipped)
-        // At-most-once: the offset up to which the peer was sent (or told of a gap). Trails
+        // At-most-once: the offset up to which the peer was sent (a dropped publication does
+        // not count until a later one carries its gap:true). Trails
         // last_offset while a replay is under way; close() saves it as the session position,
         // so a replay cut short is resumed where it stopped, not at the top.
         uint64_t received = 0;
-        bool gap = false;          // something was skipped: the next publication says gap:true
+        bool gap = false;  // something was skipped: the next publication says gap:true
     };
     Sub* find(std::string_view channel);
 

@@ -22,7 +22,7 @@ struct Stats {
     base::Counter recoveries_failed;
     base::Counter rate_limited;
     base::Counter protocol_errors;
-    base::Counter takeovers;  // sessions resumed while another connection held them
+    base::Counter takeovers;                  // sessions resumed while another connection held them
     base::LatencyHistogram delivery_latency;  // publish → handed to the subscriber's transport
 };
 

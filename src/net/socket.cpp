@@ -90,8 +90,8 @@ base::Result<bool> addressInUse(const Endpoint& ep) {
     // a listener.
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    const bool in_use = ::bind(fd, reinterpret_cast<const sockaddr*>(&ep.addr), ep.len) != 0 &&
-                        errno == EADDRINUSE;
+    const bool in_use =
+        ::bind(fd, reinterpret_cast<const sockaddr*>(&ep.addr), ep.len) != 0 && errno == EADDRINUSE;
     ::close(fd);
     return in_use;
 }

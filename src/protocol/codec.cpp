@@ -475,7 +475,8 @@ base::Expected<Request, ParseError> parseObject(std::string_view frame, dom::obj
         return fail(ParseErrorKind::kBadRequest, fieldMessage("type", "is required"), req.id_json);
     }
     if (!f.value[kSlotType].is_string()) {
-        return fail(ParseErrorKind::kBadRequest, fieldMessage("type", "must be a string"), req.id_json);
+        return fail(ParseErrorKind::kBadRequest, fieldMessage("type", "must be a string"),
+                    req.id_json);
     }
     if (!type) {
         std::string m = "unknown type \"";
@@ -669,7 +670,6 @@ base::Expected<Request, ParseError> parseRequest(std::string_view frame) {
     parser.trim();  // the Request refers only to the frame and its own storage
     return result;
 }
-
 
 void appendJsonString(std::string* out, std::string_view s) {
     static constexpr char kHex[] = "0123456789abcdef";

@@ -18,9 +18,9 @@ namespace sb::protocol {
 inline constexpr std::string_view kSubprotocol = "switchboard.v1.json";
 
 // Limits of docs/protocol.md, and the codec's own hard cap on a frame.
-inline constexpr size_t kMaxDepth = 32;              // deeper nesting is bad_json
-inline constexpr size_t kMaxIdBytes = 64;            // a string id's value, a number id's text
-inline constexpr size_t kMaxInfoBytes = 1024;        // connect "info", minified
+inline constexpr size_t kMaxDepth = 32;        // deeper nesting is bad_json
+inline constexpr size_t kMaxIdBytes = 64;      // a string id's value, a number id's text
+inline constexpr size_t kMaxInfoBytes = 1024;  // connect "info", minified
 // Larger frames are bad_json without being parsed: the parser would need ~15 bytes of memory
 // per input byte. Matches the WebSocket layer's own 16 MiB ceiling; the server's configured
 // max_message_size (64 KiB by default for this protocol) is what normally applies first.

@@ -522,6 +522,7 @@ base::Result<void> App::listen() {
     if (n == 0) {
         n = std::max(1u, std::thread::hardware_concurrency());
     }
+    n = std::min(n, kMaxThreads);  // the config schema refuses more; one per core stops here
     auto ep = net::resolve(options_.host, options_.port);
     if (!ep) {
         return base::unexpected(ep.error());

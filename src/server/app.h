@@ -43,10 +43,15 @@ struct HttpReply {
 // valid during the call.
 using HttpHandler = std::function<HttpReply(const http::Request&, std::string_view body)>;
 
+// The most event loops a server runs: the messaging core addresses a loop in 6 bits of a
+// client's serial (broker::kMaxLoops), and past a few dozen cores one process per NUMA node
+// serves better anyway.
+inline constexpr unsigned kMaxThreads = 64;
+
 struct ServerOptions {
     std::string host = "0.0.0.0";
     uint16_t port = 8080;
-    // Event loops (threads); 0 = one per core.
+    // Event loops (threads); 0 = one per core, at most kMaxThreads either way.
     unsigned threads = 0;
     // Request heads above this are refused with 431 (slow or abusive clients).
     size_t max_head_bytes = 8192;

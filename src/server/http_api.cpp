@@ -96,8 +96,7 @@ HttpReply HttpApi::call(std::string_view name, const http::Request& req, std::st
         }
         std::string_view auth = req.header("authorization");
         std::string_view key = req.header("x-api-key");
-        if (auth.size() > 7 &&
-            (auth.substr(0, 7) == "apikey " || auth.substr(0, 7) == "Apikey ")) {
+        if (auth.size() > 7 && (auth.substr(0, 7) == "apikey " || auth.substr(0, 7) == "Apikey ")) {
             key = auth.substr(7);
         }
         if (!constantTimeEqual(key, key_)) {
@@ -253,11 +252,10 @@ HttpReply HttpApi::call(std::string_view name, const http::Request& req, std::st
     }
     if (name == "info") {
         out = "{\"version\":\"" SB_VERSION_STRING "\",\"uptime_ms\":" +
-              std::to_string(nowMs() - boot_ms_) + ",\"loops\":" +
-              std::to_string(hub.loopCount()) + ",\"connections\":" +
-              std::to_string(connections_()) + ",\"channels\":" +
-              std::to_string(hub.channels().size()) + ",\"sessions\":" +
-              std::to_string(hub.sessions()) + "}";
+              std::to_string(nowMs() - boot_ms_) + ",\"loops\":" + std::to_string(hub.loopCount()) +
+              ",\"connections\":" + std::to_string(connections_()) +
+              ",\"channels\":" + std::to_string(hub.channels().size()) +
+              ",\"sessions\":" + std::to_string(hub.sessions()) + "}";
         return apiOk(std::move(out));
     }
     return apiError(Error::kNotFound, "unknown API call");

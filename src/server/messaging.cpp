@@ -4,8 +4,10 @@
 
 namespace sb::server {
 
-Messaging::Messaging(App& app, messaging::Options options,
-                     const transport::WebSocketBehavior& base, bool compression)
+static_assert(kMaxThreads <= broker::kMaxLoops, "every loop needs an index in the messaging core");
+
+Messaging::Messaging(App& app, messaging::Options options, const transport::WebSocketBehavior& base,
+                     bool compression)
     : app_(app),
       options_(std::move(options)),
       native_(options_, base, compression),

@@ -6,8 +6,8 @@ namespace sb::server {
 
 namespace {
 
-void renderHistogram(std::string* out, const base::LatencyHistogram::Snapshot& h,
-                     const char* name, const char* help) {
+void renderHistogram(std::string* out, const base::LatencyHistogram::Snapshot& h, const char* name,
+                     const char* help) {
     char line[256];
     std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     *out += line;
@@ -33,8 +33,8 @@ std::string renderMetrics(const MetricsSnapshot& m) {
     std::string out;
     char line[512];
     auto metric = [&](const char* name, const char* type, const char* help, uint64_t v) {
-        std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help,
-                      name, type, name, static_cast<unsigned long long>(v));
+        std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name,
+                      type, name, static_cast<unsigned long long>(v));
         out += line;
     };
     const messaging::StatsTotals& s = m.stats;

@@ -145,7 +145,10 @@ struct NativeWs::Connection final : public transport::SocketData, public messagi
         std::string& json = t_json;
         json.clear();
         protocol::encodeDisconnect(&json, d.code, d.reason, d.reconnect);
-        ws->sendText(json);
+        // Droppable: on a connection already at its outbound limit the event is skipped
+        // rather than turning this close into a slow-consumer 4000; the close frame below
+        // carries the code and reason either way.
+        (void)ws->sendText(json, {.droppable = true});
         ended = true;
         ws->end(d.code, d.reason);
     }
@@ -164,8 +167,9 @@ NativeWs::NativeWs(const messaging::Options& options, const transport::WebSocket
                                messaging::kSlowConsumer.reason, messaging::kSlowConsumer.reconnect);
     behavior_.idle_close_code = messaging::kHeartbeatTimeout.code;
     behavior_.on_open = [this](transport::WebSocket& ws) { onOpen(ws); };
-    behavior_.on_message = [this](transport::WebSocket& ws, ws::Opcode op,
-                                  std::span<uint8_t> d) { onMessage(ws, op, d); };
+    behavior_.on_message = [this](transport::WebSocket& ws, ws::Opcode op, std::span<uint8_t> d) {
+        onMessage(ws, op, d);
+    };
     behavior_.on_close = [this](transport::WebSocket& ws, uint16_t, std::string_view) {
         onClose(ws);
     };
@@ -245,7 +249,8 @@ void NativeWs::handle(Connection& conn, std::string_view frame) {
         std::vector<protocol::RestoredChannel> restored;
         restored.reserve(r->channels.size());
         for (const auto& ch : r->channels) {
-            restored.push_back({ch.channel, ch.top.epoch, ch.top.offset, ch.recovered.value_or(false)});
+            restored.push_back(
+                {ch.channel, ch.top.epoch, ch.top.offset, ch.recovered.value_or(false)});
         }
         protocol::encodeConnected(&json, req.id_json, r->client_id, r->session_id, r->resumed,
                                   ping_interval_s_, restored);

@@ -250,7 +250,8 @@ void WebSocket::notifyClose(uint16_t code, std::string_view reason) {
     // Never from inside the call that decided the end (a send that found a slow consumer, a
     // handler that called terminate()): the loop runs it once this iteration's work is done,
     // before it destroys the socket. The reason is copied: it may point into a frame.
-    loop()->defer([this, code, why = std::string(reason)] { behavior_->on_close(*this, code, why); });
+    loop()->defer(
+        [this, code, why = std::string(reason)] { behavior_->on_close(*this, code, why); });
 }
 
 void WebSocket::onEof() {

@@ -91,8 +91,9 @@ struct WebSocketBehavior {
     uint16_t idle_close_code = ws::close_code::kGoingAway;
     // Pings a peer may send per second before it is closed with 1008 ("too many pings"): each
     // costs a pong, so a flood is work and outbound bytes for nothing. Keep-alive clients send
-    // one every few seconds; 100/s is far above any of them.
-    uint16_t max_pings_per_s = 100;
+    // one every few seconds, and a test suite's back-to-back round trips stay within a few
+    // hundred a second; 1,000/s is far above all of them (and 127 KB of pongs at most).
+    uint16_t max_pings_per_s = 1000;
     // With permessage-deflate, messages smaller than this go uncompressed (they rarely shrink).
     size_t compress_min_size = 64;
 
@@ -129,8 +130,8 @@ public:
     // its on_close at the end of the iteration.
     SendStatus send(ws::Opcode op, std::span<const uint8_t> payload, SendOptions options = {});
     SendStatus sendText(std::string_view text, SendOptions options = {}) {
-        return send(ws::Opcode::kText,
-                    {reinterpret_cast<const uint8_t*>(text.data()), text.size()}, options);
+        return send(ws::Opcode::kText, {reinterpret_cast<const uint8_t*>(text.data()), text.size()},
+                    options);
     }
     // Sends a message framed once for many receivers (fan-out): `frame` is the complete
     // unmasked server frame of `payload`. Connections that negotiated compression get

@@ -93,8 +93,8 @@ TEST(ParseChannel, InvalidNamesTable) {
         "chat:lobby#",
         "chat:\xc3\xa9",  // "chat:é" in UTF-8
         "\xc3\xa9",
-        "chat:lob\0by"s,   // embedded NUL in the name
-        "ch\0at:lobby"s,   // and in the namespace
+        "chat:lob\0by"s,  // embedded NUL in the name
+        "ch\0at:lobby"s,  // and in the namespace
         "lobby\0"s,
         "lob by",
         "lobby!",

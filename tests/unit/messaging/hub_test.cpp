@@ -85,8 +85,8 @@ public:
             }
             closed_ = true;
             ++gone_;
-            closes_.push_back({kSlowConsumer.code, kSlowConsumer.reconnect,
-                               loop::EventLoop::current()});
+            closes_.push_back(
+                {kSlowConsumer.code, kSlowConsumer.reconnect, loop::EventLoop::current()});
             return PeerStatus::kGone;
         }
         used_ += cost;
@@ -394,7 +394,7 @@ protected:
             [&] { return offsetsIn(c.peer.received(), channel).size() >= n; });
     }
 
-    std::vector<std::unique_ptr<Conn>> conns_;       // outlive the loops and the Hub
+    std::vector<std::unique_ptr<Conn>> conns_;        // outlive the loops and the Hub
     std::vector<std::unique_ptr<LoopThread>> loops_;  // outlive the Hub
     std::unique_ptr<Hub> hub_;
 };
@@ -552,8 +552,7 @@ TEST_F(HubTest, RequestsBeforeConnectAreRefused) {
     Conn& c = open(0);
     EXPECT_FALSE(c.client.connected());
     EXPECT_EQ(codeOf(subscribe(c, "room")), "not_connected");
-    EXPECT_EQ(codeOf(on(c, [&] { return hub_->unsubscribe(c.client, "room"); })),
-              "not_connected");
+    EXPECT_EQ(codeOf(on(c, [&] { return hub_->unsubscribe(c.client, "room"); })), "not_connected");
     EXPECT_EQ(codeOf(on(c, [&] { return hub_->ack(c.client, "alo:x", 1); })), "not_connected");
     EXPECT_EQ(codeOf(on(c, [&] { return hub_->publish(&c.client, "room", "x", ""); })),
               "not_connected");
@@ -625,6 +624,23 @@ TEST_F(HubTest, ApiDisconnectClosesTheClientOnItsLoop) {
     EXPECT_EQ(codeOf(hub_->disconnect(a.client.id(), true)), "unknown_client");
 }
 
+// reconnect:false ends the session with the connection: a resume starts afresh.
+TEST_F(HubTest, ApiDisconnectWithoutReconnectEndsTheSession) {
+    start();
+    Conn& a = connected(1);
+    const std::string session = a.client.session();
+    ASSERT_TRUE(subscribe(a, "alo:end"));
+    ASSERT_TRUE(hub_->disconnect(a.client.id(), false));
+    ASSERT_TRUE(loopOf(a).eventually([&] { return !a.peer.closes().empty(); }));
+    close(a);
+    Conn& b = open(0);
+    auto r = resume(b, session);
+    ASSERT_TRUE(r) << describe(r);
+    EXPECT_FALSE(r->resumed);
+    EXPECT_NE(r->session_id, session);
+    EXPECT_TRUE(r->channels.empty());
+}
+
 // ---- Broadcast ---------------------------------------------------------------------------------
 
 TEST_F(HubTest, BroadcastThatFailsPublishesNothing) {
@@ -634,13 +650,13 @@ TEST_F(HubTest, BroadcastThatFailsPublishesNothing) {
     ASSERT_TRUE(subscribe(a, "room"));
 
     const std::vector<std::vector<std::string_view>> refused = {
-        {"a:x", "room"},   // unknown namespace first
-        {"room", "a:x"},   // and last: still nothing
+        {"a:x", "room"},  // unknown namespace first
+        {"room", "a:x"},  // and last: still nothing
         {"room", "bad channel"},
         {"room", "small:x"},  // 11 bytes > max_data_bytes there
     };
-    const std::vector<std::string> codes = {"unknown_namespace", "unknown_namespace",
-                                            "bad_channel", "data_too_large"};
+    const std::vector<std::string> codes = {"unknown_namespace", "unknown_namespace", "bad_channel",
+                                            "data_too_large"};
     for (size_t i = 0; i < refused.size(); ++i) {
         auto r = hub_->broadcast(refused[i], "0123456789a", "");
         EXPECT_EQ(codeOf(r), codes[i]) << "case " << i;
@@ -912,15 +928,42 @@ TEST_F(HubTest, SlowConsumerDropPolicySkipsAndFlagsTheGap) {
     EXPECT_FALSE(got[4].gap);
 }
 
+// Publications dropped for a slow consumer that closes before any later delivery told it of
+// the gap are not "received": its session replays them on resume.
+TEST_F(HubTest, DroppedPublicationsAreReplayedOnResumeWhenTheGapWasNeverReported) {
+    start();
+    Conn& slow = connected(1, /*budget=*/30);  // three 10-byte publications
+    const std::string session = slow.client.session();
+    ASSERT_TRUE(subscribe(slow, "drop:z"));
+    StreamPos top;
+    for (int i = 0; i < 5; ++i) {
+        top = publish("drop:z");
+    }
+    ASSERT_TRUE(loopOf(slow).eventually([&] { return slow.peer.drops() == 2u; }));
+    EXPECT_EQ(offsets(slow, "drop:z"), range(1, 3));
+    close(slow);
+
+    Conn& b = open(0);
+    auto r = resume(b, session);
+    ASSERT_TRUE(r) << describe(r);
+    ASSERT_TRUE(r->resumed);
+    ASSERT_EQ(r->channels.size(), 1u);
+    EXPECT_EQ(r->channels[0].top, top);
+    ASSERT_TRUE(r->channels[0].recovered.has_value());
+    EXPECT_TRUE(*r->channels[0].recovered);
+    ASSERT_EQ(r->replay.channels.size(), 1u);
+    EXPECT_EQ(offsetsOf(r->replay.channels[0].pubs), (std::vector<uint64_t>{4, 5}));
+}
+
 // A replay on a drop namespace that skips one publication (too big for what is left of the
 // budget) must flag the gap on the next one it hands over, as live fan-out does.
 TEST_F(HubTest, ReplayOnDropNamespaceFlagsTheGapAfterADrop) {
     start();
-    publish("drop:r");                     // 1: 10 bytes
-    publish("drop:r");                     // 2
+    publish("drop:r");                         // 1: 10 bytes
+    publish("drop:r");                         // 2
     publish("drop:r", std::string(100, 'x'));  // 3: does not fit
-    publish("drop:r");                     // 4
-    const StreamPos top = publish("drop:r");  // 5
+    publish("drop:r");                         // 4
+    const StreamPos top = publish("drop:r");   // 5
     Conn& c = connected(0, /*budget=*/50);
     auto s = subscribe(c, "drop:r", StreamPos{top.epoch, 0});
     ASSERT_TRUE(s) << describe(s);

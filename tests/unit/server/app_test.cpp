@@ -600,7 +600,7 @@ TEST(AppShutdown, RequestInProgressFinishesWithConnectionClose) {
     sendAll(post_fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc");
     ASSERT_TRUE(waitFor([&] { return s.app.connectionCounts().http == 2; }));
     s.app.stop();
-    ASSERT_TRUE(waitFor([&] { return refused(port); }));  // the loop began its shutdown
+    ASSERT_TRUE(waitFor([&] { return refused(port); }));       // the loop began its shutdown
     sendAll(get_fd, "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");  // a pipelined one is not served
     sendAll(post_fd, "def");
     for (int fd : {get_fd, post_fd}) {
@@ -621,8 +621,8 @@ TEST(AppShutdown, RequestInProgressFinishesWithConnectionClose) {
 }
 
 TEST(AppShutdown, UnfinishedRequestEndsAtTheHandshakeTimeout) {
-    Running s(ServerOptions{.threads = 1, .handshake_timeout_ms = 500,
-                            .shutdown_timeout_ms = 30'000});
+    Running s(
+        ServerOptions{.threads = 1, .handshake_timeout_ms = 500, .shutdown_timeout_ms = 30'000});
     s.app.get("/", hello);
     s.start();
     int fd = dialLoopback(s.app.port());
@@ -688,11 +688,10 @@ TEST(AppHttp, MethodNotAllowedListsTheAllowedMethods) {
     s.app.post("/both", hello);
     s.app.ws("/ws", echoRoute());
     s.start();
-    for (MethodCase c : {MethodCase{"/get", "POST", "GET, HEAD"},
-                         MethodCase{"/get", "DELETE", "GET, HEAD"},
-                         MethodCase{"/post", "GET", "POST"}, MethodCase{"/post", "PUT", "POST"},
-                         MethodCase{"/both", "PUT", "GET, HEAD, POST"},
-                         MethodCase{"/ws", "POST", "GET"}}) {
+    for (MethodCase c :
+         {MethodCase{"/get", "POST", "GET, HEAD"}, MethodCase{"/get", "DELETE", "GET, HEAD"},
+          MethodCase{"/post", "GET", "POST"}, MethodCase{"/post", "PUT", "POST"},
+          MethodCase{"/both", "PUT", "GET, HEAD, POST"}, MethodCase{"/ws", "POST", "GET"}}) {
         int fd = dialLoopback(s.app.port());
         sendAll(fd, std::string(c.method) + " " + c.path + " HTTP/1.1\r\nHost: x\r\n\r\n");
         std::vector<std::string> bodies;
