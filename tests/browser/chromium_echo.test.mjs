@@ -5,44 +5,27 @@
 //   SB_SERVER=build/release/switchboard node --test tests/browser/chromium_echo.test.mjs
 //   SB_REFERENCE=ws node --test tests/browser/chromium_echo.test.mjs
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
-import { REPO_ROOT, startServer } from '../support/server.mjs';
-
-const require = createRequire(import.meta.url);
-let chromium;
-try { ({ chromium } = require('playwright-core')); } catch {
-  ({ chromium } = require(path.join(REPO_ROOT, 'node_modules', 'playwright-core')));
-}
-
-const CHROMIUM = process.env.SB_CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'];
+import { launchChromium } from '../support/browser.mjs';
+import { startServer } from '../support/server.mjs';
 
 let server;
 let context;
 let page;
-let userDataDir;
+let browser;
 
 before(async () => {
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} missing: apt-get install -y chromium`);
   server = await startServer({ flags: ['--max-message-size', '16MiB'] });
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 60000,
-  });
+  browser = await launchChromium();
+  context = browser.context;
   page = context.pages()[0] || await context.newPage();
   await page.setContent('<!doctype html><title>switchboard echo</title><body>echo</body>');
 });
 
 after(async () => {
-  await context?.close();
+  await browser?.close();
   const alive = server?.alive();
   await server?.stop();
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
   assert.ok(alive !== false, `server died during the suite: ${server?.stderr()}`);
 });
 

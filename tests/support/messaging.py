@@ -415,31 +415,37 @@ async def stop_all(clients):
 # Raw-socket native client (for clients that must misbehave: never read, die without a close)
 
 
+def raw_ws(server: Server, path: str = "/ws", rcvbuf: int | None = None,
+           protocols: list[str] | None = None, timeout: float = 5.0) -> WSClient:
+    """A harness.WSClient on any route; rcvbuf (set before connect, so the window scale is
+    fixed small at the handshake) keeps the kernel from absorbing much for a client that
+    stops reading."""
+    w = WSClient.__new__(WSClient)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    sock.connect((server.host, server.port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    w.host, w.port, w.timeout, w.sock = server.host, server.port, timeout, sock
+    w.buf = bytearray()
+    w.eof = None
+    w.response = None
+    w.deflate = None
+    w.subprotocol = None
+    w._compressor = None
+    w._decompressor = None
+    w.frames_seen = []
+    w.handshake(path=path, protocols=protocols)
+    return w
+
+
 class RawClient:
     """harness.WSClient on /ws with JSON helpers; reads only when told to."""
 
     def __init__(self, server: Server, rcvbuf: int | None = None, timeout: float = 5.0):
-        self.ws = WSClient.__new__(WSClient)
-        # A small receive buffer set before connect keeps the kernel from absorbing megabytes
-        # for a client that stops reading (window scaling is fixed at the handshake).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.settimeout(timeout)
-        sock.connect((server.host, server.port))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        w = self.ws
-        w.host, w.port, w.timeout, w.sock = server.host, server.port, timeout, sock
-        w.buf = bytearray()
-        w.eof = None
-        w.response = None
-        w.deflate = None
-        w.subprotocol = None
-        w._compressor = None
-        w._decompressor = None
-        w.frames_seen = []
-        w.handshake(path="/ws", protocols=[SUBPROTOCOL])
-        w.frames_seen = []
+        self.ws = raw_ws(server, "/ws", rcvbuf, [SUBPROTOCOL], timeout)
+        self.ws.frames_seen = []
         self._id = 0
         self.client_id = None
 

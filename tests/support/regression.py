@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import Deadline, HarnessError, Reporter, WSClient  # noqa: E402
 from messaging import (API_KEY, CheckFailed, Client, Server, check, metrics,  # noqa: E402
-                       short)
+                       raw_ws, short)
 
 DISCONNECTS = "switchboard_slow_consumer_disconnects_total"
 BACKLOG = "switchboard_outbound_backlog_bytes"
@@ -216,31 +216,6 @@ def publish_many(server: Server, channel: str, n: int, data, key: str = API_KEY,
     finally:
         conn.close()
     return out
-
-
-def raw_ws(server: Server, path: str = "/ws", rcvbuf: int | None = None,
-           protocols: list[str] | None = None, timeout: float = 5.0) -> WSClient:
-    """A harness.WSClient on any route; rcvbuf (set before connect, so the window scale is
-    fixed small at the handshake) keeps the kernel from absorbing much for a client that
-    stops reading."""
-    w = WSClient.__new__(WSClient)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.settimeout(timeout)
-    sock.connect((server.host, server.port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    w.host, w.port, w.timeout, w.sock = server.host, server.port, timeout, sock
-    w.buf = bytearray()
-    w.eof = None
-    w.response = None
-    w.deflate = None
-    w.subprotocol = None
-    w._compressor = None
-    w._decompressor = None
-    w.frames_seen = []
-    w.handshake(path=path, protocols=protocols)
-    return w
 
 
 def rst_close(sock: socket.socket):
