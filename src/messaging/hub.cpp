@@ -88,12 +88,9 @@ struct Fanout {
     // Drain scratch, reused (no allocation per delivery in steady state).
     std::vector<Mail> batch;
     std::vector<std::string> shared;  // per event of a run: the adapter's encoded bytes
-    struct Item {
-        Client* client;
-        Client::Sub* sub;
-        uint32_t event;
-    };
-    std::vector<Item> items;
+    // Per event of the run: its channel's local subscribers (null: none on this loop).
+    std::vector<const std::vector<Local>*> targets;
+    std::vector<uint32_t> order;  // the run's events with subscribers, grouped by channel
     std::vector<uint32_t> delivered;  // per event of the run: subscribers it was handed to
     size_t run_begin = 0;             // the run's first mail in batch
 
@@ -189,30 +186,42 @@ void Fanout::deliverRun(size_t begin, size_t end) {
     if (shared.size() < n) {
         shared.resize(n);
     }
-    items.clear();
+    targets.assign(n, nullptr);
+    order.clear();
     for (uint32_t i = 0; i < n; ++i) {
         shared[i].clear();
         const broker::Event& ev = batch[begin + i].event;
         const std::string& channel =
             ev.kind == EventKind::kPublication ? ev.pub->channel : ev.channel;
         auto it = channels.find(channel);
-        if (it == channels.end()) {
-            continue;
-        }
-        for (const Local& l : it->second) {
-            items.push_back({l.client, l.sub, i});
+        if (it != channels.end()) {
+            targets[i] = &it->second;
+            order.push_back(i);
         }
     }
-    // Group by subscriber so each gets all its messages in one corked write; stable keeps
-    // each channel's order.
-    if (n > 1) {
-        std::stable_sort(items.begin(), items.end(),
-                         [](const Item& a, const Item& b) { return a.client < b.client; });
+    // Subscriber-major within each channel, so each subscriber gets all its messages of the
+    // run back to back (one corked write) without sorting (subscribers x events) pairs: only
+    // the run's events are grouped by channel, stable to keep each channel's order. The
+    // lists are not changed meanwhile: a peer that goes away is closed later, never inside
+    // deliver.
+    if (order.size() > 1) {
+        std::stable_sort(order.begin(), order.end(),
+                         [this](uint32_t a, uint32_t b) { return targets[a] < targets[b]; });
     }
     delivered.assign(n, 0);
     run_begin = begin;
-    for (const Item& item : items) {
-        deliverTo(item.client, item.sub, item.event);
+    for (size_t g = 0; g < order.size();) {
+        const std::vector<Local>* subs = targets[order[g]];
+        size_t g_end = g + 1;
+        while (g_end < order.size() && targets[order[g_end]] == subs) {
+            ++g_end;
+        }
+        for (const Local& l : *subs) {
+            for (size_t k = g; k < g_end; ++k) {
+                deliverTo(l.client, l.sub, order[k]);
+            }
+        }
+        g = g_end;
     }
     // Stats once per run: one clock read per drain, none per subscriber.
     const uint64_t now_us = nowUs();
@@ -230,7 +239,6 @@ void Fanout::deliverRun(size_t begin, size_t end) {
         }
     }
     stats.messages_out.add(messages);
-    items.clear();
 }
 
 void Fanout::deliverTo(Client* c, Client::Sub* sub, uint32_t rel) {
@@ -250,10 +258,13 @@ void Fanout::deliverTo(Client* c, Client::Sub* sub, uint32_t rel) {
         return;
     }
     const broker::Publication& p = *ev.pub;
-    if (p.epoch == sub->epoch && p.offset <= sub->last_offset) {
+    const bool same_epoch = p.epoch == sub->epoch;
+    if (same_epoch && p.offset <= sub->last_offset) {
         return;  // sent already by a replay: each publication once, in order
     }
-    sub->epoch = p.epoch;
+    if (!same_epoch) {
+        sub->epoch = p.epoch;  // rare: the stream restarted
+    }
     const bool droppable = sub->ns->slow_consumer == NamespaceOptions::SlowConsumer::kDrop;
     PeerStatus st =
         c->peer_->deliver(Delivery{ev, sub->gap, sub->gap ? nullptr : scratch}, droppable);
