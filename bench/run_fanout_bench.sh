@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fan-out benchmark: Switchboard (native protocol, history and presence on) against a node `ws`
-# room-broadcast server (bench/peers/ws_broadcast.mjs). Interleaved rounds, a fresh server for
+# room-broadcast server (bench/peers/ws_broadcast.mjs) and, when SB_BASE_BIN is set, against a
+# Switchboard built from an earlier commit ("base"). Interleaved rounds, a fresh server for
 # every run, server pinned to one core and the generator (bench/loadgen/fanout_loadgen.cpp) to
 # the other; loopback only. Prints a table of medians and writes
 # bench/results/fanout-<date>.json.
@@ -18,7 +19,19 @@
 #   SB_BIN        default build/release/switchboard (skipped when missing). Started with no
 #                 SWITCHBOARD_* variables (they are its settings), --config from this script.
 #   SB_COMMIT     the commit SB_BIN was built from, when it is not the work tree's HEAD
-#   SERVERS       subset and order, default "switchboard ws" (add uws explicitly: see below)
+#   SB_BASE_BIN   the "base" server: a Switchboard built from an earlier commit, outside the repo
+#                 (e.g. a git worktree), for before/after runs (skipped when unset). Started
+#                 exactly like switchboard (same flags, same --config, no SWITCHBOARD_*), so the
+#                 config must only hold keys both builds accept (check with
+#                 "$SB_BASE_BIN check-config --config FILE"); ratios are against switchboard.
+#   SB_BASE_COMMIT  the commit SB_BASE_BIN was built from (default: HEAD of the git work tree
+#                 holding SB_BASE_BIN, if any)
+#   SERVERS       subset and order, default "switchboard ws base" (add uws explicitly: see below)
+#   FEATURES=on   history and presence of the Switchboard servers: "on" (the config below),
+#                 "off" (the same config with history_size = 0 and presence = false), or
+#                 "on off" (both, interleaved within each round). Rows run with them off get
+#                 tests named *_off and labels saying so; ws and uws have neither feature and
+#                 run once per row, with the first entry.
 #   UWS_BROADCAST_BIN  a uWebSockets room-broadcast server built outside the repo (skipped when
 #                 unset); run as "$UWS_BROADCAST_BIN 0", it must listen on 127.0.0.1, print a
 #                 line with "127.0.0.1:PORT", put each client in the room named by its URL path
@@ -68,7 +81,14 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-90}
 SB_BIN=${SB_BIN:-$REPO/build/release/switchboard}
 SB_ENV=(env)
 for v in $(compgen -e); do [[ $v == SWITCHBOARD_* ]] && SB_ENV+=(-u "$v"); done
-SERVERS_WANTED=${SERVERS:-"switchboard ws"}
+SB_BASE_BIN=${SB_BASE_BIN:-}
+SB_BASE_COMMIT=${SB_BASE_COMMIT:-}
+SERVERS_WANTED=${SERVERS:-"switchboard ws base"}
+FEATURES=${FEATURES:-on}
+for f in $FEATURES; do
+    [[ $f == on || $f == off ]] || { echo "FEATURES must be on, off or \"on off\"" >&2; exit 2; }
+done
+read -r -a FEATURE_LIST <<<"$FEATURES"
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 OUT=${OUT:-$REPO/bench/results/fanout-$STAMP.json}
 QUIET_MAX=${QUIET_MAX:-0.15}
@@ -118,6 +138,14 @@ for s in $SERVERS_WANTED; do
             else
                 log "skip uws: set UWS_BROADCAST_BIN"
             fi ;;
+        base)
+            if [[ -n $SB_BASE_BIN && -x $SB_BASE_BIN ]]; then
+                SERVERS+=(base)
+            elif [[ -n $SB_BASE_BIN ]]; then
+                log "skip base: no $SB_BASE_BIN"
+            else
+                log "skip base: SB_BASE_BIN unset"
+            fi ;;
         *) log "unknown server $s"; exit 2 ;;
     esac
 done
@@ -127,6 +155,7 @@ WORK=$(mktemp -d /tmp/sb-fanout-bench.XXXXXX)
 abspath() { if [[ -z $1 || $1 == /* ]]; then printf '%s' "$1"; else printf '%s' "$PWD/$1"; fi; }
 OUT=$(abspath "$OUT")
 SB_BIN=$(abspath "$SB_BIN")
+SB_BASE_BIN=$(abspath "$SB_BASE_BIN")
 LOADGEN=$(abspath "$LOADGEN")
 if [[ -n ${WS_NODE_MODULES:-} ]]; then WS_NODE_MODULES=$(abspath "$WS_NODE_MODULES"); fi
 if [[ -n $SLOW_LOG_DIR ]]; then SLOW_LOG_DIR=$(abspath "$SLOW_LOG_DIR"); mkdir -p "$SLOW_LOG_DIR"; fi
@@ -144,8 +173,14 @@ rate_limit = 100000
 history_size = 100
 presence = true
 EOF
+# FEATURES=off: the same, with history and presence off (keys the older builds accept too).
+sed -e 's/^history_size = .*/history_size = 0/' -e 's/^presence = .*/presence = false/' \
+    "$WORK/switchboard.toml" > "$WORK/switchboard-off.toml"
 SB_CMD=(serve --config "$WORK/switchboard.toml" --host 127.0.0.1 --port 0 --threads 1
         --no-compression --log-level warn)
+SB_CMD_OFF=(serve --config "$WORK/switchboard-off.toml" --host 127.0.0.1 --port 0 --threads 1
+            --no-compression --log-level warn)
+FEAT=on  # the FEATURES entry of the run in progress
 SPID=""
 GPID=""
 NOISY=0
@@ -163,8 +198,14 @@ start_server() {  # NAME: sets SPID and SPORT
     local name=$1 logf=$WORK/server.log
     : > "$logf"
     case $name in
-        switchboard)
-            "${SB_ENV[@]}" "${PIN_SERVER[@]}" "$SB_BIN" "${SB_CMD[@]}" > "$logf" 2>&1 & ;;
+        switchboard | base)  # base: the same command line and config, another build
+            local bin=$SB_BIN
+            [[ $name == base ]] && bin=$SB_BASE_BIN
+            if [[ $FEAT == off ]]; then
+                "${SB_ENV[@]}" "${PIN_SERVER[@]}" "$bin" "${SB_CMD_OFF[@]}" > "$logf" 2>&1 &
+            else
+                "${SB_ENV[@]}" "${PIN_SERVER[@]}" "$bin" "${SB_CMD[@]}" > "$logf" 2>&1 &
+            fi ;;
         ws)
             WS_NODE_MODULES=${WS_NODE_MODULES:-} "${PIN_SERVER[@]}" \
                 node "$REPO/bench/peers/ws_broadcast.mjs" 0 > "$logf" 2>&1 & ;;
@@ -282,8 +323,8 @@ run_one() {
     local server_ok=$SERVER_ALIVE
     local ok=false
     [[ $rc == 0 && $server_ok == true ]] && ok=true
-    printf '{"server":"%s","test":"%s","label":%s,"round":%s,"ok":%s,"exit":%s,"cpu_wait":%s,"noisy":%s,"server_alive_at_end":%s,"server_exit":%s,"server_killed":%s,"server_hwm_kb":%s,"server_log":%s,"result":%s}\n' \
-        "$server" "$test" "$(json_str "$label")" "$round" "$ok" "$rc" "$wait_frac" "$noisy" \
+    printf '{"server":"%s","test":"%s","label":%s,"round":%s,"features":"%s","ok":%s,"exit":%s,"cpu_wait":%s,"noisy":%s,"server_alive_at_end":%s,"server_exit":%s,"server_killed":%s,"server_hwm_kb":%s,"server_log":%s,"result":%s}\n' \
+        "$server" "$test" "$(json_str "$label")" "$round" "$FEAT" "$ok" "$rc" "$wait_frac" "$noisy" \
         "$SERVER_ALIVE" "${SERVER_EXIT:-null}" "$SERVER_KILLED" "${hwm:-null}" "$(json_str "$server_log")" "$res" >> "$RUNS"
     local summary
     if [[ $test == latency* ]]; then
@@ -305,6 +346,18 @@ rotated() {
 
 fmt_int() { sed -E ':a;s/([0-9])([0-9]{3})($|,)/\1,\2\3/;ta' <<<"$1"; }
 
+# servers_for ROUND: the rotated servers that take part with FEAT (ws and uws have no history
+# or presence: they run with the first FEATURES entry only).
+servers_for() {
+    local s
+    for s in $(rotated "$1"); do
+        if [[ $s == switchboard || $s == base || $FEAT == "${FEATURE_LIST[0]}" ]]; then printf '%s ' "$s"; fi
+    done
+}
+# Test-name and label suffixes of FEAT ("on" keeps the names the page has always had).
+feat_test() { [[ $FEAT == off ]] && printf '_off'; return 0; }
+feat_label() { [[ $FEAT == off ]] && printf ', history and presence off'; return 0; }
+
 repeat_run() {  # SERVER ROUND TEST LABEL ARGS...
     for ((ATTEMPT = 0; ; ATTEMPT++)); do
         wait_quiet
@@ -313,33 +366,38 @@ repeat_run() {  # SERVER ROUND TEST LABEL ARGS...
     done
 }
 
-log "servers: ${SERVERS[*]}; rounds $ROUNDS; broadcast ${BCAST:-none}; latency ${LAT_SUBS} rooms"
+log "servers: ${SERVERS[*]}; rounds $ROUNDS; broadcast ${BCAST:-none}; latency ${LAT_SUBS} rooms; history and presence: ${FEATURES}"
 START=$SECONDS
 for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round/$ROUNDS"
     for spec in $BCAST; do
         subs=${spec%%:*}
         win=${spec##*:}
-        for server in $(rotated "$round"); do
-            repeat_run "$server" "$round" "broadcast_${subs}s_w${win}" \
-                "fan-out, 1 room × $(fmt_int "$subs") subscribers, ${win} in flight (deliveries/s)" \
-                --mode broadcast --subs "$subs" --window "$win" --size "$SIZE" \
-                --duration "$BCAST_DURATION" --warmup "$BCAST_WARMUP" --drain "$DRAIN" \
-                --drain-idle "$DRAIN_IDLE"
+        for FEAT in "${FEATURE_LIST[@]}"; do
+            for server in $(servers_for "$round"); do
+                repeat_run "$server" "$round" "broadcast_${subs}s_w${win}$(feat_test)" \
+                    "fan-out, 1 room × $(fmt_int "$subs") subscribers, ${win} in flight$(feat_label) (deliveries/s)" \
+                    --mode broadcast --subs "$subs" --window "$win" --size "$SIZE" \
+                    --duration "$BCAST_DURATION" --warmup "$BCAST_WARMUP" --drain "$DRAIN" \
+                    --drain-idle "$DRAIN_IDLE"
+            done
         done
     done
     if ((LAT_SUBS > 0)); then
-        for server in $(rotated "$round"); do
-            slow=()
-            [[ -n $SLOW_LOG_DIR ]] && slow=(--slow-log "$SLOW_LOG_DIR/latency-$server-$round.txt" --slow-us "$SLOW_US")
-            repeat_run "$server" "$round" "latency_${LAT_SUBS}r" \
-                "latency, $(fmt_int "$LAT_SUBS") rooms × 1 subscriber, ${LAT_RATE} msg/s per room" \
-                --mode latency --subs "$LAT_SUBS" --rate "$LAT_RATE" --publishers "$LAT_PUBLISHERS" \
-                --size "$SIZE" --duration "$LAT_DURATION" --warmup "$LAT_WARMUP" --drain "$DRAIN" \
-                --drain-idle "$DRAIN_IDLE" "${slow[@]}"
+        for FEAT in "${FEATURE_LIST[@]}"; do
+            for server in $(servers_for "$round"); do
+                slow=()
+                [[ -n $SLOW_LOG_DIR ]] && slow=(--slow-log "$SLOW_LOG_DIR/latency-$server-$round$(feat_test).txt" --slow-us "$SLOW_US")
+                repeat_run "$server" "$round" "latency_${LAT_SUBS}r$(feat_test)" \
+                    "latency, $(fmt_int "$LAT_SUBS") rooms × 1 subscriber, ${LAT_RATE} msg/s per room$(feat_label)" \
+                    --mode latency --subs "$LAT_SUBS" --rate "$LAT_RATE" --publishers "$LAT_PUBLISHERS" \
+                    --size "$SIZE" --duration "$LAT_DURATION" --warmup "$LAT_WARMUP" --drain "$DRAIN" \
+                    --drain-idle "$DRAIN_IDLE" "${slow[@]}"
+            done
         done
     fi
 done
+FEAT=${FEATURE_LIST[0]}
 
 # --- metadata and summary ---
 commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -351,6 +409,14 @@ ws_version=$(cd "$REPO/bench/peers" || exit; node -e "
   catch { p = path.join(process.env.WS_NODE_MODULES || '.', 'node_modules/ws/package.json'); }
   try { console.log(require(p).version) } catch { console.log('') }" 2>/dev/null || true)
 servers_json=$(printf '"%s",' "${SERVERS[@]}")
+base_commit="" base_version=""
+if [[ " ${SERVERS[*]} " == *" base "* ]]; then
+    base_commit=$SB_BASE_COMMIT
+    if [[ -z $base_commit ]]; then
+        base_commit=$(git -C "$(dirname "$SB_BASE_BIN")" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    fi
+    base_version=$("$SB_BASE_BIN" version 2>/dev/null | head -1 || true)
+fi
 cat > "$WORK/meta.json" <<EOF
 {"benchmark":"fanout","date":"$STAMP","commit":"$commit","dirty":$dirty,
  "machine":{"nproc":$(nproc),"cpu":$(json_str "$cpu"),"kernel":$(json_str "$(uname -r)"),"mem_kb":$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)},
@@ -359,10 +425,13 @@ cat > "$WORK/meta.json" <<EOF
  "latency":{"rooms":$LAT_SUBS,"rate_per_room":$LAT_RATE,"publishers":$LAT_PUBLISHERS,"duration_s":$LAT_DURATION,"warmup_s":$LAT_WARMUP},
  "drain_s":$DRAIN,"drain_idle_s":$DRAIN_IDLE,
  "server_core":$SERVER_CORE,"gen_core":$GEN_CORE,"sched":"$SCHED",
- "versions":{"node":$(json_str "$(node --version 2>/dev/null || true)"),"ws":$(json_str "$ws_version")},
+ "versions":{"node":$(json_str "$(node --version 2>/dev/null || true)"),"ws":$(json_str "$ws_version"),"base":$(json_str "$base_version")},
  "switchboard_commit":$(json_str "${SB_COMMIT:-$commit}"),
+ "base_commit":$(json_str "$base_commit"),
+ "features":$(json_str "$FEATURES"),
  "switchboard_cmd":$(json_str "${SB_CMD[*]}"),
  "switchboard_config":$(json_str "$(cat "$WORK/switchboard.toml")"),
+ "switchboard_config_off":$(json_str "$(cat "$WORK/switchboard-off.toml")"),
  "elapsed_s":$((SECONDS - START))}
 EOF
 mkdir -p "$(dirname "$OUT")"
