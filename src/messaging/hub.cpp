@@ -90,7 +90,7 @@ struct Fanout {
     std::vector<std::string> shared;  // per event of a run: the adapter's encoded bytes
     // Per event of the run: its channel's local subscribers (null: none on this loop).
     std::vector<const std::vector<Local>*> targets;
-    std::vector<uint32_t> order;  // the run's events with subscribers, grouped by channel
+    std::vector<uint32_t> order;      // the run's events with subscribers, grouped by channel
     std::vector<uint32_t> delivered;  // per event of the run: subscribers it was handed to
     size_t run_begin = 0;             // the run's first mail in batch
 

@@ -37,15 +37,18 @@ std::string renderMetrics(const MetricsSnapshot& m) {
                       type, name, static_cast<unsigned long long>(v));
         out += line;
     };
+    // One family with a label of two values, e.g. connections{transport="websocket"|"http"}.
+    auto labelled = [&](const char* name, const char* type, const char* help, const char* label,
+                        const char* a, uint64_t va, const char* b, uint64_t vb) {
+        std::snprintf(line, sizeof line,
+                      "# HELP %s %s\n# TYPE %s %s\n%s{%s=\"%s\"} %llu\n%s{%s=\"%s\"} %llu\n", name,
+                      help, name, type, name, label, a, static_cast<unsigned long long>(va), name,
+                      label, b, static_cast<unsigned long long>(vb));
+        out += line;
+    };
     const messaging::StatsTotals& s = m.stats;
-    std::snprintf(line, sizeof line,
-                  "# HELP switchboard_connections Open connections by transport.\n"
-                  "# TYPE switchboard_connections gauge\n"
-                  "switchboard_connections{transport=\"websocket\"} %llu\n"
-                  "switchboard_connections{transport=\"http\"} %llu\n",
-                  static_cast<unsigned long long>(m.websocket_connections),
-                  static_cast<unsigned long long>(m.http_connections));
-    out += line;
+    labelled("switchboard_connections", "gauge", "Open connections by transport.", "transport",
+             "websocket", m.websocket_connections, "http", m.http_connections);
     metric("switchboard_clients", "gauge",
            "Open connections of the messaging protocol (the /ws endpoint).",
            static_cast<uint64_t>(s.clients < 0 ? 0 : s.clients));
@@ -65,14 +68,8 @@ std::string renderMetrics(const MetricsSnapshot& m) {
            "Connections closed by the slow-consumer policy.", s.slow_consumer_disconnects);
     metric("switchboard_slow_consumer_drops_total", "counter",
            "Publications skipped by the drop policy.", s.slow_consumer_drops);
-    std::snprintf(line, sizeof line,
-                  "# HELP switchboard_recoveries_total Subscribe-with-since results.\n"
-                  "# TYPE switchboard_recoveries_total counter\n"
-                  "switchboard_recoveries_total{result=\"recovered\"} %llu\n"
-                  "switchboard_recoveries_total{result=\"not_recovered\"} %llu\n",
-                  static_cast<unsigned long long>(s.recoveries_recovered),
-                  static_cast<unsigned long long>(s.recoveries_failed));
-    out += line;
+    labelled("switchboard_recoveries_total", "counter", "Subscribe-with-since results.", "result",
+             "recovered", s.recoveries_recovered, "not_recovered", s.recoveries_failed);
     metric("switchboard_session_takeovers_total", "counter",
            "Sessions resumed while another connection held them (that one closed 4004).",
            s.takeovers);
