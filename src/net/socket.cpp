@@ -135,6 +135,11 @@ void setNoDelay(int fd) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+void setSendBuffer(int fd, size_t bytes) {
+    int v = bytes > static_cast<size_t>(INT32_MAX / 2) ? INT32_MAX / 2 : static_cast<int>(bytes);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+}
+
 std::string peerIp(const sockaddr_storage& ss) {
     char buf[INET6_ADDRSTRLEN] = {0};
     if (ss.ss_family == AF_INET) {

@@ -45,6 +45,8 @@ base::Result<Endpoint> localEndpoint(int fd);
 base::Result<int> connectNonBlocking(const Endpoint& to, const Endpoint* source = nullptr);
 
 void setNoDelay(int fd);
+// SO_SNDBUF (the kernel doubles it for bookkeeping); turns off send-buffer autotuning.
+void setSendBuffer(int fd, size_t bytes);
 // The peer's address key for per-IP limits (IPv4 as v4-mapped IPv6).
 std::string peerIp(const sockaddr_storage& ss);
 

@@ -376,6 +376,10 @@ bool StreamConn::tlsHandshakeDone() const {
     return tls_ && extra_->tls->handshakeDone();
 }
 
+bool StreamConn::tlsResumed() const {
+    return tls_ && extra_->tls->resumed();
+}
+
 void StreamConn::onTlsHandshake(std::string_view error) {
     if (!error.empty()) {
         SB_DEBUG("tls fd=%d handshake failed: %.*s", fd_, static_cast<int>(error.size()),

@@ -44,6 +44,8 @@ public:
     void startTls(std::unique_ptr<TlsSession> session);
     bool isTls() const { return tls_; }
     bool tlsHandshakeDone() const;
+    // TLS, after the handshake: the client resumed an earlier session (no full handshake).
+    bool tlsResumed() const;
 
     // Queues bytes for the peer (loop thread). Batched in the cork until uncork(); if a backlog
     // exists they go behind it, so order is always kept. No-op once closed.

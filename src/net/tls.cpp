@@ -41,6 +41,34 @@ std::string takeErrorQueue(const char* fallback) {
     return s;
 }
 
+// ALPN (RFC 7301), server side: pick "http/1.1" when offered. A client that offers only other
+// protocols (h2) gets no ALPN answer rather than a fatal alert: it may still speak HTTP/1.1,
+// and if not it fails on its own with a clearer error than "no application protocol".
+int selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+               unsigned int inlen, void*) {
+    static constexpr unsigned char kHttp11[] = {'h', 't', 't', 'p', '/', '1', '.', '1'};
+    for (unsigned int i = 0; i < inlen;) {
+        const unsigned int n = in[i];
+        if (i + 1 + n > inlen) {
+            break;
+        }
+        if (n == sizeof kHttp11 && std::memcmp(in + i + 1, kHttp11, n) == 0) {
+            *out = in + i + 1;
+            *outlen = static_cast<unsigned char>(n);
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1 + n;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+// TLS 1.2 suites for the server: ECDHE key exchange (forward secrecy) with AEAD ciphers only,
+// the "intermediate" profile browsers and current clients all support.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
 bool isIpLiteral(const std::string& s) {
     unsigned char buf[16];
     return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
@@ -139,6 +167,21 @@ base::Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsConfig& co
         if (SSL_CTX_check_private_key(ctx) != 1) {
             return failWith("private key does not match " + config.cert_file);
         }
+        if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) {
+            return failWith("cannot set the TLS 1.2 cipher list");
+        }
+        SSL_CTX_set_alpn_select_cb(ctx, &selectAlpn, nullptr);
+        // Resumption: the session cache (TLS 1.2 session ids) and tickets need a context id.
+        // One TLS 1.3 ticket per handshake instead of OpenSSL's two: a client here holds one
+        // connection and resumes it once, so a second ticket is only extra work and bytes.
+        static constexpr unsigned char kSessionContext[] = "switchboard";
+        SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
+        if (config.session_tickets) {
+            SSL_CTX_set_num_tickets(ctx, 1);
+        } else {
+            SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+            SSL_CTX_set_num_tickets(ctx, 0);
+        }
     }
     return std::shared_ptr<TlsContext>(new TlsContext(ctx, config.role, verify));
 }
@@ -224,6 +267,10 @@ void TlsSession::stashInput() {
     }
     in_ = stash_.data();
     in_len_ = stash_.size();
+}
+
+bool TlsSession::resumed() const {
+    return SSL_session_reused(ssl_) == 1;
 }
 
 bool TlsSession::hasBufferedInput() const {

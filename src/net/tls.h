@@ -31,15 +31,22 @@ struct TlsConfig {
     // PEM file of CA certificates trusted instead of the system store (empty = the system store,
     // /etc/ssl/certs on Debian). Used only with verify_peer.
     std::string ca_file;
-    // Server role: PEM certificate chain (leaf first) and private key. Not wired yet.
+    // Server role: PEM certificate chain (leaf first) and private key.
     std::string cert_file;
     std::string key_file;
+    // Server role: stateless session tickets (RFC 5077 / RFC 8446 §4.6.1), so a reconnecting
+    // client resumes with one round trip and no certificate signature: what keeps a reconnect
+    // storm after a restart or network blip cheap. The ticket key lives in the context; a
+    // reloaded context starts a new one (old tickets then fall back to a full handshake).
+    bool session_tickets = true;
 };
 
 // One SSL_CTX. Build it once per process (or per loop) and share it: loading the system CA
 // store costs milliseconds, a session from an existing context microseconds. Immutable after
 // create(), so sessions on different loop threads may use it at the same time. TLS 1.2 is the
-// minimum version; renegotiation is refused.
+// minimum version; renegotiation is refused. Server role: ALPN selects "http/1.1" (the only
+// protocol we speak; a client offering only h2 proceeds without ALPN), TLS 1.2 suites are
+// ECDHE with AEAD ciphers only (forward secrecy, no CBC), TLS 1.3 uses OpenSSL's defaults.
 class TlsContext {
 public:
     // Any thread. Errors carry OpenSSL's reason ("cannot load CA file x.pem: no such file").
@@ -98,6 +105,8 @@ public:
     // written before completion has been encrypted into output().
     Status handshake();
     bool handshakeDone() const { return state_ != State::kHandshake && state_ != State::kFailed; }
+    // After the handshake: the peer resumed an earlier session (ticket or session id).
+    bool resumed() const;
     bool failed() const { return state_ == State::kFailed; }
 
     // Decrypts into out[0, cap) as much as the input allows; *got = bytes written (deliver

@@ -17,6 +17,7 @@
 #include "loop/event_loop.h"
 #include "net/socket.h"
 #include "net/stream_conn.h"
+#include "net/tls.h"
 #include "ws/handshake.h"
 
 namespace sb::server {
@@ -77,6 +78,10 @@ struct App::Impl {
     std::unordered_map<std::string, HttpRoute> http_routes;
     std::atomic<size_t> connections{0};
     std::atomic<bool> stopping{false};
+    // The current server TLS context (null without TLS). Loops keep their own reference for
+    // new connections and are sent a new one on reload; sessions hold theirs for their life.
+    std::mutex tls_mu;
+    std::shared_ptr<net::TlsContext> tls_ctx;
     std::mutex ip_mu;
     // Open connections per client IP (only with max_connections_per_ip). Node-based map:
     // a connection keeps a pointer to its entry.
@@ -108,6 +113,7 @@ public:
 protected:
     void onData(uint8_t* data, size_t len) override;
     void onEof() override { close(); }
+    void onTlsHandshake(std::string_view error) override;
 
 private:
     static void onTimer(loop::TimerNode* node);
@@ -129,7 +135,15 @@ private:
     bool upgraded_ = false;
 };
 
-struct LoopCtx final : loop::Pollable {
+// One listening socket of a loop: the main port, and the TLS port when it is separate.
+struct Listener final : loop::Pollable {
+    LoopCtx* ctx = nullptr;
+    int fd = -1;
+    bool tls = false;
+    void onEvents(uint32_t) override;
+};
+
+struct LoopCtx final {
     App::Impl* app;
     // Before `loop`: these outlive the connections the loop frees in its destructor.
     transport::SocketList sockets;
@@ -139,11 +153,20 @@ struct LoopCtx final : loop::Pollable {
     std::atomic<uint64_t> ws_open{0};
     // beginShutdown ran: a request completing now gets the last response of its connection.
     bool shutting_down = false;
+    // This loop's reference to the TLS context new connections use (loop thread only).
+    std::shared_ptr<net::TlsContext> tls_ctx;
+    // Handshake counters (written by this loop, read by any thread).
+    std::atomic<uint64_t> tls_full{0};
+    std::atomic<uint64_t> tls_resumed{0};
+    std::atomic<uint64_t> tls_failed{0};
     loop::EventLoop loop;
-    int listen_fd = -1;
+    Listener listeners[2];  // [0] the main port, [1] a separate TLS port (fd -1 when none)
     std::thread thread;
 
     explicit LoopCtx(App::Impl* a) : app(a) {
+        for (Listener& l : listeners) {
+            l.ctx = this;
+        }
         sockets.global_count = &a->connections;
         sockets.owner = this;
         sockets.on_remove = [](transport::SocketList* list, transport::WebSocket* ws) {
@@ -152,18 +175,20 @@ struct LoopCtx final : loop::Pollable {
             ctx->app->releaseIp(static_cast<App::Impl::IpEntry*>(ws->owner_tag));
         };
     }
-    ~LoopCtx() override {
-        if (listen_fd >= 0) {
-            ::close(listen_fd);
+    ~LoopCtx() {
+        for (Listener& l : listeners) {
+            if (l.fd >= 0) {
+                ::close(l.fd);
+            }
         }
     }
 
-    // The listening socket is readable: accept everything pending (edge-triggered).
-    void onEvents(uint32_t) override {
+    // A listening socket is readable: accept everything pending (edge-triggered).
+    void acceptAll(const Listener& listener) {
         for (;;) {
             sockaddr_storage ss{};
             socklen_t sl = sizeof ss;
-            int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &sl,
+            int fd = ::accept4(listener.fd, reinterpret_cast<sockaddr*>(&ss), &sl,
                                SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0) {
                 if (errno == EINTR || errno == ECONNABORTED) {
@@ -177,6 +202,9 @@ struct LoopCtx final : loop::Pollable {
                 return;
             }
             net::setNoDelay(fd);
+            if (app->options.send_buffer > 0) {
+                net::setSendBuffer(fd, app->options.send_buffer);
+            }
             std::string ip = net::peerIp(ss);
             size_t n = app->connections.fetch_add(1, std::memory_order_relaxed) + 1;
             App::Impl::IpEntry* ip_entry = nullptr;
@@ -199,6 +227,15 @@ struct LoopCtx final : loop::Pollable {
                 delete conn;
                 continue;
             }
+            if (listener.tls) {
+                auto session = net::TlsSession::create(tls_ctx, {});
+                if (!session) {
+                    SB_ERROR("tls: %s", session.error().message.c_str());
+                    conn->close();
+                    continue;
+                }
+                conn->startTls(std::move(*session));
+            }
             conn->start();
         }
     }
@@ -207,10 +244,12 @@ struct LoopCtx final : loop::Pollable {
     // its HTTP connections (idle ones now, busy ones after their current request).
     void beginShutdown() {
         shutting_down = true;
-        if (listen_fd >= 0) {
-            loop.remove(listen_fd);
-            ::close(listen_fd);
-            listen_fd = -1;
+        for (Listener& l : listeners) {
+            if (l.fd >= 0) {
+                loop.remove(l.fd);
+                ::close(l.fd);
+                l.fd = -1;
+            }
         }
         for (transport::WebSocket* ws = sockets.head; ws != nullptr; ws = ws->list_next) {
             ws->end(ws::close_code::kGoingAway, "server shutting down; reconnect");
@@ -221,6 +260,10 @@ struct LoopCtx final : loop::Pollable {
         }
     }
 };
+
+void Listener::onEvents(uint32_t) {
+    ctx->acceptAll(*this);
+}
 
 bool App::Impl::admitIp(const std::string& ip, IpEntry** entry) {
     *entry = nullptr;
@@ -297,6 +340,19 @@ void HttpConnection::onTimer(loop::TimerNode* node) {
         self->uncork();
     }
     self->close();
+}
+
+void HttpConnection::onTlsHandshake(std::string_view error) {
+    if (error.empty()) {
+        bump(tlsResumed() ? ctx_->tls_resumed : ctx_->tls_full, 1);
+        return;
+    }
+    bump(ctx_->tls_failed, 1);
+    // Debug level: scanners and plain-HTTP clients on a TLS port fail handshakes all day, and
+    // a line each would let anyone fill the log. The counter (/metrics) shows the rate.
+    SB_DEBUG("tls: handshake with %s failed: %.*s", ip_.c_str(), static_cast<int>(error.size()),
+             error.data());
+    close();
 }
 
 void HttpConnection::reject(const std::string& response) {
@@ -517,59 +573,156 @@ App& App::post(std::string path, HttpHandler handler) {
     return *this;
 }
 
+namespace {
+
+// Fixes the port of `ep` (port 0 resolved by the first bind).
+void setPort(net::Endpoint* ep, uint16_t port) {
+    if (ep->addr.ss_family == AF_INET) {
+        reinterpret_cast<sockaddr_in*>(&ep->addr)->sin_port = htons(port);
+    } else {
+        reinterpret_cast<sockaddr_in6*>(&ep->addr)->sin6_port = htons(port);
+    }
+}
+
+// Our sockets carry SO_REUSEPORT so that our own loops share the port; the same flag would let
+// them join another process's listeners, the kernel splitting the traffic without a word.
+// Unless that is asked for, make sure nobody listens there first. (A listener that starts
+// between this check and our binds still slips through.)
+base::Result<void> checkFree(const net::Endpoint& ep, bool reuse_port, const char* flag) {
+    if (reuse_port) {
+        return {};
+    }
+    auto busy = net::addressInUse(ep);
+    if (!busy) {
+        return base::unexpected(busy.error());
+    }
+    if (*busy) {
+        return base::fail(ep.toString() + " is already in use by another process (stop it, pick " +
+                          "another " + flag +
+                          ", or pass --reuse-port to share the port on purpose)");
+    }
+    return {};
+}
+
+base::Result<std::shared_ptr<net::TlsContext>> loadTls(const TlsOptions& tls) {
+    if (tls.cert_file.empty() || tls.key_file.empty()) {
+        return base::fail(
+            "TLS needs both tls.cert_file and tls.key_file (a PEM certificate chain and its "
+            "private key)");
+    }
+    net::TlsConfig config{.role = net::TlsRole::kServer,
+                          .cert_file = tls.cert_file,
+                          .key_file = tls.key_file,
+                          .session_tickets = tls.session_tickets};
+    auto ctx = net::TlsContext::create(config);
+    if (!ctx) {
+        return base::fail("TLS: " + ctx.error().message);
+    }
+    return *ctx;
+}
+
+}  // namespace
+
 base::Result<void> App::listen() {
     unsigned n = options_.threads;
     if (n == 0) {
         n = std::max(1u, std::thread::hardware_concurrency());
     }
     n = std::min(n, kMaxThreads);  // the config schema refuses more; one per core stops here
+    const TlsOptions& tls = options_.tls;
+    if (tls.enabled()) {
+        auto ctx = loadTls(tls);
+        if (!ctx) {
+            return base::unexpected(ctx.error());
+        }
+        impl_->tls_ctx = *ctx;
+    }
+    // A separate TLS listener: tls.port set and not the main port.
+    const bool split = tls.enabled() && tls.port != 0 && tls.port != options_.port;
     auto ep = net::resolve(options_.host, options_.port);
     if (!ep) {
         return base::unexpected(ep.error());
     }
-    // Our sockets carry SO_REUSEPORT so that our own loops share the port; the same flag
-    // would let them join another process's listeners, the kernel splitting the traffic
-    // without a word. Unless that is asked for, make sure nobody listens there first. (A
-    // listener that starts between this check and our binds still slips through.)
-    if (!options_.reuse_port) {
-        auto busy = net::addressInUse(*ep);
-        if (!busy) {
-            return base::unexpected(busy.error());
+    if (auto r = checkFree(*ep, options_.reuse_port, "--port"); !r) {
+        return r;
+    }
+    net::Endpoint tls_ep;
+    if (split) {
+        auto e = net::resolve(options_.host, tls.port);
+        if (!e) {
+            return base::unexpected(e.error());
         }
-        if (*busy) {
-            return base::fail(ep->toString() +
-                              " is already in use by another process (stop it, pick another "
-                              "--port, or pass --reuse-port to share the port on purpose)");
+        tls_ep = *e;
+        if (auto r = checkFree(tls_ep, options_.reuse_port, "tls.port"); !r) {
+            return r;
         }
     }
     for (unsigned i = 0; i < n; ++i) {
         auto ctx = std::make_unique<LoopCtx>(impl_.get());
         ctx->loop.setId(i);
+        ctx->tls_ctx = impl_->tls_ctx;
         // Port 0: the first loop picks a free port, the others join it.
         auto fd = net::listenOn(*ep);
         if (!fd) {
             return base::unexpected(fd.error());
         }
-        ctx->listen_fd = *fd;
+        ctx->listeners[0].fd = *fd;
+        ctx->listeners[0].tls = tls.enabled() && !split;
         if (i == 0) {
             auto local = net::localEndpoint(*fd);
             if (!local) {
                 return base::unexpected(local.error());
             }
             port_ = local->port();
-            auto* v4 = reinterpret_cast<sockaddr_in*>(&ep->addr);
-            auto* v6 = reinterpret_cast<sockaddr_in6*>(&ep->addr);
-            if (ep->addr.ss_family == AF_INET) {
-                v4->sin_port = htons(port_);
-            } else {
-                v6->sin6_port = htons(port_);
+            setPort(&*ep, port_);
+        }
+        if (split) {
+            auto tfd = net::listenOn(tls_ep);
+            if (!tfd) {
+                return base::unexpected(tfd.error());
+            }
+            ctx->listeners[1].fd = *tfd;
+            ctx->listeners[1].tls = true;
+        }
+        for (Listener& l : ctx->listeners) {
+            if (l.fd >= 0) {
+                ctx->loop.add(l.fd, &l, EPOLLIN | EPOLLET);
             }
         }
-        ctx->loop.add(ctx->listen_fd, ctx.get(), EPOLLIN | EPOLLET);
         net::StreamConn::installLoopHooks(ctx->loop);
         impl_->loops.push_back(std::move(ctx));
     }
+    tls_port_ = !tls.enabled() ? 0 : split ? tls.port : port_;
     return {};
+}
+
+base::Result<void> App::reloadTls(const TlsOptions& tls) {
+    if (!options_.tls.enabled()) {
+        return {};  // a listener cannot start speaking TLS without a restart
+    }
+    auto ctx = loadTls(tls);
+    if (!ctx) {
+        return base::unexpected(ctx.error());
+    }
+    {
+        std::lock_guard lock(impl_->tls_mu);
+        impl_->tls_ctx = *ctx;
+    }
+    for (auto& loop_ctx : impl_->loops) {
+        LoopCtx* c = loop_ctx.get();
+        c->loop.post([c, fresh = *ctx] { c->tls_ctx = fresh; });
+    }
+    return {};
+}
+
+TlsCounts App::tlsCounts() const {
+    TlsCounts t;
+    for (const auto& ctx : impl_->loops) {
+        t.full += ctx->tls_full.load(std::memory_order_relaxed);
+        t.resumed += ctx->tls_resumed.load(std::memory_order_relaxed);
+        t.failed += ctx->tls_failed.load(std::memory_order_relaxed);
+    }
+    return t;
 }
 
 ConnectionCounts App::connectionCounts() const {
@@ -619,12 +772,22 @@ int App::run() {
         LoopCtx* c = ctx.get();
         c->thread = std::thread([c] { c->loop.run(); });
     }
+    const bool main_tls = tls_port_ != 0 && tls_port_ == port_;
     if (options_.print_listening) {
-        std::printf("switchboard listening on %s:%u\n", options_.host.c_str(), port_);
+        // The first line names the main port (scripts read it); " (tls)" when it speaks TLS.
+        std::printf("switchboard listening on %s:%u%s\n", options_.host.c_str(), port_,
+                    main_tls ? " (tls)" : "");
+        if (tls_port_ != 0 && !main_tls) {
+            std::printf("switchboard listening on %s:%u (tls)\n", options_.host.c_str(),
+                        tls_port_);
+        }
         std::fflush(stdout);
     }
-    SB_INFO("listening on %s:%u with %zu event loop(s)", options_.host.c_str(), port_,
-            impl_->loops.size());
+    SB_INFO("listening on %s:%u%s with %zu event loop(s)", options_.host.c_str(), port_,
+            main_tls ? " (tls)" : "", impl_->loops.size());
+    if (tls_port_ != 0 && !main_tls) {
+        SB_INFO("listening on %s:%u (tls)", options_.host.c_str(), tls_port_);
+    }
     // Wait for a stop request: a signal, or stop() from another thread.
     while (!impl_->stopping.load()) {
         if (options_.handle_signals) {

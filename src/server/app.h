@@ -48,6 +48,21 @@ using HttpHandler = std::function<HttpReply(const http::Request&, std::string_vi
 // serves better anyway.
 inline constexpr unsigned kMaxThreads = 64;
 
+// TLS (wss://, https://) for every route: WebSocket, API, metrics, pages.
+struct TlsOptions {
+    // PEM certificate chain (leaf first) and its private key. Both set = TLS on; SIGHUP reads
+    // them again (new connections get the new certificate, open ones keep theirs).
+    std::string cert_file;
+    std::string key_file;
+    // 0: the main port speaks TLS only. Another port: a TLS listener there while the main port
+    // stays plain (side by side, e.g. 8080 for a proxy on the same host and 8443 for the rest).
+    uint16_t port = 0;
+    // Session tickets: reconnecting clients resume without a full handshake (a reconnect storm
+    // after a restart costs one round trip and no signature per client).
+    bool session_tickets = true;
+    bool enabled() const { return !cert_file.empty() || !key_file.empty(); }
+};
+
 struct ServerOptions {
     std::string host = "0.0.0.0";
     uint16_t port = 8080;
@@ -83,6 +98,18 @@ struct ServerOptions {
     // covers a wildcard listener when `host` is a specific address and the reverse (see
     // net::addressInUse). The loops of this App share the port either way.
     bool reuse_port = false;
+    TlsOptions tls;
+    // SO_SNDBUF of accepted sockets; 0 = the kernel's autotuning (up to net.ipv4.tcp_wmem's
+    // maximum, 4 MiB on Debian). A cap bounds the kernel memory a stalled client can pin on
+    // top of our own outbound limit, at the cost of throughput on long fat links.
+    size_t send_buffer = 0;
+};
+
+// TLS handshakes of an App since it started (see App::tlsCounts).
+struct TlsCounts {
+    uint64_t full = 0;     // completed with a full handshake
+    uint64_t resumed = 0;  // completed by resuming a session (ticket or session id)
+    uint64_t failed = 0;   // failed: bad records, unsupported versions, plain HTTP on a TLS port
 };
 
 // Open connections of an App (see App::connectionCounts).
@@ -108,6 +135,15 @@ public:
     // off and something listens there. Port 0: the first loop picks a free port.
     base::Result<void> listen();
     uint16_t port() const { return port_; }
+    // The port speaking TLS: port() when the main listener is TLS, tls.port when a separate
+    // TLS listener is configured, 0 without TLS.
+    uint16_t tlsPort() const { return tls_port_; }
+    // Any thread: loads options.tls's certificate and key again (SIGHUP). New connections use
+    // them; open ones keep the certificate they were accepted with. On error (unreadable file,
+    // key not matching) nothing changes and the error says why. No-op without TLS.
+    base::Result<void> reloadTls(const TlsOptions& tls);
+    // Any thread: handshake counters summed over the loops.
+    TlsCounts tlsCounts() const;
     // The event loops (valid after listen()); loop i has id() == i. For layers that keep
     // per-loop state (the messaging hub) and post work to a loop.
     size_t loopCount() const;
@@ -131,6 +167,7 @@ private:
     ServerOptions options_;
     std::unique_ptr<Impl> impl_;
     uint16_t port_ = 0;
+    uint16_t tls_port_ = 0;
     std::function<void()> on_reload_;
 };
 

@@ -26,6 +26,13 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
         }
         m.channels = hub_->channels().size();
         m.sessions = hub_->sessions();
+        if (app_.tlsPort() != 0) {
+            const TlsCounts t = app_.tlsCounts();
+            m.tls = true;
+            m.tls_full = t.full;
+            m.tls_resumed = t.resumed;
+            m.tls_failed = t.failed;
+        }
         return HttpReply{.content_type = "text/plain; version=0.0.4", .body = renderMetrics(m)};
     });
 }

@@ -1,6 +1,8 @@
 #include "server/metrics.h"
 
 #include <cstdio>
+#include <initializer_list>
+#include <utility>
 
 namespace sb::server {
 
@@ -37,18 +39,20 @@ std::string renderMetrics(const MetricsSnapshot& m) {
                       type, name, static_cast<unsigned long long>(v));
         out += line;
     };
-    // One family with a label of two values, e.g. connections{transport="websocket"|"http"}.
+    // One family with one label, e.g. connections{transport="websocket"|"http"}.
     auto labelled = [&](const char* name, const char* type, const char* help, const char* label,
-                        const char* a, uint64_t va, const char* b, uint64_t vb) {
-        std::snprintf(line, sizeof line,
-                      "# HELP %s %s\n# TYPE %s %s\n%s{%s=\"%s\"} %llu\n%s{%s=\"%s\"} %llu\n", name,
-                      help, name, type, name, label, a, static_cast<unsigned long long>(va), name,
-                      label, b, static_cast<unsigned long long>(vb));
+                        std::initializer_list<std::pair<const char*, uint64_t>> values) {
+        std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
         out += line;
+        for (const auto& [value, v] : values) {
+            std::snprintf(line, sizeof line, "%s{%s=\"%s\"} %llu\n", name, label, value,
+                          static_cast<unsigned long long>(v));
+            out += line;
+        }
     };
     const messaging::StatsTotals& s = m.stats;
     labelled("switchboard_connections", "gauge", "Open connections by transport.", "transport",
-             "websocket", m.websocket_connections, "http", m.http_connections);
+             {{"websocket", m.websocket_connections}, {"http", m.http_connections}});
     metric("switchboard_clients", "gauge",
            "Open connections of the messaging protocol (the /ws endpoint).",
            static_cast<uint64_t>(s.clients < 0 ? 0 : s.clients));
@@ -69,7 +73,12 @@ std::string renderMetrics(const MetricsSnapshot& m) {
     metric("switchboard_slow_consumer_drops_total", "counter",
            "Publications skipped by the drop policy.", s.slow_consumer_drops);
     labelled("switchboard_recoveries_total", "counter", "Subscribe-with-since results.", "result",
-             "recovered", s.recoveries_recovered, "not_recovered", s.recoveries_failed);
+             {{"recovered", s.recoveries_recovered}, {"not_recovered", s.recoveries_failed}});
+    if (m.tls) {
+        labelled("switchboard_tls_handshakes_total", "counter",
+                 "TLS handshakes: full, resumed from a ticket or session id, failed.", "result",
+                 {{"full", m.tls_full}, {"resumed", m.tls_resumed}, {"failed", m.tls_failed}});
+    }
     metric("switchboard_session_takeovers_total", "counter",
            "Sessions resumed while another connection held them (that one closed 4004).",
            s.takeovers);

@@ -16,6 +16,8 @@ struct MetricsSnapshot {
     uint64_t backlog_bytes = 0;          // queued for clients, not yet taken by the kernel
     uint64_t channels = 0;
     uint64_t sessions = 0;
+    bool tls = false;  // the server speaks TLS: the handshake family is rendered
+    uint64_t tls_full = 0, tls_resumed = 0, tls_failed = 0;
 };
 
 std::string renderMetrics(const MetricsSnapshot& m);

@@ -72,10 +72,16 @@ int runServe(int argc, char** argv) {
         return 1;
     }
     messaging.attach();
+    if (app.tlsPort() != 0 && cfg->server.allowed_origins.empty()) {
+        SB_WARN(
+            "TLS is on and server.allowed_origins is empty: any web page may open WebSockets "
+            "to this server with its visitors' cookies (cross-site WebSocket hijacking); list "
+            "your sites' origins, e.g. allowed_origins = [\"https://app.example.com\"]");
+    }
     // SIGHUP: read file + environment + flags again; namespaces apply to new subscriptions,
     // the API key and the log level at once. Restart-only settings that changed are named in
     // the log.
-    app.onReload([argc, argv, &messaging, running = *loaded] {
+    app.onReload([argc, argv, &app, &messaging, running = *loaded] {
         auto fresh = loadConfig(argc, argv, environ);
         if (!fresh) {
             SB_ERROR("reload failed: %s; keeping the running configuration",
@@ -83,6 +89,12 @@ int runServe(int argc, char** argv) {
             return;
         }
         messaging.reload(fresh->config.messaging);
+        if (auto r = app.reloadTls(fresh->config.server.tls); !r) {
+            SB_ERROR("reload: %s; keeping the running certificate", r.error().message.c_str());
+        } else if (app.tlsPort() != 0) {
+            SB_INFO("reload: TLS certificate %s loaded for new connections",
+                    fresh->config.server.tls.cert_file.c_str());
+        }
         base::setLogLevel(fresh->config.log_level);
         for (const auto& key : restartOnlyChanges(running, *fresh)) {
             SB_WARN("reload: %s changed: takes effect on restart", key.c_str());
@@ -95,7 +107,7 @@ int runServe(int argc, char** argv) {
                 "restart",
                 fresh->config.messaging.effectiveMaxMessageSize());
         }
-        SB_INFO("reload: namespaces, api.key and log level applied");
+        SB_INFO("reload: namespaces, api.key, TLS certificate and log level applied");
     });
     return app.run();
 }

@@ -95,6 +95,43 @@ config::Schema<ServeConfig> buildSchema() {
          .kind = Kind::kList,
          .help = "Origin allowlist for WebSocket upgrades; empty = any (set it for browsers)"},
         [](auto& c) -> auto& { return c.server.allowed_origins; });
+    s.add(
+        {.key = "server.send_buffer",
+         .flag = "--send-buffer",
+         .kind = Kind::kSize,
+         .help = "SO_SNDBUF per accepted socket; 0 = kernel autotuning (up to 4 MiB a socket); "
+                 "a cap bounds the kernel memory a stalled client pins"},
+        [](auto& c) -> auto& { return c.server.send_buffer; });
+    // [tls]
+    s.add(
+        {.key = "tls.cert_file",
+         .flag = "--tls-cert",
+         .kind = Kind::kString,
+         .help = "PEM certificate chain (leaf first); with tls.key_file turns TLS on (wss://, "
+                 "https://); SIGHUP reloads it",
+         .apply = Apply::kReload},
+        [](auto& c) -> auto& { return c.server.tls.cert_file; });
+    s.add(
+        {.key = "tls.key_file",
+         .flag = "--tls-key",
+         .kind = Kind::kString,
+         .help = "PEM private key of tls.cert_file; SIGHUP reloads it",
+         .apply = Apply::kReload},
+        [](auto& c) -> auto& { return c.server.tls.key_file; });
+    s.add(
+        {.key = "tls.port",
+         .flag = "--tls-port",
+         .kind = Kind::kUint,
+         .help = "0 = the main port speaks TLS only; another port = a TLS listener there and "
+                 "the main port stays plain",
+         .max = 65535},
+        [](auto& c) -> auto& { return c.server.tls.port; });
+    s.add(
+        {.key = "tls.session_tickets",
+         .flag = "--tls-session-tickets",
+         .kind = Kind::kBool,
+         .help = "resume sessions from tickets (cheap reconnect storms)"},
+        [](auto& c) -> auto& { return c.server.tls.session_tickets; });
     // [websocket]: the /echo route and raw WebSocket routes.
     s.add(
         {.key = "websocket.max_message_size",
