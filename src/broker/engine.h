@@ -78,6 +78,25 @@ struct NamespaceOptions {
     size_t max_unacked = 1000;          // per session and channel: bounds a dead client's cost
     uint64_t session_ttl_ms = 300'000;  // 5 min: survives a phone switching networks
     uint64_t idempotency_window_ms = 120'000;  // 2 min: longer than any sane client retry
+
+    // Access rules: the messaging core enforces them, engines ignore them. They apply only when
+    // the server verifies tokens (auth keys configured); without keys every client may do what
+    // the namespace allows.
+    enum class Access : uint8_t {
+        kAny,            // every client allowed in the namespace (see `anonymous`)
+        kAuthenticated,  // clients with a verified token
+        kClaim,          // clients whose token's "channels" claim has a pattern matching it
+    };
+    // Clients without a token may use the namespace. Off: a namespace is for authenticated
+    // users unless it says otherwise (safe default once auth is on).
+    bool anonymous = false;
+    Access subscribe_access = Access::kAny;
+    Access publish_access = Access::kAny;
+    Access presence_access = Access::kAny;
+    Access history_access = Access::kAny;
+    // Private channels: subscribing needs a subscribe token (a JWT whose "channel" claim is the
+    // channel, and whose "sub", if any, is the subscriber) issued by the application backend.
+    bool private_channels = false;
 };
 
 // A position in a channel's stream. An empty epoch means "the channel has no stream yet".

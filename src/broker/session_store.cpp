@@ -36,6 +36,7 @@ struct Session {
     bool attached = true;
     uint64_t holder = 0;      // the attached connection's token (0: none given)
     uint64_t expires_ms = 0;  // meaningful while detached
+    std::string owner;        // the user it belongs to ("" = anonymous)
     std::unordered_map<std::string, ChannelQueue, StringHash, std::equal_to<>> channels;
 
     bool expired(uint64_t now_ms) const { return !attached && now_ms >= expires_ms; }
@@ -68,17 +69,19 @@ SessionStore::Shard& SessionStore::shardFor(std::string_view id) {
     return *shards_[StringHash{}(id) % kShards];
 }
 
-std::string SessionStore::create(uint64_t holder) {
+std::string SessionStore::create(uint64_t holder, std::string_view owner) {
     std::string id = "s_" + randomHex(kSessionIdRandomBytes);
     Shard& sh = shardFor(id);
     std::lock_guard lock(sh.mu);
     // A collision of 128 random bits is not a case to handle.
-    sh.sessions.try_emplace(id).first->second.holder = holder;
+    Session& s = sh.sessions.try_emplace(id).first->second;
+    s.holder = holder;
+    s.owner = std::string(owner);
     return id;
 }
 
 std::optional<ResumedSession> SessionStore::resume(std::string_view id, uint64_t now_ms,
-                                                   uint64_t holder) {
+                                                   uint64_t holder, std::string_view owner) {
     Shard& sh = shardFor(id);
     std::lock_guard lock(sh.mu);
     auto it = sh.sessions.find(id);
@@ -87,6 +90,9 @@ std::optional<ResumedSession> SessionStore::resume(std::string_view id, uint64_t
     }
     if (it->second.expired(now_ms)) {
         sh.sessions.erase(it);  // sweep would have; answer the same either way
+        return std::nullopt;
+    }
+    if (it->second.owner != owner) {
         return std::nullopt;
     }
     Session& s = it->second;

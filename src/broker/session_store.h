@@ -55,15 +55,19 @@ public:
 
     // Creates an attached session with no channels and returns its id: "s_" + 32 lowercase hex
     // digits (128 bits from the kernel CSPRNG: unguessable, so an id is the session's secret).
-    std::string create(uint64_t holder = 0);
+    // `owner`: the authenticated user it belongs to ("" = anonymous); only that user resumes it.
+    std::string create(uint64_t holder = 0, std::string_view owner = {});
 
     // Re-attaches a session that exists and has not expired (detached and now_ms past its TTL).
     // Returns its channels with their un-acked publications, or nullopt (unknown or expired:
     // the caller replies resumed:false and starts a new session). The gap flags stay set until an
     // ack passes the first un-acked publication, so a resume that fails before redelivery loses
     // nothing. The caller re-subscribes the channels and redelivers `unacked` in order.
-    // `holder` becomes the session's holder; the previous one is in previous_holder.
-    std::optional<ResumedSession> resume(std::string_view id, uint64_t now_ms, uint64_t holder = 0);
+    // `holder` becomes the session's holder; the previous one is in previous_holder. A session
+    // whose owner is not `owner` answers nullopt, exactly as an unknown one (a leaked or guessed
+    // id tells another user nothing) and is left untouched.
+    std::optional<ResumedSession> resume(std::string_view id, uint64_t now_ms, uint64_t holder = 0,
+                                         std::string_view owner = {});
 
     // Records that the session subscribed to `channel`, with that namespace's delivery mode,
     // max_unacked and session_ttl_ms. Subscribing again updates the options and keeps the

@@ -28,6 +28,9 @@ constexpr std::array<ErrorInfo, static_cast<size_t>(Error::kInternal) + 1> kTabl
     {"unauthorized", 401, "missing or wrong API key"},
     {"api_disabled", 403, "no API key is configured"},
     {"not_found", 404, "no such API call"},
+    {"token_required", 401, "this server needs a connection token (JWT)"},
+    {"invalid_token", 401, "the token is malformed, forged, expired or for another audience"},
+    {"permission_denied", 403, "the token does not allow this on this channel"},
     {"internal", 500, "internal error"},
 }};
 

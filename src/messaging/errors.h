@@ -31,6 +31,9 @@ enum class Error : uint8_t {
     kUnauthorized,   // /api without the right key
     kApiDisabled,    // /api with no key configured
     kNotFound,       // an /api path that does not exist
+    kTokenRequired,  // no connection token, and no namespace takes anonymous clients
+    kInvalidToken,   // a token that does not verify (signature, exp, nbf, aud, iss, ...)
+    kPermissionDenied,  // the namespace's access rules refuse this client the operation
     kInternal,
 };
 
@@ -66,6 +69,8 @@ inline constexpr Disconnect kApiDisconnect{4003, "disconnected by the server", t
 // Another connection resumed this connection's session: the session moved there, so this one
 // must not reconnect with it (two holders would take it from each other forever).
 inline constexpr Disconnect kSessionTakenOver{4004, "session resumed by another connection", false};
+// The connection token expired and no refresh came: reconnect with a new token.
+inline constexpr Disconnect kTokenExpired{4005, "token expired", true};
 // The client kept sending past the rate limit (RFC 6455 policy violation).
 inline constexpr Disconnect kRateLimitAbuse{1008, "rate limit exceeded", false};
 

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 
+#include "auth/permissions.h"
 #include "base/log.h"
 #include "broker/memory_engine.h"
 #include "loop/event_loop.h"
@@ -29,6 +30,13 @@ uint64_t nowMs() {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
+}
+
+// Token dates are Unix seconds: the wall clock, not the monotonic one.
+int64_t wallSeconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<int64_t>(ts.tv_sec);
 }
 
 uint64_t nowUs() {
@@ -293,7 +301,8 @@ void Fanout::deliverTo(Client* c, Client::Sub* sub, uint32_t rel) {
 Hub::Hub(Options options, std::vector<loop::EventLoop*> loops)
     : options_(std::move(options)),
       engine_(broker::makeMemoryEngine()),
-      outside_stats_(std::make_unique<Stats>()) {
+      outside_stats_(std::make_unique<Stats>()),
+      auth_(std::make_shared<const AuthConfig>()) {
     options_.normalize();
     snapshots_.push_back(std::make_unique<NamespaceMap>(options_.namespaces));
     namespaces_.store(snapshots_.back().get(), std::memory_order_release);
@@ -369,6 +378,132 @@ void Hub::reloadNamespaces(NamespaceMap namespaces) {
     namespaces_.store(snapshots_.back().get(), std::memory_order_release);
     SB_INFO("namespaces reloaded: %zu configured; new subscriptions use the new options",
             snapshots_.back()->size());
+}
+
+void Hub::setAuth(AuthConfig config) {
+    auto fresh = std::make_shared<const AuthConfig>(std::move(config));
+    std::lock_guard lock(auth_mu_);
+    auth_on_.store(fresh->enabled(), std::memory_order_relaxed);
+    auth_ = std::move(fresh);
+}
+
+std::shared_ptr<const AuthConfig> Hub::authConfig() const {
+    std::lock_guard lock(auth_mu_);
+    return auth_;
+}
+
+Outcome<auth::Claims> Hub::verify(std::string_view token, std::string_view what) const {
+    auto config = authConfig();
+    if (!config->enabled()) {
+        return fail(Error::kInvalidToken, std::string(what) +
+                                              ": this server verifies no tokens (no auth keys "
+                                              "are configured)");
+    }
+    auto claims = auth::verifyJwt(token, *config->keys, config->policy, wallSeconds());
+    if (!claims) {
+        return fail(Error::kInvalidToken,
+                    std::string(what) + ": " + std::string(auth::describe(claims.error())));
+    }
+    return std::move(*claims);
+}
+
+namespace {
+
+std::string_view accessName(NamespaceOptions::Access a) {
+    switch (a) {
+        case NamespaceOptions::Access::kAny:
+            return "any";
+        case NamespaceOptions::Access::kAuthenticated:
+            return "authenticated";
+        case NamespaceOptions::Access::kClaim:
+            return "claim";
+    }
+    return "?";
+}
+
+}  // namespace
+
+Outcome<void> Hub::permit(const Client& c, const Resolved& r, NamespaceOptions::Access access,
+                          std::string_view what) const {
+    if (!authEnabled()) {
+        return {};
+    }
+    const Identity& id = c.identity_;
+    const std::string_view ns = parseChannel(r.canonical)->ns;
+    if (!id.authenticated) {
+        if (!r.ns->anonymous) {
+            return fail(Error::kPermissionDenied,
+                        "namespace '" + std::string(ns) +
+                            "' is not open to anonymous clients: connect with a token (or set "
+                            "anonymous = true in [namespaces." +
+                            std::string(ns) + "])");
+        }
+        if (access == NamespaceOptions::Access::kAny) {
+            return {};
+        }
+        return fail(Error::kPermissionDenied, std::string(what) + " on '" +
+                                                  std::string(r.canonical) +
+                                                  "' needs a token (" + std::string(what) + " = " +
+                                                  std::string(accessName(access)) + ")");
+    }
+    if (access == NamespaceOptions::Access::kClaim &&
+        !auth::anyChannelMatches(id.channels, r.canonical)) {
+        return fail(Error::kPermissionDenied,
+                    "your token's \"channels\" claim does not allow " + std::string(what) +
+                        " on '" + std::string(r.canonical) + "'");
+    }
+    return {};
+}
+
+bool Hub::anonymousAllowed() const {
+    if (!authEnabled()) {
+        return true;
+    }
+    const NamespaceMap* map = namespaces_.load(std::memory_order_acquire);
+    return std::any_of(map->begin(), map->end(), [](const auto& e) { return e.second.anonymous; });
+}
+
+bool Hub::tokenExpired(const Client& c) const {
+    if (!c.identity_.authenticated || c.identity_.expires_s == 0) {
+        return false;
+    }
+    const int64_t leeway = authConfig()->policy.leeway_s;
+    return wallSeconds() > c.identity_.expires_s + leeway;
+}
+
+std::optional<uint64_t> Hub::msUntilExpiry(const Client& c) const {
+    if (!c.identity_.authenticated || c.identity_.expires_s == 0) {
+        return std::nullopt;
+    }
+    const int64_t leeway = authConfig()->policy.leeway_s;
+    const int64_t left = c.identity_.expires_s + leeway - wallSeconds() + 1;
+    return left <= 0 ? 0 : static_cast<uint64_t>(left) * 1000;
+}
+
+Outcome<std::optional<uint64_t>> Hub::refresh(Client& c, std::string_view token) {
+    if (!c.connected_) {
+        return fail(Error::kNotConnected, "send a connect message first");
+    }
+    if (!c.identity_.authenticated) {
+        return fail(Error::kPermissionDenied,
+                    "refresh: this connection is anonymous; connect with a token");
+    }
+    auto claims = verify(token, "refresh token");
+    if (!claims) {
+        return base::Unexpected<Failure>(std::move(claims.error()));
+    }
+    if (claims->sub != c.identity_.user) {
+        return fail(Error::kPermissionDenied,
+                    "refresh: the new token is for another user; reconnect to change users");
+    }
+    c.identity_.channels = std::move(claims->channels);
+    c.identity_.expires_s = claims->exp;
+    std::optional<uint64_t> expires_in;
+    if (claims->exp != 0) {
+        const int64_t left = claims->exp - wallSeconds();
+        expires_in = left < 0 ? 0 : static_cast<uint64_t>(left);
+    }
+    return expires_in;
 }
 
 Stats& Hub::localStats() {
@@ -451,6 +586,15 @@ void Hub::close(Client& c) {
     if (!c.id_.empty()) {
         std::lock_guard lock(directory_mu_);
         directory_.erase(c.id_);
+        if (c.identity_.authenticated) {
+            auto [b, e] = users_.equal_range(c.identity_.user);
+            for (auto it = b; it != e; ++it) {
+                if (it->second == c.serial_) {
+                    users_.erase(it);
+                    break;
+                }
+            }
+        }
     }
     f->clients.erase(c.serial_);
     f->stats.clients.add(-1);
@@ -489,9 +633,34 @@ Admission Hub::admit(Client& c) {
 // ---- Requests of a connection ----
 
 Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string info_json,
-                                std::string_view session) {
+                                std::string_view session, std::string_view token) {
     if (c.connected_) {
         return fail(Error::kAlreadyConnected, "this connection already sent connect");
+    }
+    if (!token.empty()) {
+        auto claims = verify(token, "connection token");
+        if (!claims) {
+            return base::Unexpected<Failure>(std::move(claims.error()));
+        }
+        c.identity_.authenticated = true;
+        c.identity_.user = std::move(claims->sub);
+        c.identity_.channels = std::move(claims->channels);
+        c.identity_.expires_s = claims->exp;
+        if (info_json.empty()) {
+            info_json = std::move(claims->info_json);  // the backend's word over the client's
+        }
+    } else if (authEnabled()) {
+        if (!anonymousAllowed()) {
+            return fail(Error::kTokenRequired,
+                        "this server needs a connection token: send \"token\" in connect, an "
+                        "Authorization: Bearer header or a token query parameter");
+        }
+    }
+    // With auth on, nobody names themselves: the user is the token's subject or nobody.
+    if (c.identity_.authenticated) {
+        user = c.identity_.user;
+    } else if (authEnabled()) {
+        user = {};
     }
     Fanout* f = c.fanout_;
     c.connected_ = true;
@@ -504,16 +673,26 @@ Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string in
     {
         std::lock_guard lock(directory_mu_);
         directory_.emplace(c.id_, c.serial_);
+        if (c.identity_.authenticated) {
+            users_.emplace(c.identity_.user, c.serial_);
+        }
     }
     std::optional<broker::ResumedSession> resumed;
+    // A session belongs to the user who created it (anonymous ones to anonymous clients).
+    const std::string_view owner = c.identity_.authenticated ? c.identity_.user : "";
     if (!session.empty()) {
-        resumed = sessions_.resume(session, nowMs(), c.serial_);
+        resumed = sessions_.resume(session, nowMs(), c.serial_, owner);
     }
     Connected out;
     out.client_id = c.id_;
+    out.user = std::string(c.info_->user);
+    if (c.identity_.authenticated && c.identity_.expires_s != 0) {
+        const int64_t left = c.identity_.expires_s - wallSeconds();
+        out.expires_in = left < 0 ? 0 : static_cast<uint64_t>(left);
+    }
     out.resumed = resumed.has_value();
     if (!resumed) {
-        c.session_ = sessions_.create(c.serial_);
+        c.session_ = sessions_.create(c.serial_, owner);
         out.session_id = c.session_;
         return out;
     }
@@ -534,6 +713,13 @@ Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string in
         auto r = resolve(ch.channel);
         if (!r) {
             continue;  // its namespace was removed by a config reload
+        }
+        // The rules may have changed since (a reload, a token with fewer channels). A private
+        // channel's subscribe token was checked when this user subscribed: the session is the
+        // same user's, so it stands.
+        if (!permit(c, *r, r->ns->subscribe_access, "subscribe")) {
+            sessions_.unsubscribe(c.session_, ch.channel, c.serial_);
+            continue;
         }
         std::optional<broker::StreamPos> since;
         if (!ch.delivered.epoch.empty()) {
@@ -591,13 +777,39 @@ void Hub::attach(Client& c, std::string_view channel, const NamespaceOptions& ns
 }
 
 Outcome<Subscribed> Hub::subscribe(Client& c, std::string_view channel,
-                                   const std::optional<broker::StreamPos>& since) {
+                                   const std::optional<broker::StreamPos>& since,
+                                   std::string_view token) {
     if (!c.connected_) {
         return fail(Error::kNotConnected, "send a connect message first");
     }
     auto r = resolve(channel);
     if (!r) {
         return base::Unexpected<Failure>(std::move(r.error()));
+    }
+    if (auto ok = permit(c, *r, r->ns->subscribe_access, "subscribe"); !ok) {
+        return base::Unexpected<Failure>(std::move(ok.error()));
+    }
+    if (r->ns->private_channels) {
+        if (token.empty()) {
+            return fail(Error::kPermissionDenied,
+                        "'" + std::string(r->canonical) +
+                            "' is a private channel: subscribe with the \"token\" your "
+                            "application issues for it");
+        }
+        auto claims = verify(token, "subscribe token");
+        if (!claims) {
+            return base::Unexpected<Failure>(std::move(claims.error()));
+        }
+        if (claims->channel != r->canonical) {
+            return fail(Error::kPermissionDenied, "the subscribe token is for channel '" +
+                                                      claims->channel.substr(0, 256) +
+                                                      "', not '" + std::string(r->canonical) +
+                                                      "'");
+        }
+        if (!claims->sub.empty() && claims->sub != c.info_->user) {
+            return fail(Error::kPermissionDenied,
+                        "the subscribe token is for another user");
+        }
     }
     if (c.find(r->canonical) != nullptr) {
         return fail(Error::kAlreadySubscribed,
@@ -723,6 +935,11 @@ Outcome<Published> Hub::publish(Client* c, std::string_view channel, std::string
                                                   std::string(ns_name) +
                                                   "' (publish through the HTTP API)");
     }
+    if (c != nullptr) {
+        if (auto ok = permit(*c, *r, ns.publish_access, "publish"); !ok) {
+            return base::Unexpected<Failure>(std::move(ok.error()));
+        }
+    }
     if (data.size() > ns.max_data_bytes) {
         return fail(Error::kDataTooLarge, "data is " + std::to_string(data.size()) +
                                               " bytes; namespace '" + std::string(ns_name) +
@@ -769,10 +986,15 @@ Outcome<std::vector<Published>> Hub::broadcast(std::span<const std::string_view>
     return out;
 }
 
-Outcome<PresenceResult> Hub::presence(std::string_view channel) {
+Outcome<PresenceResult> Hub::presence(std::string_view channel, const Client* c) {
     auto r = resolve(channel);
     if (!r) {
         return base::Unexpected<Failure>(std::move(r.error()));
+    }
+    if (c != nullptr) {
+        if (auto ok = permit(*c, *r, r->ns->presence_access, "presence"); !ok) {
+            return base::Unexpected<Failure>(std::move(ok.error()));
+        }
     }
     if (!r->ns->presence) {
         return fail(Error::kPresenceDisabled, "presence is off in namespace '" +
@@ -783,10 +1005,16 @@ Outcome<PresenceResult> Hub::presence(std::string_view channel) {
 }
 
 Outcome<HistoryResult> Hub::history(std::string_view channel,
-                                    const std::optional<broker::StreamPos>& since, size_t limit) {
+                                    const std::optional<broker::StreamPos>& since, size_t limit,
+                                    const Client* c) {
     auto r = resolve(channel);
     if (!r) {
         return base::Unexpected<Failure>(std::move(r.error()));
+    }
+    if (c != nullptr) {
+        if (auto ok = permit(*c, *r, r->ns->history_access, "history"); !ok) {
+            return base::Unexpected<Failure>(std::move(ok.error()));
+        }
     }
     if (r->ns->history_size == 0) {
         return fail(Error::kHistoryDisabled, "history is off in namespace '" +
@@ -814,6 +1042,30 @@ Outcome<void> Hub::disconnect(std::string_view client_id, bool reconnect) {
     fanouts_[loop]->post(Fanout::Mail{
         .kind = Fanout::Mail::Kind::kDisconnect, .serial = serial, .reconnect = reconnect});
     return {};
+}
+
+Outcome<size_t> Hub::disconnectUser(std::string_view user, bool reconnect) {
+    std::vector<uint64_t> serials;
+    {
+        std::lock_guard lock(directory_mu_);
+        auto [b, e] = users_.equal_range(std::string(user));
+        for (auto it = b; it != e; ++it) {
+            serials.push_back(it->second);
+        }
+    }
+    if (serials.empty()) {
+        return fail(Error::kUnknownClient, "no authenticated client of user '" +
+                                               std::string(user.substr(0, 128)) +
+                                               "' is connected");
+    }
+    for (uint64_t serial : serials) {
+        const size_t loop = serial & ((uint64_t{1} << kLoopBits) - 1);
+        if (loop < fanouts_.size()) {
+            fanouts_[loop]->post(Fanout::Mail{
+                .kind = Fanout::Mail::Kind::kDisconnect, .serial = serial, .reconnect = reconnect});
+        }
+    }
+    return serials.size();
 }
 
 }  // namespace sb::messaging

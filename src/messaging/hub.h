@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "auth/jwt.h"
 #include "base/result.h"
 #include "broker/engine.h"
 #include "broker/session_store.h"
@@ -40,6 +41,22 @@ namespace sb::messaging {
 class Hub;
 struct Fanout;
 
+// Who a connection is, from its verified connection token. Anonymous when no token was given.
+struct Identity {
+    bool authenticated = false;
+    std::string user;                   // the token's "sub"
+    std::vector<std::string> channels;  // the "channels" claim: patterns (auth/permissions.h)
+    int64_t expires_s = 0;              // the token's "exp" (Unix seconds); 0 = never
+};
+
+// How tokens are verified. Keys empty: auth is off, every client is anonymous and may do what
+// the namespaces allow (the embedded default; the server warns at startup).
+struct AuthConfig {
+    std::shared_ptr<const auth::KeySet> keys;
+    auth::VerifyPolicy policy;
+    bool enabled() const { return keys != nullptr && !keys->empty(); }
+};
+
 // The core's state of one connection. The adapter owns it (inside its per-connection data,
 // which the transport destroys only after the close was reported), calls Hub::open once the
 // connection is up and Hub::close when it ends. Fields are the Hub's.
@@ -51,6 +68,7 @@ public:
 
     const std::string& id() const { return id_; }            // empty until connect
     const std::string& session() const { return session_; }  // empty until connect
+    const Identity& identity() const { return identity_; }
     bool connected() const { return connected_; }
     // The peer is closing (slow consumer, takeover, disconnect): nothing more reaches it.
     bool closing() const { return gone_; }
@@ -80,6 +98,7 @@ private:
     std::string id_;
     std::string session_;
     std::shared_ptr<const broker::ClientInfo> info_;
+    Identity identity_;
     std::vector<std::unique_ptr<Sub>> subs_;
     double tokens_ = 0;
     uint64_t refill_ms_ = 0;
@@ -112,6 +131,9 @@ struct Replay {
 struct Connected {
     std::string client_id;
     std::string session_id;
+    std::string user;  // the token's subject; empty for anonymous clients
+    // Seconds until the connection token expires (the client refreshes before); none = never.
+    std::optional<uint64_t> expires_in;
     bool resumed = false;
     std::vector<ChannelPosition> channels;  // resume: the restored subscriptions
     Replay replay;
@@ -173,11 +195,24 @@ public:
     // `session` non-empty: resume it if it lives. Its channels are subscribed again; what the
     // session holds un-acked and what was published since its last delivery is in `replay`.
     // A session another connection holds is taken over: that one is disconnected with
-    // kSessionTakenOver. Unknown or expired: a new session (resumed=false).
+    // kSessionTakenOver. Unknown, expired or another user's: a new session (resumed=false).
+    // `token`: the connection token (JWT). With auth on, its "sub" is the user (the `user`
+    // argument is ignored, and is empty for anonymous clients); without a token the client is
+    // anonymous, refused with kTokenRequired when no namespace takes anonymous clients.
     Outcome<Connected> connect(Client& c, std::string_view user, std::string info_json,
-                               std::string_view session);
+                               std::string_view session, std::string_view token = {});
+    // A new connection token for the same user (before the current one expires). Returns the
+    // seconds until the new one expires (none = never).
+    Outcome<std::optional<uint64_t>> refresh(Client& c, std::string_view token);
+    // The client's connection token expired more than the leeway ago (the adapter's timer asks;
+    // a client that did not refresh is disconnected with kTokenExpired).
+    bool tokenExpired(const Client& c) const;
+    // Milliseconds from now until tokenExpired() turns true; none when the token never expires.
+    std::optional<uint64_t> msUntilExpiry(const Client& c) const;
+    // `token`: a subscribe token, needed in namespaces with private_channels.
     Outcome<Subscribed> subscribe(Client& c, std::string_view channel,
-                                  const std::optional<broker::StreamPos>& since);
+                                  const std::optional<broker::StreamPos>& since,
+                                  std::string_view token = {});
     // Returns the canonical channel name.
     Outcome<std::string> unsubscribe(Client& c, std::string_view channel);
     Outcome<void> ack(Client& c, std::string_view channel, uint64_t offset);
@@ -192,16 +227,31 @@ public:
     // All channels are checked before any is published: a refusal publishes nothing.
     Outcome<std::vector<Published>> broadcast(std::span<const std::string_view> channels,
                                               std::string data, std::string_view idempotency_key);
-    Outcome<PresenceResult> presence(std::string_view channel);
+    // `c`: the asking client (its loop thread), checked against the namespace's access rules;
+    // null = the server (HTTP API), which may read everything.
+    Outcome<PresenceResult> presence(std::string_view channel, const Client* c = nullptr);
     Outcome<HistoryResult> history(std::string_view channel,
-                                   const std::optional<broker::StreamPos>& since, size_t limit);
+                                   const std::optional<broker::StreamPos>& since, size_t limit,
+                                   const Client* c = nullptr);
     // Asks the client's loop to disconnect it (kApiDisconnect with `reconnect`).
     Outcome<void> disconnect(std::string_view client_id, bool reconnect);
+    // Every connection authenticated as `user` (a token's "sub"); returns how many were asked.
+    // kUnknownClient when none is connected.
+    Outcome<size_t> disconnectUser(std::string_view user, bool reconnect);
 
     // ---- Operations ----
     // Any thread (SIGHUP): namespaces for subscriptions and publishes from now on; existing
     // subscriptions keep the options they were made with.
     void reloadNamespaces(NamespaceMap namespaces);
+    // Any thread (startup, SIGHUP): the keys and claims tokens are verified with from now on.
+    // Connections already authenticated keep their identity until their token expires.
+    void setAuth(AuthConfig config);
+    bool authEnabled() const { return auth_on_.load(std::memory_order_relaxed); }
+    // Any thread: verifies a token with the current keys; `what` names it in the error
+    // ("connection token: token expired"). kInvalidToken when it does not verify.
+    Outcome<auth::Claims> verify(std::string_view token, std::string_view what) const;
+    // Some namespace takes clients without a token (auth off counts as yes).
+    bool anonymousAllowed() const;
     std::vector<broker::ChannelSummary> channels() { return engine_->channels(); }
     size_t sessions() const { return sessions_.size(); }
     size_t loopCount() const { return fanouts_.size(); }
@@ -223,6 +273,10 @@ private:
         const NamespaceOptions* ns;
     };
     Outcome<Resolved> resolve(std::string_view channel) const;
+    // The namespace's access rule `access` for `what` ("subscribe", ...) allows `c`.
+    Outcome<void> permit(const Client& c, const Resolved& r, broker::NamespaceOptions::Access access,
+                         std::string_view what) const;
+    std::shared_ptr<const AuthConfig> authConfig() const;
     // Subscribes `c` (no checks); fills `pos` and the replay entry.
     void attach(Client& c, std::string_view channel, const NamespaceOptions& ns,
                 const std::optional<broker::StreamPos>& since, ChannelPosition* pos,
@@ -241,9 +295,15 @@ private:
     std::vector<std::unique_ptr<NamespaceMap>> snapshots_;  // guarded by reload_mu_
     std::atomic<const NamespaceMap*> namespaces_{nullptr};
 
+    mutable std::mutex auth_mu_;
+    std::shared_ptr<const AuthConfig> auth_;  // guarded by auth_mu_; never null
+    std::atomic<bool> auth_on_{false};        // auth_->enabled(), read without the lock
+
     // Connected client ids → serial, for /api/disconnect from any thread.
     std::mutex directory_mu_;
     std::unordered_map<std::string, uint64_t> directory_;  // guarded by directory_mu_
+    // Authenticated users → their connections' serials (guarded by directory_mu_).
+    std::unordered_multimap<std::string, uint64_t> users_;
 
     std::thread housekeeper_;
     std::mutex hk_mu_;

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "broker/engine.h"
 
@@ -35,6 +36,28 @@ inline bool isValidNamespaceName(std::string_view s) {
     });
 }
 
+// [auth]: how connection and subscribe tokens (JWT) are verified. No key at all = auth off.
+struct AuthOptions {
+    // HS256 shared secrets (at least 32 bytes each). Several: rotation (a token with a "kid"
+    // header is checked against the key with that id; RS/ES keys from a JWKS carry theirs).
+    std::vector<std::string> hmac_secrets;
+    // PEM files of RS256 (RSA >= 2048 bits) / ES256 (P-256) public keys or certificates.
+    std::vector<std::string> public_key_files;
+    // A JWKS file (RFC 7517) of RSA, EC and oct keys, re-read on SIGHUP.
+    std::string jwks_file;
+    // Required "aud" / "iss" when set: a token minted for another service is refused.
+    std::string audience;
+    std::string issuer;
+    // Clock skew allowed on exp, nbf and iat: servers and token issuers drift by seconds, and
+    // 30 s keeps a token valid a little past "exp" rather than refusing an honest client.
+    uint64_t leeway_ms = 30'000;
+    // Tokens must expire: a leaked token without "exp" would be valid forever.
+    bool require_exp = true;
+    bool enabled() const {
+        return !hmac_secrets.empty() || !public_key_files.empty() || !jwks_file.empty();
+    }
+};
+
 struct Options {
     // [namespaces.NAME]; normalize() adds "default" when it is not configured.
     NamespaceMap namespaces;
@@ -58,6 +81,11 @@ struct Options {
     // Key for /api/* ("Authorization: apikey KEY" or "X-API-Key: KEY"). Empty: the HTTP API is
     // off (a safe default: nothing can publish server-side until a key is chosen).
     std::string api_key;
+    // HTTP API calls per second with the key (burst twice this; 429 above). 0 = unlimited. A
+    // backend publishing thousands per second should batch with /api/broadcast; this stops a
+    // runaway script from monopolizing the loops.
+    uint32_t api_rate_limit = 1000;
+    AuthOptions auth;
 
     // Fills in what the config may leave out: the "default" namespace, and a history of 1,000
     // for at-least-once namespaces without one (a resume replays from history).

@@ -158,11 +158,17 @@ base::Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsConfig& co
             SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
         }
     } else {
+        // Never prompt: OpenSSL's default asks for a passphrase on the controlling terminal,
+        // which would hang a SIGHUP reload of a server started from a shell. An encrypted key
+        // fails to load instead, and the error says so.
+        SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return 0; });
         if (SSL_CTX_use_certificate_chain_file(ctx, config.cert_file.c_str()) != 1) {
             return failWith("cannot load certificate " + config.cert_file);
         }
         if (SSL_CTX_use_PrivateKey_file(ctx, config.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-            return failWith("cannot load private key " + config.key_file);
+            return failWith("cannot load private key " + config.key_file +
+                            " (an encrypted key needs decrypting first: openssl pkey -in KEY "
+                            "-out PLAIN_KEY)");
         }
         if (SSL_CTX_check_private_key(ctx) != 1) {
             return failWith("private key does not match " + config.cert_file);

@@ -217,12 +217,13 @@ enum Slot : uint8_t {
     kSlotInfo,
     kSlotOffset,
     kSlotLimit,
+    kSlotToken,
     kSlotCount
 };
 
 constexpr std::array<std::string_view, kSlotCount> kSlotKeys = {
     "type",    "id",   "channel", "since", "data",   "idempotency_key",
-    "session", "user", "name",    "info",  "offset", "limit"};
+    "session", "user", "name",    "info",  "offset", "limit", "token"};
 
 constexpr uint16_t bit(Slot s) {
     return static_cast<uint16_t>(1u << s);
@@ -231,15 +232,18 @@ constexpr uint16_t bit(Slot s) {
 // Slots whose raw text is taken from the frame (strings and embedded JSON).
 constexpr uint16_t kRawSlots = bit(kSlotId) | bit(kSlotChannel) | bit(kSlotData) |
                                bit(kSlotIdempotencyKey) | bit(kSlotSession) | bit(kSlotUser) |
-                               bit(kSlotName) | bit(kSlotInfo);
+                               bit(kSlotName) | bit(kSlotInfo) | bit(kSlotToken);
 
 // Fields each request type reads (beyond type and id).
 constexpr uint16_t slotsOf(MsgType t) {
     switch (t) {
         case MsgType::kConnect:
-            return bit(kSlotSession) | bit(kSlotUser) | bit(kSlotName) | bit(kSlotInfo);
+            return bit(kSlotSession) | bit(kSlotUser) | bit(kSlotName) | bit(kSlotInfo) |
+                   bit(kSlotToken);
         case MsgType::kSubscribe:
-            return bit(kSlotChannel) | bit(kSlotSince);
+            return bit(kSlotChannel) | bit(kSlotSince) | bit(kSlotToken);
+        case MsgType::kRefresh:
+            return bit(kSlotToken);
         case MsgType::kUnsubscribe:
         case MsgType::kPresence:
             return bit(kSlotChannel);
@@ -514,6 +518,14 @@ base::Expected<Request, ParseError> parseObject(std::string_view frame, dom::obj
             return bad("name", "must be a string");
         }
     }
+    if ((slots & bit(kSlotToken)) != 0) {
+        if (req.type == MsgType::kRefresh && !f.given(kSlotToken)) {
+            return bad("token", "is required");
+        }
+        if (!b.string(kSlotToken, true, &req.token)) {
+            return bad("token", "must be a string");
+        }
+    }
     if ((slots & bit(kSlotInfo)) != 0 && f.given(kSlotInfo)) {
         if (!f.value[kSlotInfo].is_object()) {
             return bad("info", "must be an object");
@@ -638,12 +650,14 @@ std::string_view msgTypeName(MsgType type) {
             return "ack";
         case MsgType::kPing:
             return "ping";
+        case MsgType::kRefresh:
+            return "refresh";
     }
     return "?";
 }
 
 std::optional<MsgType> msgTypeFromName(std::string_view name) {
-    for (uint8_t t = 0; t <= static_cast<uint8_t>(MsgType::kPing); ++t) {
+    for (uint8_t t = 0; t <= static_cast<uint8_t>(MsgType::kRefresh); ++t) {
         if (msgTypeName(static_cast<MsgType>(t)) == name) {
             return static_cast<MsgType>(t);
         }
@@ -696,7 +710,8 @@ void appendJsonString(std::string* out, std::string_view s) {
 
 void encodeConnected(std::string* out, std::string_view id_json, std::string_view client,
                      std::string_view session, bool resumed, uint32_t ping_interval_s,
-                     std::span<const RestoredChannel> channels) {
+                     std::span<const RestoredChannel> channels, std::string_view user,
+                     std::optional<uint64_t> expires_in) {
     openObject(out, "connected", id_json);
     appendStringField(out, R"(,"client":)", client);
     appendStringField(out, R"(,"session":)", session);
@@ -704,6 +719,13 @@ void encodeConnected(std::string* out, std::string_view id_json, std::string_vie
     appendBool(out, resumed);
     out->append(R"(,"ping_interval":)");
     appendUint(out, ping_interval_s);
+    if (!user.empty()) {
+        appendStringField(out, R"(,"user":)", user);
+    }
+    if (expires_in) {
+        out->append(R"(,"expires_in":)");
+        appendUint(out, *expires_in);
+    }
     if (resumed) {
         out->append(R"(,"channels":[)");
         for (size_t i = 0; i < channels.size(); ++i) {
@@ -799,6 +821,16 @@ void encodeHistory(std::string* out, std::string_view id_json, std::string_view 
 
 void encodeAcked(std::string* out, std::string_view id_json) {
     openObject(out, "acked", id_json);
+    out->push_back('}');
+}
+
+void encodeRefreshed(std::string* out, std::string_view id_json,
+                     std::optional<uint64_t> expires_in) {
+    openObject(out, "refreshed", id_json);
+    if (expires_in) {
+        out->append(R"(,"expires_in":)");
+        appendUint(out, *expires_in);
+    }
     out->push_back('}');
 }
 

@@ -39,7 +39,8 @@ enum class MsgType : uint8_t {
     kPresence,
     kHistory,
     kAck,
-    kPing
+    kPing,
+    kRefresh,  // a new connection token before the current one expires
 };
 
 // The wire name of a request type ("connect", ...).
@@ -71,6 +72,7 @@ struct Request {
     std::string_view session;          // connect
     std::string_view user;             // connect
     std::string_view name;             // connect
+    std::string_view token;            // connect, refresh: a JWT; subscribe: a channel token
     std::string info;                  // connect: "info" object as minified JSON, or empty
     uint64_t offset = 0;               // ack
     uint32_t limit = 0;                // history (0 = default); larger values clamp to 2^32-1
@@ -121,9 +123,14 @@ struct RestoredChannel {
 // {"type":"connected","id":…,"client":…,"session":…,"resumed":…,"ping_interval":…
 //  [,"channels":[{"channel":…,"epoch":…,"offset":…,"recovered":…},…]]}
 // "channels" is written when `resumed` (possibly empty).
+// [,"user":…] when authenticated, [,"expires_in":seconds] when the token expires.
 void encodeConnected(std::string* out, std::string_view id_json, std::string_view client,
                      std::string_view session, bool resumed, uint32_t ping_interval_s,
-                     std::span<const RestoredChannel> channels = {});
+                     std::span<const RestoredChannel> channels = {}, std::string_view user = {},
+                     std::optional<uint64_t> expires_in = std::nullopt);
+// {"type":"refreshed","id":…[,"expires_in":seconds]}
+void encodeRefreshed(std::string* out, std::string_view id_json,
+                     std::optional<uint64_t> expires_in);
 // {"type":"subscribed","id":…,"channel":…,"epoch":…,"offset":…[,"recovered":…]}
 void encodeSubscribed(std::string* out, std::string_view id_json, std::string_view channel,
                       std::string_view epoch, uint64_t offset, std::optional<bool> recovered);

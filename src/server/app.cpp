@@ -63,6 +63,14 @@ void bump(std::atomic<uint64_t>& counter, int64_t delta) {
 
 constexpr uint32_t kLingerMs = 2'000;  // after an error response, wait this long for the FIN
 
+// 127.0.0.0/8 and ::1, also in their v4-mapped form.
+bool isLoopback(std::string_view ip) {
+    if (ip.starts_with("::ffff:")) {
+        ip.remove_prefix(7);
+    }
+    return ip.starts_with("127.") || ip == "::1";
+}
+
 }  // namespace
 
 struct LoopCtx;
@@ -87,11 +95,23 @@ struct App::Impl {
     // a connection keeps a pointer to its entry.
     std::unordered_map<std::string, size_t> per_ip;
     using IpEntry = std::unordered_map<std::string, size_t>::value_type;
+    // New-connection token buckets per client IP (connection_rate_per_ip), guarded by ip_mu.
+    struct Bucket {
+        double tokens;
+        uint64_t ms;
+    };
+    std::unordered_map<std::string, Bucket> conn_rate;
+    uint64_t rate_swept_ms = 0;
+    std::atomic<uint64_t> refused_max{0};
+    std::atomic<uint64_t> refused_ip{0};
+    std::atomic<uint64_t> refused_rate{0};
     // Last member: destroyed first, while the counters above its connections touch are alive.
     std::vector<std::unique_ptr<LoopCtx>> loops;
 
     // False when the IP is at its limit. *entry is the slot to release later (null if unlimited).
     bool admitIp(const std::string& ip, IpEntry** entry);
+    // False when the IP opens connections faster than connection_rate_per_ip.
+    bool admitRate(const std::string& ip);
     void releaseIp(IpEntry* entry);
 };
 
@@ -133,6 +153,7 @@ private:
     uint64_t skip_body_ = 0;
     bool lingering_ = false;
     bool upgraded_ = false;
+    bool tls_counted_ = false;  // the TLS handshake's outcome went into the loop's counters
 };
 
 // One listening socket of a loop: the main port, and the TLS port when it is separate.
@@ -206,6 +227,19 @@ struct LoopCtx final {
                 net::setSendBuffer(fd, app->options.send_buffer);
             }
             std::string ip = net::peerIp(ss);
+            if ((app->options.limit_loopback || !isLoopback(ip)) && !app->admitRate(ip)) {
+                // Answered before anything is allocated for it: a flood costs an accept and a
+                // send. Logged by admitRate once per IP and second, not per connection.
+                static const std::string kResp = errorResponse(
+                    429, "connection_rate_limited",
+                    "this client address opens connections too fast; retry in a second", true,
+                    "Retry-After: 1\r\n");
+                ssize_t w = ::send(fd, kResp.data(), kResp.size(), MSG_NOSIGNAL);
+                (void)w;
+                ::close(fd);
+                app->refused_rate.fetch_add(1, std::memory_order_relaxed);
+                continue;
+            }
             size_t n = app->connections.fetch_add(1, std::memory_order_relaxed) + 1;
             App::Impl::IpEntry* ip_entry = nullptr;
             if (n > app->options.max_connections || !app->admitIp(ip, &ip_entry)) {
@@ -218,6 +252,7 @@ struct LoopCtx final {
                 (void)w;
                 ::close(fd);
                 app->connections.fetch_sub(1, std::memory_order_relaxed);
+                (global ? app->refused_max : app->refused_ip).fetch_add(1, std::memory_order_relaxed);
                 SB_WARN("refused connection from %s: %s", ip.c_str(),
                         global ? "max_connections reached" : "max_connections_per_ip reached");
                 continue;
@@ -280,6 +315,39 @@ bool App::Impl::admitIp(const std::string& ip, IpEntry** entry) {
     return true;
 }
 
+bool App::Impl::admitRate(const std::string& ip) {
+    const double rate = options.connection_rate_per_ip;
+    if (rate == 0) {
+        return true;
+    }
+    const uint64_t now = loop::EventLoop::monotonicMs();
+    std::lock_guard lock(ip_mu);
+    // Buckets that refilled are the same as absent: drop them now and then, so the map holds
+    // only addresses active in the last seconds (bounded by the accept rate).
+    if (now - rate_swept_ms > 10'000) {
+        rate_swept_ms = now;
+        std::erase_if(conn_rate, [&](const auto& e) {
+            return e.second.tokens + static_cast<double>(now - e.second.ms) * rate / 1000.0 >=
+                   2 * rate;
+        });
+    }
+    auto [it, fresh] = conn_rate.try_emplace(ip, Bucket{2 * rate, now});
+    Bucket& b = it->second;
+    b.tokens = std::min(2 * rate, b.tokens + static_cast<double>(now - b.ms) * rate / 1000.0);
+    b.ms = now;
+    if (b.tokens < 1.0) {
+        if (b.tokens >= 0.0) {  // the first refusal of a run: one log line, not one per accept
+            SB_WARN("refused connections from %s: more than %u new connections/s "
+                    "(server.connection_rate_per_ip)",
+                    ip.c_str(), options.connection_rate_per_ip);
+            b.tokens = -1.0;  // remembers that it was logged; refills past it as usual
+        }
+        return false;
+    }
+    b.tokens -= 1.0;
+    return true;
+}
+
 void App::Impl::releaseIp(IpEntry* entry) {
     if (entry == nullptr) {
         return;
@@ -315,6 +383,11 @@ HttpConnection::~HttpConnection() {
     if (http_next != nullptr) {
         http_next->http_prev = http_prev;
     }
+    if (isTls() && !tls_counted_) {
+        // Ended during the handshake without an error from OpenSSL: the peer closed (a client
+        // that does not trust the certificate may just hang up) or the handshake timed out.
+        bump(ctx_->tls_failed, 1);
+    }
     if (!upgraded_) {  // else the WebSocket holds both slots (released by the SocketList)
         bump(ctx_->http_open, -1);
         ctx_->app->connections.fetch_sub(1, std::memory_order_relaxed);
@@ -343,6 +416,7 @@ void HttpConnection::onTimer(loop::TimerNode* node) {
 }
 
 void HttpConnection::onTlsHandshake(std::string_view error) {
+    tls_counted_ = true;
     if (error.empty()) {
         bump(tlsResumed() ? ctx_->tls_resumed : ctx_->tls_full, 1);
         return;
@@ -516,6 +590,17 @@ bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* 
         reject(ws::buildRejection(d.error));
         return false;
     }
+    UpgradeCheck check;
+    if (route.on_upgrade) {
+        check = route.on_upgrade(req);
+        if (check.status != 0) {
+            SB_INFO("websocket: handshake from %s refused (%u): %s", ip_.c_str(), check.status,
+                    check.message.c_str());
+            reject(errorResponse(check.status, check.code, check.message, true,
+                                 check.status == 401 ? "WWW-Authenticate: Bearer\r\n" : ""));
+            return false;
+        }
+    }
     char resp[1024];
     size_t n = ws::write101(d, resp, sizeof resp);
     if (n == 0) {  // cannot happen with our bounded header values; never send a partial 101
@@ -530,6 +615,9 @@ bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* 
     bump(ctx_->ws_open, 1);
     sock->adoptFrom(this);
     sock->owner_tag = ip_entry_;
+    if (check.data) {
+        sock->setData(std::move(check.data));
+    }
     ctx_->sockets.add(sock);
     sock->start();
     if (rest_len > 0 && !sock->isClosed()) {
@@ -713,6 +801,12 @@ base::Result<void> App::reloadTls(const TlsOptions& tls) {
         c->loop.post([c, fresh = *ctx] { c->tls_ctx = fresh; });
     }
     return {};
+}
+
+RefusedCounts App::refusedCounts() const {
+    return {.max_connections = impl_->refused_max.load(std::memory_order_relaxed),
+            .per_ip = impl_->refused_ip.load(std::memory_order_relaxed),
+            .rate = impl_->refused_rate.load(std::memory_order_relaxed)};
 }
 
 TlsCounts App::tlsCounts() const {

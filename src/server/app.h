@@ -25,12 +25,27 @@
 
 namespace sb::server {
 
+// What a route's upgrade check decided (WsRoute::on_upgrade).
+struct UpgradeCheck {
+    // 0: accept. Otherwise the refusal's HTTP status (401, 403, ...) with a JSON body
+    // {"error": code, "message": message}; a 401 also carries "WWW-Authenticate: Bearer".
+    uint16_t status = 0;
+    std::string code;
+    std::string message;
+    // Accepted: set as the socket's data before on_open (which may take it over), e.g. the
+    // verified credentials the request carried.
+    std::unique_ptr<transport::SocketData> data;
+};
+
 struct WsRoute {
     // Subprotocols the route speaks, in preference order (the first one the client offers
     // wins). Empty: the handshake never selects one.
     std::vector<std::string> subprotocols;
     ws::DeflateServerPolicy deflate;
     transport::WebSocketBehavior behavior;
+    // Optional, on the connection's loop thread: looks at a valid upgrade request (after the
+    // RFC 6455 checks, before the 101) and accepts or refuses it, e.g. by its credentials.
+    std::function<UpgradeCheck(const http::Request&)> on_upgrade;
 };
 
 struct HttpReply {
@@ -80,6 +95,14 @@ struct ServerOptions {
     size_t max_connections = 1'000'000;
     // Per client IP; 0 = unlimited.
     size_t max_connections_per_ip = 0;
+    // New connections per second from one client IP (token bucket, burst twice this); more are
+    // answered 429 and closed before any parsing. 0 = unlimited. 500/s lets a NAT of
+    // thousands of users reconnect within seconds after a restart while a single flooding
+    // host gets no further than that.
+    uint32_t connection_rate_per_ip = 500;
+    // Apply connection_rate_per_ip to loopback peers too. Off by default: a loopback peer is a
+    // proxy or a tool on this host, and limiting it would throttle every user behind it.
+    bool limit_loopback = false;
     // Origins allowed to open WebSockets (exact match); empty = any (non-browser clients
     // send none). Set it in production to stop cross-site WebSocket hijacking.
     std::vector<std::string> allowed_origins;
@@ -110,6 +133,13 @@ struct TlsCounts {
     uint64_t full = 0;     // completed with a full handshake
     uint64_t resumed = 0;  // completed by resuming a session (ticket or session id)
     uint64_t failed = 0;   // failed: bad records, unsupported versions, plain HTTP on a TLS port
+};
+
+// Connections refused at accept since the App started (see App::refusedCounts).
+struct RefusedCounts {
+    uint64_t max_connections = 0;  // server.max_connections reached
+    uint64_t per_ip = 0;           // server.max_connections_per_ip reached
+    uint64_t rate = 0;             // server.connection_rate_per_ip exceeded
 };
 
 // Open connections of an App (see App::connectionCounts).
@@ -144,6 +174,7 @@ public:
     base::Result<void> reloadTls(const TlsOptions& tls);
     // Any thread: handshake counters summed over the loops.
     TlsCounts tlsCounts() const;
+    RefusedCounts refusedCounts() const;
     // The event loops (valid after listen()); loop i has id() == i. For layers that keep
     // per-loop state (the messaging hub) and post work to a loop.
     size_t loopCount() const;

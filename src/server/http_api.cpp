@@ -65,15 +65,21 @@ void appendPublished(std::string* out, const messaging::Published& p) {
 
 }  // namespace
 
-HttpApi::HttpApi(std::string api_key, std::function<uint64_t()> connections)
-    : connections_(std::move(connections)), boot_ms_(nowMs()), key_(std::move(api_key)) {}
+HttpApi::HttpApi(std::string api_key, uint32_t rate_limit, std::function<uint64_t()> connections)
+    : connections_(std::move(connections)),
+      boot_ms_(nowMs()),
+      key_(std::move(api_key)),
+      rate_limit_(rate_limit),
+      tokens_(2.0 * rate_limit),
+      refill_ms_(boot_ms_) {}
 
-void HttpApi::setKey(std::string key) {
+void HttpApi::setKey(std::string key, uint32_t rate_limit) {
     std::lock_guard lock(key_mu_);
     if (key != key_) {
         SB_INFO("api.key reloaded: the HTTP API is %s", key.empty() ? "off" : "on");
     }
     key_ = std::move(key);
+    rate_limit_ = rate_limit;
 }
 
 void HttpApi::registerRoutes(App& app) {
@@ -102,6 +108,30 @@ HttpReply HttpApi::call(std::string_view name, const http::Request& req, std::st
         if (!constantTimeEqual(key, key_)) {
             return apiError(Error::kUnauthorized,
                             "send the API key as 'Authorization: apikey KEY' or 'X-API-Key: KEY'");
+        }
+        // Only calls with the right key spend tokens: strangers cannot starve the backend.
+        if (rate_limit_ != 0) {
+            const uint64_t now = nowMs();
+            const double rate = rate_limit_;
+            tokens_ = std::min(2.0 * rate,
+                               tokens_ + static_cast<double>(now - refill_ms_) * rate / 1000.0);
+            refill_ms_ = now;
+            if (tokens_ < 1.0) {
+                rate_limited_.fetch_add(1, std::memory_order_relaxed);
+                if (!limit_logged_) {
+                    limit_logged_ = true;
+                    SB_WARN("api: more than %u calls/s with the API key (api.rate_limit): "
+                            "answering 429",
+                            rate_limit_);
+                }
+                HttpReply r = apiError(Error::kRateLimited,
+                                       "more than " + std::to_string(rate_limit_) +
+                                           " API calls per second (api.rate_limit); retry shortly");
+                r.extra_headers = "Retry-After: 1\r\n";
+                return r;
+            }
+            tokens_ -= 1.0;
+            limit_logged_ = false;
         }
     }
     messaging::Hub& hub = *hub_;
@@ -237,12 +267,23 @@ HttpReply HttpApi::call(std::string_view name, const http::Request& req, std::st
     }
     if (name == "disconnect") {
         std::string_view client;
-        if (!str("client", &client)) {
-            return apiError(Error::kBadRequest, "missing 'client' (a client id)");
+        std::string_view user;
+        const bool by_client = str("client", &client);
+        const bool by_user = str("user", &user);
+        if (by_client == by_user) {
+            return apiError(Error::kBadRequest,
+                            "give either 'client' (a client id) or 'user' (a token's subject)");
         }
         bool reconnect = true;
         if (doc["reconnect"].get_bool().get(reconnect) != simdjson::SUCCESS) {
             reconnect = true;
+        }
+        if (by_user) {
+            auto r = hub.disconnectUser(user, reconnect);
+            if (!r) {
+                return apiFailure(r.error());
+            }
+            return apiOk("{\"result\":\"requested\",\"clients\":" + std::to_string(*r) + "}");
         }
         auto r = hub.disconnect(client, reconnect);
         if (!r) {

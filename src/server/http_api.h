@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -17,14 +18,17 @@ namespace sb::server {
 class HttpApi {
 public:
     // `connections`: open connections for /api/info (any thread).
-    HttpApi(std::string api_key, std::function<uint64_t()> connections);
+    // `rate_limit`: calls per second with the key (burst twice that); 0 = unlimited.
+    HttpApi(std::string api_key, uint32_t rate_limit, std::function<uint64_t()> connections);
 
     // Registers the routes (before App::listen). `hub` is set by attach() before the loops run.
     void registerRoutes(App& app);
     void attach(messaging::Hub* hub) { hub_ = hub; }
 
-    // Any thread (SIGHUP): the key from now on; empty turns the API off.
-    void setKey(std::string key);
+    // Any thread (SIGHUP): the key and rate limit from now on; an empty key turns the API off.
+    void setKey(std::string key, uint32_t rate_limit);
+    // Calls refused by the rate limit (any thread).
+    uint64_t rateLimited() const { return rate_limited_.load(std::memory_order_relaxed); }
 
 private:
     HttpReply call(std::string_view name, const http::Request& req, std::string_view body);
@@ -34,6 +38,12 @@ private:
     uint64_t boot_ms_;
     std::mutex key_mu_;
     std::string key_;  // guarded by key_mu_
+    // The key's token bucket, guarded by key_mu_.
+    uint32_t rate_limit_;
+    double tokens_;
+    uint64_t refill_ms_;
+    bool limit_logged_ = false;
+    std::atomic<uint64_t> rate_limited_{0};
 };
 
 }  // namespace sb::server

@@ -1,5 +1,7 @@
 #include "server/messaging.h"
 
+#include "base/log.h"
+#include "server/auth_config.h"
 #include "server/metrics.h"
 
 namespace sb::server {
@@ -11,7 +13,8 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
     : app_(app),
       options_(std::move(options)),
       native_(options_, base, compression),
-      api_(options_.api_key, [this] { return app_.connectionCounts().websocket; }) {
+      api_(options_.api_key, options_.api_rate_limit,
+           [this] { return app_.connectionCounts().websocket; }) {
     options_.normalize();
     app_.ws("/ws", native_.route());
     api_.registerRoutes(app_);
@@ -26,6 +29,11 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
         }
         m.channels = hub_->channels().size();
         m.sessions = hub_->sessions();
+        const RefusedCounts refused = app_.refusedCounts();
+        m.refused_max = refused.max_connections;
+        m.refused_ip = refused.per_ip;
+        m.refused_rate = refused.rate;
+        m.api_rate_limited = api_.rateLimited();
         if (app_.tlsPort() != 0) {
             const TlsCounts t = app_.tlsCounts();
             m.tls = true;
@@ -43,7 +51,11 @@ Messaging::~Messaging() {
     }
 }
 
-void Messaging::attach() {
+base::Result<void> Messaging::attach() {
+    auto auth = loadAuth(options_.auth);
+    if (!auth) {
+        return base::unexpected(auth.error());
+    }
     std::vector<loop::EventLoop*> loops;
     for (size_t i = 0; i < app_.loopCount(); ++i) {
         loops.push_back(&app_.loopAt(i));
@@ -51,12 +63,26 @@ void Messaging::attach() {
     hub_ = std::make_unique<messaging::Hub>(options_, std::move(loops));
     native_.attach(hub_.get());
     api_.attach(hub_.get());
+    hub_->setAuth(std::move(*auth));
+    if (!hub_->authEnabled()) {
+        SB_WARN(
+            "auth: no keys in [auth]: every client is anonymous, may name itself any user and "
+            "use every namespace; set auth.hmac_secrets, auth.public_key_files or "
+            "auth.jwks_file to verify JWTs (docs/security.md)");
+    }
     hub_->start();
+    return {};
 }
 
 void Messaging::reload(const messaging::Options& fresh) {
+    // Keys first: a namespace that turns private must not find the old (maybe empty) keys.
+    if (auto auth = loadAuth(fresh.auth); !auth) {
+        SB_ERROR("reload: %s; keeping the running auth keys", auth.error().message.c_str());
+    } else {
+        hub_->setAuth(std::move(*auth));
+    }
     hub_->reloadNamespaces(fresh.namespaces);
-    api_.setKey(fresh.api_key);
+    api_.setKey(fresh.api_key, fresh.api_rate_limit);
 }
 
 }  // namespace sb::server

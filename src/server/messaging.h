@@ -21,10 +21,12 @@ public:
               bool compression);
     ~Messaging();
 
-    // After App::listen(): builds the Hub on the App's loops and starts its housekeeping.
-    void attach();
+    // After App::listen(): builds the Hub on the App's loops, loads the auth keys and starts
+    // its housekeeping. Error: an auth key file is unreadable or invalid (says which).
+    base::Result<void> attach();
 
-    // Any thread (SIGHUP): namespaces for new subscriptions and publishes, and the API key.
+    // Any thread (SIGHUP): auth keys, namespaces for new subscriptions and publishes, and the
+    // API key. Bad key files keep the running keys (logged).
     void reload(const messaging::Options& fresh);
 
     messaging::Hub& hub() { return *hub_; }

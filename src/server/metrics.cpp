@@ -53,6 +53,11 @@ std::string renderMetrics(const MetricsSnapshot& m) {
     const messaging::StatsTotals& s = m.stats;
     labelled("switchboard_connections", "gauge", "Open connections by transport.", "transport",
              {{"websocket", m.websocket_connections}, {"http", m.http_connections}});
+    labelled("switchboard_connections_refused_total", "counter",
+             "Connections refused at accept, by the limit that refused them.", "reason",
+             {{"max_connections", m.refused_max},
+              {"max_connections_per_ip", m.refused_ip},
+              {"connection_rate_per_ip", m.refused_rate}});
     metric("switchboard_clients", "gauge",
            "Open connections of the messaging protocol (the /ws endpoint).",
            static_cast<uint64_t>(s.clients < 0 ? 0 : s.clients));
@@ -84,6 +89,8 @@ std::string renderMetrics(const MetricsSnapshot& m) {
            s.takeovers);
     metric("switchboard_rate_limited_total", "counter", "Requests refused by the rate limit.",
            s.rate_limited);
+    metric("switchboard_api_rate_limited_total", "counter",
+           "HTTP API calls refused by api.rate_limit.", m.api_rate_limited);
     metric("switchboard_protocol_errors_total", "counter", "Invalid client requests.",
            s.protocol_errors);
     metric("switchboard_channels", "gauge", "Live channels.", m.channels);

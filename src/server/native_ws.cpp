@@ -4,6 +4,7 @@
 #include "server/native_ws.h"
 
 #include "base/log.h"
+#include "loop/event_loop.h"
 #include "protocol/codec.h"
 #include "ws/frame.h"
 
@@ -52,6 +53,64 @@ Error errorOf(protocol::ParseErrorKind k) {
     return Error::kInternal;
 }
 
+// A token the upgrade request carried, until the connection's `connect` uses it.
+struct Pending final : transport::SocketData {
+    std::string token;
+};
+
+int hexValue(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+// The value of `name` in a query string (percent-decoded, '+' as space); empty if absent.
+std::string queryParam(std::string_view query, std::string_view name) {
+    while (!query.empty()) {
+        const size_t amp = query.find('&');
+        std::string_view pair = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+        const size_t eq = pair.find('=');
+        if (pair.substr(0, eq) != name || eq == std::string_view::npos) {
+            continue;
+        }
+        std::string out;
+        const std::string_view v = pair.substr(eq + 1);
+        for (size_t i = 0; i < v.size(); ++i) {
+            if (v[i] == '%' && i + 2 < v.size() && hexValue(v[i + 1]) >= 0 &&
+                hexValue(v[i + 2]) >= 0) {
+                out += static_cast<char>(hexValue(v[i + 1]) * 16 + hexValue(v[i + 2]));
+                i += 2;
+            } else {
+                out += v[i] == '+' ? ' ' : v[i];
+            }
+        }
+        return out;
+    }
+    return {};
+}
+
+// The credentials of an upgrade request: "Authorization: Bearer T" (RFC 6750 §2.1), else the
+// "token" query parameter (browsers cannot set headers on a WebSocket).
+std::string requestToken(const http::Request& req) {
+    std::string_view h = req.header("Authorization");
+    if (h.size() > 7 && (h.substr(0, 7) == "Bearer " || h.substr(0, 7) == "bearer ")) {
+        h.remove_prefix(7);
+        while (!h.empty() && h.front() == ' ') {
+            h.remove_prefix(1);
+        }
+        return std::string(h);
+    }
+    return queryParam(req.query, "token");
+}
+
 std::optional<broker::StreamPos> position(const std::optional<protocol::Since>& since) {
     if (!since) {
         return std::nullopt;
@@ -61,14 +120,44 @@ std::optional<broker::StreamPos> position(const std::optional<protocol::Since>& 
 
 }  // namespace
 
-struct NativeWs::Connection final : public transport::SocketData, public messaging::Peer {
-    Connection(transport::WebSocket& socket, messaging::Stats& loop_stats)
-        : client(*this), ws(&socket), stats(&loop_stats) {}
+struct NativeWs::Connection final : public transport::SocketData,
+                                    public messaging::Peer,
+                                    private loop::TimerNode {
+    Connection(transport::WebSocket& socket, messaging::Stats& loop_stats, messaging::Hub* h)
+        : client(*this), ws(&socket), stats(&loop_stats), hub(h) {
+        TimerNode::fire = &Connection::onExpiry;
+    }
+    ~Connection() override { ws->loop()->timers().cancel(this); }
 
     messaging::Client client;
     transport::WebSocket* ws;
     messaging::Stats* stats;  // this loop's
+    messaging::Hub* hub;
+    std::string handshake_token;  // from the upgrade request, until connect uses it
     bool ended = false;
+
+    // Arms the token expiry check (after connect and after each refresh).
+    void watchExpiry() {
+        if (auto ms = hub->msUntilExpiry(client)) {
+            ws->loop()->timers().schedule(this, *ms);
+        } else {
+            ws->loop()->timers().cancel(this);
+        }
+    }
+
+    static void onExpiry(loop::TimerNode* node) {
+        auto* self = static_cast<Connection*>(node);
+        if (self->ended) {
+            return;
+        }
+        if (self->hub->tokenExpired(self->client)) {
+            SB_INFO("client %s: token expired and was not refreshed: closing %u",
+                    self->client.id().c_str(), messaging::kTokenExpired.code);
+            self->disconnect(messaging::kTokenExpired);
+            return;
+        }
+        self->watchExpiry();  // refreshed meanwhile, or the wheel fired early
+    }
 
     // A status of the transport as the core sees it; counts what was sent.
     PeerStatus account(transport::SendStatus st, size_t payload) {
@@ -180,12 +269,45 @@ WsRoute NativeWs::route() {
     r.subprotocols = {std::string(protocol::kSubprotocol)};
     r.deflate.enabled = compression_;
     r.behavior = behavior_;
+    r.on_upgrade = [this](const http::Request& req) { return checkUpgrade(req); };
     return r;
+}
+
+UpgradeCheck NativeWs::checkUpgrade(const http::Request& req) {
+    UpgradeCheck out;
+    std::string token = requestToken(req);
+    if (token.empty()) {
+        if (!hub_->anonymousAllowed()) {
+            out.status = 401;
+            out.code = messaging::errorInfo(Error::kTokenRequired).code;
+            out.message =
+                "this server needs a connection token: an Authorization: Bearer header, a token "
+                "query parameter, or \"token\" in the connect message";
+        }
+        return out;
+    }
+    // Checked now so a bad token costs no WebSocket; connect verifies it again (it may expire
+    // between the two, and connect is where the identity is taken).
+    if (auto claims = hub_->verify(token, "connection token"); !claims) {
+        out.status = 401;
+        out.code = messaging::errorInfo(claims.error().error).code;
+        out.message = std::move(claims.error().message);
+        return out;
+    }
+    auto pending = std::make_unique<Pending>();
+    pending->token = std::move(token);
+    out.data = std::move(pending);
+    return out;
 }
 
 void NativeWs::onOpen(transport::WebSocket& ws) {
     const uint32_t loop = ws.loop()->id();
-    auto conn = std::make_unique<Connection>(ws, hub_->stats(loop));
+    std::string token;
+    if (auto* pending = ws.data<Pending>()) {  // only on_upgrade sets data before on_open
+        token = std::move(pending->token);
+    }
+    auto conn = std::make_unique<Connection>(ws, hub_->stats(loop), hub_);
+    conn->handshake_token = std::move(token);
     hub_->open(conn->client, loop);
     ws.setData(std::move(conn));
 }
@@ -241,11 +363,14 @@ void NativeWs::handle(Connection& conn, std::string_view frame) {
         return;
     }
     if (req.type == protocol::MsgType::kConnect) {
-        auto r = hub.connect(client, req.user, std::move(req.info), req.session);
+        const std::string_view token = req.token.empty() ? conn.handshake_token : req.token;
+        auto r = hub.connect(client, req.user, std::move(req.info), req.session, token);
+        std::string().swap(conn.handshake_token);  // used (or refused): not kept
         if (!r) {
             conn.replyFailure(req.id_json, r.error());
             return;
         }
+        conn.watchExpiry();
         std::vector<protocol::RestoredChannel> restored;
         restored.reserve(r->channels.size());
         for (const auto& ch : r->channels) {
@@ -253,7 +378,7 @@ void NativeWs::handle(Connection& conn, std::string_view frame) {
                 {ch.channel, ch.top.epoch, ch.top.offset, ch.recovered.value_or(false)});
         }
         protocol::encodeConnected(&json, req.id_json, r->client_id, r->session_id, r->resumed,
-                                  ping_interval_s_, restored);
+                                  ping_interval_s_, restored, r->user, r->expires_in);
         if (conn.reply(json)) {
             hub.replay(client, std::move(r->replay));
         }
@@ -265,7 +390,7 @@ void NativeWs::handle(Connection& conn, std::string_view frame) {
     }
     switch (req.type) {
         case protocol::MsgType::kSubscribe: {
-            auto r = hub.subscribe(client, req.channel, position(req.since));
+            auto r = hub.subscribe(client, req.channel, position(req.since), req.token);
             if (!r) {
                 conn.replyFailure(req.id_json, r.error());
                 return;
@@ -300,7 +425,7 @@ void NativeWs::handle(Connection& conn, std::string_view frame) {
             return;
         }
         case protocol::MsgType::kPresence: {
-            auto r = hub.presence(req.channel);
+            auto r = hub.presence(req.channel, &client);
             if (!r) {
                 conn.replyFailure(req.id_json, r.error());
                 return;
@@ -315,7 +440,7 @@ void NativeWs::handle(Connection& conn, std::string_view frame) {
             return;
         }
         case protocol::MsgType::kHistory: {
-            auto r = hub.history(req.channel, position(req.since), req.limit);
+            auto r = hub.history(req.channel, position(req.since), req.limit, &client);
             if (!r) {
                 conn.replyFailure(req.id_json, r.error());
                 return;
@@ -344,6 +469,17 @@ void NativeWs::handle(Connection& conn, std::string_view frame) {
                 protocol::encodeAcked(&json, req.id_json);
                 conn.reply(json);
             }
+            return;
+        }
+        case protocol::MsgType::kRefresh: {
+            auto r = hub.refresh(client, req.token);
+            if (!r) {
+                conn.replyFailure(req.id_json, r.error());
+                return;
+            }
+            conn.watchExpiry();
+            protocol::encodeRefreshed(&json, req.id_json, *r);
+            conn.reply(json);
             return;
         }
         default:

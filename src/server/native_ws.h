@@ -27,6 +27,8 @@ public:
     struct Connection;
 
 private:
+    // The upgrade's credentials: a bad token is refused 401 before any WebSocket exists.
+    UpgradeCheck checkUpgrade(const http::Request& req);
     void onOpen(transport::WebSocket& ws);
     void onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<uint8_t> data);
     void onClose(transport::WebSocket& ws);

@@ -71,7 +71,10 @@ int runServe(int argc, char** argv) {
         std::fprintf(stderr, "switchboard serve: %s\n", r.error().message.c_str());
         return 1;
     }
-    messaging.attach();
+    if (auto r = messaging.attach(); !r) {
+        std::fprintf(stderr, "switchboard serve: %s\n", r.error().message.c_str());
+        return 2;
+    }
     if (app.tlsPort() != 0 && cfg->server.allowed_origins.empty()) {
         SB_WARN(
             "TLS is on and server.allowed_origins is empty: any web page may open WebSockets "
@@ -107,7 +110,7 @@ int runServe(int argc, char** argv) {
                 "restart",
                 fresh->config.messaging.effectiveMaxMessageSize());
         }
-        SB_INFO("reload: namespaces, api.key, TLS certificate and log level applied");
+        SB_INFO("reload: namespaces, auth keys, api.key, TLS certificate and log level applied");
     });
     return app.run();
 }

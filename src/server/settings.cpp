@@ -90,6 +90,20 @@ config::Schema<ServeConfig> buildSchema() {
          .help = "open connections per client IP; 0 = unlimited (proxies share one IP)"},
         [](auto& c) -> auto& { return c.server.max_connections_per_ip; });
     s.add(
+        {.key = "server.connection_rate_per_ip",
+         .flag = "--connection-rate-per-ip",
+         .kind = Kind::kUint,
+         .help = "new connections/s per client IP (burst 2x; 429 above); 0 = unlimited",
+         .max = 1'000'000},
+        [](auto& c) -> auto& { return c.server.connection_rate_per_ip; });
+    s.add(
+        {.key = "server.limit_loopback",
+         .flag = "--limit-loopback",
+         .kind = Kind::kBool,
+         .help = "apply connection_rate_per_ip to loopback peers too (off: a local proxy or tool "
+                 "speaks for many users)"},
+        [](auto& c) -> auto& { return c.server.limit_loopback; });
+    s.add(
         {.key = "server.allowed_origins",
          .flag = "--allowed-origins",
          .kind = Kind::kList,
@@ -200,6 +214,66 @@ config::Schema<ServeConfig> buildSchema() {
          .apply = Apply::kReload,
          .secret = true},
         [](auto& c) -> auto& { return c.messaging.api_key; });
+    s.add(
+        {.key = "api.rate_limit",
+         .flag = "--api-rate-limit",
+         .kind = Kind::kUint,
+         .help = "HTTP API calls/s with the key (burst 2x; 429 above); 0 = unlimited",
+         .apply = Apply::kReload,
+         .max = 10'000'000},
+        [](auto& c) -> auto& { return c.messaging.api_rate_limit; });
+    // [auth]: JWT verification (docs/security.md).
+    s.add(
+        {.key = "auth.hmac_secrets",
+         .flag = "--auth-hmac-secrets",
+         .kind = Kind::kList,
+         .help = "HS256 secrets (>= 32 bytes each; several = rotation); any key turns auth on",
+         .apply = Apply::kReload,
+         .secret = true},
+        [](auto& c) -> auto& { return c.messaging.auth.hmac_secrets; });
+    s.add(
+        {.key = "auth.public_key_files",
+         .flag = "--auth-public-keys",
+         .kind = Kind::kList,
+         .help = "PEM files of RS256 (RSA >= 2048) / ES256 (P-256) public keys or certificates",
+         .apply = Apply::kReload},
+        [](auto& c) -> auto& { return c.messaging.auth.public_key_files; });
+    s.add(
+        {.key = "auth.jwks_file",
+         .flag = "--auth-jwks",
+         .kind = Kind::kString,
+         .help = "a JWKS file (RFC 7517) of RSA, EC and oct keys",
+         .apply = Apply::kReload},
+        [](auto& c) -> auto& { return c.messaging.auth.jwks_file; });
+    s.add(
+        {.key = "auth.audience",
+         .flag = "--auth-audience",
+         .kind = Kind::kString,
+         .help = "required in a token's \"aud\" when set",
+         .apply = Apply::kReload},
+        [](auto& c) -> auto& { return c.messaging.auth.audience; });
+    s.add(
+        {.key = "auth.issuer",
+         .flag = "--auth-issuer",
+         .kind = Kind::kString,
+         .help = "a token's \"iss\" must equal it when set",
+         .apply = Apply::kReload},
+        [](auto& c) -> auto& { return c.messaging.auth.issuer; });
+    s.add(
+        {.key = "auth.leeway",
+         .flag = "--auth-leeway",
+         .kind = Kind::kDuration,
+         .help = "clock skew allowed on exp, nbf and iat",
+         .apply = Apply::kReload,
+         .max = 3'600'000},
+        [](auto& c) -> auto& { return c.messaging.auth.leeway_ms; });
+    s.add(
+        {.key = "auth.require_exp",
+         .flag = "--auth-require-exp",
+         .kind = Kind::kBool,
+         .help = "refuse tokens without \"exp\" (a leaked one would never expire)",
+         .apply = Apply::kReload},
+        [](auto& c) -> auto& { return c.messaging.auth.require_exp; });
     // [echo]
     s.add(
         {.key = "echo.enabled",
@@ -273,7 +347,43 @@ config::Schema<ServeConfig> buildSchema() {
             {.key = "idempotency_window",
              .kind = Kind::kDuration,
              .help = "how long a publish idempotency key is remembered"},
-            [](auto& o) -> auto& { return o.idempotency_window_ms; });
+            [](auto& o) -> auto& { return o.idempotency_window_ms; })
+        .add(
+            {.key = "anonymous",
+             .kind = Kind::kBool,
+             .help = "clients without a token may use it (auth on; without auth everyone may)"},
+            [](auto& o) -> auto& { return o.anonymous; })
+        .add(
+            {.key = "allow_subscribe",
+             .kind = Kind::kEnum,
+             .help = "who may subscribe: any client allowed here, authenticated ones, or those "
+                     "whose token's \"channels\" claim matches",
+             .choices = {"any", "authenticated", "claim"}},
+            [](auto& o) -> auto& { return o.subscribe_access; })
+        .add(
+            {.key = "allow_publish",
+             .kind = Kind::kEnum,
+             .help = "who may publish (client_publish must be on)",
+             .choices = {"any", "authenticated", "claim"}},
+            [](auto& o) -> auto& { return o.publish_access; })
+        .add(
+            {.key = "allow_presence",
+             .kind = Kind::kEnum,
+             .help = "who may read presence",
+             .choices = {"any", "authenticated", "claim"}},
+            [](auto& o) -> auto& { return o.presence_access; })
+        .add(
+            {.key = "allow_history",
+             .kind = Kind::kEnum,
+             .help = "who may read history",
+             .choices = {"any", "authenticated", "claim"}},
+            [](auto& o) -> auto& { return o.history_access; })
+        .add(
+            {.key = "private",
+             .kind = Kind::kBool,
+             .help = "subscribing needs a per-channel subscribe token (JWT with a \"channel\" "
+                     "claim) from the application backend"},
+            [](auto& o) -> auto& { return o.private_channels; });
     return s;
 }
 

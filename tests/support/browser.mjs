@@ -17,12 +17,13 @@ export const CHROMIUM = process.env.SB_CHROMIUM || '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'];
 
-// Returns { context, close }.
-export async function launchChromium() {
+// Returns { context, close }. extraArgs: more Chromium switches (e.g. the TLS suite's
+// --ignore-certificate-errors-spki-list=...).
+export async function launchChromium(extraArgs = []) {
   assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} missing: apt-get install -y chromium`);
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 60000,
+    executablePath: CHROMIUM, headless: true, args: [...ARGS, ...extraArgs], timeout: 60000,
   });
   return {
     context,
