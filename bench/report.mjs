@@ -1,5 +1,5 @@
 // Writes docs/benchmarks.md from bench/benchmarks.md.in and the newest result files of each
-// kind in bench/results/ (echo-*.json, fanout-*.json, artillery-*.json), so the page always
+// kind in bench/results/ (echo-*.json, fanout-*.json, artillery-*.json, tls-*.json), so the page always
 // shows one run's numbers with that run's machine, commit and method. The template holds the
 // prose; every number on the page comes from the result files. Run by bench/run_all.sh.
 //   node bench/report.mjs [--results DIR] [--template FILE] [--out FILE]
@@ -170,15 +170,95 @@ function generatorTable(r) {
     (speedup ? `\n\n\`switchboard bench\` drove ${speedup.toFixed(1)}× Artillery's message rate in this run.\n` : '\n');
 }
 
+// The TLS section: ws:// vs wss:// straight to Switchboard vs wss:// through haproxy
+// (bench/run_tls_bench.sh, results/tls-*.json). Not in MACHINE/GENERATED: the section names its
+// own run, so the rest of the page is unchanged by it.
+function tlsTables(r) {
+  if (!r) return '_No TLS result in bench/results/ (run `bench/run_tls_bench.sh`)._';
+  const d = r.data;
+  const configs = d.configs;
+  const hap = `haproxy ${(d.versions?.haproxy ?? '').replace(/-.*/, '')}`.trim();
+  const NAME = { ws: 'ws:// Switchboard', wss: 'wss:// Switchboard (TLS in the server)', haproxy: `wss:// ${hap} → ws:// Switchboard` };
+  const RATIO = { wss_vs_ws: 'wss ÷ ws (direct)', wss_vs_haproxy: 'direct ÷ haproxy (wss)' };
+  const ratioNames = Object.keys(RATIO).filter((k) => d.summary.some((row) => row.ratios?.[k]));
+  const head = `| test | ${configs.map((c) => NAME[c] ?? c).join(' | ')} | ${ratioNames.map((k) => RATIO[k]).join(' | ')} |`;
+  const sep = `|---|${configs.map(() => '---').join('|')}|${ratioNames.map(() => '---').join('|')}|`;
+  const one = (v) => (v >= 100 ? `${Math.round(v)}` : v.toFixed(v >= 10 ? 1 : 2));
+  const usf = (v) => `${one(v)} µs`;
+  const ms = (v) => `${one(v)} ms`;
+  const range = (c, fmt, flag = '') => (c?.ok_runs ? `${fmt(c.median)} (${fmt(c.min)}–${fmt(c.max)})${flag}` +
+    `${c.noisy_runs ? ` ~${c.noisy_runs}` : ''}${c.ok_runs < c.runs ? ` [${c.runs - c.ok_runs} of ${c.runs} failed]` : ''}` : 'failed');
+  const rat = (row, key) => ratioNames.map((k) => {
+    const x = row.ratios?.[k]?.[key];
+    return x ? `${x.median_ratio.toFixed(2)}× (${x.per_round.map((v) => v.toFixed(2)).join(', ')})` : '—';
+  });
+  const lines = [head, sep];
+  const cpu = [`| test | ${configs.map((c) => NAME[c] ?? c).join(' | ')} |`, `|---|${configs.map(() => '---').join('|')}|`];
+  for (const row of d.summary) {
+    const m = row.metrics;
+    const echo = row.kind === 'echo';
+    const merit = echo ? 'msgs_per_sec' : 'connects_per_sec';
+    const cost = echo ? 'server_us_per_msg' : 'server_us_per_conn_open';
+    lines.push(`| ${row.label} | ${configs.map((c) => range(m[merit].configs[c], si, row.generator_bound?.[c] ? ' †' : '')).join(' | ')} | ${rat(row, merit).join(' | ')} |`);
+    lines.push(`| server-side CPU per ${echo ? 'message' : 'connection opened'} | ${configs.map((c) => range(m[cost].configs[c], usf)).join(' | ')} | ${rat(row, cost).join(' | ')} |`);
+    if (!echo) {
+      // What one core of the server side could open if the generator kept up.
+      const ceil = (c) => (c?.ok_runs ? `${si(1e6 / c.median)} (${si(1e6 / c.max)}–${si(1e6 / c.min)})` : '—');
+      const cr = (k) => {
+        const [a, b] = k === 'wss_vs_ws' ? ['wss', 'ws'] : ['wss', 'haproxy'];
+        const A = m[cost].configs[a], B = m[cost].configs[b];
+        return A?.ok_runs && B?.ok_runs ? `${(B.median / A.median).toFixed(2)}×` : '—';
+      };
+      lines.push(`| one core's worth: 10⁶ µs ÷ CPU per connection (connections/s) | ${configs.map((c) => ceil(m[cost].configs[c])).join(' | ')} | ${ratioNames.map(cr).join(' | ')} |`);
+      lines.push(`| connect time p50 / p99 | ${configs.map((c) => {
+        const a = m.connect_p50_ms.configs[c], b = m.connect_p99_ms.configs[c];
+        return a?.ok_runs && b?.ok_runs ? `${ms(a.median)} / ${ms(b.median)}` : '—';
+      }).join(' | ')} | ${ratioNames.map(() => '').join(' | ')} |`);
+    }
+    const side = echo ? 'server_side_cores' : 'server_side_cores_opening';
+    const genUnit = echo ? 'gen_us_per_msg' : 'gen_us_per_conn';
+    cpu.push(`| ${row.label} | ${configs.map((c) => {
+      const sc = m[side].configs[c], g = m.gen_busiest.configs[c], gu = m[genUnit].configs[c];
+      if (!sc?.ok_runs || !g?.ok_runs) return '—';
+      return `${sc.median.toFixed(2)} / ${g.median.toFixed(2)}; ${usf(gu.median)} per ${echo ? 'message' : 'connection'}`;
+    }).join(' | ')} |`);
+  }
+  const n = d.noise ?? {};
+  const pct = (v) => (v == null ? '?' : `${(v * 100).toFixed(1)} %`);
+  const full = d.runs.filter((x) => x.tls_handshakes).reduce((a, x) => a + x.tls_handshakes.full, 0);
+  const neg = (s) => (s ?? '').replace(/ verify=0$/, '');
+  const cfg = (d.haproxy_cfg ?? '').split(' | ').join('\n');
+  return `Run ${d.date}, ${d.elapsed_s} s; Switchboard at ${d.switchboard_commit ?? d.commit}` +
+    `${d.dirty ? ' (the work tree had uncommitted changes)' : ''}, ${d.versions?.openssl?.replace(/ \(Library.*$/, '') ?? 'OpenSSL ?'}, ` +
+    `${hap} (\`mode ${d.haproxy_mode}\`); raw runs: \`${r.file}\`. ${d.tls?.key_type} certificate from a throwaway CA, ` +
+    `${d.tls?.verify === 'ca' ? 'verified by the generator (`--ca`)' : 'not verified (`--insecure`)'}; negotiated ` +
+    `directly: ${neg(d.tls?.negotiated_direct)}; through haproxy: ${neg(d.tls?.negotiated_haproxy)}.\n\n` +
+    `Medians of ${d.rounds} rounds (min–max). Ratios are of the medians, and in parentheses the same ratio ` +
+    `in each round (the configurations ran back to back within a round). † = the generator's core was full ` +
+    `and the server side's was not: the rate is a lower bound for the server side. Server-side CPU is ` +
+    `Switchboard's (plus haproxy's) CPU time per unit; for it, lower is better.\n\n${lines.join('\n')}\n\n` +
+    `CPU while measuring, server side / generator (cores, medians; handshakes: the opening phase), and the ` +
+    `generator's own CPU per unit:\n\n${cpu.join('\n')}\n\n` +
+    `Noise: the generator waited for a CPU ${pct(n.gen_wait_median)} of the measured time (median; at most ` +
+    `${pct(n.gen_wait_max)}, threshold 10 %), ${n.noisy_runs ?? 0} run(s) flagged \`~\`, ${n.failed_runs ?? 0} failed; ` +
+    `other work on the machine took ${n.other_cores_median?.toFixed(2) ?? '?'} cores (median; at most ` +
+    `${n.other_cores_max?.toFixed(2) ?? '?'}), steal ${n.steal_cores_max?.toFixed(2) ?? '?'} cores at most. The server ` +
+    `counted ${full.toLocaleString('en-US')} full and ${n.resumed_handshakes ?? 0} resumed TLS handshakes over the direct ` +
+    `runs (\`switchboard_tls_handshakes_total\`, one scrape per run included).\n\n` +
+    `The haproxy configuration (ports filled in per run):\n\n\`\`\`\n${cfg}\n\`\`\`\n`;
+}
+
 const echo = newest('echo');
 const fanout = newest('fanout');
 const artillery = newest('artillery');
+const tls = newest('tls');
 let page = fs.readFileSync(TEMPLATE, 'utf8');
 const fill = {
   MACHINE: machine([echo, fanout]),
   ECHO_TABLES: echoTables(echo),
   FANOUT_TABLES: fanoutTables(fanout),
   GENERATOR_TABLE: generatorTable(artillery),
+  TLS_TABLES: tlsTables(tls),
   GENERATED: `Generated by \`node bench/report.mjs\` (run by \`bench/run_all.sh\`) from ` +
     [echo, fanout, artillery].filter(Boolean).map((r) => `\`${r.file}\``).join(', ') +
     '; edit `bench/benchmarks.md.in`, not this page.',

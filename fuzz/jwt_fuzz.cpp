@@ -86,10 +86,10 @@ const auth::KeySet& fixedKeys() {
 }
 
 bool sameClaims(const auth::Claims& a, const auth::Claims& b) {
-    return a.sub == b.sub && a.exp == b.exp && a.nbf == b.nbf && a.iat == b.iat &&
-           a.iss == b.iss && a.aud == b.aud && a.channel == b.channel &&
-           a.channels == b.channels && a.has_channels == b.has_channels &&
-           a.info_json == b.info_json && a.kid == b.kid && a.alg == b.alg;
+    return a.sub == b.sub && a.exp == b.exp && a.nbf == b.nbf && a.iat == b.iat && a.iss == b.iss &&
+           a.aud == b.aud && a.channel == b.channel && a.channels == b.channels &&
+           a.has_channels == b.has_channels && a.info_json == b.info_json && a.kid == b.kid &&
+           a.alg == b.alg;
 }
 
 }  // namespace

@@ -29,24 +29,25 @@ namespace sb::auth {
 
 namespace dom = simdjson::dom;
 
-namespace {
+namespace detail {
 
 struct PkeyFree {
     void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
 };
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
-}  // namespace
-
-namespace detail {
+// A key is typed once, when loaded: verification never asks the key what it is.
 struct Key {
     Alg alg = Alg::kHS256;
     std::string kid;
     std::string secret;  // HS256
     PkeyPtr pkey;        // RS256, ES256
 };
+
 }  // namespace detail
+
 using detail::Key;
+using detail::PkeyPtr;
 
 namespace {
 
@@ -369,9 +370,8 @@ bool verifyHmac(const std::string& secret, std::string_view input, std::string_v
 bool digestVerify(EVP_PKEY* pkey, std::string_view input, const unsigned char* sig,
                   size_t sig_len) {
     std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-    if (!ctx ||
-        EVP_DigestVerifyInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr, pkey, nullptr) !=
-            1) {
+    if (!ctx || EVP_DigestVerifyInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr, pkey,
+                                        nullptr) != 1) {
         return false;
     }
     return EVP_DigestVerify(ctx.get(), sig, sig_len,
@@ -522,8 +522,8 @@ base::Result<Alg> classifyKey(EVP_PKEY* pkey) {
     if (id == EVP_PKEY_RSA) {
         const int bits = EVP_PKEY_get_bits(pkey);
         if (bits < kMinRsaBits) {
-            return base::fail("RSA key of " + std::to_string(bits) + " bits: RS256 needs at least " +
-                              std::to_string(kMinRsaBits));
+            return base::fail("RSA key of " + std::to_string(bits) +
+                              " bits: RS256 needs at least " + std::to_string(kMinRsaBits));
         }
         if (bits > kMaxRsaBits) {
             return base::fail("RSA key of " + std::to_string(bits) + " bits: at most " +
@@ -611,8 +611,7 @@ base::Result<PkeyPtr> readPemPublicKey(std::string_view pem) {
         const std::unique_ptr<X509, X509Free> cert(
             PEM_read_bio_X509(bio.get(), nullptr, &noPassphrase, nullptr));
         if (!cert) {
-            return base::fail("cannot parse the certificate: " +
-                              lastOpensslError("invalid PEM"));
+            return base::fail("cannot parse the certificate: " + lastOpensslError("invalid PEM"));
         }
         PkeyPtr key(X509_get_pubkey(cert.get()));
         if (!key) {
@@ -716,7 +715,6 @@ base::Result<PkeyPtr> ecFromJwk(dom::object obj) {
     return pkeyFromParams("EC", bld.get());
 }
 
-
 enum class JwkOutcome : uint8_t { kAdded, kSkipped };
 
 // One element of "keys": appends a Key to *out, skips it (not for us), or says why it is
@@ -747,8 +745,8 @@ base::Result<JwkOutcome> parseJwk(dom::element element, std::vector<Key>* out) {
         if (ops.get_array().get(arr) == simdjson::SUCCESS) {
             for (dom::element op : arr) {
                 std::string_view name;
-                verify = verify || (op.get_string().get(name) == simdjson::SUCCESS &&
-                                    name == "verify");
+                verify =
+                    verify || (op.get_string().get(name) == simdjson::SUCCESS && name == "verify");
             }
         }
         if (!verify) {

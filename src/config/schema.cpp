@@ -168,7 +168,9 @@ std::string SchemaBase::formatToml(const Setting& s, const Value& v) {
         case Kind::kList: {
             std::string out = "[";
             for (const auto& item : std::get<std::vector<std::string>>(v)) {
-                out += (out.size() > 1 ? ", " : "") + detail::quote(item);
+                // A secret list (several keys) says how many there are, never what they are.
+                out += (out.size() > 1 ? ", " : "") +
+                       (s.spec.secret ? std::string("\"<set>\"") : detail::quote(item));
             }
             return out + "]";
         }
@@ -197,7 +199,7 @@ std::string SchemaBase::formatPlain(const Setting& s, const Value& v) {
         case Kind::kList: {
             std::string out;
             for (const auto& item : std::get<std::vector<std::string>>(v)) {
-                out += (out.empty() ? "" : ",") + item;
+                out += (out.empty() ? "" : ",") + (s.spec.secret ? std::string("<set>") : item);
             }
             return out.empty() ? "(none)" : out;
         }

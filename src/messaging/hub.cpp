@@ -679,7 +679,8 @@ Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string in
     }
     std::optional<broker::ResumedSession> resumed;
     // A session belongs to the user who created it (anonymous ones to anonymous clients).
-    const std::string_view owner = c.identity_.authenticated ? c.identity_.user : "";
+    const std::string_view owner =
+        c.identity_.authenticated ? std::string_view(c.identity_.user) : std::string_view();
     if (!session.empty()) {
         resumed = sessions_.resume(session, nowMs(), c.serial_, owner);
     }

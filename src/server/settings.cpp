@@ -144,7 +144,8 @@ config::Schema<ServeConfig> buildSchema() {
         {.key = "tls.session_tickets",
          .flag = "--tls-session-tickets",
          .kind = Kind::kBool,
-         .help = "resume sessions from tickets (cheap reconnect storms)"},
+         .help = "resume sessions from tickets (cheap reconnect storms)",
+         .apply = Apply::kReload},
         [](auto& c) -> auto& { return c.server.tls.session_tickets; });
     // [websocket]: the /echo route and raw WebSocket routes.
     s.add(

@@ -65,8 +65,9 @@ certificate, and "other" keys the server never gets. One server per case, real s
 11. secrets_not_logged: a server at --log-level debug sees refused handshakes (header and
    query token), a token connect and refresh, a bad connect token, API calls with the right
    and a wrong key. The log names the refusal reason ("token expired") but holds no token,
-   no token signature, no HMAC secret and no API key; `check-config` prints the secrets as
-   `<set>`.
+   no token signature, no HMAC secret and no API key; nor after a SIGHUP that replaces the
+   secret and the API key (polled until a new-secret token is accepted); `check-config`
+   prints the secrets as `<set>`.
 
   /usr/bin/python3 tests/integration/test_auth.py --server build/dev/switchboard
 """
@@ -207,6 +208,38 @@ def expires_problems(what: str, reply: dict, exp: int) -> list[str]:
     if not isinstance(ei, (int, float)) or isinstance(ei, bool) or not left - 5 <= ei <= left + 1:
         return [f"{what}: expires_in {ei!r}, expected about {left:.0f} (exp - now)"]
     return []
+
+
+async def wait_accepted(server: Server, token: str, seconds: float, what: str):
+    """After SIGHUP: polls upgrades carrying token until one is accepted (101)."""
+    deadline = Deadline(seconds)
+    while True:
+        check_alive(server, f"waiting for {what} to be accepted")
+        resp = await handshake(server, bearer=token)
+        if resp.status == 101:
+            return
+        check(not deadline.expired(), f"{what} still answered {resp.status} {seconds:.0f} s "
+              f"after SIGHUP (log: {server.proc.log_tail(400)!r})")
+        await asyncio.sleep(0.05)  # polling the server's state after a signal, bounded
+
+
+def full_log(server: Server) -> str:
+    """Everything the server wrote: its stderr log file and its stdout lines."""
+    return server_log(server) + "\n" + "\n".join(
+        line.decode(errors="replace") for line in server.proc.stdout_lines)
+
+
+def leak_problems(where: str, log: str, tokens: dict[str, str],
+                  secrets_: dict[str, str]) -> list[str]:
+    """Tokens (or their signatures) and secrets found in a log."""
+    leaks = []
+    for name, tok in tokens.items():
+        if tok in log:
+            leaks.append(f"the {name} token")
+        elif tok.rsplit(".", 1)[1] in log:
+            leaks.append(f"the {name} token's signature")
+    leaks += [f"the {name}" for name, value in secrets_.items() if value in log]
+    return [f"{where} contains {', '.join(leaks)}"] if leaks else []
 
 
 class Suite(Cases):
@@ -469,15 +502,7 @@ class Suite(Cases):
             with open(s.config_file.name, "w") as f:
                 f.write(auth_table([new], jwks=jwks_new) + tail)
             s.proc.signal(signal.SIGHUP)
-            deadline = Deadline(10)
-            while True:
-                check_alive(s, "after SIGHUP")
-                resp = await handshake(s, bearer=new_tok)
-                if resp.status == 101:
-                    break
-                check(not deadline.expired(), f"a token with the new secret still answered "
-                      f"{resp.status} 10 s after SIGHUP (log: {s.proc.log_tail(400)!r})")
-                await asyncio.sleep(0.05)  # polling the server's state after a signal, bounded
+            await wait_accepted(s, new_tok, 10, "a token with the new secret")
 
             c = await open_ws(s, "new secret", bearer=new_tok)
             clients.append(c)
@@ -887,9 +912,12 @@ class Suite(Cases):
         secret = hmac_secret()
         api_key = hmac_secret(20)
         wrong_key = hmac_secret(20)
-        cfg = (f'[api]\nkey = "{api_key}"\n\n' + auth_table([secret], leeway="0s") +
-               "\n[namespaces.pub]\nanonymous = true\n")
-        s = self.start(cfg, "logs", log_level="debug")
+
+        def config(hs: str, key: str) -> str:
+            return (f'[api]\nkey = "{key}"\n\n' + auth_table([hs], leeway="0s") +
+                    "\n[namespaces.pub]\nanonymous = true\n")
+
+        s = self.start(config(secret, api_key), "logs", log_level="debug")
         t = now()
         tokens = {
             "expired (header)": mint(secret, sub="lee", ttl=None, exp=t - 60, iat=t - 120),
@@ -928,29 +956,34 @@ class Suite(Cases):
                       "expired\") is not in the debug log within 5 s; log tail: "
                       f"{s.proc.log_tail(600)!r}")
                 await asyncio.sleep(0.05)  # polling the log file, bounded
-            log = server_log(s) + "\n".join(
-                line.decode(errors="replace") for line in s.proc.stdout_lines)
-            leaks = []
-            for name, tok in tokens.items():
-                if tok in log:
-                    leaks.append(f"the {name} token")
-                elif tok.rsplit(".", 1)[1] in log:
-                    leaks.append(f"the {name} token's signature")
-            for name, value in (("HMAC secret", secret), ("API key", api_key),
-                                ("wrong API key", wrong_key)):
-                if value in log:
-                    leaks.append(f"the {name}")
-            check(not leaks, f"the debug log contains {', '.join(leaks)}")
+            problems = leak_problems("the debug log", full_log(s), tokens,
+                                     {"HMAC secret": secret, "API key": api_key,
+                                      "wrong API key": wrong_key})
+
+            # SIGHUP with a new secret and API key: the reload logs neither.
+            secret2, api_key2 = hmac_secret(), hmac_secret(20)
+            with open(s.config_file.name, "w") as f:
+                f.write(config(secret2, api_key2))
+            s.proc.signal(signal.SIGHUP)
+            tok2 = mint(secret2, sub="lee")
+            await wait_accepted(s, tok2, 10, "a token with the new secret")
+            status, _ = await api_async(s, "info", {}, key=api_key2)
+            if status != 200:
+                problems.append(f"/api/info with the reloaded API key → {status}")
+            problems += leak_problems("the debug log after SIGHUP", full_log(s),
+                                      {"new-secret": tok2},
+                                      {"new HMAC secret": secret2, "new API key": api_key2})
 
             out = await asyncio.to_thread(
                 subprocess.run, [self.binary, "check-config", "--config", s.config_file.name],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
             text = out.stdout.decode(errors="replace")
-            check(out.returncode == 0, f"check-config exited {out.returncode}: {text[-400:]}")
-            check(secret not in text and api_key not in text and "<set>" in text,
-                  "check-config prints a secret (expected <set>): " +
-                  short([ln for ln in text.splitlines()
-                         if "hmac" in ln or "api.key" in ln], 400))
+            if out.returncode != 0:
+                problems.append(f"check-config exited {out.returncode}: {text[-400:]}")
+            elif secret2 in text or api_key2 in text or "<set>" not in text:
+                problems.append("check-config prints a secret (expected <set>): " + short(
+                    [ln for ln in text.splitlines() if secret2 in ln or api_key2 in ln], 400))
+            check(not problems, "; ".join(problems))
         finally:
             await stop_all(clients)
 

@@ -4,11 +4,11 @@
 docs give; every limit must act on the offender only.
 
 One server for the whole suite: TLS on the main port (throwaway CA, tests/support/tls_ca.py),
-[auth] with an HS256 secret and an RSA public key, namespaces `chat` (anonymous = false) and
-`secret` (private = true; `default` is not anonymous either), --limit-loopback with
-server.connection_rate_per_ip = 50 (burst 100), api.key with api.rate_limit = 100 (burst 200),
-server.handshake_timeout = 2s, messaging.rate_limit and max_subscriptions at their defaults
-(200/s burst 400, 256).
+[auth] with an HS256 secret and an RSA public key (tokens from tests/support/tokens.py),
+namespaces `chat` (anonymous = false) and `secret` (private = true; `default` is not
+anonymous either), --limit-loopback with server.connection_rate_per_ip = 50 (burst 100),
+api.key with api.rate_limit = 100 (burst 200), server.handshake_timeout = 2s,
+messaging.rate_limit and max_subscriptions at their defaults (200/s burst 400, 256).
 
 Each case speaks from its own loopback source address (127.0.0.10, .11, …; the kernel routes
 all of 127/8 to lo): per-IP limits then see one offender per case, and the control traffic
@@ -22,32 +22,37 @@ RSS_BOUND_MIB (the peak, sampled every 20 ms, is printed at the end).
 
 Cases:
  1. forged_tokens: at the upgrade (Authorization: Bearer, or ?token=) a wrong-secret, a
-    flipped-signature, an alg:none (three spellings), an HS256 token "signed" with the
-    server's RSA public key (HS/RS confusion), an RS256-labelled HMAC, an HS512, an ES256
-    header, an expired, an exp-less, a not-yet-valid and three malformed tokens → each 401
-    `invalid_token` with WWW-Authenticate: Bearer, no WebSocket; no token → 401
-    `token_required`; valid HS256 and RS256 tokens → 101 and `connected` with their `sub`
-    (whatever `user` says). In `connect` (which wins over the upgrade's token): a forged one,
-    a validly signed 9 KiB one and a validly signed one nested 20 deep → `invalid_token`.
+    flipped-signature, a payload swapped under a valid signature, an alg:none (three
+    spellings), an HS256 token "signed" with the server's RSA public key (HS/RS confusion),
+    an RS256-labelled HMAC, an HS512, an ES256 header, an expired, an exp-less, a
+    not-yet-valid and three malformed tokens → each 401 `invalid_token` with
+    WWW-Authenticate: Bearer, no WebSocket; no token → 401 `token_required`; valid HS256
+    and RS256 tokens → 101 and `connected` with their `sub` (whatever `user` says). In
+    `connect` (which wins over the upgrade's token): a forged one, a validly signed 9 KiB
+    one and a validly signed one nested 20 deep → `invalid_token`.
     No token text reaches the server log.
  2. private_channel: `secret:room` without a token, with a forged one, one for another
     channel, one for another user, an expired one, one for `secret:*` → not subscribed
     (permission_denied / invalid_token as the docs say); with the right token: subscribed
     and a publication arrives. (A NOTE reports whether `history` of a private channel is
     readable without a subscribe token: the docs do not say.)
- 3. session_theft: bob resumes alice's session id while alice holds it and after she left →
+ 3. session_theft: alice resumes her own session (control: `resumed:true`, her channel
+    restored); bob resumes alice's session id while she holds it and after she left →
     `resumed:false` and a new id each time; alice is not taken over (no 4004) and can still
-    resume it herself (`resumed:true`, her channel restored).
- 4. connection_flood: 300 TCP connections from one address as fast as possible: the first
-    ~100 (burst) are accepted, the rest get 429 `connection_rate_limited` with Retry-After: 1
-    (in plain HTTP, before any TLS), admitted ≤ burst + rate × elapsed; the refused counter
-    grows by exactly the refusals; 127.0.0.1 is served meanwhile; after Retry-After the
-    flooding address is served again; at most a few log lines name it.
+    resume it herself afterwards.
+ 4. connection_flood: 300 TCP connections from one address as fast as possible: at least
+    the burst (100) is admitted, at most burst + rate × elapsed, the rest get 429
+    `connection_rate_limited` with Retry-After: 1 (plain HTTP, before any TLS); the refused
+    counter grows by exactly the refusals; 127.0.0.1 is served meanwhile; after Retry-After the
+    flooding address is served again; at most 3 log lines name it. Then a sustained flood
+    from a fresh address, 200 connections paced over a second (4 × the rate): admissions
+    within the bound, and still at most 3 log lines ("one log line per run of refusals";
+    the accept loop's comment: "once per IP and second, not per connection").
  5. api_flood: 300 calls with a wrong key → all 401 (they spend nothing), then 500
     /api/publish calls with the key on 5 keep-alive connections → at least the burst (200)
     succeed, the rest 429 `rate_limited` with Retry-After: 1, admitted ≤ burst + rate ×
     elapsed, switchboard_api_rate_limited_total grows by exactly the 429s; a call after
-    Retry-After works.
+    Retry-After works; at most 3 log lines about api.rate_limit ("one log line per run").
  6. request_flood: 1,500 JSON pings back to back on /ws → pongs up to the burst, then
     `rate_limited` errors without id, the last 19 in a row, then `disconnect` 1008
     reconnect:false as the last message and close 1008 `rate limit exceeded`;
@@ -113,7 +118,8 @@ from harness import (OP_CONT, OP_PING, OP_PONG, OP_TEXT, ConnectionClosed,  # no
                      Deadline, HarnessError, HttpResponse, Reporter, WSClient, encode_frame)
 from messaging import (API_KEY, SUBPROTOCOL, CheckFailed, Client, Server,  # noqa: E402
                        check, require_websockets, short, websockets)
-from regression import RssWatch, death_note, sanitized, server_log, small_asan_quarantine  # noqa: E402
+from regression import (RssWatch, death_note, sanitized, server_log,  # noqa: E402
+                        small_asan_quarantine)
 from tls_ca import TestCA  # noqa: E402
 from tokens import (TestKeys, b64url, b64url_json, hs256_with_raw_key, mint,  # noqa: E402
                     nested, now, padded_to, unsigned_token)
@@ -134,6 +140,9 @@ API_RATE = 100               # api.rate_limit (burst 2×)
 WS_RATE = 200                # messaging.rate_limit default (burst 2×)
 MAX_SUBS = 256               # messaging.max_subscriptions default
 PUBLISH_PERIOD_S = 0.05      # the bystander's publisher pace
+# A token bucket refills while the server works through what we sent, which can end a little
+# after our last send on a busy machine: admission bounds allow rate × (elapsed + LAG_S).
+LAG_S = 0.25
 # Server RSS bound, checked after every case. What this suite legitimately makes the server
 # hold at once: at most ~400 connections (TLS state and buffers, well under 100 KiB each:
 # < 40 MiB), one 68 KiB message being parsed (the parser needs ~15 B per input byte: ~1 MiB),
@@ -143,7 +152,6 @@ PUBLISH_PERIOD_S = 0.05      # the bystander's publisher pace
 # (answering a ping flood or buffering an endless header grows by hundreds of MiB).
 RSS_BOUND_MIB = 300
 RSS_BOUND_ASAN_MIB = 800     # shadow memory and redzones under AddressSanitizer
-
 
 REFUSED_RATE = 'switchboard_connections_refused_total{reason="connection_rate_per_ip"}'
 API_LIMITED = "switchboard_api_rate_limited_total"
@@ -452,8 +460,8 @@ async def wss(port: int, ctx: ssl.SSLContext, name: str, token: str | None, ip: 
 class Bystander:
     CHANNEL = "chat:bystander"
 
-    def __init__(self, port: int, ctx: ssl.SSLContext, tokens: Tokens):
-        self.port, self.ctx, self.tokens = port, ctx, tokens
+    def __init__(self, port: int, ctx: ssl.SSLContext, token):
+        self.port, self.ctx, self.token = port, ctx, token  # token(sub) → JWT or None
         self.count = 0
         self.last_offset = 0
         self.published = 0
@@ -489,13 +497,13 @@ class Bystander:
     async def _run(self):
         sub = pub = None
         try:
-            sub = await wss(self.port, self.ctx, "bystander", self.tokens.user("bystander"),
+            sub = await wss(self.port, self.ctx, "bystander", self.token("bystander"),
                             CONTROL_IP)
             await sub.connect()
             await sub.subscribe(self.CHANNEL)
             sub.store_messages = False
             sub.on_message = self._on_message
-            pub = await wss(self.port, self.ctx, "publisher", self.tokens.user("publisher"),
+            pub = await wss(self.port, self.ctx, "publisher", self.token("publisher"),
                             CONTROL_IP)
             await pub.connect()
             self.ready.set()
@@ -578,7 +586,6 @@ class Suite:
         self.watch: RssWatch | None = None
         self.control: Https | None = None
         self.next_ip = 10
-        self.rng = random.Random(SEED)
         self.dead: str | None = None
 
     # ---- setup
@@ -591,7 +598,7 @@ class Suite:
         check(b"(tls)" in line, f"listening line without ' (tls)': {line[-200:]!r}")
         self.port = self.server.port
         self.control = Https(self.port, self.ctx, CONTROL_IP)
-        self.bystander = Bystander(self.port, self.ctx, self.tokens)
+        self.bystander = Bystander(self.port, self.ctx, self.token)
         self.bystander.start()
         self.watch = RssWatch(self.server)
 
@@ -706,8 +713,12 @@ class Suite:
                 await asyncio.wait_for(asyncio.to_thread(fn), timeout)
         except (CheckFailed, HarnessError) as e:
             error = f"{e.__class__.__name__ + ': ' if isinstance(e, HarnessError) else ''}{e}"
-        except asyncio.TimeoutError:
-            error = f"case deadline of {timeout:.0f}s passed"
+        except asyncio.TimeoutError as e:
+            if time.monotonic() - t0 >= timeout - 0.1:
+                error = f"case deadline of {timeout:.0f}s passed"
+            else:  # a timeout inside the case (a socket's, an inner wait_for's)
+                error = (f"{e.__class__.__name__} after {time.monotonic() - t0:.2f}s "
+                         f"[{traceback.format_exc(limit=8).splitlines()[-8:]}]")
         except Exception as e:  # noqa: BLE001 - any crash of a case is a failure with its trace
             error = (f"{e.__class__.__name__}: {e} "
                      f"[{traceback.format_exc(limit=8).splitlines()[-8:]}]")
@@ -844,15 +855,28 @@ class Suite:
     # ================================================================== 3. session theft
     async def case_session_theft(self):
         ip = self.ip()
-        alice = await self.client("alice", ip)
-        bob = bob2 = alice2 = None
+        opened: list[Client] = []
+
+        async def resume(name: str, sub: str, sid: str) -> tuple[Client, dict]:
+            c = await wss(self.port, self.ctx, name, self.token(sub), ip)
+            opened.append(c)
+            return c, await c.request({"type": "connect", "session": sid})
+
         try:
+            alice = await self.client("alice", ip)
+            opened.append(alice)
             sid = alice.session
             await alice.subscribe("chat:alice-diary")
-            # While alice holds it.
-            bob = await self.client("bob", ip)
-            bob2 = await wss(self.port, self.ctx, "bob2", self.token("bob"), ip)
-            r = await bob2.request({"type": "connect", "session": sid})
+            await alice.close()
+            await alice.wait_closed(5)
+            # Control: alice resumes her own session (nobody else involved).
+            alice, r = await resume("alice-2", "alice", sid)
+            chans = [c.get("channel") for c in r.get("channels") or []]
+            check(r.get("type") == "connected" and r.get("resumed") is True and
+                  r.get("session") == sid and "chat:alice-diary" in chans,
+                  f"alice resumes her own session (no other user involved) → {short(r)}")
+            # Bob, with alice's session id, while she holds it.
+            _, r = await resume("bob", "bob", sid)
             check(r.get("type") == "connected" and r.get("resumed") is False and
                   r.get("session") not in (None, sid) and not r.get("channels"),
                   f"bob resumes alice's live session → {short(r)}, expected resumed:false "
@@ -862,52 +886,47 @@ class Suite:
                   f"{alice.messages(type_='disconnect')} when bob tried her session")
             await alice.close()
             await alice.wait_closed(5)
-            # After she left (the session lives on for its TTL).
-            r = await bob.request({"type": "connect", "session": sid})
-            check(r.get("type") == "error" and r.get("code") == "already_connected",
-                  f"second connect on bob's connection → {short(r)}")
-            await bob.close()
-            bob = await wss(self.port, self.ctx, "bob3", self.token("bob"), ip)
-            r = await bob.request({"type": "connect", "session": sid})
+            # Bob again after she left (the session lives on for its TTL).
+            _, r = await resume("bob-2", "bob", sid)
             check(r.get("type") == "connected" and r.get("resumed") is False and
                   r.get("session") not in (None, sid) and not r.get("channels"),
                   f"bob resumes alice's session after she left → {short(r)}")
-            alice2 = await wss(self.port, self.ctx, "alice2", self.token("alice"), ip)
-            r = await alice2.request({"type": "connect", "session": sid})
+            # Bob's attempts left it intact.
+            _, r = await resume("alice-3", "alice", sid)
             chans = [c.get("channel") for c in r.get("channels") or []]
             check(r.get("type") == "connected" and r.get("resumed") is True and
                   r.get("session") == sid and "chat:alice-diary" in chans,
                   f"alice resumes her own session after bob's attempts → {short(r)}")
         finally:
-            for c in (alice, bob, bob2, alice2):
-                if c is not None:
-                    await c.close()
-                    await c.stop()
+            for c in opened:
+                await c.close()
+                await c.stop()
 
     # ================================================================== 4. connection flood
-    def case_connection_flood(self):
-        ip = self.ip()
-        n = 300
-        before = self.metric(REFUSED_RATE)
-        log0 = len(self.log())
+    def flood(self, ip: str, n: int, per_s: float | None, read_s: float):
+        """Opens n TCP connections from ip (as fast as possible, or paced at per_s) and sorts
+        them by what arrives within read_s after the last: a 429 answer (refused at accept)
+        or nothing (admitted: the server waits for a ClientHello). Returns (refused answers,
+        admitted count, seconds the opening took)."""
         socks: list[socket.socket] = []
+        opened: list[float] = []
         sel = selectors.DefaultSelector()
         data: dict[int, bytes] = {}
-        ended: set[int] = set()
+        early_close: list[str] = []
         try:
             t0 = time.monotonic()
             for i in range(n):
+                if per_s:
+                    pause = t0 + i / per_s - time.monotonic()
+                    if pause > 0:
+                        time.sleep(pause)  # the flood's pace, not a synchronization
                 s = tcp(self.port, ip)
+                opened.append(time.monotonic())
                 s.setblocking(False)
                 socks.append(s)
                 sel.register(s, selectors.EVENT_READ, i)
             elapsed = time.monotonic() - t0
-            # The control address is served during the flood.
-            st, _, _ = Https(self.port, self.ctx, CONTROL_IP).request("GET", "/healthz")
-            check(st == 200, f"GET /healthz from {CONTROL_IP} during the flood → {st}")
-            # Refusals arrive at once (an answer, then EOF); accepted connections wait for a
-            # ClientHello and say nothing before the handshake timeout.
-            deadline = Deadline(1.0)
+            deadline = Deadline(read_s)
             while not deadline.expired():
                 for key, _ in sel.select(min(0.1, deadline.remaining())):
                     i = key.data
@@ -919,46 +938,72 @@ class Suite:
                         chunk = b""
                     if chunk:
                         data[i] = data.get(i, b"") + chunk
-                    else:
-                        ended.add(i)
-                        sel.unregister(key.fileobj)
-            t_refused = time.monotonic()
-            refused = [i for i in data if data[i].startswith(b"HTTP/1.1 429")]
-            odd = {i: data[i][:80] for i in data if i not in refused}
-            silent_closed = [i for i in ended if i not in data]
-            admitted = n - len(refused)
-            check(not odd, f"flood: unexpected answers {list(odd.values())[:3]}")
-            check(not silent_closed, f"flood: {len(silent_closed)} connections closed without "
-                  "an answer within 1 s (neither refused with 429 nor left to the handshake)")
-            check(refused, f"{n} connections from {ip} in {elapsed:.3f}s: none refused "
-                  f"(connection_rate_per_ip {CONN_RATE}, burst {2 * CONN_RATE})")
-            status, headers, body = parse_http(data[refused[0]])
-            check(headers.get("retry-after") == "1" and
-                  json_error(body) == "connection_rate_limited",
-                  f"a refusal: {data[refused[0]][:300]!r}, expected 429 "
-                  "connection_rate_limited with Retry-After: 1")
-            check(admitted >= 2 * CONN_RATE,
-                  f"only {admitted} of {n} admitted: the burst is {2 * CONN_RATE}")
-            bound = 2 * CONN_RATE + CONN_RATE * elapsed + 2
-            check(admitted <= bound, f"{admitted} of {n} admitted in {elapsed:.3f}s; at most "
-                  f"{bound:.0f} may be (burst {2 * CONN_RATE} + {CONN_RATE}/s)")
-            grown = self.metric(REFUSED_RATE) - before
-            check(grown == len(refused), f"{REFUSED_RATE} grew by {grown:.0f}, "
-                  f"{len(refused)} refusals were seen")
-            # Retry-After: 1 → after a second the address is served again.
-            time.sleep(max(0.0, 1.0 - (time.monotonic() - t_refused)))  # the Retry-After wait
-            st, _, _ = Https(self.port, self.ctx, ip).request("GET", "/healthz")
-            check(st == 200, f"GET /healthz from {ip} a second after its flood → {st}")
-            lines = [ln for ln in self.log()[log0:].splitlines() if ip in ln]
-            check(len(lines) <= 3, f"{len(lines)} log lines name {ip} for one run of "
-                  f"refusals: {lines[:4]}")
-            print(f"NOTE       connection_flood: {n} connections in {elapsed * 1000:.0f} ms, "
-                  f"{admitted} admitted, {len(refused)} refused (429), {len(lines)} log "
-                  "line(s)", flush=True)
+                        continue
+                    sel.unregister(key.fileobj)
+                    age = time.monotonic() - opened[i]
+                    if i not in data and age < HANDSHAKE_TIMEOUT_S - 0.1:
+                        early_close.append(f"#{i} after {age:.2f}s")
         finally:
             sel.close()
             for s in socks:
                 s.close()
+        refused = [d for d in data.values() if d.startswith(b"HTTP/1.1 429")]
+        odd = [d[:80] for d in data.values() if not d.startswith(b"HTTP/1.1 429")]
+        check(not odd, f"flood from {ip}: unexpected answers {odd[:3]}")
+        check(not early_close, f"flood from {ip}: {len(early_close)} connections closed "
+              f"without an answer before the handshake timeout: {early_close[:3]}")
+        return refused, n - len(refused), elapsed
+
+    def case_connection_flood(self):
+        ip = self.ip()
+        n = 300
+        before = self.metric(REFUSED_RATE)
+        log0 = len(self.log())
+        refused, admitted, elapsed = self.flood(ip, n, None, 1.0)
+        t_refused = time.monotonic()
+        check(refused, f"{n} connections from {ip} in {elapsed:.3f}s: none refused "
+              f"(connection_rate_per_ip {CONN_RATE}, burst {2 * CONN_RATE})")
+        status, headers, body = parse_http(refused[0])
+        check(status == 429 and headers.get("retry-after") == "1" and
+              json_error(body) == "connection_rate_limited",
+              f"a refusal: {refused[0][:300]!r}, expected 429 connection_rate_limited with "
+              "Retry-After: 1")
+        check(admitted >= 2 * CONN_RATE,
+              f"only {admitted} of {n} admitted: the burst is {2 * CONN_RATE}")
+        bound = 2 * CONN_RATE + CONN_RATE * (elapsed + LAG_S) + 1
+        check(admitted <= bound, f"{admitted} of {n} admitted in {elapsed:.3f}s; at most "
+              f"{bound:.0f} may be (burst {2 * CONN_RATE} + {CONN_RATE}/s)")
+        grown = self.metric(REFUSED_RATE) - before
+        check(grown == len(refused), f"{REFUSED_RATE} grew by {grown:.0f}, "
+              f"{len(refused)} refusals were seen")
+        # Only the offender: the control address is served right after its flood.
+        st, _, _ = Https(self.port, self.ctx, CONTROL_IP).request("GET", "/healthz")
+        check(st == 200, f"GET /healthz from {CONTROL_IP} right after {ip}'s flood → {st}")
+        # Retry-After: 1 → after a second the address is served again.
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - t_refused)))  # the Retry-After wait
+        st, _, _ = Https(self.port, self.ctx, ip).request("GET", "/healthz")
+        check(st == 200, f"GET /healthz from {ip} a second after its flood → {st}")
+        lines = [ln for ln in self.log()[log0:].splitlines() if ip in ln]
+        check(len(lines) <= 3, f"{len(lines)} log lines name {ip} for one run of "
+              f"refusals: {lines[:3]}")
+        # A sustained flood, 4 × the rate for a second, from a fresh address: the limit holds
+        # over time, and the log does not follow the flood (the accept loop says: logged
+        # "once per IP and second, not per connection").
+        ip2 = self.ip()
+        log1 = len(self.log())
+        refused2, admitted2, elapsed2 = self.flood(ip2, 4 * CONN_RATE, 4 * CONN_RATE, 0.5)
+        bound2 = 2 * CONN_RATE + CONN_RATE * (elapsed2 + LAG_S) + 1
+        check(refused2 and admitted2 <= bound2, f"{4 * CONN_RATE} connections over "
+              f"{elapsed2:.2f}s: {admitted2} admitted (at most {bound2:.0f}), "
+              f"{len(refused2)} refused")
+        lines2 = [ln for ln in self.log()[log1:].splitlines() if ip2 in ln]
+        check(len(lines2) <= 3, f"a {elapsed2:.1f}s flood at {4 * CONN_RATE}/s from {ip2}: "
+              f"{len(lines2)} log lines name it (one per run of refusals, i.e. after every "
+              f"admitted connection?), e.g. {lines2[:2]}")
+        print(f"NOTE       connection_flood: {n} connections in {elapsed * 1000:.0f} ms → "
+              f"{admitted} admitted, {len(refused)} × 429, {len(lines)} log line(s); "
+              f"{4 * CONN_RATE} over {elapsed2:.2f}s → {admitted2} admitted, "
+              f"{len(refused2)} × 429, {len(lines2)} log line(s)", flush=True)
 
     # ================================================================== 5. API flood
     def case_api_flood(self):
@@ -1002,7 +1047,7 @@ class Suite:
               f"{bad[0][1]} {bad[0][2][:120]!r}" if bad else "")
         check(len(ok) >= 2 * API_RATE - 2, f"only {len(ok)} of 500 calls succeeded: the burst "
               f"is {2 * API_RATE} (did the 300 wrong-key calls spend tokens?)")
-        bound = 2 * API_RATE + API_RATE * elapsed + 2
+        bound = 2 * API_RATE + API_RATE * (elapsed + LAG_S) + 1
         check(len(ok) <= bound, f"{len(ok)} of 500 calls succeeded in {elapsed:.2f}s; at most "
               f"{bound:.0f} may (burst {2 * API_RATE} + {API_RATE}/s)")
         grown = self.metric(API_LIMITED) - before
@@ -1047,8 +1092,9 @@ class Suite:
                   disc[0].get("reconnect") is False and msgs[-1] is disc[0],
                   f"disconnect events {disc}, last message {short(msgs[-1:])}: expected one "
                   "disconnect 1008 reconnect:false, last")
-            check(len(limited) == len(errors) and limited,
-                  f"errors other than rate_limited: {short([e for e in errors if e not in limited][:3])}")
+            others = [e for e in errors if e not in limited]
+            check(limited and not others, f"{len(limited)} rate_limited errors; other errors: "
+                  f"{short(others[:3])}")
             check(all("id" not in m for m in limited), f"rate_limited with an id: "
                   f"{short([m for m in limited if 'id' in m][:2])}")
             tail = msgs[-20:-1]
@@ -1056,7 +1102,7 @@ class Suite:
                   f"the 19 messages before the disconnect: {short(tail, 400)}")
             check(len(pongs) >= 2 * WS_RATE - 2, f"only {len(pongs)} pongs: the burst is "
                   f"{2 * WS_RATE}")
-            bound = 2 * WS_RATE + WS_RATE * elapsed + 25
+            bound = 2 * WS_RATE + WS_RATE * (elapsed + LAG_S) + 1
             check(len(pongs) <= bound, f"{len(pongs)} pongs for pings sent in {elapsed:.2f}s "
                   f"(at most {bound:.0f})")
             grown = await asyncio.to_thread(self.metric, WS_LIMITED) - before
@@ -1103,6 +1149,24 @@ class Suite:
             w.close()
 
     # ================================================================== 8. slowloris over TLS
+    def witness(self, channel: str) -> float:
+        """A fresh client from the control address (blocking, on its own thread, so a busy
+        event loop here cannot make it slow): connect, subscribe, publish, receive."""
+        t0 = time.monotonic()
+        w = self.raw_ws(CONTROL_IP, "witness")
+        try:
+            r = w.request({"type": "subscribe", "id": "sub", "channel": channel})
+            check(r.get("type") == "subscribed", f"witness subscribe → {short(r)}")
+            p = w.request({"type": "publish", "id": "pub", "channel": channel, "data": "here"})
+            check(p.get("type") == "published", f"witness publish → {short(p)}")
+            deadline = Deadline(5)
+            while True:
+                m = w.recv_json(max(0.01, deadline.remaining()))
+                if m.get("type") == "message" and m.get("offset") == p.get("offset"):
+                    return time.monotonic() - t0
+        finally:
+            w.close()
+
     async def case_slowloris_tls(self):
         ips = [self.ip(), self.ip()]
         hello = client_hello(self.ctx)
@@ -1112,8 +1176,9 @@ class Suite:
                 ["trickle"] * 20
         limit = HANDSHAKE_TIMEOUT_S + CLOSE_SLACK_S
 
-        async def one(kind: str, i: int):
+        async def one(kind: str, i: int) -> dict:
             ip = ips[i % 2]
+            out = {"kind": kind, "how": "timeout", "got": b"", "first_byte": None, "sent": 0}
             t0 = time.monotonic()
             try:
                 if kind == "half_hello":
@@ -1126,11 +1191,14 @@ class Suite:
                         local_addr=(ip, 0), ssl_handshake_timeout=limit + 3)
                     if kind == "partial_http":
                         w.write(request)
+                        out["first_byte"], out["sent"] = time.monotonic() - t0, len(request)
             except (OSError, asyncio.TimeoutError, ssl.SSLError) as e:
-                return kind, time.monotonic() - t0, f"connect failed: {e!r}", b""
-            got = b""
-            how = "timeout"
-            sent = 0
+                # The server may close a handshake that this (busy) client did not finish in
+                # time: fine if it waited for the timeout, a problem if it refused at once.
+                out.update(how=f"closed during our TLS handshake: {e!r}",
+                           took=time.monotonic() - t0, handshake_closed=True)
+                return out
+            out["handshake_s"] = time.monotonic() - t0
             deadline = Deadline(limit + 3)
             try:
                 while not deadline.expired():
@@ -1141,41 +1209,42 @@ class Suite:
                         chunk = await asyncio.wait_for(r.read(65536), wait)
                     except asyncio.TimeoutError:
                         if kind == "trickle" and not w.is_closing():
-                            w.write(request[sent % len(request):][:1])  # one byte
-                            sent += 1
+                            w.write(request[out["sent"]:][:1])  # one byte
+                            if out["first_byte"] is None:
+                                out["first_byte"] = time.monotonic() - t0
+                            out["sent"] += 1
                         continue
                     if not chunk:
-                        how = "eof"
+                        out["how"] = "eof"
                         break
-                    got += chunk
+                    out["got"] += chunk
             except (ConnectionResetError, BrokenPipeError):
-                how = "reset"
+                out["how"] = "reset"
             except ssl.SSLError as e:
-                how = f"tls: {e.reason}"
+                out["how"] = f"tls: {e.reason}"
             finally:
                 w.close()
-            return kind, time.monotonic() - t0, how, got
+            out["took"] = time.monotonic() - t0
+            return out
 
-        t0 = time.monotonic()
         tasks = [asyncio.ensure_future(one(k, i)) for i, k in enumerate(kinds)]
-        # While they hang, a fresh client from the control address is served.
-        c = await self.client("slowloris-witness", CONTROL_IP)
         try:
-            await c.subscribe("chat:witness")
-            p = await c.publish("chat:witness", "still here")
-            await c.expect(lambda m: m.get("type") == "message" and
-                           m.get("offset") == p["offset"], 5, "its own publication")
+            witness_s = await asyncio.to_thread(self.witness, "chat:witness")
         finally:
-            await c.close()
-            await c.stop()
-        witness_s = time.monotonic() - t0
-        results = await asyncio.gather(*tasks)
+            results = await asyncio.gather(*tasks)
         problems = []
         by_kind: dict[str, list[float]] = {}
         answered_408 = {k: 0 for k in set(kinds)}
-        for kind, took, how, got in results:
+        late_handshakes = 0
+        for o in results:
+            kind, took, how, got = o["kind"], o["took"], o["how"], o["got"]
             by_kind.setdefault(kind, []).append(took)
             status, _, _ = parse_http(got)
+            if o.get("handshake_closed"):
+                late_handshakes += 1
+                if took < HANDSHAKE_TIMEOUT_S - 0.2 or took > limit:
+                    problems.append(f"{kind}: {how} after {took:.2f}s")
+                continue
             if how not in ("eof", "reset") and not how.startswith("tls:"):
                 problems.append(f"{kind}: {how} after {took:.2f}s")
             elif took > limit:
@@ -1184,15 +1253,21 @@ class Suite:
                 problems.append(f"{kind}: answered {got[:60]!r}")
             if status == 408:
                 answered_408[kind] += 1
-            elif kind in ("partial_http", "trickle"):
-                problems.append(f"{kind}: no 408 before the close ({how}, {got[:60]!r})")
+            elif o["first_byte"] is not None and o["first_byte"] < took - 0.3:
+                # The server held request bytes for a while when its timer fired: 408.
+                problems.append(f"{kind}: no 408 ({how}, {got[:60]!r}) though {o['sent']} "
+                                f"request byte(s) went out {o['first_byte']:.2f}s after the "
+                                f"connect and it closed after {took:.2f}s")
         check(not problems, f"{len(problems)} of {len(kinds)} slow connections: "
-              f"{problems[:5]} (handshake_timeout {HANDSHAKE_TIMEOUT_S}s, slack "
+              f"{problems[:4]} (handshake_timeout {HANDSHAKE_TIMEOUT_S}s, slack "
               f"{CLOSE_SLACK_S}s)")
+        hs = [o["handshake_s"] for o in results if "handshake_s" in o and o["kind"] != "half_hello"]
         print("NOTE       slowloris_tls: " + ", ".join(
             f"{k} ×{len(v)} closed after {min(v):.2f}-{max(v):.2f}s"
             f" ({answered_408[k]} × 408)" for k, v in sorted(by_kind.items())) +
-            f"; a fresh client served in {witness_s:.2f}s meanwhile", flush=True)
+            f"; our TLS handshakes took up to {max(hs, default=0):.2f}s"
+            f"{f' ({late_handshakes} closed before we finished)' if late_handshakes else ''}"
+            f"; a fresh client was served in {witness_s:.2f}s meanwhile", flush=True)
 
     # ================================================================== 9. garbage before TLS
     async def case_tls_garbage_before(self):

@@ -130,9 +130,9 @@ TEST(Jwt, ValidTokenOfEachAlgorithm) {
     policy.audience = "switchboard";
     policy.issuer = "https://issuer.test";
     policy.require_exp = true;
-    for (const auto& [name, alg] : {std::pair{"hs256_valid", Alg::kHS256},
-                                    std::pair{"rs256_valid", Alg::kRS256},
-                                    std::pair{"es256_valid", Alg::kES256}}) {
+    for (const auto& [name, alg] :
+         {std::pair{"hs256_valid", Alg::kHS256}, std::pair{"rs256_valid", Alg::kRS256},
+          std::pair{"es256_valid", Alg::kES256}}) {
         SCOPED_TRACE(name);
         const auto r = verify(tok(name), keys, policy);
         ASSERT_TRUE(r.has_value()) << code(r.error());
@@ -200,8 +200,7 @@ TEST(Jwt, IssuedInTheFuture) {
     const KeySet keys = standardKeys();
     VerifyPolicy policy;
     EXPECT_TRUE(verify(tok("iat_only"), keys, policy, kNow - 30).has_value());
-    EXPECT_JWT_ERROR(verify(tok("iat_only"), keys, policy, kNow - 31),
-                     JwtError::kIssuedInFuture);
+    EXPECT_JWT_ERROR(verify(tok("iat_only"), keys, policy, kNow - 31), JwtError::kIssuedInFuture);
     policy.leeway_s = 0;
     EXPECT_TRUE(verify(tok("iat_only"), keys, policy, kNow).has_value());
     EXPECT_JWT_ERROR(verify(tok("iat_only"), keys, policy, kNow - 1), JwtError::kIssuedInFuture);
@@ -462,9 +461,9 @@ TEST(KeySet, JwksErrorsLeaveTheSetUnchanged) {
     // An RSA modulus of 1024 bits, and one of 2048 bits with an exponent of 1.
     const std::string n1024 = b64url(std::string(128, '\xff'));
     const std::string n2048 = b64url(std::string(256, '\xff'));
-    EXPECT_NE(error(R"({"keys":[{"kty":"RSA","n":")" + n1024 + R"(","e":"AQAB"}]})")
-                  .find("1024 bits"),
-              std::string::npos);
+    EXPECT_NE(
+        error(R"({"keys":[{"kty":"RSA","n":")" + n1024 + R"(","e":"AQAB"}]})").find("1024 bits"),
+        std::string::npos);
     EXPECT_NE(error(R"({"keys":[{"kty":"RSA","n":")" + n2048 + R"(","e":"AQ"}]})")
                   .find("invalid RSA public key"),
               std::string::npos);
@@ -474,8 +473,7 @@ TEST(KeySet, JwksErrorsLeaveTheSetUnchanged) {
     EXPECT_NE(
         error(R"({"keys":[{"kty":"EC","crv":"P-256","x":")" + x + R"(","y":")" + y + R"("}]})"),
         "accepted");
-    EXPECT_NE(error(R"({"keys":[{"kty":"EC","crv":"P-256","x":"AQ","y":"AQ"}]})")
-                  .find("32 bytes"),
+    EXPECT_NE(error(R"({"keys":[{"kty":"EC","crv":"P-256","x":"AQ","y":"AQ"}]})").find("32 bytes"),
               std::string::npos);
     EXPECT_EQ(*keys.addJwks("{\"keys\":[" + good + "]}"), 1u);
     EXPECT_EQ(keys.size(), 2u);
@@ -504,12 +502,12 @@ TEST(Jwt, MalformedStructure) {
         "..",
         "...",
         "a.b",
-        valid.substr(0, dot2),        // two parts
-        valid + ".AAAA",              // four parts
-        valid + ".",                  // four parts, the last empty
-        "." + valid,                  // four parts, the first empty
-        valid.substr(0, dot1) + "=" + valid.substr(dot1),  // padding in the header
-        valid + "=",                                       // padding in the signature
+        valid.substr(0, dot2),                              // two parts
+        valid + ".AAAA",                                    // four parts
+        valid + ".",                                        // four parts, the last empty
+        "." + valid,                                        // four parts, the first empty
+        valid.substr(0, dot1) + "=" + valid.substr(dot1),   // padding in the header
+        valid + "=",                                        // padding in the signature
         valid.substr(0, dot2) + "==" + valid.substr(dot2),  // padding in the payload
         valid + " ",
         " " + valid,
@@ -522,9 +520,9 @@ TEST(Jwt, MalformedStructure) {
         valid.substr(0, dot1) + "." + std::string(9000, 'a') + "." + valid.substr(dot2 + 1),
     };
     for (const char* name :
-         {"header_not_json", "header_array", "header_dup_alg", "header_kid_number",
-          "payload_array", "payload_not_json", "payload_dup_exp", "payload_trailing", "depth_17",
-          "depth_100", "too_big"}) {
+         {"header_not_json", "header_array", "header_dup_alg", "header_kid_number", "payload_array",
+          "payload_not_json", "payload_dup_exp", "payload_trailing", "depth_17", "depth_100",
+          "too_big"}) {
         bad.push_back(tok(name));
     }
     for (size_t i = 0; i < bad.size(); ++i) {
@@ -547,10 +545,9 @@ TEST(Jwt, SizeAndDepthLimits) {
 
 TEST(Jwt, ClaimsOfTheWrongType) {
     const KeySet keys = standardKeys();
-    for (const char* name :
-         {"exp_string", "exp_null", "exp_huge_double", "exp_u64", "sub_number", "iss_array",
-          "aud_number", "aud_array_mixed", "channel_object", "channels_string", "channels_mixed",
-          "info_too_big"}) {
+    for (const char* name : {"exp_string", "exp_null", "exp_huge_double", "exp_u64", "sub_number",
+                             "iss_array", "aud_number", "aud_array_mixed", "channel_object",
+                             "channels_string", "channels_mixed", "info_too_big"}) {
         SCOPED_TRACE(name);
         EXPECT_JWT_ERROR(verify(tok(name), keys), JwtError::kBadClaims);
     }
@@ -573,8 +570,9 @@ TEST(Jwt, NoSingleByteChangeVerifies) {
         ASSERT_TRUE(verify(valid, keys).has_value());
         size_t tried = 0;
         for (size_t i = 0; i < valid.size(); ++i) {
-            for (const char repl : {static_cast<char>(valid[i] ^ 1), static_cast<char>(valid[i] ^ 2),
-                                    'A', 'B', 'Q', 'g', 'w', '_', '.'}) {
+            for (const char repl :
+                 {static_cast<char>(valid[i] ^ 1), static_cast<char>(valid[i] ^ 2), 'A', 'B', 'Q',
+                  'g', 'w', '_', '.'}) {
                 if (repl == valid[i]) {
                     continue;
                 }
@@ -649,8 +647,7 @@ TEST(JwtError, CodesAndDescriptions) {
         const auto e = static_cast<JwtError>(i);
         EXPECT_FALSE(describe(e).empty());
         const std::string_view c = code(e);
-        EXPECT_EQ(c.find_first_not_of("abcdefghijklmnopqrstuvwxyz_"), std::string_view::npos)
-            << c;
+        EXPECT_EQ(c.find_first_not_of("abcdefghijklmnopqrstuvwxyz_"), std::string_view::npos) << c;
         EXPECT_EQ(std::count(codes.begin(), codes.end(), c), 0) << c;
         codes.push_back(c);
     }

@@ -55,6 +55,9 @@ TEST(ErrorTable, CodesAreTheWireNames) {
         {Error::kUnauthorized, "unauthorized"},
         {Error::kApiDisabled, "api_disabled"},
         {Error::kNotFound, "not_found"},
+        {Error::kTokenRequired, "token_required"},
+        {Error::kInvalidToken, "invalid_token"},
+        {Error::kPermissionDenied, "permission_denied"},
         {Error::kInternal, "internal"},
     };
     ASSERT_EQ(expected.size(), kErrorCount) << "a new Error needs its wire name here";

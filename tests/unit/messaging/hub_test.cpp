@@ -22,6 +22,12 @@
 #include <utility>
 #include <vector>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <ctime>
+
+#include "auth/jwt.h"
 #include "broker/engine.h"
 #include "loop/event_loop.h"
 #include "messaging/errors.h"
@@ -1090,6 +1096,254 @@ TEST_F(HubTest, TotalsSumDeliveriesAcrossLoops) {
     EXPECT_EQ(t.delivery_latency.count, 30u);
     close(b2);
     EXPECT_EQ(hub_->totals().clients, 2);
+}
+
+// ---- Identities and access (auth on) -----------------------------------------------------------
+// Tokens are minted here with OpenSSL's HMAC: these tests are about what the Hub does with a
+// verified identity. Verification against an independent JWT implementation is in
+// tests/unit/auth (python3-jwt vectors) and tests/integration/test_auth.py.
+
+constexpr std::string_view kSecret = "hub-test-secret-0123456789abcdef-0123456789";
+
+std::string base64url(std::string_view in) {
+    static constexpr char kAlphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string out;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (unsigned char c : in) {
+        acc = (acc << 8) | c;
+        bits += 8;
+        while (bits >= 6) {
+            bits -= 6;
+            out += kAlphabet[(acc >> bits) & 0x3f];
+        }
+    }
+    if (bits > 0) {
+        out += kAlphabet[(acc << (6 - bits)) & 0x3f];
+    }
+    return out;
+}
+
+// An HS256 token with the JSON claims `payload`.
+std::string mint(const std::string& payload) {
+    const std::string input =
+        base64url(R"({"alg":"HS256","typ":"JWT"})") + "." + base64url(payload);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), kSecret.data(), static_cast<int>(kSecret.size()),
+         reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &len);
+    return input + "." + base64url({reinterpret_cast<const char*>(mac), len});
+}
+
+// A token of `sub` valid for an hour, with optional extra claims (",\"k\":v" text).
+std::string tokenFor(const std::string& sub, const std::string& extra = {}) {
+    const long exp = static_cast<long>(std::time(nullptr)) + 3600;
+    return mint(R"({"sub":")" + sub + R"(","exp":)" + std::to_string(exp) + extra + "}");
+}
+
+// Namespaces: open (anonymous = true), members (authenticated only), claims (publish by the
+// "channels" claim), vip (private channels).
+Options authOptions() {
+    Options o;
+    NamespaceOptions open = withHistory(10);
+    open.anonymous = true;
+    o.namespaces["open"] = open;
+    o.namespaces["members"] = withHistory(10);
+    NamespaceOptions claims;
+    claims.publish_access = NamespaceOptions::Access::kClaim;
+    claims.presence = true;
+    claims.presence_access = NamespaceOptions::Access::kAuthenticated;
+    o.namespaces["claims"] = claims;
+    NamespaceOptions vip;
+    vip.private_channels = true;
+    o.namespaces["vip"] = vip;
+    return o;
+}
+
+class HubAuthTest : public HubTest {
+protected:
+    void startWithAuth(Options options = authOptions()) {
+        start(std::move(options));
+        auto keys = std::make_shared<auth::KeySet>();
+        ASSERT_TRUE(keys->addHmacSecret(std::string(kSecret)));
+        AuthConfig config;
+        config.keys = std::move(keys);
+        config.policy.require_exp = true;
+        hub_->setAuth(std::move(config));
+    }
+
+    Outcome<Connected> connectWith(Conn& c, std::string_view user, std::string_view token,
+                                   std::string_view session = {}) {
+        return on(c, [&] { return hub_->connect(c.client, user, "", session, token); });
+    }
+};
+
+TEST_F(HubAuthTest, WithoutKeysTheClientNamesItsUser) {
+    start(authOptions());
+    Conn& c = open(0);
+    auto r = connectWith(c, "alice", "");
+    ASSERT_TRUE(r) << describe(r);
+    EXPECT_EQ(r->user, "alice");
+    EXPECT_FALSE(r->expires_in);
+    // Every namespace is open without auth.
+    EXPECT_TRUE(subscribe(c, "members:x"));
+}
+
+TEST_F(HubAuthTest, TheTokenSubjectIsTheUserAndTheClaimedOneIsIgnored) {
+    startWithAuth();
+    Conn& c = open(0);
+    auto r = connectWith(c, "mallory", tokenFor("alice"));
+    ASSERT_TRUE(r) << describe(r);
+    EXPECT_EQ(r->user, "alice");
+    ASSERT_TRUE(r->expires_in);
+    EXPECT_GT(*r->expires_in, 3500u);
+    EXPECT_LE(*r->expires_in, 3600u);
+}
+
+TEST_F(HubAuthTest, AnonymousClientsHaveNoUserAndOnlyOpenNamespaces) {
+    startWithAuth();
+    Conn& c = open(0);
+    auto r = connectWith(c, "mallory", "");
+    ASSERT_TRUE(r) << describe(r);
+    EXPECT_EQ(r->user, "");
+    EXPECT_TRUE(subscribe(c, "open:x"));
+    EXPECT_EQ(codeOf(subscribe(c, "members:x")), "permission_denied");
+}
+
+TEST_F(HubAuthTest, NoAnonymousNamespaceMeansATokenIsRequired) {
+    Options o;
+    o.namespaces["members"] = NamespaceOptions{};
+    startWithAuth(o);
+    EXPECT_FALSE(hub_->anonymousAllowed());
+    Conn& c = open(0);
+    EXPECT_EQ(codeOf(connectWith(c, "", "")), "token_required");
+}
+
+TEST_F(HubAuthTest, ForgedOrExpiredTokensAreRefusedWithTheReason) {
+    startWithAuth();
+    Conn& a = open(0);
+    std::string forged = tokenFor("alice");
+    forged.back() = forged.back() == 'A' ? 'B' : 'A';
+    auto r = connectWith(a, "", forged);
+    ASSERT_EQ(codeOf(r), "invalid_token");
+    Conn& b = open(0);
+    r = connectWith(b, "", mint(R"({"sub":"alice","exp":1000})"));
+    ASSERT_EQ(codeOf(r), "invalid_token");
+    EXPECT_NE(r.error().message.find("expired"), std::string::npos) << r.error().message;
+}
+
+TEST_F(HubAuthTest, ClaimRulesFollowTheChannelsClaim) {
+    startWithAuth();
+    Conn& c = open(0);
+    ASSERT_TRUE(connectWith(c, "", tokenFor("alice", R"(,"channels":["claims:room-*"])")));
+    auto pub = [&](std::string_view ch) {
+        return on(c, [&] { return hub_->publish(&c.client, ch, "1", ""); });
+    };
+    EXPECT_TRUE(pub("claims:room-1"));
+    EXPECT_EQ(codeOf(pub("claims:lobby")), "permission_denied");
+    // Presence needs only a token; the server itself (null client) reads everything.
+    EXPECT_TRUE(on(c, [&] { return hub_->presence("claims:lobby", &c.client); }));
+    Conn& anon = open(1);
+    ASSERT_TRUE(connectWith(anon, "", ""));
+    EXPECT_EQ(codeOf(on(anon, [&] { return hub_->presence("claims:lobby", &anon.client); })),
+              "permission_denied");
+    EXPECT_TRUE(hub_->presence("claims:lobby"));
+}
+
+TEST_F(HubAuthTest, PrivateChannelsNeedASubscribeTokenForThatChannelAndUser) {
+    startWithAuth();
+    Conn& c = open(0);
+    ASSERT_TRUE(connectWith(c, "", tokenFor("alice")));
+    auto sub = [&](std::string_view ch, const std::string& token) {
+        return on(c, [&] { return hub_->subscribe(c.client, ch, std::nullopt, token); });
+    };
+    EXPECT_EQ(codeOf(sub("vip:a", "")), "permission_denied");
+    EXPECT_EQ(codeOf(sub("vip:a", tokenFor("alice", R"(,"channel":"vip:b")"))),
+              "permission_denied");
+    EXPECT_EQ(codeOf(sub("vip:a", tokenFor("bob", R"(,"channel":"vip:a")"))),
+              "permission_denied");
+    EXPECT_EQ(codeOf(sub("vip:a", "garbage")), "invalid_token");
+    auto ok = sub("vip:a", tokenFor("alice", R"(,"channel":"vip:a")"));
+    EXPECT_TRUE(ok) << describe(ok);
+}
+
+TEST_F(HubAuthTest, OnlyTheOwnerResumesASession) {
+    startWithAuth();
+    Conn& a = open(0);
+    auto first = connectWith(a, "", tokenFor("alice"));
+    ASSERT_TRUE(first);
+    ASSERT_TRUE(subscribe(a, "members:x"));
+    close(a);
+    Conn& mallory = open(1);
+    auto stolen = connectWith(mallory, "", tokenFor("mallory"), first->session_id);
+    ASSERT_TRUE(stolen);
+    EXPECT_FALSE(stolen->resumed);
+    EXPECT_NE(stolen->session_id, first->session_id);
+    Conn& anon = open(1);
+    auto anon_try = connectWith(anon, "", "", first->session_id);
+    ASSERT_TRUE(anon_try);
+    EXPECT_FALSE(anon_try->resumed);
+    Conn& again = open(0);
+    auto back = connectWith(again, "", tokenFor("alice"), first->session_id);
+    ASSERT_TRUE(back) << describe(back);
+    EXPECT_TRUE(back->resumed);
+    ASSERT_EQ(back->channels.size(), 1u);
+    EXPECT_EQ(back->channels[0].channel, "members:x");
+}
+
+TEST_F(HubAuthTest, RefreshKeepsTheUserAndMovesTheExpiry) {
+    startWithAuth();
+    Conn& c = open(0);
+    const long soon = static_cast<long>(std::time(nullptr)) + 5;
+    ASSERT_TRUE(connectWith(c, "", mint(R"({"sub":"alice","exp":)" + std::to_string(soon) + "}")));
+    auto left = on(c, [&] { return hub_->msUntilExpiry(c.client); });
+    ASSERT_TRUE(left);
+    EXPECT_LE(*left, (5u + 30u + 1u) * 1000u);  // exp + leeway (30 s default) + rounding
+    EXPECT_FALSE(on(c, [&] { return hub_->tokenExpired(c.client); }));
+    auto other = on(c, [&] { return hub_->refresh(c.client, tokenFor("bob")); });
+    EXPECT_EQ(codeOf(other), "permission_denied");
+    auto same = on(c, [&] { return hub_->refresh(c.client, tokenFor("alice")); });
+    ASSERT_TRUE(same) << describe(same);
+    ASSERT_TRUE(*same);
+    EXPECT_GT(**same, 3500u);
+    left = on(c, [&] { return hub_->msUntilExpiry(c.client); });
+    ASSERT_TRUE(left);
+    EXPECT_GT(*left, 3500u * 1000u);
+}
+
+TEST_F(HubAuthTest, AnExpiredTokenIsReportedAfterTheLeeway) {
+    startWithAuth();
+    auto keys = std::make_shared<auth::KeySet>();
+    ASSERT_TRUE(keys->addHmacSecret(std::string(kSecret)));
+    AuthConfig config;
+    config.keys = keys;
+    config.policy.leeway_s = 0;
+    config.policy.require_exp = true;
+    hub_->setAuth(config);
+    Conn& c = open(0);
+    const long soon = static_cast<long>(std::time(nullptr)) + 1;
+    ASSERT_TRUE(connectWith(c, "", mint(R"({"sub":"alice","exp":)" + std::to_string(soon) + "}")));
+    EXPECT_FALSE(on(c, [&] { return hub_->tokenExpired(c.client); }));
+    // Polled until the wall clock passes exp (within 2 s; the deadline is 5 s).
+    EXPECT_TRUE(loopOf(c).eventually([&] { return hub_->tokenExpired(c.client); }));
+}
+
+TEST_F(HubAuthTest, DisconnectByUserReachesEveryConnectionOfThatUser) {
+    startWithAuth();
+    Conn& a1 = open(0);
+    Conn& a2 = open(1);
+    Conn& b = open(0);
+    ASSERT_TRUE(connectWith(a1, "", tokenFor("alice")));
+    ASSERT_TRUE(connectWith(a2, "", tokenFor("alice")));
+    ASSERT_TRUE(connectWith(b, "", tokenFor("bob")));
+    auto r = hub_->disconnectUser("alice", false);
+    ASSERT_TRUE(r) << describe(r);
+    EXPECT_EQ(*r, 2u);
+    EXPECT_TRUE(loopOf(a1).eventually([&] { return !a1.peer.closes().empty(); }));
+    EXPECT_TRUE(loopOf(a2).eventually([&] { return !a2.peer.closes().empty(); }));
+    EXPECT_TRUE(on(b, [&] { return b.peer.closes().empty(); }));
+    EXPECT_EQ(codeOf(hub_->disconnectUser("carol", true)), "unknown_client");
 }
 
 }  // namespace

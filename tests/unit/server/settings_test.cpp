@@ -79,7 +79,15 @@ TEST(Settings, EveryDocumentedKeyKeepsItsFlagAndEnvironmentName) {
         {"server.max_connections", "--max-connections", "SWITCHBOARD_MAX_CONNECTIONS"},
         {"server.max_connections_per_ip", "--max-connections-per-ip",
          "SWITCHBOARD_MAX_CONNECTIONS_PER_IP"},
+        {"server.connection_rate_per_ip", "--connection-rate-per-ip",
+         "SWITCHBOARD_CONNECTION_RATE_PER_IP"},
+        {"server.limit_loopback", "--limit-loopback", "SWITCHBOARD_LIMIT_LOOPBACK"},
         {"server.allowed_origins", "--allowed-origins", "SWITCHBOARD_ALLOWED_ORIGINS"},
+        {"server.send_buffer", "--send-buffer", "SWITCHBOARD_SEND_BUFFER"},
+        {"tls.cert_file", "--tls-cert", "SWITCHBOARD_TLS_CERT_FILE"},
+        {"tls.key_file", "--tls-key", "SWITCHBOARD_TLS_KEY_FILE"},
+        {"tls.port", "--tls-port", "SWITCHBOARD_TLS_PORT"},
+        {"tls.session_tickets", "--tls-session-tickets", "SWITCHBOARD_TLS_SESSION_TICKETS"},
         {"websocket.max_message_size", "--max-message-size",
          "SWITCHBOARD_WEBSOCKET_MAX_MESSAGE_SIZE"},
         {"websocket.max_backlog", "--max-backlog", "SWITCHBOARD_WEBSOCKET_MAX_BACKLOG"},
@@ -92,6 +100,14 @@ TEST(Settings, EveryDocumentedKeyKeepsItsFlagAndEnvironmentName) {
          "SWITCHBOARD_MESSAGING_MAX_SUBSCRIPTIONS"},
         {"messaging.max_message_size", "", "SWITCHBOARD_MESSAGING_MAX_MESSAGE_SIZE"},
         {"api.key", "--api-key", "SWITCHBOARD_API_KEY"},
+        {"api.rate_limit", "--api-rate-limit", "SWITCHBOARD_API_RATE_LIMIT"},
+        {"auth.hmac_secrets", "--auth-hmac-secrets", "SWITCHBOARD_AUTH_HMAC_SECRETS"},
+        {"auth.public_key_files", "--auth-public-keys", "SWITCHBOARD_AUTH_PUBLIC_KEY_FILES"},
+        {"auth.jwks_file", "--auth-jwks", "SWITCHBOARD_AUTH_JWKS_FILE"},
+        {"auth.audience", "--auth-audience", "SWITCHBOARD_AUTH_AUDIENCE"},
+        {"auth.issuer", "--auth-issuer", "SWITCHBOARD_AUTH_ISSUER"},
+        {"auth.leeway", "--auth-leeway", "SWITCHBOARD_AUTH_LEEWAY"},
+        {"auth.require_exp", "--auth-require-exp", "SWITCHBOARD_AUTH_REQUIRE_EXP"},
         {"echo.enabled", "--echo", "SWITCHBOARD_ECHO_ENABLED"},
         {"echo.subprotocols", "--subprotocols", "SWITCHBOARD_ECHO_SUBPROTOCOLS"},
     };
@@ -105,15 +121,17 @@ TEST(Settings, EveryDocumentedKeyKeepsItsFlagAndEnvironmentName) {
     }
 }
 
-TEST(Settings, OnlyLogLevelApiKeyAndNamespacesApplyOnReload) {
+TEST(Settings, OnlyLogLevelApiTlsAuthAndNamespacesApplyOnReload) {
     for (const auto& s : serveSchema().settings()) {
-        bool reload = s.key == "server.log_level" || s.key == "api.key";
+        bool reload = s.key == "server.log_level" || s.key.starts_with("api.") ||
+                      s.key.starts_with("auth.") ||
+                      (s.key.starts_with("tls.") && s.key != "tls.port");
         EXPECT_EQ(s.spec.apply == config::Apply::kReload, reload) << s.key;
     }
     const config::Section* ns = serveSchema().findSection("namespaces");
     ASSERT_NE(ns, nullptr);
     EXPECT_EQ(ns->spec.apply, config::Apply::kReload);
-    EXPECT_EQ(ns->options.size(), 11u);
+    EXPECT_EQ(ns->options.size(), 17u);
 }
 
 TEST(Settings, FileThenEnvThenFlagsWin) {
