@@ -228,8 +228,9 @@ function tlsTables(r) {
   const full = d.runs.filter((x) => x.tls_handshakes).reduce((a, x) => a + x.tls_handshakes.full, 0);
   const neg = (s) => (s ?? '').replace(/ verify=0$/, '');
   const cfg = (d.haproxy_cfg ?? '').split(' | ').join('\n');
-  return `Run ${d.date}, ${d.elapsed_s} s; Switchboard at ${d.switchboard_commit ?? d.commit}` +
-    `${d.dirty ? ' (the work tree had uncommitted changes)' : ''}, ${d.versions?.openssl?.replace(/ \(Library.*$/, '') ?? 'OpenSSL ?'}, ` +
+  const dirty = d.dirty && d.switchboard_commit_from !== 'SB_COMMIT' ? ' (the work tree had uncommitted changes)' : '';
+  return `Run ${d.date}, ${d.elapsed_s} s; Switchboard at ${d.switchboard_commit ?? d.commit}${dirty}, ` +
+    `${d.versions?.openssl?.replace(/ \(Library.*$/, '') ?? 'OpenSSL ?'}, ` +
     `${hap} (\`mode ${d.haproxy_mode}\`); raw runs: \`${r.file}\`. ${d.tls?.key_type} certificate from a throwaway CA, ` +
     `${d.tls?.verify === 'ca' ? 'verified by the generator (`--ca`)' : 'not verified (`--insecure`)'}; negotiated ` +
     `directly: ${neg(d.tls?.negotiated_direct)}; through haproxy: ${neg(d.tls?.negotiated_haproxy)}.\n\n` +
@@ -241,8 +242,9 @@ function tlsTables(r) {
     `generator's own CPU per unit:\n\n${cpu.join('\n')}\n\n` +
     `Noise: the generator waited for a CPU ${pct(n.gen_wait_median)} of the measured time (median; at most ` +
     `${pct(n.gen_wait_max)}, threshold 10 %), ${n.noisy_runs ?? 0} run(s) flagged \`~\`, ${n.failed_runs ?? 0} failed; ` +
-    `other work on the machine took ${n.other_cores_median?.toFixed(2) ?? '?'} cores (median; at most ` +
-    `${n.other_cores_max?.toFixed(2) ?? '?'}), steal ${n.steal_cores_max?.toFixed(2) ?? '?'} cores at most. The server ` +
+    `other sessions' work took ${n.other_cores_median?.toFixed(2) ?? '?'} cores (median; at most ` +
+    `${n.other_cores_max?.toFixed(2) ?? '?'}: it fills whatever our processes leave idle, e.g. the generator's core ` +
+    `in the haproxy runs), steal ${n.steal_cores_max?.toFixed(2) ?? '?'} cores at most. The server ` +
     `counted ${full.toLocaleString('en-US')} full and ${n.resumed_handshakes ?? 0} resumed TLS handshakes over the direct ` +
     `runs (\`switchboard_tls_handshakes_total\`, one scrape per run included).\n\n` +
     `The haproxy configuration (ports filled in per run):\n\n\`\`\`\n${cfg}\n\`\`\`\n`;

@@ -87,7 +87,8 @@ NOISE_RETRIES=${NOISE_RETRIES:-2}
 log() { printf '%s\n' "$*" >&2; }
 
 if [[ ! -x $SB_BIN ]]; then log "no Switchboard at $SB_BIN (set SB_BIN)"; exit 3; fi
-if ! "$SB_BIN" serve --help 2>&1 | grep -q -- '--tls-cert'; then
+SB_HELP=$("$SB_BIN" serve --help 2>&1 || true)  # (grep -q on a pipe: SIGPIPE under pipefail)
+if [[ $SB_HELP != *--tls-cert* ]]; then
     log "$SB_BIN has no TLS (serve --tls-cert): build a newer one"; exit 3
 fi
 command -v openssl > /dev/null || { log "the openssl CLI is needed for the throwaway CA"; exit 3; }
@@ -219,7 +220,7 @@ start_server() {
         HPID=$!
         deadline=$((SECONDS + 10))
         # Listening (checked without connecting, so haproxy sees no extra connection).
-        until ss -Hltn "sport = :$hport" 2>/dev/null | grep -q .; do
+        until [[ -n $(ss -Hltn "sport = :$hport" 2>/dev/null || true) ]]; do
             if ! kill -0 "$HPID" 2>/dev/null || ((SECONDS > deadline)); then
                 log "haproxy did not start:"; cat "$WORK/haproxy.log" >&2; stop_server; return 1
             fi
@@ -280,13 +281,23 @@ proc_ns() {  # PID -> REPLY = CPU ns of all its threads, -1 when gone
     ((any)) && REPLY=$sum
     return 0
 }
+# The kernel's softirq threads: loopback TCP work deferred to them is neither ours nor other
+# sessions' (it grows with the extra hop through haproxy), so it is sampled on its own.
+KSOFTIRQD=()
+for d in /proc/[0-9]*; do
+    { read -r comm < "$d/comm"; } 2>/dev/null || continue
+    [[ $comm == ksoftirqd/* ]] && KSOFTIRQD+=("${d#/proc/}")
+done
 sample() {
-    local t=${EPOCHREALTIME/./} st ht gr=-1 gw=-1 a b c f g h
+    local t=${EPOCHREALTIME/./} st ht gr=-1 gw=-1 a b c f g h k=0 p run
     proc_ns "$SPID"; st=$REPLY
     proc_ns "$HPID"; ht=$REPLY
     if [[ -n $GPID ]] && { read -r gr gw _ < "/proc/$GPID/schedstat"; } 2>/dev/null; then :; else gr=-1; gw=-1; fi
+    for p in "${KSOFTIRQD[@]}"; do
+        if { read -r run _ < "/proc/$p/schedstat"; } 2>/dev/null; then k=$((k + run)); fi
+    done
     read -r _ a b c _ _ f g h _ < /proc/stat
-    printf '%s %s %s %s %s %s %s %s\n' "$t" "$st" "$ht" "$gr" "$gw" $((a + b + c)) $((f + g)) "$h" >> "$SAMPLES"
+    printf '%s %s %s %s %s %s %s %s %s\n' "$t" "$st" "$ht" "$gr" "$gw" $((a + b + c)) $((f + g)) "$h" "$k" >> "$SAMPLES"
 }
 # jnum KEY JSON: the number KEY has in JSON, or "?" (never fails: pipefail and set -e).
 jnum() { local v; v=$(grep -oE "\"$1\":-?[0-9.]+" <<<"$2" | head -1 | cut -d: -f2 || true); printf '%s' "${v:-?}"; }
@@ -304,7 +315,7 @@ let r = null;
 try { r = JSON.parse(fs.readFileSync(benchPath, 'utf8')); } catch { console.log('{}'); process.exit(0); }
 const S = fs.readFileSync(samplesPath, 'utf8').trim().split('\n').filter(Boolean)
   .map((l) => l.split(' ').map(Number))
-  .map(([t, sb, hp, gr, gw, m, irq, st]) => ({ t: (t - +launchUs) / 1e6, sb, hp, gr, gw, m, irq, st }));
+  .map(([t, sb, hp, gr, gw, m, irq, st, ks]) => ({ t: (t - +launchUs) / 1e6, sb, hp, gr, gw, m, irq, st, ks }));
 // The samples nearest inside [a, b] (seconds since launch).
 function window(a, b, need) {
   const inside = S.filter((s) => s.t >= a - 0.05 && s.t <= b + 0.05 && need(s) && s.sb >= 0);
@@ -320,6 +331,7 @@ function window(a, b, need) {
     machine_task_cores: +((y.m - x.m) / HZ / dt).toFixed(3),
     machine_irq_cores: +((y.irq - x.irq) / HZ / dt).toFixed(3),
     steal_cores: +((y.st - x.st) / HZ / dt).toFixed(3),
+    ksoftirqd_cores: +((y.ks - x.ks) / 1e9 / dt).toFixed(3),
   };
   if (y.hp >= 0 && x.hp >= 0) out.haproxy_cores = +((y.hp - x.hp) / 1e9 / dt).toFixed(3);
   if (x.gr >= 0 && y.gr >= 0) {
@@ -328,7 +340,8 @@ function window(a, b, need) {
     // Other sessions' work: the machine's busy time less ours. A task's schedstat includes the
     // softirq work that ran in its context while /proc/stat counts those ticks as softirq, so
     // the machine side is tasks + irq.
-    out.other_cores = +Math.max(0, out.machine_task_cores + out.machine_irq_cores - out.server_side_cores - out.gen_cores).toFixed(3);
+    out.other_cores = +Math.max(0, out.machine_task_cores + out.machine_irq_cores - out.server_side_cores - out.gen_cores -
+      out.ksoftirqd_cores).toFixed(3);
   }
   return out;
 }
@@ -449,7 +462,7 @@ run_one() {
     else
         what="$(jnum connects_per_sec "$stats") conn/s, server side $(jnum server_us_per_conn_open "$stats") us/conn opened"
     fi
-    what+=", server side $(jnum server_side_cores "$stats") cores, gen $(jnum gen_cores "$stats") cores (wait $wait_frac), other work $(jnum other_cores "$stats") cores, irq $(jnum machine_irq_cores "$stats"), steal $(jnum steal_cores "$stats")"
+    what+=", server side $(jnum server_side_cores "$stats") cores, gen $(jnum gen_cores "$stats") cores (wait $wait_frac), other work $(jnum other_cores "$stats") cores, ksoftirqd $(jnum ksoftirqd_cores "$stats"), steal $(jnum steal_cores "$stats")"
     if [[ $hs != null ]]; then what+=", handshakes $hs"; fi
     if [[ $ok != true ]]; then what+=" FAILED (generator exit $rc: $(head -c 300 "$WORK/gen.log" | tr '\n' ' '))"; fi
     log "  $config $test: $what"
@@ -506,7 +519,8 @@ done
 
 # --- metadata and summary ---
 commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo true || echo false)
+dirty=false
+[[ -n $(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null || true) ]] && dirty=true
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 configs_json=$(printf '"%s",' "${CONFIGS[@]}")
 hap_version=""
@@ -524,10 +538,10 @@ cat > "$WORK/meta.json" <<EOF
         "resumption_note":"switchboard bench keeps no client TLS session and has no flag to resume one: every wss:// connection is a full handshake"},
  "versions":{"node":$(json_str "$(node --version 2>/dev/null || true)"),"openssl":$(json_str "$(openssl version 2>/dev/null)"),
              "haproxy":$(json_str "$hap_version"),"switchboard":$(json_str "$("$SB_BIN" version 2>/dev/null | head -1)")},
- "switchboard_commit":$(json_str "${SB_COMMIT:-$commit}"),
+ "switchboard_commit":$(json_str "${SB_COMMIT:-$commit}"),"switchboard_commit_from":"$([[ -n ${SB_COMMIT:-} ]] && echo SB_COMMIT || echo 'work tree')",
  "switchboard_cmd":$(json_str "${SB_CMD[*]}"),
  "switchboard_tls_flags":"--tls-cert CHAIN.pem --tls-key KEY.pem",
- "haproxy_mode":"$HAPROXY_MODE","haproxy_cfg":$(json_str "$(cat "$WORK/haproxy.cfg")"),
+ "haproxy_mode":"$HAPROXY_MODE","haproxy_cfg":$(json_str "$(sed "s|$WORK/|TMPDIR/|g" "$WORK/haproxy.cfg")"),
  "generator":$(json_str "switchboard bench (echo -c $ECHO_CONNS -w K -s $SIZE -d $((WARMUP + DURATION + 1))s; connect -c $HS_CONNS --hold ${HS_HOLD}s --connect-window 256), $([[ $VERIFY == ca ]] && echo '--ca CA.pem' || echo '--insecure')"),
  "elapsed_s":$((SECONDS - START))}
 EOF
@@ -608,10 +622,12 @@ const noise = runs.filter((r) => r.ok).map((r) => r.result ?? {});
 const waits = noise.map((r) => r.gen_wait).filter(Number.isFinite);
 const others = noise.map((r) => r.other_cores).filter(Number.isFinite);
 const steal = noise.map((r) => r.steal_cores).filter(Number.isFinite);
+const ksirq = noise.map((r) => r.ksoftirqd_cores).filter(Number.isFinite);
 const out = { ...meta, summary, noise: {
   gen_wait_median: waits.length ? median(waits) : null, gen_wait_max: waits.length ? Math.max(...waits) : null,
   other_cores_median: others.length ? median(others) : null, other_cores_max: others.length ? Math.max(...others) : null,
   steal_cores_median: steal.length ? median(steal) : null, steal_cores_max: steal.length ? Math.max(...steal) : null,
+  ksoftirqd_cores_median: ksirq.length ? median(ksirq) : null, ksoftirqd_cores_max: ksirq.length ? Math.max(...ksirq) : null,
   noisy_runs: runs.filter((r) => r.noisy).length, failed_runs: runs.filter((r) => !r.ok).length,
   resumed_handshakes: runs.reduce((a, r) => a + (r.tls_handshakes?.resumed ?? 0), 0) }, runs };
 fs.writeFileSync(outPath, JSON.stringify(out, null, 1) + '\n');

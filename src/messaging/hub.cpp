@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "auth/permissions.h"
 #include "base/log.h"
@@ -56,7 +57,11 @@ bool atLeastOnce(const NamespaceOptions& ns) {
 }  // namespace
 
 Client::Sub* Client::find(std::string_view channel) {
-    for (auto& s : subs_) {
+    return const_cast<Sub*>(std::as_const(*this).find(channel));
+}
+
+const Client::Sub* Client::find(std::string_view channel) const {
+    for (const auto& s : subs_) {
         if (s->channel == channel) {
             return s.get();
         }
@@ -453,6 +458,19 @@ Outcome<void> Hub::permit(const Client& c, const Resolved& r, NamespaceOptions::
                         " on '" + std::string(r.canonical) + "'");
     }
     return {};
+}
+
+Outcome<void> Hub::privateReader(const Client& c, const Resolved& r, std::string_view what) const {
+    // A private channel's presence and history are as private as its publications: only a
+    // subscriber (who showed a subscribe token) reads them. Subscribers are found on c's own
+    // loop, the calling thread.
+    if (!r.ns->private_channels || c.find(r.canonical) != nullptr) {
+        return {};
+    }
+    return fail(Error::kPermissionDenied, std::string(what) + " of private channel '" +
+                                              std::string(r.canonical) +
+                                              "' is for its subscribers: subscribe with its "
+                                              "token first");
 }
 
 bool Hub::anonymousAllowed() const {
@@ -996,6 +1014,9 @@ Outcome<PresenceResult> Hub::presence(std::string_view channel, const Client* c)
         if (auto ok = permit(*c, *r, r->ns->presence_access, "presence"); !ok) {
             return base::Unexpected<Failure>(std::move(ok.error()));
         }
+        if (auto ok = privateReader(*c, *r, "presence"); !ok) {
+            return base::Unexpected<Failure>(std::move(ok.error()));
+        }
     }
     if (!r->ns->presence) {
         return fail(Error::kPresenceDisabled, "presence is off in namespace '" +
@@ -1014,6 +1035,9 @@ Outcome<HistoryResult> Hub::history(std::string_view channel,
     }
     if (c != nullptr) {
         if (auto ok = permit(*c, *r, r->ns->history_access, "history"); !ok) {
+            return base::Unexpected<Failure>(std::move(ok.error()));
+        }
+        if (auto ok = privateReader(*c, *r, "history"); !ok) {
             return base::Unexpected<Failure>(std::move(ok.error()));
         }
     }

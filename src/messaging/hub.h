@@ -89,6 +89,7 @@ private:
         bool gap = false;  // something was skipped: the next publication says gap:true
     };
     Sub* find(std::string_view channel);
+    const Sub* find(std::string_view channel) const;
 
     Peer* peer_;
     Fanout* fanout_ = nullptr;  // set by open
@@ -277,6 +278,8 @@ private:
     Outcome<void> permit(const Client& c, const Resolved& r, broker::NamespaceOptions::Access access,
                          std::string_view what) const;
     std::shared_ptr<const AuthConfig> authConfig() const;
+    // In a private-channel namespace, only subscribers of the channel may read `what`.
+    Outcome<void> privateReader(const Client& c, const Resolved& r, std::string_view what) const;
     // Subscribes `c` (no checks); fills `pos` and the replay entry.
     void attach(Client& c, std::string_view channel, const NamespaceOptions& ns,
                 const std::optional<broker::StreamPos>& since, ChannelPosition* pos,

@@ -99,6 +99,7 @@ struct App::Impl {
     struct Bucket {
         double tokens;
         uint64_t ms;
+        uint64_t logged_s = 0;  // the second of the last refusal logged (one line a second)
     };
     std::unordered_map<std::string, Bucket> conn_rate;
     uint64_t rate_swept_ms = 0;
@@ -229,13 +230,16 @@ struct LoopCtx final {
             std::string ip = net::peerIp(ss);
             if ((app->options.limit_loopback || !isLoopback(ip)) && !app->admitRate(ip)) {
                 // Answered before anything is allocated for it: a flood costs an accept and a
-                // send. Logged by admitRate once per IP and second, not per connection.
+                // send. Logged by admitRate once per IP and second, not per connection. On a
+                // TLS port plaintext would only be a TLS error to the client: just close.
                 static const std::string kResp = errorResponse(
                     429, "connection_rate_limited",
                     "this client address opens connections too fast; retry in a second", true,
                     "Retry-After: 1\r\n");
-                ssize_t w = ::send(fd, kResp.data(), kResp.size(), MSG_NOSIGNAL);
-                (void)w;
+                if (!listener.tls) {
+                    ssize_t w = ::send(fd, kResp.data(), kResp.size(), MSG_NOSIGNAL);
+                    (void)w;
+                }
                 ::close(fd);
                 app->refused_rate.fetch_add(1, std::memory_order_relaxed);
                 continue;
@@ -331,16 +335,17 @@ bool App::Impl::admitRate(const std::string& ip) {
                    2 * rate;
         });
     }
-    auto [it, fresh] = conn_rate.try_emplace(ip, Bucket{2 * rate, now});
+    auto it = conn_rate.try_emplace(ip, Bucket{2 * rate, now}).first;
     Bucket& b = it->second;
     b.tokens = std::min(2 * rate, b.tokens + static_cast<double>(now - b.ms) * rate / 1000.0);
     b.ms = now;
     if (b.tokens < 1.0) {
-        if (b.tokens >= 0.0) {  // the first refusal of a run: one log line, not one per accept
+        // One line per address and second however hard it floods (the counter has the rest).
+        if (now / 1000 != b.logged_s) {
+            b.logged_s = now / 1000;
             SB_WARN("refused connections from %s: more than %u new connections/s "
                     "(server.connection_rate_per_ip)",
                     ip.c_str(), options.connection_rate_per_ip);
-            b.tokens = -1.0;  // remembers that it was logged; refills past it as usual
         }
         return false;
     }
@@ -804,9 +809,13 @@ base::Result<void> App::reloadTls(const TlsOptions& tls) {
 }
 
 RefusedCounts App::refusedCounts() const {
-    return {.max_connections = impl_->refused_max.load(std::memory_order_relaxed),
-            .per_ip = impl_->refused_ip.load(std::memory_order_relaxed),
-            .rate = impl_->refused_rate.load(std::memory_order_relaxed)};
+    RefusedCounts r{.max_connections = impl_->refused_max.load(std::memory_order_relaxed),
+                    .per_ip = impl_->refused_ip.load(std::memory_order_relaxed),
+                    .rate = impl_->refused_rate.load(std::memory_order_relaxed)};
+    for (const auto& ctx : impl_->loops) {
+        r.ping_floods += ctx->sockets.ping_floods.load(std::memory_order_relaxed);
+    }
+    return r;
 }
 
 TlsCounts App::tlsCounts() const {

@@ -140,6 +140,7 @@ struct RefusedCounts {
     uint64_t max_connections = 0;  // server.max_connections reached
     uint64_t per_ip = 0;           // server.max_connections_per_ip reached
     uint64_t rate = 0;             // server.connection_rate_per_ip exceeded
+    uint64_t ping_floods = 0;      // WebSockets closed 1008 for too many pings (not at accept)
 };
 
 // Open connections of an App (see App::connectionCounts).

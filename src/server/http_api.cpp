@@ -118,8 +118,8 @@ HttpReply HttpApi::call(std::string_view name, const http::Request& req, std::st
             refill_ms_ = now;
             if (tokens_ < 1.0) {
                 rate_limited_.fetch_add(1, std::memory_order_relaxed);
-                if (!limit_logged_) {
-                    limit_logged_ = true;
+                if (now / 1000 != limit_logged_s_) {  // one line a second, not one a call
+                    limit_logged_s_ = now / 1000;
                     SB_WARN("api: more than %u calls/s with the API key (api.rate_limit): "
                             "answering 429",
                             rate_limit_);
@@ -131,7 +131,6 @@ HttpReply HttpApi::call(std::string_view name, const http::Request& req, std::st
                 return r;
             }
             tokens_ -= 1.0;
-            limit_logged_ = false;
         }
     }
     messaging::Hub& hub = *hub_;

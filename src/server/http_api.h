@@ -42,7 +42,7 @@ private:
     uint32_t rate_limit_;
     double tokens_;
     uint64_t refill_ms_;
-    bool limit_logged_ = false;
+    uint64_t limit_logged_s_ = 0;  // the second of the last refusal logged (one line a second)
     std::atomic<uint64_t> rate_limited_{0};
 };
 

@@ -33,6 +33,7 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
         m.refused_max = refused.max_connections;
         m.refused_ip = refused.per_ip;
         m.refused_rate = refused.rate;
+        m.ping_floods = refused.ping_floods;
         m.api_rate_limited = api_.rateLimited();
         if (app_.tlsPort() != 0) {
             const TlsCounts t = app_.tlsCounts();

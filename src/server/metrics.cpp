@@ -89,6 +89,9 @@ std::string renderMetrics(const MetricsSnapshot& m) {
            s.takeovers);
     metric("switchboard_rate_limited_total", "counter", "Requests refused by the rate limit.",
            s.rate_limited);
+    metric("switchboard_ping_flood_closes_total", "counter",
+           "WebSockets closed 1008 for sending more pings than websocket.max_pings_per_s.",
+           m.ping_floods);
     metric("switchboard_api_rate_limited_total", "counter",
            "HTTP API calls refused by api.rate_limit.", m.api_rate_limited);
     metric("switchboard_protocol_errors_total", "counter", "Invalid client requests.",

@@ -175,6 +175,14 @@ config::Schema<ServeConfig> buildSchema() {
          .derived = "ping_interval + 10s when not set; 0 when pings are off"},
         [](auto& c) -> auto& { return c.websocket.idle_timeout_ms; });
     s.add(
+        {.key = "websocket.max_pings_per_s",
+         .flag = "--max-pings-per-s",
+         .kind = Kind::kUint,
+         .help = "WebSocket pings a peer may send per second (each costs a pong); close 1008 "
+                 "above; 0 = unlimited",
+         .max = 65535},
+        [](auto& c) -> auto& { return c.websocket.max_pings_per_s; });
+    s.add(
         {.key = "websocket.compression",
          .flag = "--compression",
          .kind = Kind::kBool,

@@ -200,6 +200,10 @@ bool WebSocket::handlePing(std::span<uint8_t> payload) {
     if (++pings_ > behavior_->max_pings_per_s && behavior_->max_pings_per_s > 0) {
         SB_WARN("websocket fd=%d: too many pings (more than %u/s): closing %u", fd(),
                 behavior_->max_pings_per_s, ws::close_code::kPolicyViolation);
+        if (list != nullptr) {
+            list->ping_floods.store(list->ping_floods.load(std::memory_order_relaxed) + 1,
+                                    std::memory_order_relaxed);
+        }
         sendClose(ws::close_code::kPolicyViolation, "too many pings");
         finishClose(ws::close_code::kPolicyViolation, "too many pings");
         return false;

@@ -33,6 +33,9 @@ struct SocketList {
     // Optional: called when a socket leaves (the owner releases what owner_tag refers to).
     void (*on_remove)(SocketList* list, WebSocket* ws) = nullptr;
     void* owner = nullptr;
+    // Connections of this list closed 1008 for a ping flood (written by the list's loop, read
+    // by any thread for metrics).
+    std::atomic<uint64_t> ping_floods{0};
     void add(WebSocket* ws);
     void remove(WebSocket* ws);
 };

@@ -34,20 +34,20 @@ Cases:
  2. private_channel: `secret:room` without a token, with a forged one, one for another
     channel, one for another user, an expired one, one for `secret:*` → not subscribed
     (permission_denied / invalid_token as the docs say); with the right token: subscribed
-    and a publication arrives. (A NOTE reports whether `history` of a private channel is
-    readable without a subscribe token: the docs do not say.)
+    and a publication arrives; its history and presence are refused to a non-subscriber
+    (permission_denied) and served to the subscriber.
  3. session_theft: alice resumes her own session (control: `resumed:true`, her channel
     restored); bob resumes alice's session id while she holds it and after she left →
     `resumed:false` and a new id each time; alice is not taken over (no 4004) and can still
     resume it herself afterwards.
  4. connection_flood: 300 TCP connections from one address as fast as possible: at least
-    the burst (100) is admitted, at most burst + rate × elapsed, the rest get 429
-    `connection_rate_limited` with Retry-After: 1 (plain HTTP, before any TLS); the refused
-    counter grows by exactly the refusals; 127.0.0.1 is served meanwhile; after Retry-After the
+    the burst (100) is admitted, at most burst + rate × elapsed, the rest are closed at once
+    without an answer (on a TLS port a plaintext 429 would only be a TLS error; the plain
+    port's 429 is checked in test_server_edges); the refused counter grows by exactly the
+    refusals; 127.0.0.1 is served meanwhile; after Retry-After the
     flooding address is served again; at most 3 log lines name it. Then a sustained flood
     from a fresh address, 200 connections paced over a second (4 × the rate): admissions
-    within the bound, and still at most 3 log lines ("one log line per run of refusals";
-    the accept loop's comment: "once per IP and second, not per connection").
+    within the bound, and still at most 3 log lines (one per address and second).
  5. api_flood: 300 calls with a wrong key → all 401 (they spend nothing), then 500
     /api/publish calls with the key on 5 keep-alive connections → at least the burst (200)
     succeed, the rest 429 `rate_limited` with Retry-After: 1, admitted ≤ burst + rate ×
@@ -133,8 +133,9 @@ SUITE_BUDGET_S = 140.0       # the file must finish within 150 s
 CASE_TIMEOUT_S = 30.0
 HANDSHAKE_TIMEOUT_S = 2.0    # server.handshake_timeout: TLS handshake + HTTP request
 # From our connect() to seeing EOF: the server's timer granularity plus scheduling on a busy
-# 2-core machine running both the server and this suite.
-CLOSE_SLACK_S = 1.5
+# 2-core machine running both the server and this suite (under ASan in CI, next to other
+# suites): generous, as the check is that stalled connections end, not how fast.
+CLOSE_SLACK_S = 5.0
 CONN_RATE = 50               # server.connection_rate_per_ip (burst 2×)
 API_RATE = 100               # api.rate_limit (burst 2×)
 WS_RATE = 200                # messaging.rate_limit default (burst 2×)
@@ -142,7 +143,7 @@ MAX_SUBS = 256               # messaging.max_subscriptions default
 PUBLISH_PERIOD_S = 0.05      # the bystander's publisher pace
 # A token bucket refills while the server works through what we sent, which can end a little
 # after our last send on a busy machine: admission bounds allow rate × (elapsed + LAG_S).
-LAG_S = 0.25
+LAG_S = 1.0
 # Server RSS bound, checked after every case. What this suite legitimately makes the server
 # hold at once: at most ~400 connections (TLS state and buffers, well under 100 KiB each:
 # < 40 MiB), one 68 KiB message being parsed (the parser needs ~15 B per input byte: ~1 MiB),
@@ -841,12 +842,14 @@ class Suite:
             await alice.expect(lambda m: m.get("type") == "message" and
                                m.get("offset") == p.get("offset"), 5,
                                f"the publication on {ch}")
-            # Not specified by the docs: can a client without the subscribe token read the
-            # private channel's history? Reported, not failed.
-            h = await bob.request({"type": "history", "channel": ch})
-            if h.get("type") == "history" and h.get("publications"):
-                print(f"NOTE       private_channel: bob, without a subscribe token, reads "
-                      f"history of private {ch}: {short(h, 160)}", flush=True)
+            # A private channel's history and presence are for its subscribers only.
+            for kind in ("history", "presence"):
+                h = await bob.request({"type": kind, "channel": ch})
+                check(h.get("type") == "error" and h.get("code") == "permission_denied",
+                      f"bob, not subscribed to private {ch}, asks its {kind} → {short(h, 160)}")
+            h = await alice.request({"type": "history", "channel": ch})
+            check(h.get("type") == "history", f"alice, a subscriber, asks the history of "
+                  f"{ch} → {short(h, 160)}")
         finally:
             for c in (alice, bob):
                 await c.close()
@@ -947,12 +950,12 @@ class Suite:
             sel.close()
             for s in socks:
                 s.close()
-        refused = [d for d in data.values() if d.startswith(b"HTTP/1.1 429")]
-        odd = [d[:80] for d in data.values() if not d.startswith(b"HTTP/1.1 429")]
-        check(not odd, f"flood from {ip}: unexpected answers {odd[:3]}")
-        check(not early_close, f"flood from {ip}: {len(early_close)} connections closed "
-              f"without an answer before the handshake timeout: {early_close[:3]}")
-        return refused, n - len(refused), elapsed
+        # On a TLS port a refused connection is closed at once with no answer (a plaintext
+        # 429 would only be a TLS error to the client); an admitted one waits for its
+        # ClientHello until the handshake timeout. Any bytes at all are wrong here.
+        check(not data, f"flood from {ip}: the server sent bytes before any ClientHello: "
+              f"{[d[:80] for d in data.values()][:3]}")
+        return early_close, n - len(early_close), elapsed
 
     def case_connection_flood(self):
         ip = self.ip()
@@ -963,11 +966,6 @@ class Suite:
         t_refused = time.monotonic()
         check(refused, f"{n} connections from {ip} in {elapsed:.3f}s: none refused "
               f"(connection_rate_per_ip {CONN_RATE}, burst {2 * CONN_RATE})")
-        status, headers, body = parse_http(refused[0])
-        check(status == 429 and headers.get("retry-after") == "1" and
-              json_error(body) == "connection_rate_limited",
-              f"a refusal: {refused[0][:300]!r}, expected 429 connection_rate_limited with "
-              "Retry-After: 1")
         check(admitted >= 2 * CONN_RATE,
               f"only {admitted} of {n} admitted: the burst is {2 * CONN_RATE}")
         bound = 2 * CONN_RATE + CONN_RATE * (elapsed + LAG_S) + 1
@@ -979,8 +977,8 @@ class Suite:
         # Only the offender: the control address is served right after its flood.
         st, _, _ = Https(self.port, self.ctx, CONTROL_IP).request("GET", "/healthz")
         check(st == 200, f"GET /healthz from {CONTROL_IP} right after {ip}'s flood → {st}")
-        # Retry-After: 1 → after a second the address is served again.
-        time.sleep(max(0.0, 1.0 - (time.monotonic() - t_refused)))  # the Retry-After wait
+        # A second later the bucket has refilled: the address is served again.
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - t_refused)))  # the refill wait
         st, _, _ = Https(self.port, self.ctx, ip).request("GET", "/healthz")
         check(st == 200, f"GET /healthz from {ip} a second after its flood → {st}")
         lines = [ln for ln in self.log()[log0:].splitlines() if ip in ln]
@@ -1001,9 +999,9 @@ class Suite:
               f"{len(lines2)} log lines name it (one per run of refusals, i.e. after every "
               f"admitted connection?), e.g. {lines2[:2]}")
         print(f"NOTE       connection_flood: {n} connections in {elapsed * 1000:.0f} ms → "
-              f"{admitted} admitted, {len(refused)} × 429, {len(lines)} log line(s); "
+              f"{admitted} admitted, {len(refused)} closed at accept, {len(lines)} log line(s); "
               f"{4 * CONN_RATE} over {elapsed2:.2f}s → {admitted2} admitted, "
-              f"{len(refused2)} × 429, {len(lines2)} log line(s)", flush=True)
+              f"{len(refused2)} closed at accept, {len(lines2)} log line(s)", flush=True)
 
     # ================================================================== 5. API flood
     def case_api_flood(self):

@@ -93,6 +93,7 @@ TEST(Settings, EveryDocumentedKeyKeepsItsFlagAndEnvironmentName) {
         {"websocket.max_backlog", "--max-backlog", "SWITCHBOARD_WEBSOCKET_MAX_BACKLOG"},
         {"websocket.ping_interval", "--ping-interval", "SWITCHBOARD_WEBSOCKET_PING_INTERVAL"},
         {"websocket.idle_timeout", "--idle-timeout", "SWITCHBOARD_WEBSOCKET_IDLE_TIMEOUT"},
+        {"websocket.max_pings_per_s", "--max-pings-per-s", "SWITCHBOARD_WEBSOCKET_MAX_PINGS_PER_S"},
         {"websocket.compression", "--compression", "SWITCHBOARD_WEBSOCKET_COMPRESSION"},
         {"messaging.outbound_limit", "--outbound-limit", "SWITCHBOARD_MESSAGING_OUTBOUND_LIMIT"},
         {"messaging.rate_limit", "--rate-limit", "SWITCHBOARD_MESSAGING_RATE_LIMIT"},
