@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -62,6 +63,45 @@ void bump(std::atomic<uint64_t>& counter, int64_t delta) {
 }
 
 constexpr uint32_t kLingerMs = 2'000;  // after an error response, wait this long for the FIN
+
+// An address without its v4-mapped prefix ("::ffff:10.0.0.1" is "10.0.0.1").
+std::string_view plainIp(std::string_view ip) {
+    if (ip.starts_with("::ffff:") && ip.find('.') != std::string_view::npos) {
+        ip.remove_prefix(7);
+    }
+    return ip;
+}
+
+bool isTrustedProxy(const std::vector<std::string>& proxies, std::string_view ip) {
+    ip = plainIp(ip);
+    return std::any_of(proxies.begin(), proxies.end(),
+                       [&](const std::string& p) { return plainIp(p) == ip; });
+}
+
+// The client address a trusted proxy reports: X-Forwarded-For's rightmost entry that is not a
+// trusted proxy itself (the ones to its left were written by the client and prove nothing).
+// Empty when the header is absent or holds only proxies.
+std::string forwardedFor(const http::Request& req, const std::vector<std::string>& proxies) {
+    std::string_view xff = req.header("X-Forwarded-For");
+    while (!xff.empty()) {
+        const size_t comma = xff.rfind(',');
+        std::string_view entry = comma == std::string_view::npos ? xff : xff.substr(comma + 1);
+        xff = comma == std::string_view::npos ? std::string_view() : xff.substr(0, comma);
+        while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t')) {
+            entry.remove_prefix(1);
+        }
+        while (!entry.empty() && (entry.back() == ' ' || entry.back() == '\t')) {
+            entry.remove_suffix(1);
+        }
+        if (entry.empty() || entry.size() > 45) {  // 45: the longest textual IPv6 address
+            return {};
+        }
+        if (!isTrustedProxy(proxies, entry)) {
+            return std::string(entry);
+        }
+    }
+    return {};
+}
 
 // 127.0.0.0/8 and ::1, also in their v4-mapped form.
 bool isLoopback(std::string_view ip) {
@@ -149,8 +189,9 @@ private:
     LoopCtx* ctx_;
     std::string buf_;  // partial request head (only while incomplete)
     http::RequestParser parser_;
-    std::string ip_;
+    std::string ip_;  // the TCP peer, or the client a trusted proxy forwards for
     App::Impl::IpEntry* ip_entry_;
+    bool via_proxy_ = false;  // the TCP peer is a trusted proxy
     uint64_t skip_body_ = 0;
     bool lingering_ = false;
     bool upgraded_ = false;
@@ -228,7 +269,9 @@ struct LoopCtx final {
                 net::setSendBuffer(fd, app->options.send_buffer);
             }
             std::string ip = net::peerIp(ss);
-            if ((app->options.limit_loopback || !isLoopback(ip)) && !app->admitRate(ip)) {
+            const bool proxy = isTrustedProxy(app->options.trusted_proxies, ip);
+            if (!proxy && (app->options.limit_loopback || !isLoopback(ip)) &&
+                !app->admitRate(ip)) {
                 // Answered before anything is allocated for it: a flood costs an accept and a
                 // send. Logged by admitRate once per IP and second, not per connection. On a
                 // TLS port plaintext would only be a TLS error to the client: just close.
@@ -246,7 +289,7 @@ struct LoopCtx final {
             }
             size_t n = app->connections.fetch_add(1, std::memory_order_relaxed) + 1;
             App::Impl::IpEntry* ip_entry = nullptr;
-            if (n > app->options.max_connections || !app->admitIp(ip, &ip_entry)) {
+            if (n > app->options.max_connections || (!proxy && !app->admitIp(ip, &ip_entry))) {
                 const bool global = n > app->options.max_connections;
                 std::string resp = errorResponse(
                     503, global ? "too_many_connections" : "too_many_connections_from_ip",
@@ -368,7 +411,8 @@ HttpConnection::HttpConnection(LoopCtx* ctx, int fd, std::string ip, App::Impl::
       ctx_(ctx),
       parser_(http::ParserLimits{.max_head_bytes = ctx->app->options.max_head_bytes}),
       ip_(std::move(ip)),
-      ip_entry_(ip_entry) {
+      ip_entry_(ip_entry),
+      via_proxy_(isTrustedProxy(ctx->app->options.trusted_proxies, ip_)) {
     TimerNode::fire = &HttpConnection::onTimer;
     http_next = ctx->http_head;
     if (http_next != nullptr) {
@@ -515,6 +559,12 @@ void HttpConnection::process(uint8_t* data, size_t len, bool resuming) {
         }
         parser_.reset();
         const size_t head = req.head_size;
+        if (via_proxy_) {
+            if (std::string client = forwardedFor(req, app->options.trusted_proxies);
+                !client.empty()) {
+                ip_ = std::move(client);
+            }
+        }
         if (auto it = app->ws_routes.find(std::string(req.path)); it != app->ws_routes.end()) {
             upgrade(req, it->second, data + head, len - head);
             return;
@@ -580,6 +630,16 @@ void HttpConnection::process(uint8_t* data, size_t len, bool resuming) {
 bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* rest,
                              size_t rest_len) {
     App::Impl* app = ctx_->app;
+    // Behind a trusted proxy the per-IP rate applies here, to the forwarded client address
+    // (at accept every connection came from the proxy).
+    if (via_proxy_ && !isTrustedProxy(app->options.trusted_proxies, ip_) &&
+        (app->options.limit_loopback || !isLoopback(ip_)) && !app->admitRate(ip_)) {
+        app->refused_rate.fetch_add(1, std::memory_order_relaxed);
+        reject(errorResponse(429, "connection_rate_limited",
+                             "this client address opens connections too fast; retry in a second",
+                             true, "Retry-After: 1\r\n"));
+        return false;
+    }
     ws::UpgradePolicy policy{.subprotocols = route.subprotocols,
                              .allowed_origins = app->options.allowed_origins,
                              .deflate = route.deflate};

@@ -103,6 +103,13 @@ struct ServerOptions {
     // Apply connection_rate_per_ip to loopback peers too. Off by default: a loopback peer is a
     // proxy or a tool on this host, and limiting it would throttle every user behind it.
     bool limit_loopback = false;
+    // Load balancers / reverse proxies in front of the server (exact addresses). A connection
+    // from one of them is not subject to the per-IP limits at accept (it speaks for many
+    // clients); its requests' client address is taken from X-Forwarded-For (the rightmost
+    // entry that is not itself a trusted proxy), used in logs and for connection_rate_per_ip
+    // at the WebSocket upgrade. From anyone else X-Forwarded-For is ignored: any client can
+    // send the header.
+    std::vector<std::string> trusted_proxies;
     // Origins allowed to open WebSockets (exact match); empty = any (non-browser clients
     // send none). Set it in production to stop cross-site WebSocket hijacking.
     std::vector<std::string> allowed_origins;

@@ -104,6 +104,13 @@ config::Schema<ServeConfig> buildSchema() {
                  "speaks for many users)"},
         [](auto& c) -> auto& { return c.server.limit_loopback; });
     s.add(
+        {.key = "server.trusted_proxies",
+         .flag = "--trusted-proxies",
+         .kind = Kind::kList,
+         .help = "addresses of load balancers in front: exempt from per-IP limits at accept; "
+                 "X-Forwarded-For from them names the client (ignored from anyone else)"},
+        [](auto& c) -> auto& { return c.server.trusted_proxies; });
+    s.add(
         {.key = "server.allowed_origins",
          .flag = "--allowed-origins",
          .kind = Kind::kList,

@@ -82,6 +82,7 @@ TEST(Settings, EveryDocumentedKeyKeepsItsFlagAndEnvironmentName) {
         {"server.connection_rate_per_ip", "--connection-rate-per-ip",
          "SWITCHBOARD_CONNECTION_RATE_PER_IP"},
         {"server.limit_loopback", "--limit-loopback", "SWITCHBOARD_LIMIT_LOOPBACK"},
+        {"server.trusted_proxies", "--trusted-proxies", "SWITCHBOARD_TRUSTED_PROXIES"},
         {"server.allowed_origins", "--allowed-origins", "SWITCHBOARD_ALLOWED_ORIGINS"},
         {"server.send_buffer", "--send-buffer", "SWITCHBOARD_SEND_BUFFER"},
         {"tls.cert_file", "--tls-cert", "SWITCHBOARD_TLS_CERT_FILE"},
