@@ -26,13 +26,13 @@ enum class Error : uint8_t {
     kDataTooLarge,      // the namespace's max_data_bytes
     kPresenceDisabled,
     kHistoryDisabled,
-    kRateLimited,    // messaging.rate_limit
-    kUnknownClient,  // /api/disconnect of a client that is not connected
-    kUnauthorized,   // /api without the right key
-    kApiDisabled,    // /api with no key configured
-    kNotFound,       // an /api path that does not exist
-    kTokenRequired,  // no connection token, and no namespace takes anonymous clients
-    kInvalidToken,   // a token that does not verify (signature, exp, nbf, aud, iss, ...)
+    kRateLimited,       // messaging.rate_limit
+    kUnknownClient,     // /api/disconnect of a client that is not connected
+    kUnauthorized,      // /api without the right key
+    kApiDisabled,       // /api with no key configured
+    kNotFound,          // an /api path that does not exist
+    kTokenRequired,     // no connection token, and no namespace takes anonymous clients
+    kInvalidToken,      // a token that does not verify (signature, exp, nbf, aud, iss, ...)
     kPermissionDenied,  // the namespace's access rules refuse this client the operation
     kInternal,
 };

@@ -446,16 +446,15 @@ Outcome<void> Hub::permit(const Client& c, const Resolved& r, NamespaceOptions::
         if (access == NamespaceOptions::Access::kAny) {
             return {};
         }
-        return fail(Error::kPermissionDenied, std::string(what) + " on '" +
-                                                  std::string(r.canonical) +
-                                                  "' needs a token (" + std::string(what) + " = " +
-                                                  std::string(accessName(access)) + ")");
+        return fail(Error::kPermissionDenied,
+                    std::string(what) + " on '" + std::string(r.canonical) + "' needs a token (" +
+                        std::string(what) + " = " + std::string(accessName(access)) + ")");
     }
     if (access == NamespaceOptions::Access::kClaim &&
         !auth::anyChannelMatches(id.channels, r.canonical)) {
-        return fail(Error::kPermissionDenied,
-                    "your token's \"channels\" claim does not allow " + std::string(what) +
-                        " on '" + std::string(r.canonical) + "'");
+        return fail(Error::kPermissionDenied, "your token's \"channels\" claim does not allow " +
+                                                  std::string(what) + " on '" +
+                                                  std::string(r.canonical) + "'");
     }
     return {};
 }
@@ -821,13 +820,11 @@ Outcome<Subscribed> Hub::subscribe(Client& c, std::string_view channel,
         }
         if (claims->channel != r->canonical) {
             return fail(Error::kPermissionDenied, "the subscribe token is for channel '" +
-                                                      claims->channel.substr(0, 256) +
-                                                      "', not '" + std::string(r->canonical) +
-                                                      "'");
+                                                      claims->channel.substr(0, 256) + "', not '" +
+                                                      std::string(r->canonical) + "'");
         }
         if (!claims->sub.empty() && claims->sub != c.info_->user) {
-            return fail(Error::kPermissionDenied,
-                        "the subscribe token is for another user");
+            return fail(Error::kPermissionDenied, "the subscribe token is for another user");
         }
     }
     if (c.find(r->canonical) != nullptr) {
@@ -1080,8 +1077,7 @@ Outcome<size_t> Hub::disconnectUser(std::string_view user, bool reconnect) {
     }
     if (serials.empty()) {
         return fail(Error::kUnknownClient, "no authenticated client of user '" +
-                                               std::string(user.substr(0, 128)) +
-                                               "' is connected");
+                                               std::string(user.substr(0, 128)) + "' is connected");
     }
     for (uint64_t serial : serials) {
         const size_t loop = serial & ((uint64_t{1} << kLoopBits) - 1);

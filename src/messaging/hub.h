@@ -275,8 +275,8 @@ private:
     };
     Outcome<Resolved> resolve(std::string_view channel) const;
     // The namespace's access rule `access` for `what` ("subscribe", ...) allows `c`.
-    Outcome<void> permit(const Client& c, const Resolved& r, broker::NamespaceOptions::Access access,
-                         std::string_view what) const;
+    Outcome<void> permit(const Client& c, const Resolved& r,
+                         broker::NamespaceOptions::Access access, std::string_view what) const;
     std::shared_ptr<const AuthConfig> authConfig() const;
     // In a private-channel namespace, only subscribers of the channel may read `what`.
     Outcome<void> privateReader(const Client& c, const Resolved& r, std::string_view what) const;

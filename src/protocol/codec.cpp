@@ -222,8 +222,8 @@ enum Slot : uint8_t {
 };
 
 constexpr std::array<std::string_view, kSlotCount> kSlotKeys = {
-    "type",    "id",   "channel", "since", "data",   "idempotency_key",
-    "session", "user", "name",    "info",  "offset", "limit", "token"};
+    "type", "id",   "channel", "since", "data", "idempotency_key", "session", "user",
+    "name", "info", "offset",  "limit", "token"};
 
 constexpr uint16_t bit(Slot s) {
     return static_cast<uint16_t>(1u << s);

@@ -5,9 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -270,8 +270,7 @@ struct LoopCtx final {
             }
             std::string ip = net::peerIp(ss);
             const bool proxy = isTrustedProxy(app->options.trusted_proxies, ip);
-            if (!proxy && (app->options.limit_loopback || !isLoopback(ip)) &&
-                !app->admitRate(ip)) {
+            if (!proxy && (app->options.limit_loopback || !isLoopback(ip)) && !app->admitRate(ip)) {
                 // Answered before anything is allocated for it: a flood costs an accept and a
                 // send. Logged by admitRate once per IP and second, not per connection. On a
                 // TLS port plaintext would only be a TLS error to the client: just close.
@@ -299,7 +298,8 @@ struct LoopCtx final {
                 (void)w;
                 ::close(fd);
                 app->connections.fetch_sub(1, std::memory_order_relaxed);
-                (global ? app->refused_max : app->refused_ip).fetch_add(1, std::memory_order_relaxed);
+                (global ? app->refused_max : app->refused_ip)
+                    .fetch_add(1, std::memory_order_relaxed);
                 SB_WARN("refused connection from %s: %s", ip.c_str(),
                         global ? "max_connections reached" : "max_connections_per_ip reached");
                 continue;
@@ -386,9 +386,10 @@ bool App::Impl::admitRate(const std::string& ip) {
         // One line per address and second however hard it floods (the counter has the rest).
         if (now / 1000 != b.logged_s) {
             b.logged_s = now / 1000;
-            SB_WARN("refused connections from %s: more than %u new connections/s "
-                    "(server.connection_rate_per_ip)",
-                    ip.c_str(), options.connection_rate_per_ip);
+            SB_WARN(
+                "refused connections from %s: more than %u new connections/s "
+                "(server.connection_rate_per_ip)",
+                ip.c_str(), options.connection_rate_per_ip);
         }
         return false;
     }
@@ -941,8 +942,7 @@ int App::run() {
         std::printf("switchboard listening on %s:%u%s\n", options_.host.c_str(), port_,
                     main_tls ? " (tls)" : "");
         if (tls_port_ != 0 && !main_tls) {
-            std::printf("switchboard listening on %s:%u (tls)\n", options_.host.c_str(),
-                        tls_port_);
+            std::printf("switchboard listening on %s:%u (tls)\n", options_.host.c_str(), tls_port_);
         }
         std::fflush(stdout);
     }

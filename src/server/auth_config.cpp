@@ -43,8 +43,7 @@ base::Result<messaging::AuthConfig> loadAuth(const messaging::AuthOptions& optio
     auto keys = std::make_shared<auth::KeySet>();
     for (size_t i = 0; i < options.hmac_secrets.size(); ++i) {
         if (auto r = keys->addHmacSecret(options.hmac_secrets[i]); !r) {
-            return base::fail("auth.hmac_secrets[" + std::to_string(i) +
-                              "]: " + r.error().message);
+            return base::fail("auth.hmac_secrets[" + std::to_string(i) + "]: " + r.error().message);
         }
     }
     for (const std::string& path : options.public_key_files) {
@@ -62,8 +61,7 @@ base::Result<messaging::AuthConfig> loadAuth(const messaging::AuthOptions& optio
             return base::unexpected(json.error());
         }
         if (auto r = keys->addJwks(*json); !r) {
-            return base::fail("auth.jwks_file: '" + options.jwks_file + "': " +
-                              r.error().message);
+            return base::fail("auth.jwks_file: '" + options.jwks_file + "': " + r.error().message);
         }
     }
     out.keys = std::move(keys);

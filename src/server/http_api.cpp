@@ -120,9 +120,10 @@ HttpReply HttpApi::call(std::string_view name, const http::Request& req, std::st
                 rate_limited_.fetch_add(1, std::memory_order_relaxed);
                 if (now / 1000 != limit_logged_s_) {  // one line a second, not one a call
                     limit_logged_s_ = now / 1000;
-                    SB_WARN("api: more than %u calls/s with the API key (api.rate_limit): "
-                            "answering 429",
-                            rate_limit_);
+                    SB_WARN(
+                        "api: more than %u calls/s with the API key (api.rate_limit): "
+                        "answering 429",
+                        rate_limit_);
                 }
                 HttpReply r = apiError(Error::kRateLimited,
                                        "more than " + std::to_string(rate_limit_) +

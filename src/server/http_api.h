@@ -3,9 +3,9 @@
 // answers JSON; errors come from the core's error table (code and HTTP status).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
-#include <atomic>
 #include <mutex>
 #include <string>
 #include <string_view>

@@ -7,10 +7,13 @@
 #include "messaging/hub.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <future>
 #include <limits>
 #include <memory>
@@ -21,11 +24,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
-#include <ctime>
 
 #include "auth/jwt.h"
 #include "broker/engine.h"
@@ -1261,8 +1259,7 @@ TEST_F(HubAuthTest, PrivateChannelsNeedASubscribeTokenForThatChannelAndUser) {
     EXPECT_EQ(codeOf(sub("vip:a", "")), "permission_denied");
     EXPECT_EQ(codeOf(sub("vip:a", tokenFor("alice", R"(,"channel":"vip:b")"))),
               "permission_denied");
-    EXPECT_EQ(codeOf(sub("vip:a", tokenFor("bob", R"(,"channel":"vip:a")"))),
-              "permission_denied");
+    EXPECT_EQ(codeOf(sub("vip:a", tokenFor("bob", R"(,"channel":"vip:a")"))), "permission_denied");
     EXPECT_EQ(codeOf(sub("vip:a", "garbage")), "invalid_token");
     auto ok = sub("vip:a", tokenFor("alice", R"(,"channel":"vip:a")"));
     EXPECT_TRUE(ok) << describe(ok);
