@@ -114,8 +114,9 @@ import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
-from harness import (OP_CONT, OP_PING, OP_PONG, OP_TEXT, ConnectionClosed,  # noqa: E402
-                     Deadline, HarnessError, HttpResponse, Reporter, WSClient, encode_frame)
+from harness import (OP_CONT, OP_PING, OP_PONG, OP_TEXT, BioTls,  # noqa: E402
+                     ConnectionClosed, Deadline, HarnessError, HttpResponse, Reporter,
+                     WSClient, encode_frame)
 from messaging import (API_KEY, SUBPROTOCOL, CheckFailed, Client, Server,  # noqa: E402
                        check, require_websockets, short, websockets)
 from regression import (RssWatch, death_note, sanitized, server_log,  # noqa: E402
@@ -289,58 +290,6 @@ class TlsWS(WSClient):
             m = self.recv_json(max(0.01, deadline.remaining()))
             if m.get("id") == obj.get("id"):
                 return m
-
-
-class BioTls:
-    """A TLS client over ssl.MemoryBIO on a plain socket: the raw socket stays ours to write
-    anything on after the handshake."""
-
-    def __init__(self, port: int, ctx: ssl.SSLContext, ip: str, timeout: float = 5.0):
-        self.sock = tcp(port, ip, timeout)
-        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
-        deadline = Deadline(timeout)
-        while True:
-            try:
-                self.obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                self.flush()
-                self._pull(deadline)
-        self.flush()
-
-    def flush(self):
-        data = self.out.read()
-        if data:
-            self.sock.sendall(data)
-
-    def _pull(self, deadline: Deadline):
-        self.sock.settimeout(max(0.01, deadline.remaining()))
-        chunk = self.sock.recv(65536)
-        check(chunk != b"", "server closed during the TLS exchange")
-        self.inc.write(chunk)
-
-    def write(self, data: bytes):
-        self.obj.write(data)
-        self.flush()
-
-    def records(self, data: bytes) -> bytes:
-        """The TLS records that carry data, not sent."""
-        self.obj.write(data)
-        return self.out.read()
-
-    def read_until(self, marker: bytes, timeout: float = 5.0) -> bytes:
-        deadline = Deadline(timeout)
-        buf = b""
-        while marker not in buf:
-            try:
-                buf += self.obj.read(65536)
-            except ssl.SSLWantReadError:
-                self._pull(deadline)
-        return buf
-
-    def close(self):
-        self.sock.close()
 
 
 def read_to_eof(sock: socket.socket, timeout: float) -> tuple[bytes, str]:

@@ -53,7 +53,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
-from harness import Deadline, Reporter, ServerProcess  # noqa: E402
+from harness import BioTls, Deadline, Reporter, ServerProcess  # noqa: E402
 from messaging import (API_KEY, SUBPROTOCOL, CheckFailed, Client, Server,  # noqa: E402
                        check, metrics, require_websockets, short, suite_arguments,
                        websockets)
@@ -252,52 +252,6 @@ def client_hello(ctx: ssl.SSLContext) -> bytes:
     hello = out.read()
     check(len(hello) > 100 and hello[0] == 0x16, f"ClientHello of {len(hello)} B")
     return hello
-
-
-class BioTls:
-    """A TLS client over ssl.MemoryBIO on a plain socket."""
-
-    def __init__(self, port: int, ctx: ssl.SSLContext, timeout: float = 5.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
-        deadline = Deadline(timeout)
-        while True:
-            try:
-                self.obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                self._flush()
-                self._pull(deadline)
-        self._flush()
-
-    def _flush(self):
-        data = self.out.read()
-        if data:
-            self.sock.sendall(data)
-
-    def _pull(self, deadline: Deadline):
-        self.sock.settimeout(max(0.01, deadline.remaining()))
-        chunk = self.sock.recv(65536)
-        check(chunk != b"", "server closed during the TLS exchange")
-        self.inc.write(chunk)
-
-    def write(self, data: bytes):
-        self.obj.write(data)
-        self._flush()
-
-    def read_until(self, marker: bytes, timeout: float = 5.0) -> bytes:
-        deadline = Deadline(timeout)
-        buf = b""
-        while marker not in buf:
-            try:
-                buf += self.obj.read(65536)
-            except ssl.SSLWantReadError:
-                self._pull(deadline)
-        return buf
-
-    def close(self):
-        self.sock.close()
 
 
 def free_port() -> int:

@@ -19,6 +19,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -434,6 +435,62 @@ def validate_deflate_response(offer: dict[str, str | None],
     elif offer.get("client_max_window_bits") is not None:
         p.client_max_window_bits = int(offer["client_max_window_bits"])
     return p
+
+
+class BioTls:
+    """A TLS client over ssl.MemoryBIO on a plain socket (optionally from a chosen loopback
+    source address): the raw socket stays ours, to write anything on it after the handshake.
+    A server that closes during the handshake raises HarnessError."""
+
+    def __init__(self, port: int, ctx: ssl.SSLContext, ip: str | None = None,
+                 timeout: float = 5.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(ip, 0) if ip else None)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
+        deadline = Deadline(timeout)
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.flush()
+                self._pull(deadline)
+        self.flush()
+
+    def flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _pull(self, deadline: Deadline):
+        self.sock.settimeout(max(0.01, deadline.remaining()))
+        chunk = self.sock.recv(65536)
+        if chunk == b"":
+            raise HarnessError("server closed during the TLS exchange")
+        self.inc.write(chunk)
+
+    def write(self, data: bytes):
+        self.obj.write(data)
+        self.flush()
+
+    def records(self, data: bytes) -> bytes:
+        """The TLS records that carry `data`, not sent."""
+        self.obj.write(data)
+        return self.out.read()
+
+    def read_until(self, marker: bytes, timeout: float = 5.0) -> bytes:
+        deadline = Deadline(timeout)
+        buf = b""
+        while marker not in buf:
+            try:
+                buf += self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                self._pull(deadline)
+        return buf
+
+    def close(self):
+        self.sock.close()
 
 
 class WSClient:
