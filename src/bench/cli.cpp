@@ -207,6 +207,8 @@ target and protocol:
   --ca FILE              wss://: trust the CA certificates in this PEM file instead of the
                          system store (the certificate must still match the URL's host)
   --insecure             wss://: do not verify the server's certificate (self-signed servers)
+  --tls-resume           wss://: resume TLS sessions (tickets) on new connections, as clients
+                         reconnecting after a drop do; default: a full handshake each
   --mode plain|native    plain: raw messages to any echo/broadcast server (default for
                          connect, echo, ramp); native: switchboard.v1.json connect, ping/pong,
                          subscribe/publish (default for fanout)
@@ -378,6 +380,8 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
             o.ca_file = std::string(*v);
         } else if (a == "--insecure") {
             o.insecure = true;
+        } else if (a == "--tls-resume") {
+            o.tls_resume = true;
         } else if (a == "-c" || a == "--conns" || a == "--subscribers") {
             r = count(10'000'000, &o.conns);
         } else if (a == "--rate") {

@@ -26,6 +26,7 @@ struct BenchOptions {
     // (self-signed test servers). Verification is on by default (client::ClientOptions).
     std::string ca_file;
     bool insecure = false;
+    bool tls_resume = false;  // wss://: offer the newest TLS session on new connections
 
     // Connections (fanout: subscribers). Every scenario opens them first, paced by
     // connect_rate with at most connect_window handshakes in flight.

@@ -365,6 +365,7 @@ base::Result<void> Runner::Impl::prepare() {
     client_opts_.handshake_timeout_ms = opts_.connect_timeout_ms;
     client_opts_.ca_file = opts_.ca_file;  // wss:// (bench --ca / --insecure)
     client_opts_.insecure = opts_.insecure;
+    client_opts_.tls_resume = opts_.tls_resume;
 
     // Source addresses: only for IPv4 loopback targets (127.0.0.0/8 is all ours there).
     auto ep = net::resolve(urls_[0].host, urls_[0].port);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <utility>
 
 #include "http/request.h"
@@ -51,13 +52,13 @@ base::Result<WsUrl> parseWsUrl(std::string_view url) {
 
 namespace {
 
-// One context per (ca_file, insecure) for the whole process: building one loads the CA store
-// (milliseconds), and the load tester connects thousands of times from several loops.
+// One context per (ca_file, insecure, resume) for the whole process: building one loads the CA
+// store (milliseconds), and the load tester connects thousands of times from several loops.
 base::Result<std::shared_ptr<net::TlsContext>> clientContext(const ClientOptions& o) {
     static std::mutex mu;
-    static std::map<std::pair<std::string, bool>, std::shared_ptr<net::TlsContext>> cache;
+    static std::map<std::tuple<std::string, bool, bool>, std::shared_ptr<net::TlsContext>> cache;
     std::lock_guard lock(mu);
-    auto key = std::make_pair(o.insecure ? std::string() : o.ca_file, o.insecure);
+    auto key = std::make_tuple(o.insecure ? std::string() : o.ca_file, o.insecure, o.tls_resume);
     auto it = cache.find(key);
     if (it != cache.end()) {
         return it->second;
@@ -65,7 +66,8 @@ base::Result<std::shared_ptr<net::TlsContext>> clientContext(const ClientOptions
     net::TlsConfig cfg;
     cfg.role = net::TlsRole::kClient;
     cfg.verify_peer = !o.insecure;
-    cfg.ca_file = key.first;
+    cfg.ca_file = std::get<0>(key);
+    cfg.resume_sessions = o.tls_resume;
     auto ctx = net::TlsContext::create(cfg);
     if (!ctx) {
         return base::fail(ctx.error().message);  // not cached: a fixed file is picked up

@@ -42,6 +42,8 @@ struct ClientOptions {
     std::string ca_file;      // PEM file of CAs to trust instead of the system store
     bool insecure = false;    // no verification at all (self-signed test servers)
     std::string server_name;  // SNI and the name checked in the certificate; empty = URL host
+    // Resume TLS sessions: reconnects to a server offer the newest ticket it gave this process.
+    bool tls_resume = false;
 };
 
 // Called once on the loop thread: the open socket (already started, owned by the loop), or

@@ -125,6 +125,33 @@ struct TlsBio {
     }
 };
 
+// A client context's resumption cache: OpenSSL hands every new session (a TLS 1.2 session or
+// a TLS 1.3 ticket, which arrives after the handshake) to onNew; the context keeps the newest
+// one per server name and offers it to the next connection.
+struct TlsSessionCache {
+    static int onNew(SSL* ssl, SSL_SESSION* session) {
+        auto* owner = static_cast<TlsSession*>(SSL_get_app_data(ssl));
+        auto* ctx = static_cast<TlsContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+        if (owner == nullptr || ctx == nullptr) {
+            return 0;
+        }
+        // A copy: OpenSSL marks a connection's own session unresumable when the connection
+        // ends without close_notify (SSL_free of an unfinished SSL), and a dropped connection
+        // is exactly the one whose client must resume cheaply.
+        SSL_SESSION* copy = SSL_SESSION_dup(session);
+        if (copy == nullptr) {
+            return 0;
+        }
+        std::lock_guard lock(ctx->sessions_mu_);
+        auto [it, fresh] = ctx->sessions_.try_emplace(owner->resume_key_, copy);
+        if (!fresh) {
+            SSL_SESSION_free(it->second);
+            it->second = copy;
+        }
+        return 0;  // OpenSSL keeps (and frees) the original
+    }
+};
+
 base::Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsConfig& config) {
     ERR_clear_error();
     const bool client = config.role == TlsRole::kClient;
@@ -156,6 +183,11 @@ base::Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsConfig& co
             }
         } else {
             SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+        }
+        if (config.resume_sessions) {
+            SSL_CTX_set_session_cache_mode(ctx,
+                                           SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+            SSL_CTX_sess_set_new_cb(ctx, &TlsSessionCache::onNew);
         }
     } else {
         // Never prompt: OpenSSL's default asks for a passphrase on the controlling terminal,
@@ -189,10 +221,16 @@ base::Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsConfig& co
             SSL_CTX_set_num_tickets(ctx, 0);
         }
     }
-    return std::shared_ptr<TlsContext>(new TlsContext(ctx, config.role, verify));
+    const bool resume = client && config.resume_sessions;
+    auto out = std::shared_ptr<TlsContext>(new TlsContext(ctx, config.role, verify, resume));
+    SSL_CTX_set_app_data(ctx, out.get());
+    return out;
 }
 
 TlsContext::~TlsContext() {
+    for (auto& [name, session] : sessions_) {
+        SSL_SESSION_free(session);
+    }
     SSL_CTX_free(ctx_);
 }
 
@@ -215,6 +253,14 @@ base::Result<std::unique_ptr<TlsSession>> TlsSession::create(std::shared_ptr<Tls
         return s;
     }
     SSL_set_connect_state(ssl);
+    if (s->ctx_->resumesSessions()) {
+        s->resume_key_ = std::string(server_name);
+        SSL_set_app_data(ssl, s.get());
+        std::lock_guard lock(s->ctx_->sessions_mu_);
+        if (auto it = s->ctx_->sessions_.find(server_name); it != s->ctx_->sessions_.end()) {
+            SSL_set_session(ssl, it->second);  // takes its own reference
+        }
+    }
     std::string name(server_name);
     if (name.size() > 2 && name.front() == '[' && name.back() == ']') {
         name = name.substr(1, name.size() - 2);  // URL form of an IPv6 literal

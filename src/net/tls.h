@@ -7,7 +7,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -17,6 +19,7 @@
 
 struct ssl_st;
 struct ssl_ctx_st;
+struct ssl_session_st;
 
 namespace sb::net {
 
@@ -39,11 +42,16 @@ struct TlsConfig {
     // storm after a restart or network blip cheap. The ticket key lives in the context; a
     // reloaded context starts a new one (old tickets then fall back to a full handshake).
     bool session_tickets = true;
+    // Client role: remember the newest session (ticket) per server name and offer it on the
+    // next connection to that name, so reconnects resume instead of doing a full handshake
+    // (what a real client does after a drop; the load tester measures reconnect storms so).
+    bool resume_sessions = false;
 };
 
 // One SSL_CTX. Build it once per process (or per loop) and share it: loading the system CA
 // store costs milliseconds, a session from an existing context microseconds. Immutable after
-// create(), so sessions on different loop threads may use it at the same time. TLS 1.2 is the
+// create() (but for the client's resumption cache, which has its own lock), so sessions on
+// different loop threads may use it at the same time. TLS 1.2 is the
 // minimum version; renegotiation is refused. Server role: ALPN selects "http/1.1" (the only
 // protocol we speak; a client offering only h2 proceeds without ALPN), TLS 1.2 suites are
 // ECDHE with AEAD ciphers only (forward secrecy, no CBC), TLS 1.3 uses OpenSSL's defaults.
@@ -57,14 +65,21 @@ public:
 
     TlsRole role() const { return role_; }
     bool verifiesPeer() const { return verify_peer_; }
+    bool resumesSessions() const { return resume_sessions_; }
     ssl_ctx_st* native() const { return ctx_; }
 
 private:
-    TlsContext(ssl_ctx_st* ctx, TlsRole role, bool verify_peer)
-        : ctx_(ctx), role_(role), verify_peer_(verify_peer) {}
+    friend class TlsSession;
+    friend struct TlsSessionCache;
+    TlsContext(ssl_ctx_st* ctx, TlsRole role, bool verify_peer, bool resume)
+        : ctx_(ctx), role_(role), verify_peer_(verify_peer), resume_sessions_(resume) {}
     ssl_ctx_st* ctx_;
     TlsRole role_;
     bool verify_peer_;
+    bool resume_sessions_;
+    // Client resumption: the newest session per server name (each holds one reference).
+    std::mutex sessions_mu_;
+    std::map<std::string, ssl_session_st*, std::less<>> sessions_;
 };
 
 // The TLS state of one connection. Used by exactly one loop thread (the connection's); it is
@@ -130,6 +145,7 @@ public:
 private:
     enum class State : uint8_t { kHandshake, kOpen, kFailed };
     friend struct TlsBio;
+    friend struct TlsSessionCache;
 
     TlsSession(std::shared_ptr<TlsContext> ctx, ssl_st* ssl);
     Status fail(int ret);
@@ -141,6 +157,7 @@ private:
     std::vector<uint8_t> stash_;  // owned copy of unconsumed input after stashInput()
     std::string early_;           // plaintext written before the handshake completed
     std::string error_;
+    std::string resume_key_;  // client with resumption: the server name its sessions are kept by
     State state_ = State::kHandshake;
     bool read_closed_ = false;  // close_notify received
     bool sent_shutdown_ = false;

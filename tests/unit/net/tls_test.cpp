@@ -8,6 +8,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "net/stream_conn.h"
 #include "tls_test_peer.h"
@@ -477,6 +478,76 @@ TEST(TlsSession, StashKeepsUnconsumedInputWhenTheSpanIsReused) {
     EXPECT_EQ(s->read(out, sizeof out, &more), TlsSession::Status::kWantInput);
     EXPECT_EQ(more, 0u);
     EXPECT_FALSE(s->hasBufferedInput());
+}
+
+// Two of our own sessions, client and server, talking through memory: each call's output is
+// taken from the thread's buffer and fed to the other side.
+std::string takeTlsOutput() {
+    auto out = TlsSession::output();
+    std::string s(reinterpret_cast<const char*>(out.data()), out.size());
+    TlsSession::clearOutput();
+    return s;
+}
+
+void feed(TlsSession& s, const std::string& bytes) {
+    if (!bytes.empty()) {
+        s.setInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    }
+}
+
+// Runs the handshake to its end, then lets the client read what follows it (TLS 1.3 tickets).
+// A session borrows its input until it is consumed: every span fed stays alive in `wire`.
+void handshakeInMemory(TlsSession& client, TlsSession& server) {
+    std::vector<std::string> wire;
+    auto pass = [&wire](TlsSession& to) {
+        wire.push_back(takeTlsOutput());
+        feed(to, wire.back());
+    };
+    client.handshake();
+    for (int i = 0; i < 6 && !(client.handshakeDone() && server.handshakeDone()); ++i) {
+        pass(server);
+        server.handshake();
+        pass(client);
+        client.handshake();
+    }
+    pass(server);
+    server.handshake();
+    uint8_t sink[64];
+    size_t got = 0;
+    server.read(sink, sizeof sink, &got);
+    pass(client);
+    client.read(sink, sizeof sink, &got);
+    TlsSession::clearOutput();
+}
+
+TEST(TlsResumption, AClientThatKeepsSessionsResumesAndOneThatDoesNotDoesNot) {
+    TempFile cert(localhostCert().cert_pem);
+    TempFile key(localhostCert().key_pem);
+    TlsConfig scfg{.role = TlsRole::kServer, .cert_file = cert.path(), .key_file = key.path()};
+    auto server_ctx = TlsContext::create(scfg);
+    ASSERT_TRUE(server_ctx.has_value()) << server_ctx.error().message;
+    for (bool keep : {true, false}) {
+        SCOPED_TRACE(keep ? "resume_sessions" : "no resumption");
+        TlsConfig ccfg;
+        ccfg.verify_peer = false;
+        ccfg.resume_sessions = keep;
+        auto client_ctx = TlsContext::create(ccfg);
+        ASSERT_TRUE(client_ctx.has_value());
+        for (int round = 0; round < 3; ++round) {
+            auto c = session(*client_ctx, "localhost");
+            auto sv = session(*server_ctx, {});
+            handshakeInMemory(*c, *sv);
+            ASSERT_TRUE(c->handshakeDone() && sv->handshakeDone()) << "round " << round;
+            // The first connection has no session to offer; later ones resume the newest.
+            EXPECT_EQ(sv->resumed(), keep && round > 0) << "round " << round;
+            EXPECT_EQ(c->resumed(), keep && round > 0) << "round " << round;
+        }
+        // Another server name has its own (empty) slot.
+        auto c = session(*client_ctx, "other.invalid");
+        auto sv = session(*server_ctx, {});
+        handshakeInMemory(*c, *sv);
+        EXPECT_FALSE(sv->resumed());
+    }
 }
 
 }  // namespace
