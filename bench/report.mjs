@@ -176,7 +176,9 @@ function generatorTable(r) {
 function tlsTables(r) {
   if (!r) return '_No TLS result in bench/results/ (run `bench/run_tls_bench.sh`)._';
   const d = r.data;
-  const configs = d.configs;
+  // The -resumed configurations (handshakes with --tls-resume) get a table of their own.
+  const configs = d.configs.filter((c) => !c.endsWith('-resumed'));
+  const resumedConfigs = d.configs.filter((c) => c.endsWith('-resumed'));
   const hap = `haproxy ${(d.versions?.haproxy ?? '').replace(/-.*/, '')}`.trim();
   const NAME = { ws: 'ws:// Switchboard', wss: 'wss:// Switchboard (TLS in the server)', haproxy: `wss:// ${hap} → ws:// Switchboard` };
   const RATIO = { wss_vs_ws: 'wss ÷ ws (direct)', wss_vs_haproxy: 'direct ÷ haproxy (wss)' };
@@ -223,9 +225,18 @@ function tlsTables(r) {
       return `${sc.median.toFixed(2)} / ${g.median.toFixed(2)}; ${usf(gu.median)} per ${echo ? 'message' : 'connection'}`;
     }).join(' | ')} |`);
   }
+  const resumedTable = tlsResumedTable(d, resumedConfigs, hap, { range, usf, ms, one });
   const n = d.noise ?? {};
   const pct = (v) => (v == null ? '?' : `${(v * 100).toFixed(1)} %`);
-  const full = d.runs.filter((x) => x.tls_handshakes).reduce((a, x) => a + x.tls_handshakes.full, 0);
+  const fullRuns = d.runs.filter((x) => x.tls_handshakes && !x.config.endsWith('-resumed'));
+  const full = fullRuns.reduce((a, x) => a + x.tls_handshakes.full - (x.tls_handshakes.extra_full ?? 0), 0);
+  const counted = d.tls?.resumption_measured
+    ? `In the runs without \`--tls-resume\` the server side counted ${full.toLocaleString('en-US')} full and ` +
+      `${n.resumed_handshakes ?? 0} resumed TLS handshakes (Switchboard's \`switchboard_tls_handshakes_total\` less ` +
+      'its own scrape, and haproxy\'s frontend `ssl_sess` / `ssl_reused_sess`).'
+    : `The server counted ${d.runs.filter((x) => x.tls_handshakes).reduce((a, x) => a + x.tls_handshakes.full, 0).toLocaleString('en-US')} ` +
+      `full and ${n.resumed_handshakes ?? 0} resumed TLS handshakes over the direct runs (\`switchboard_tls_handshakes_total\`, ` +
+      'one scrape per run included).';
   const neg = (s) => (s ?? '').replace(/ verify=0$/, '');
   const cfg = (d.haproxy_cfg ?? '').split(' | ').join('\n');
   const dirty = d.dirty && d.switchboard_commit_from !== 'SB_COMMIT' ? ' (the work tree had uncommitted changes)' : '';
@@ -239,15 +250,88 @@ function tlsTables(r) {
     `and the server side's was not: the rate is a lower bound for the server side. Server-side CPU is ` +
     `Switchboard's (plus haproxy's) CPU time per unit; for it, lower is better.\n\n${lines.join('\n')}\n\n` +
     `CPU while measuring, server side / generator (cores, medians; handshakes: the opening phase), and the ` +
-    `generator's own CPU per unit:\n\n${cpu.join('\n')}\n\n` +
+    `generator's own CPU per unit:\n\n${cpu.join('\n')}\n\n${resumedTable}` +
     `Noise: the generator waited for a CPU ${pct(n.gen_wait_median)} of the measured time (median; at most ` +
     `${pct(n.gen_wait_max)}, threshold 10 %), ${n.noisy_runs ?? 0} run(s) flagged \`~\`, ${n.failed_runs ?? 0} failed; ` +
     `other sessions' work took ${n.other_cores_median?.toFixed(2) ?? '?'} cores (median; at most ` +
     `${n.other_cores_max?.toFixed(2) ?? '?'}: it fills whatever our processes leave idle, e.g. the generator's core ` +
-    `in the haproxy runs), steal ${n.steal_cores_max?.toFixed(2) ?? '?'} cores at most. The server ` +
-    `counted ${full.toLocaleString('en-US')} full and ${n.resumed_handshakes ?? 0} resumed TLS handshakes over the direct ` +
-    `runs (\`switchboard_tls_handshakes_total\`, one scrape per run included).\n\n` +
+    `in the haproxy runs), steal ${n.steal_cores_max?.toFixed(2) ?? '?'} cores at most. ${counted}\n\n` +
     `The haproxy configuration (ports filled in per run):\n\n\`\`\`\n${cfg}\n\`\`\`\n`;
+}
+
+// Full vs resumed handshakes: each server's full-handshake run next to its --tls-resume run,
+// the handshakes its server side counted, and the CPU per resumed connection derived from them.
+function tlsResumedTable(d, resumedConfigs, hap, { range, usf, ms, one }) {
+  const row = d.summary.find((x) => x.kind === 'handshake');
+  if (!resumedConfigs.length || !row) return '';
+  const NAME = { wss: 'wss:// Switchboard', haproxy: `wss:// ${hap} → ws://` };
+  const cols = resumedConfigs.flatMap((c) => {
+    const base = c.replace(/-resumed$/, '');
+    return d.configs.includes(base) ? [base, c] : [c];
+  });
+  const head = (c) => `${NAME[c.replace(/-resumed$/, '')] ?? c}, ${c.endsWith('-resumed') ? '`--tls-resume`' : 'full handshakes'}`;
+  const RATIO = { 'wss-resumed': ['wss_resumed_vs_full', 'resumed ÷ full (direct)'], 'haproxy-resumed': ['haproxy_resumed_vs_full', 'resumed ÷ full (haproxy)'] };
+  const ratioCols = resumedConfigs.filter((c) => RATIO[c] && d.configs.includes(c.replace(/-resumed$/, '')));
+  const m = row.metrics;
+  const rat = (key) => ratioCols.map((c) => {
+    const x = row.ratios?.[RATIO[c][0]]?.[key];
+    return x ? `${x.median_ratio.toFixed(2)}× (${x.per_round.map((v) => v.toFixed(2)).join(', ')})` : '—';
+  });
+  const int = (v) => v.toLocaleString('en-US');
+  const counts = (c) => {
+    const h = row.handshakes?.[c];
+    if (!h?.per_run?.length) return '—';
+    const totals = h.per_run.map((x) => x.full + x.resumed);
+    const same = totals.every((t) => t === totals[0]);
+    const runs = same ? `${h.per_run.map((x) => int(x.resumed)).join(', ')} of ${int(totals[0])}`
+      : h.per_run.map((x) => `${int(x.resumed)} of ${int(x.full + x.resumed)}`).join(', ');
+    const pct = (v) => `${(v * 100).toFixed(1)} %`;
+    const fr = h.resumed_fraction_min === h.resumed_fraction_max ? pct(h.resumed_fraction_median)
+      : `${pct(h.resumed_fraction_median)}; ${pct(h.resumed_fraction_min)}–${pct(h.resumed_fraction_max)}`;
+    return `${runs} (${fr})${h.failed ? `; ${int(h.failed)} failed` : ''}`;
+  };
+  const perResumed = (c) => {
+    const x = row.server_us_per_resumed_conn?.[c];
+    return x ? `${usf(x.median)} (${usf(x.min)}–${usf(x.max)})` : '—';
+  };
+  const lines = [
+    `| ${int(d.hs_conns)} connections, as fast as possible | ${cols.map(head).join(' | ')} | ${ratioCols.map((c) => RATIO[c][1]).join(' | ')} |`,
+    `|---|${cols.map(() => '---').join('|')}|${ratioCols.map(() => '---').join('|')}|`,
+    `| connections opened/s | ${cols.map((c) => range(m.connects_per_sec.configs[c], si, row.generator_bound?.[c] ? ' †' : '')).join(' | ')} | ${rat('connects_per_sec').join(' | ')} |`,
+    `| handshakes resumed, per run (server side's count) | ${cols.map(counts).join(' | ')} | ${ratioCols.map(() => '').join(' | ')} |`,
+    `| server-side CPU per connection opened | ${cols.map((c) => range(m.server_us_per_conn_open.configs[c], usf)).join(' | ')} | ${rat('server_us_per_conn_open').join(' | ')} |`,
+    `| server-side CPU per resumed connection (derived) | ${cols.map((c) => (c.endsWith('-resumed') ? perResumed(c) : '—')).join(' | ')} | ` +
+      `${ratioCols.map((c) => {
+        const x = row.server_us_per_resumed_conn?.[c];
+        return x ? `${x.vs_full_median.toFixed(2)}× (${x.vs_full_per_round.map((v) => v.toFixed(2)).join(', ')})` : '—';
+      }).join(' | ')} |`,
+    `| one core's worth: 10⁶ µs ÷ CPU per full / per resumed connection (connections/s) | ${cols.map((c) => {
+      const v = c.endsWith('-resumed') ? row.server_us_per_resumed_conn?.[c]?.median : m.server_us_per_conn_open.configs[c]?.median;
+      return v ? si(1e6 / v) : '—';
+    }).join(' | ')} | ${ratioCols.map((c) => {
+      const x = row.server_us_per_resumed_conn?.[c];
+      return x ? `${(1 / x.vs_full_median).toFixed(2)}×` : '—';
+    }).join(' | ')} |`,
+    `| connect time p50 / p99 | ${cols.map((c) => {
+      const a = m.connect_p50_ms.configs[c], b = m.connect_p99_ms.configs[c];
+      return a?.ok_runs && b?.ok_runs ? `${ms(a.median)} / ${ms(b.median)}` : '—';
+    }).join(' | ')} | ${ratioCols.map(() => '').join(' | ')} |`,
+    `| CPU while opening, server side / generator (cores); generator CPU per connection | ${cols.map((c) => {
+      const sc = m.server_side_cores_opening.configs[c], g = m.gen_busiest.configs[c], gu = m.gen_us_per_conn.configs[c];
+      return sc?.ok_runs && g?.ok_runs ? `${sc.median.toFixed(2)} / ${g.median.toFixed(2)}; ${usf(gu.median)}` : '—';
+    }).join(' | ')} | ${ratioCols.map((c) => {
+      const a = m.gen_us_per_conn.configs[c], b = m.gen_us_per_conn.configs[c.replace(/-resumed$/, '')];
+      return a?.ok_runs && b?.ok_runs ? `${(a.median / b.median).toFixed(2)}× (generator CPU)` : '—';
+    }).join(' | ')} |`,
+  ];
+  return `**Full and resumed handshakes**: the same servers, the generator with and without \`--tls-resume\` ` +
+    `(\`bench connect -c ${d.hs_conns} --hold ${d.hs_hold_s}s --connect-window 256\`). The handshake counts are ` +
+    `the server side's (${[...new Set(Object.values(row.handshakes ?? {}).map((h) => `\`${h.source}\``))].join(', ')}), ` +
+    `per run, with the fraction resumed (median; min–max). A resumed run mixes the full handshakes of its first ` +
+    `connections with resumed ones, so the CPU per resumed connection is derived per round: (CPU per connection − ` +
+    `(1 − f) × the same round's full-handshake CPU per connection) ÷ f, with f the fraction resumed. Both are whole ` +
+    `connections: TCP, TLS and the WebSocket upgrade. The generator's CPU per connection is in the last row.\n\n` +
+    `${lines.join('\n')}\n\n`;
 }
 
 const echo = newest('echo');

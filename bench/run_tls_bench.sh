@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # TLS benchmark: what wss:// costs Switchboard, against a TLS-terminating proxy, in one run.
-# Three configurations, each a single-threaded Switchboard (--threads 1, no compression):
+# Configurations, each a single-threaded Switchboard (--threads 1, no compression):
 #   ws       ws:// straight to Switchboard (plain, the reference)
 #   wss      wss:// straight to Switchboard (TLS in the server: --tls-cert/--tls-key)
 #   haproxy  wss:// to haproxy (nbthread 1, `ssl crt`, HAPROXY_MODE http or tcp) in front of a
 #            plain Switchboard; haproxy and Switchboard share the server core, so every
 #            configuration gets the same one core for the whole server side
+#   wss-resumed, haproxy-resumed   the same servers as wss and haproxy, the generator with
+#            --tls-resume (handshake test only): it keeps the newest session ticket and offers
+#            it on new connections, so all but the first ones (opened before a ticket arrived:
+#            about one connect window) resume instead of doing a full handshake
 # Tests (switchboard bench as the generator, 64-byte text messages):
-#   echo       100 connections × 1 and 8 messages in flight: msg/s after a warm-up
+#   echo       ws wss haproxy: 100 connections × 1 and 8 messages in flight: msg/s after a warm-up
 #   handshakes open HS_CONNS connections as fast as the generator can (--connect-window 256),
 #              hold them 1 s, close them: connections/s of the opening phase (TCP + TLS +
 #              WebSocket upgrade), connect-time percentiles, server CPU per connection
-# Every wss:// connection is a full handshake: `switchboard bench` keeps no client TLS session
-# (no resumption flag), so resumption is not measured; the server's
-# switchboard_tls_handshakes_total{result="resumed"} is scraped after every wss run to check.
+# Full vs resumed handshakes are counted by the server side after every TLS run: Switchboard's
+# switchboard_tls_handshakes_total{result="full"|"resumed"|"failed"} (its /metrics scrape adds
+# one full handshake, subtracted), and for haproxy its frontend's ssl_sess / ssl_reused_sess /
+# ssl_failed_handshake (`show stat` on a stats socket). The result JSON has them per run and per
+# configuration, with the server CPU per resumed connection derived from the resumed run's CPU
+# per connection, its resumed fraction and the same round's full-handshake run.
 # Interleaved rounds (the configuration order rotates), a fresh server (and haproxy) for every
 # run, server side pinned to SERVER_CORE and the generator to GEN_CORE; loopback only. A
 # throwaway CA and certificate are made with the openssl CLI in a temp dir (removed at exit).
@@ -24,7 +31,8 @@
 #   SB_BIN          default build/release/switchboard: a build with TLS (serve --tls-cert); its
 #                   `bench` subcommand is the generator. Started with no SWITCHBOARD_* variables.
 #   SB_COMMIT       the commit SB_BIN was built from, when it is not the work tree's HEAD
-#   CONFIGS         subset and order, default "ws wss haproxy"
+#   CONFIGS         subset and order, default "ws wss haproxy wss-resumed haproxy-resumed" (the
+#                   -resumed ones run only in the handshake test)
 #   HAPROXY         haproxy binary (default: haproxy on PATH; as root the Debian package is
 #                   installed with apt-get when missing; without it the haproxy rows are skipped)
 #   HAPROXY_MODE    http (default: the usual WebSocket reverse proxy, upgrade then tunnel) or tcp
@@ -62,7 +70,7 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-60}
 SB_BIN=${SB_BIN:-$REPO/build/release/switchboard}
 SB_ENV=(env)
 for v in $(compgen -e); do [[ $v == SWITCHBOARD_* ]] && SB_ENV+=(-u "$v"); done
-CONFIGS_WANTED=${CONFIGS:-"ws wss haproxy"}
+CONFIGS_WANTED=${CONFIGS:-"ws wss haproxy wss-resumed haproxy-resumed"}
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 OUT=${OUT:-$REPO/bench/results/tls-$STAMP.json}
 QUIET_MAX=${QUIET_MAX:-0.15}
@@ -99,8 +107,8 @@ HAPROXY=${HAPROXY:-$(command -v haproxy || true)}
 CONFIGS=()
 for c in $CONFIGS_WANTED; do
     case $c in
-        ws | wss) CONFIGS+=("$c") ;;
-        haproxy)
+        ws | wss | wss-resumed) CONFIGS+=("$c") ;;
+        haproxy | haproxy-resumed)
             if [[ -z $HAPROXY && $(id -u) == 0 ]] && command -v apt-get > /dev/null; then
                 log "installing haproxy (Debian package)"
                 if DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -q haproxy > /dev/null 2>&1 ||
@@ -109,11 +117,14 @@ for c in $CONFIGS_WANTED; do
                     HAPROXY=$(command -v haproxy || true)
                 fi
             fi
-            if [[ -n $HAPROXY && -x $HAPROXY ]]; then CONFIGS+=(haproxy); else log "skip haproxy: not installed"; fi ;;
-        *) log "unknown configuration $c (ws, wss, haproxy)"; exit 2 ;;
+            if [[ -n $HAPROXY && -x $HAPROXY ]]; then CONFIGS+=("$c"); else log "skip $c: haproxy not installed"; fi ;;
+        *) log "unknown configuration $c (ws, wss, haproxy, wss-resumed, haproxy-resumed)"; exit 2 ;;
     esac
 done
 if [[ ${#CONFIGS[@]} -eq 0 ]]; then log "nothing to benchmark"; exit 1; fi
+# The echo test runs the configurations without -resumed (its 100 connections open once).
+ECHO_CONFIGS=()
+for c in "${CONFIGS[@]}"; do [[ $c == *-resumed ]] || ECHO_CONFIGS+=("$c"); done
 
 WORK=$(mktemp -d /tmp/sb-tls-bench.XXXXXX)
 abspath() { if [[ -z $1 || $1 == /* ]]; then printf '%s' "$1"; else printf '%s' "$PWD/$1"; fi; }
@@ -170,6 +181,7 @@ global
     nbthread 1
     maxconn $HAP_MAXCONN
     ssl-default-bind-options ssl-min-ver TLSv1.2
+    stats socket $WORK/haproxy.sock mode 600 level user
 defaults
     mode $HAPROXY_MODE
     timeout connect 5s
@@ -186,7 +198,7 @@ EOF
 
 # start_server CONFIG: sets SPID, SPORT (Switchboard), HPID (haproxy or ""), URL.
 start_server() {
-    local config=$1 logf=$WORK/server.log
+    local config=${1%-resumed} logf=$WORK/server.log
     : > "$logf"
     if [[ $config == wss ]]; then
         "${SB_ENV[@]}" "${PIN_SERVER[@]}" "$SB_BIN" "${SB_CMD[@]}" "${SB_TLS[@]}" > "$logf" 2>&1 &
@@ -402,6 +414,7 @@ run_one() {
     fi
     local tls=()
     [[ $URL == wss://* ]] && tls=("${GEN_TLS[@]}")
+    [[ $config == *-resumed ]] && tls+=(--tls-resume)
     SAMPLES=$WORK/samples.txt
     : > "$SAMPLES"
     rm -f "$WORK/gen.json"
@@ -424,15 +437,31 @@ run_one() {
     wait "$GPID" || rc=$?
     GPID=""
     sample  # the server side after the generator ended (its closes are done)
-    # wss direct: the server's handshake counters (the scrape itself adds one full handshake).
+    # The server side's handshake counters, after every TLS run. Direct: Switchboard's
+    # /metrics (the scrape is itself one full handshake: extra_full). haproxy: its frontend's
+    # SSL counters from the stats socket (plain, no handshake).
     local hs=null
-    if [[ $config == wss ]]; then
+    if [[ ${config%-resumed} == wss ]]; then
         local m
         m=$(curl -s --max-time 5 --cacert "$WORK/ca.pem" "https://127.0.0.1:$SPORT/metrics" 2>/dev/null |
             grep -E '^switchboard_tls_handshakes_total' || true)
         if [[ -n $m ]]; then
-            hs=$(awk -F'[" ]' '{ v[$2] = $NF } END { printf "{\"full\":%d,\"resumed\":%d,\"failed\":%d}", v["full"], v["resumed"], v["failed"] }' <<<"$m")
+            hs=$(awk -F'[" ]' '{ v[$2] = $NF } END { printf "{\"full\":%d,\"resumed\":%d,\"failed\":%d,\"extra_full\":1,\"source\":\"switchboard_tls_handshakes_total\"}", v["full"], v["resumed"], v["failed"] }' <<<"$m")
         fi
+    elif [[ ${config%-resumed} == haproxy && -S $WORK/haproxy.sock ]]; then
+        hs=$(timeout 5 node -e '
+            const c = require("net").connect(process.argv[1], () => c.end("show stat\n"));
+            let o = "";
+            c.on("data", (d) => (o += d));
+            c.on("error", () => console.log("null"));
+            c.on("end", () => {
+              const L = o.split("\n").filter(Boolean), h = L[0].replace(/^# /, "").split(",");
+              const f = L.map((l) => l.split(",")).find((x) => x[0] === "wss" && x[1] === "FRONTEND");
+              const v = (k) => (f && h.indexOf(k) >= 0 && f[h.indexOf(k)] !== "" ? +f[h.indexOf(k)] : null);
+              console.log(f && v("ssl_sess") != null ? JSON.stringify({ full: v("ssl_sess"), resumed: v("ssl_reused_sess"),
+                failed: v("ssl_failed_handshake"), extra_full: 0, source: "haproxy show stat" }) : "null");
+            });' "$WORK/haproxy.sock" 2>/dev/null || true)
+        [[ -z $hs ]] && hs=null
     fi
     local server_log
     server_log=$(grep -av -e 'listening on' -e 'allowed_origins is empty' "$WORK/server.log" | head -5 || true)
@@ -476,9 +505,11 @@ repeat_run() {
     done
 }
 
-rotated() {
-    local r=$1 n=${#CONFIGS[@]} i
-    for ((i = 0; i < n; i++)); do printf '%s ' "${CONFIGS[$(((i + r) % n))]}"; done
+rotated() {  # ROUND CONFIG... -> the configurations, rotated by ROUND
+    local r=$1 i
+    shift
+    local c=("$@") n=$#
+    for ((i = 0; i < n; i++)); do printf '%s ' "${c[$(((i + r) % n))]}"; done
 }
 fmt_int() { sed -E ':a;s/([0-9])([0-9]{3})($|,)/\1,\2\3/;ta' <<<"$1"; }
 
@@ -493,23 +524,24 @@ negotiated() {  # CONFIG -> "TLSv1.3 TLS_AES_256_GCM_SHA384 X25519"
     stop_server
 }
 NEG_WSS="" NEG_HAP=""
-[[ " ${CONFIGS[*]} " == *" wss "* ]] && NEG_WSS=$(negotiated wss)
-[[ " ${CONFIGS[*]} " == *" haproxy "* ]] && NEG_HAP=$(negotiated haproxy)
-log "configs: ${CONFIGS[*]}; rounds $ROUNDS; echo ${SIZE} B × ${ECHO_CONNS} conns × {$INFLIGHT} in flight, ${WARMUP}s + ${DURATION}s; handshakes: ${HS_CONNS} conns"
+[[ " ${CONFIGS[*]} " =~ \ wss(-resumed)?\  ]] && NEG_WSS=$(negotiated wss)
+[[ " ${CONFIGS[*]} " =~ \ haproxy(-resumed)?\  ]] && NEG_HAP=$(negotiated haproxy)
+log "configs: ${CONFIGS[*]} (echo: ${ECHO_CONFIGS[*]:-none}); rounds $ROUNDS; echo ${SIZE} B × ${ECHO_CONNS} conns × {$INFLIGHT} in flight, ${WARMUP}s + ${DURATION}s; handshakes: ${HS_CONNS} conns"
 log "TLS: $KEY_TYPE key; direct: $NEG_WSS; haproxy ($HAPROXY_MODE): $NEG_HAP"
 
 START=$SECONDS
 for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round/$ROUNDS"
     for k in $INFLIGHT; do
-        for config in $(rotated "$round"); do
+        ((${#ECHO_CONFIGS[@]})) || break
+        for config in $(rotated "$round" "${ECHO_CONFIGS[@]}"); do
             repeat_run "$config" "$round" "echo_${SIZE}B_${ECHO_CONNS}c_${k}f" echo \
                 "echo ${SIZE} B, ${ECHO_CONNS} conns, ${k} in flight (msg/s)" \
                 echo -c "$ECHO_CONNS" -w "$k" -s "$SIZE" -d "$((WARMUP + DURATION + 1))s" --drain 1s
         done
     done
     if ((HS_CONNS > 0)); then
-        for config in $(rotated "$round"); do
+        for config in $(rotated "$round" "${CONFIGS[@]}"); do
             repeat_run "$config" "$round" "handshakes_${HS_CONNS}" handshake \
                 "connections opened/s ($(fmt_int "$HS_CONNS"), as fast as possible)" \
                 connect -c "$HS_CONNS" --hold "${HS_HOLD}s" --connect-window 256 --no-reconnect
@@ -525,6 +557,9 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 configs_json=$(printf '"%s",' "${CONFIGS[@]}")
 hap_version=""
 [[ -n $HAPROXY ]] && hap_version=$("$HAPROXY" -v 2>/dev/null | head -1 | awk '{ print $3 }' || true)
+resumed_json="" resumption_measured=false
+for c in "${CONFIGS[@]}"; do [[ $c == *-resumed ]] && resumed_json+="\"$c\","; done
+[[ -n $resumed_json ]] && ((HS_CONNS > 0)) && resumption_measured=true
 write_haproxy_cfg FRONT_PORT BACK_PORT
 cat > "$WORK/meta.json" <<EOF
 {"benchmark":"tls","date":"$STAMP","commit":"$commit","dirty":$dirty,
@@ -534,15 +569,15 @@ cat > "$WORK/meta.json" <<EOF
  "server_core":$SERVER_CORE,"haproxy_core":$HAPROXY_CORE,"gen_core":$GEN_CORE,"sched":"$SCHED",
  "tls":{"key_type":$(json_str "$([[ $KEY_TYPE == ec ]] && echo 'ECDSA P-256' || echo 'RSA 2048')"),"verify":"$VERIFY",
         "negotiated_direct":$(json_str "$NEG_WSS"),"negotiated_haproxy":$(json_str "$NEG_HAP"),
-        "resumption_measured":false,
-        "resumption_note":"switchboard bench keeps no client TLS session and has no flag to resume one: every wss:// connection is a full handshake"},
+        "resumption_measured":$resumption_measured,"resumed_configs":[${resumed_json%,}],
+        "resumption_note":"the -resumed configurations run the handshake test with switchboard bench --tls-resume: it keeps the newest session ticket per server name and offers it on new connections, so the connections opened before the first ticket arrived do full handshakes and the rest resume; the other configurations do a full handshake on every wss:// connection. Counted by the server side after every TLS run (tls_handshakes per run: Switchboard's switchboard_tls_handshakes_total, whose scrape adds extra_full = 1; haproxy's frontend ssl_sess / ssl_reused_sess / ssl_failed_handshake)"},
  "versions":{"node":$(json_str "$(node --version 2>/dev/null || true)"),"openssl":$(json_str "$(openssl version 2>/dev/null)"),
              "haproxy":$(json_str "$hap_version"),"switchboard":$(json_str "$("$SB_BIN" version 2>/dev/null | head -1)")},
  "switchboard_commit":$(json_str "${SB_COMMIT:-$commit}"),"switchboard_commit_from":"$([[ -n ${SB_COMMIT:-} ]] && echo SB_COMMIT || echo 'work tree')",
  "switchboard_cmd":$(json_str "${SB_CMD[*]}"),
  "switchboard_tls_flags":"--tls-cert CHAIN.pem --tls-key KEY.pem",
  "haproxy_mode":"$HAPROXY_MODE","haproxy_cfg":$(json_str "$(sed "s|$WORK/|TMPDIR/|g" "$WORK/haproxy.cfg")"),
- "generator":$(json_str "switchboard bench (echo -c $ECHO_CONNS -w K -s $SIZE -d $((WARMUP + DURATION + 1))s; connect -c $HS_CONNS --hold ${HS_HOLD}s --connect-window 256), $([[ $VERIFY == ca ]] && echo '--ca CA.pem' || echo '--insecure')"),
+ "generator":$(json_str "switchboard bench (echo -c $ECHO_CONNS -w K -s $SIZE -d $((WARMUP + DURATION + 1))s; connect -c $HS_CONNS --hold ${HS_HOLD}s --connect-window 256 --no-reconnect), $([[ $VERIFY == ca ]] && echo '--ca CA.pem' || echo '--insecure'); -resumed configurations: --tls-resume"),
  "elapsed_s":$((SECONDS - START))}
 EOF
 mkdir -p "$(dirname "$OUT")"
@@ -572,7 +607,9 @@ const get = (run, key) => {
   if (key === 'connect_p99_ms') return r.connect_ms?.p99;
   return r[key];
 };
-const RATIOS = [['wss_vs_ws', 'wss', 'ws'], ['wss_vs_haproxy', 'wss', 'haproxy'], ['haproxy_vs_ws', 'haproxy', 'ws']];
+const RATIOS = [['wss_vs_ws', 'wss', 'ws'], ['wss_vs_haproxy', 'wss', 'haproxy'], ['haproxy_vs_ws', 'haproxy', 'ws'],
+  ['wss_resumed_vs_full', 'wss-resumed', 'wss'], ['haproxy_resumed_vs_full', 'haproxy-resumed', 'haproxy'],
+  ['resumed_wss_vs_haproxy', 'wss-resumed', 'haproxy-resumed']];
 const tests = [];
 for (const r of runs) if (!tests.find((t) => t.test === r.test)) tests.push({ test: r.test, kind: r.kind, label: r.label });
 const summary = [];
@@ -614,7 +651,51 @@ for (const t of tests) {
       }
       return { median_ratio: +(A.median / B.median).toFixed(3), per_round };
     };
-    row.ratios[name] = { [merit]: one(merit), [cost]: one(cost) };
+    const r = { [merit]: one(merit), [cost]: one(cost) };
+    if (r[merit] || r[cost]) row.ratios[name] = r;
+  }
+  // Full and resumed TLS handshakes the server side counted (less its own scrape), per
+  // configuration and run, and the server CPU per resumed connection: a resumed run's CPU per
+  // connection is (1 − f) × full + f × resumed, with f its resumed fraction and "full" the CPU
+  // per connection of the same round's full-handshake run of that server.
+  if (t.kind === 'handshake') {
+    row.handshakes = {};
+    for (const c of configs) {
+      const rs = runs.filter((r) => r.test === t.test && r.config === c && r.ok && r.tls_handshakes);
+      if (!rs.length) continue;
+      const per_run = rs.map((r) => {
+        const h = r.tls_handshakes, full = h.full - (h.extra_full ?? 0), total = full + h.resumed;
+        return { round: r.round, full, resumed: h.resumed, failed: h.failed, connects_ok: r.result?.bench_exit_counters?.connects_ok ?? null,
+          resumed_fraction: total ? +(h.resumed / total).toFixed(4) : null };
+      });
+      const fr = per_run.map((x) => x.resumed_fraction).filter(Number.isFinite);
+      row.handshakes[c] = { source: rs[0].tls_handshakes.source, per_run,
+        full: per_run.reduce((a, x) => a + x.full, 0), resumed: per_run.reduce((a, x) => a + x.resumed, 0),
+        failed: per_run.reduce((a, x) => a + x.failed, 0),
+        resumed_fraction_median: fr.length ? median(fr) : null, resumed_fraction_min: fr.length ? Math.min(...fr) : null,
+        resumed_fraction_max: fr.length ? Math.max(...fr) : null };
+    }
+    row.server_us_per_resumed_conn = {};
+    for (const c of configs.filter((x) => x.endsWith('-resumed'))) {
+      const base = c.replace(/-resumed$/, '');
+      const R = row.metrics.server_us_per_conn_open.configs[c], F = row.metrics.server_us_per_conn_open.configs[base];
+      const H = row.handshakes[c];
+      if (!R?.ok_runs || !F?.ok_runs || !H) continue;
+      const per_round = [];
+      for (let i = 0; i < R.rounds.length; i++) {
+        const j = F.rounds.indexOf(R.rounds[i]);
+        const h = H.per_run.find((x) => x.round === R.rounds[i]);
+        const f = h?.resumed_fraction;
+        if (j < 0 || !f) continue;
+        per_round.push({ round: R.rounds[i], resumed_fraction: f, us_per_conn: R.values[i], full_us_per_conn: F.values[j],
+          us_per_resumed_conn: +((R.values[i] - (1 - f) * F.values[j]) / f).toFixed(1) });
+      }
+      if (!per_round.length) continue;
+      const v = per_round.map((x) => x.us_per_resumed_conn);
+      const ratio = per_round.map((x) => +(x.us_per_resumed_conn / x.full_us_per_conn).toFixed(3));
+      row.server_us_per_resumed_conn[c] = { full_config: base, median: median(v), min: Math.min(...v), max: Math.max(...v),
+        vs_full_median: median(ratio), vs_full_per_round: ratio, per_round };
+    }
   }
   summary.push(row);
 }
@@ -629,16 +710,18 @@ const out = { ...meta, summary, noise: {
   steal_cores_median: steal.length ? median(steal) : null, steal_cores_max: steal.length ? Math.max(...steal) : null,
   ksoftirqd_cores_median: ksirq.length ? median(ksirq) : null, ksoftirqd_cores_max: ksirq.length ? Math.max(...ksirq) : null,
   noisy_runs: runs.filter((r) => r.noisy).length, failed_runs: runs.filter((r) => !r.ok).length,
-  resumed_handshakes: runs.reduce((a, r) => a + (r.tls_handshakes?.resumed ?? 0), 0) }, runs };
+  // Resumed handshakes in the runs that should have none (every configuration without -resumed).
+  resumed_handshakes: runs.filter((r) => !r.config.endsWith('-resumed')).reduce((a, r) => a + (r.tls_handshakes?.resumed ?? 0), 0) }, runs };
 fs.writeFileSync(outPath, JSON.stringify(out, null, 1) + '\n');
 
 const si = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)}M` : v >= 1e3 ? `${(v / 1e3).toFixed(v >= 1e5 ? 0 : 1)}k` : v.toFixed(v < 10 ? 2 : 0));
-const cell = (c, gb) => (c?.ok_runs ? `${si(c.median)} (${si(c.min)}–${si(c.max)})${gb ? ' †' : ''}${c.noisy_runs ? ` ~${c.noisy_runs}` : ''}${c.ok_runs < c.runs ? ` [${c.runs - c.ok_runs} failed]` : ''}` : 'failed');
-const lines = [`| test | ${configs.join(' | ')} | ${RATIOS.filter(([, a, b]) => configs.includes(a) && configs.includes(b)).map(([n]) => n).join(' | ')} |`];
-lines.push(`|---|${configs.map(() => '---|').join('')}${RATIOS.filter(([, a, b]) => configs.includes(a) && configs.includes(b)).map(() => '---|').join('')}`);
+const cell = (c, gb) => (!c?.runs ? '—' : c?.ok_runs ? `${si(c.median)} (${si(c.min)}–${si(c.max)})${gb ? ' †' : ''}${c.noisy_runs ? ` ~${c.noisy_runs}` : ''}${c.ok_runs < c.runs ? ` [${c.runs - c.ok_runs} failed]` : ''}` : 'failed');
+const ratioNames = RATIOS.filter(([, a, b]) => configs.includes(a) && configs.includes(b)).map(([n]) => n);
+const lines = [`| test | ${configs.join(' | ')} | ${ratioNames.join(' | ')} |`];
+lines.push(`|---|${configs.map(() => '---|').join('')}${ratioNames.map(() => '---|').join('')}`);
 for (const row of summary) {
   for (const [key] of METRICS[row.kind].slice(0, 2)) {
-    const rs = Object.entries(row.ratios).map(([, v]) => v[key] ? `${v[key].median_ratio.toFixed(2)}× (${v[key].per_round.map((x) => x.toFixed(2)).join(', ')})` : '—');
+    const rs = ratioNames.map((n) => row.ratios[n]?.[key]).map((v) => v ? `${v.median_ratio.toFixed(2)}× (${v.per_round.map((x) => x.toFixed(2)).join(', ')})` : '—');
     const merit = key === 'msgs_per_sec' || key === 'connects_per_sec';
     lines.push(`| ${row.label}: ${key} | ${configs.map((c) => cell(row.metrics[key].configs[c], merit && row.generator_bound[c])).join(' | ')} | ${rs.join(' | ')} |`);
   }
@@ -646,9 +729,17 @@ for (const row of summary) {
 console.log(`Medians of ${meta.rounds} rounds (min–max); ratios of the medians (per round); † = the generator's core was full and the server side's was not.`);
 console.log('');
 console.log(lines.join('\n'));
+for (const row of summary.filter((r) => r.handshakes)) {
+  for (const [c, h] of Object.entries(row.handshakes)) {
+    const res = row.server_us_per_resumed_conn?.[c];
+    console.log(`${c}: TLS handshakes per run (full/resumed/failed, ${h.source}): ${h.per_run.map((x) => `${x.full}/${x.resumed}/${x.failed}`).join(', ')}` +
+      `; resumed ${h.resumed} of ${h.full + h.resumed}` + (res ? `; server CPU per resumed connection ${res.median} us (${res.min}–${res.max}), ` +
+      `${res.vs_full_median}× the full handshake's (${res.vs_full_per_round.join(', ')})` : ''));
+  }
+}
 console.log('');
 console.log(`noise: generator waited for a CPU ${out.noise.gen_wait_median} of the time (median), at most ${out.noise.gen_wait_max}; ` +
-  `other work ${out.noise.other_cores_median} cores (median), at most ${out.noise.other_cores_max}; steal ${out.noise.steal_cores_median} (median), at most ${out.noise.steal_cores_max}; ${out.noise.noisy_runs} noisy, ${out.noise.failed_runs} failed; resumed handshakes ${out.noise.resumed_handshakes}`);
+  `other work ${out.noise.other_cores_median} cores (median), at most ${out.noise.other_cores_max}; steal ${out.noise.steal_cores_median} (median), at most ${out.noise.steal_cores_max}; ${out.noise.noisy_runs} noisy, ${out.noise.failed_runs} failed; resumed handshakes in the full-handshake runs ${out.noise.resumed_handshakes}`);
 console.log(`wrote ${outPath}`);
 EOF
 node "$WORK/summarize.mjs" "$RUNS" "$OUT" "$WORK/meta.json"
