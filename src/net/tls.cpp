@@ -185,8 +185,8 @@ base::Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsConfig& co
             SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
         }
         if (config.resume_sessions) {
-            SSL_CTX_set_session_cache_mode(ctx,
-                                           SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+            SSL_CTX_set_session_cache_mode(
+                ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
             SSL_CTX_sess_set_new_cb(ctx, &TlsSessionCache::onNew);
         }
     } else {
