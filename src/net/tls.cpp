@@ -8,7 +8,10 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 namespace sb::net {
 
@@ -216,6 +219,29 @@ base::Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsConfig& co
         SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
         if (config.session_tickets) {
             SSL_CTX_set_num_tickets(ctx, 1);
+            if (!config.ticket_key_file.empty()) {
+                // 16 bytes of key name, 32 of HMAC key, 32 of AES key (OpenSSL's layout).
+                constexpr size_t kTicketKeyBytes = 80;
+                std::ifstream in(config.ticket_key_file, std::ios::binary);
+                if (!in) {
+                    SSL_CTX_free(ctx);
+                    return base::fail("cannot read ticket key file " + config.ticket_key_file +
+                                      ": " + std::strerror(errno));
+                }
+                std::string key((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
+                if (key.size() != kTicketKeyBytes) {
+                    SSL_CTX_free(ctx);
+                    return base::fail("ticket key file " + config.ticket_key_file + " holds " +
+                                      std::to_string(key.size()) +
+                                      " bytes; it must hold exactly 80 random bytes (openssl "
+                                      "rand 80 > FILE)");
+                }
+                if (SSL_CTX_set_tlsext_ticket_keys(ctx, key.data(), key.size()) != 1) {
+                    return failWith("cannot set the session ticket keys");
+                }
+                OPENSSL_cleanse(key.data(), key.size());
+            }
         } else {
             SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
             SSL_CTX_set_num_tickets(ctx, 0);

@@ -42,6 +42,11 @@ struct TlsConfig {
     // storm after a restart or network blip cheap. The ticket key lives in the context; a
     // reloaded context starts a new one (old tickets then fall back to a full handshake).
     bool session_tickets = true;
+    // Server role: a file of 80 random bytes (`openssl rand 80 > FILE`) that keys the session
+    // tickets. Empty: a random key per context, so tickets die with a restart or a certificate
+    // reload and each node of a cluster has its own. With one file shared by every node (and
+    // kept across restarts) a client resumes wherever and whenever it reconnects.
+    std::string ticket_key_file;
     // Client role: remember the newest session (ticket) per server name and offer it on the
     // next connection to that name, so reconnects resume instead of doing a full handshake
     // (what a real client does after a drop; the load tester measures reconnect storms so).

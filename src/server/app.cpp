@@ -767,7 +767,8 @@ base::Result<std::shared_ptr<net::TlsContext>> loadTls(const TlsOptions& tls) {
     net::TlsConfig config{.role = net::TlsRole::kServer,
                           .cert_file = tls.cert_file,
                           .key_file = tls.key_file,
-                          .session_tickets = tls.session_tickets};
+                          .session_tickets = tls.session_tickets,
+                          .ticket_key_file = tls.ticket_key_file};
     auto ctx = net::TlsContext::create(config);
     if (!ctx) {
         return base::fail("TLS: " + ctx.error().message);

@@ -75,6 +75,10 @@ struct TlsOptions {
     // Session tickets: reconnecting clients resume without a full handshake (a reconnect storm
     // after a restart costs one round trip and no signature per client).
     bool session_tickets = true;
+    // 80 random bytes keying the tickets (`openssl rand 80 > FILE`), shared by every node and
+    // kept across restarts and reloads so a reconnect resumes anywhere; empty = a random key
+    // per process and reload.
+    std::string ticket_key_file;
     bool enabled() const { return !cert_file.empty() || !key_file.empty(); }
 };
 

@@ -154,6 +154,14 @@ config::Schema<ServeConfig> buildSchema() {
          .help = "resume sessions from tickets (cheap reconnect storms)",
          .apply = Apply::kReload},
         [](auto& c) -> auto& { return c.server.tls.session_tickets; });
+    s.add(
+        {.key = "tls.ticket_key_file",
+         .flag = "--tls-ticket-key",
+         .kind = Kind::kString,
+         .help = "80 random bytes keying session tickets (openssl rand 80 > FILE); share it "
+                 "between nodes and restarts so reconnects resume anywhere; empty = per process",
+         .apply = Apply::kReload},
+        [](auto& c) -> auto& { return c.server.tls.ticket_key_file; });
     // [websocket]: the /echo route and raw WebSocket routes.
     s.add(
         {.key = "websocket.max_message_size",

@@ -18,7 +18,9 @@
    the running certificate stays; then the config pointing at other files is applied. A session
    from before a reload gets the new certificate. A passphrase-protected key is refused at
    startup and on reload without a terminal, and must not make a reload wait on a terminal.
-4. Session resumption (TLS 1.3 ticket and TLS 1.2), counted as `resumed` in /metrics; with
+4. Session resumption (TLS 1.3 ticket and TLS 1.2), counted as `resumed` in /metrics; a ticket
+   from one server process resumes on another with the same --tls-ticket-key file and not on
+   one without (a 48-byte key file is a startup error); with
    --no-tls-session-tickets no TLS 1.3 ticket is sent and nothing resumes (TLS 1.2 session-id
    resumption is only reported).
 5. --tls-port side by side: ws:// on the main port, wss:// on the TLS port; plain HTTP to the TLS
@@ -801,6 +803,43 @@ class Suite:
         check(m[tls_metric("resumed")] >= before + 2,
               f"resumed counter {m[tls_metric('resumed')]} (was {before}) after two resumptions")
 
+    async def case_shared_ticket_key(self):
+        # A ticket from one server process resumes on another (a restart, or another node)
+        # when both read the same tls.ticket_key_file; without it, each has its own key.
+        key_file = os.path.join(self.ca.dir, "ticket.key")
+        with open(key_file, "wb") as f:
+            f.write(os.urandom(80))
+        flags = ("--tls-ticket-key", key_file)
+        ctx = client_ctx(self.ca)
+        first = self.start("tls-ticket-a", self.good, flags)
+        s1 = tls_connect(first.port, ctx)
+        try:
+            healthz_over(s1)  # the TLS 1.3 ticket arrives after the handshake
+            sess = s1.session
+        finally:
+            s1.close()
+        check(sess.has_ticket, "no session ticket from the first server")
+        first.close()
+        for name, extra, want in (("tls-ticket-b", flags, True), ("tls-ticket-c", (), False)):
+            other = self.start(name, self.good, extra)
+            s2 = tls_connect(other.port, ctx, session=sess)
+            try:
+                reused = s2.session_reused
+                healthz_over(s2)
+            finally:
+                s2.close()
+            check(reused == want, f"{name} ({'same' if extra else 'no'} ticket key file): "
+                  f"resumed={reused}, expected {want}")
+            other.close()
+        bad = os.path.join(self.ca.dir, "short.key")
+        with open(bad, "wb") as f:
+            f.write(os.urandom(48))
+        r = subprocess.run([self.binary, "serve", "--host", "127.0.0.1", "--port", "0",
+                            "--tls-cert", self.good.chain, "--tls-key", self.good.key,
+                            "--tls-ticket-key", bad], capture_output=True, text=True, timeout=10)
+        check(r.returncode != 0 and "exactly 80 random bytes" in r.stderr,
+              f"a 48-byte ticket key file: exit {r.returncode}, stderr {r.stderr[-300:]!r}")
+
     async def case_no_session_tickets(self):
         s = self.start("tls-no-tickets", self.good, ("--no-tls-session-tickets",))
         v, ticket, reused = self._resume(s.port, client_ctx(self.ca))
@@ -1035,7 +1074,7 @@ CASES = [
     "tls11_refused", "untrusted_client_refused", "failed_counts_aborted_handshakes",
     "self_signed_refused", "expired_refused", "wrong_name_refused", "allowed_origins_warning",
     "sighup_reload", "encrypted_key_refused", "encrypted_key_reload_with_a_terminal",
-    "session_resumption", "no_session_tickets", "side_by_side",
+    "session_resumption", "shared_ticket_key", "no_session_tickets", "side_by_side",
     "garbage_before_handshake", "garbage_after_handshake", "half_client_hello",
     "many_half_hellos",
 ]

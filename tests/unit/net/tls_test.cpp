@@ -550,5 +550,59 @@ TEST(TlsResumption, AClientThatKeepsSessionsResumesAndOneThatDoesNotDoesNot) {
     }
 }
 
+TEST(TlsResumption, ASharedTicketKeyLetsAnotherServerContextResume) {
+    TempFile cert(localhostCert().cert_pem);
+    TempFile key(localhostCert().key_pem);
+    TempFile ticket_key(pattern(80, 7));
+    auto server = [&](const std::string& ticket_file) {
+        TlsConfig cfg{.role = TlsRole::kServer,
+                      .cert_file = cert.path(),
+                      .key_file = key.path(),
+                      .ticket_key_file = ticket_file};
+        auto ctx = TlsContext::create(cfg);
+        EXPECT_TRUE(ctx.has_value()) << (ctx ? "" : ctx.error().message);
+        return *ctx;
+    };
+    // Two "nodes" (or one before and after a reload) with the same key file, one without.
+    auto a = server(ticket_key.path());
+    auto b = server(ticket_key.path());
+    auto c = server({});
+    TlsConfig ccfg;
+    ccfg.verify_peer = false;
+    ccfg.resume_sessions = true;
+    auto client = TlsContext::create(ccfg);
+    ASSERT_TRUE(client.has_value());
+    auto connect = [&](const std::shared_ptr<TlsContext>& srv) {
+        auto cs = session(*client, "localhost");
+        auto ss = session(srv, {});
+        handshakeInMemory(*cs, *ss);
+        EXPECT_TRUE(cs->handshakeDone() && ss->handshakeDone());
+        return ss->resumed();
+    };
+    EXPECT_FALSE(connect(a));  // first contact: a ticket from a
+    EXPECT_TRUE(connect(b));   // b decrypts a's ticket
+    EXPECT_FALSE(connect(c));  // c has its own random key: a full handshake
+    EXPECT_FALSE(connect(a));  // ...and its ticket means nothing to a
+}
+
+TEST(TlsContext, TicketKeyFileMustHoldEightyBytes) {
+    TempFile cert(localhostCert().cert_pem);
+    TempFile key(localhostCert().key_pem);
+    TempFile short_key(pattern(48, 1));
+    TlsConfig cfg{.role = TlsRole::kServer,
+                  .cert_file = cert.path(),
+                  .key_file = key.path(),
+                  .ticket_key_file = short_key.path()};
+    auto r = TlsContext::create(cfg);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().message.find("exactly 80 random bytes"), std::string::npos)
+        << r.error().message;
+    cfg.ticket_key_file = "/nonexistent/ticket.key";
+    r = TlsContext::create(cfg);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().message.find("cannot read ticket key file"), std::string::npos)
+        << r.error().message;
+}
+
 }  // namespace
 }  // namespace sb::net

@@ -89,6 +89,7 @@ TEST(Settings, EveryDocumentedKeyKeepsItsFlagAndEnvironmentName) {
         {"tls.key_file", "--tls-key", "SWITCHBOARD_TLS_KEY_FILE"},
         {"tls.port", "--tls-port", "SWITCHBOARD_TLS_PORT"},
         {"tls.session_tickets", "--tls-session-tickets", "SWITCHBOARD_TLS_SESSION_TICKETS"},
+        {"tls.ticket_key_file", "--tls-ticket-key", "SWITCHBOARD_TLS_TICKET_KEY_FILE"},
         {"websocket.max_message_size", "--max-message-size",
          "SWITCHBOARD_WEBSOCKET_MAX_MESSAGE_SIZE"},
         {"websocket.max_backlog", "--max-backlog", "SWITCHBOARD_WEBSOCKET_MAX_BACKLOG"},
