@@ -116,7 +116,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
 from harness import (OP_CONT, OP_PING, OP_PONG, OP_TEXT, BioTls,  # noqa: E402
                      ConnectionClosed, Deadline, HarnessError, HttpResponse, Reporter,
-                     WSClient, encode_frame)
+                     WSClient, encode_frame, read_to_eof)
 from messaging import (API_KEY, SUBPROTOCOL, CheckFailed, Client, Server,  # noqa: E402
                        check, require_websockets, short, websockets)
 from regression import (RssWatch, death_note, sanitized, server_log,  # noqa: E402
@@ -290,28 +290,6 @@ class TlsWS(WSClient):
             m = self.recv_json(max(0.01, deadline.remaining()))
             if m.get("id") == obj.get("id"):
                 return m
-
-
-def read_to_eof(sock: socket.socket, timeout: float) -> tuple[bytes, str]:
-    """Reads until EOF/reset or the deadline: (bytes, "eof"|"reset"|"timeout")."""
-    deadline = Deadline(timeout)
-    out = b""
-    while True:
-        rem = deadline.remaining()
-        if rem <= 0:
-            return out, "timeout"
-        sock.settimeout(rem)
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            return out, "timeout"
-        except (ConnectionResetError, BrokenPipeError):
-            return out, "reset"
-        except ssl.SSLError as e:
-            return out + f"<tls: {e.reason}>".encode(), "eof"
-        if not chunk:
-            return out, "eof"
-        out += chunk
 
 
 def parse_http(raw: bytes) -> tuple[int | None, dict[str, str], bytes]:

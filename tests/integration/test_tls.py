@@ -42,7 +42,6 @@ import json
 import os
 import pty
 import random
-import re
 import selectors
 import signal
 import socket
@@ -55,9 +54,9 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
-from harness import BioTls, Deadline, Reporter, ServerProcess  # noqa: E402
+from harness import BioTls, Deadline, Reporter, ServerProcess, read_to_eof  # noqa: E402
 from messaging import (API_KEY, SUBPROTOCOL, CheckFailed, Client, Server,  # noqa: E402
-                       check, metrics, require_websockets, short, suite_arguments,
+                       check, metrics, parse_metrics, require_websockets, short, suite_arguments,
                        websockets)
 from tls_ca import Cert, TestCA  # noqa: E402
 
@@ -95,8 +94,6 @@ os.close(fd)
 os.execv(sys.argv[2], sys.argv[2:])
 """
 
-_METRIC_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?)\s+(\S+)")
-
 
 def tls_metric(result: str) -> str:
     return f'switchboard_tls_handshakes_total{{result="{result}"}}'
@@ -131,28 +128,6 @@ def tls_connect(port: int, ctx: ssl.SSLContext, hostname: str = "localhost", ses
         raise
 
 
-def read_to_eof(sock: socket.socket, timeout: float) -> tuple[bytes, str]:
-    """Reads until EOF/reset or the deadline: (bytes, "eof"|"reset"|"timeout")."""
-    deadline = Deadline(timeout)
-    out = b""
-    while True:
-        rem = deadline.remaining()
-        if rem <= 0:
-            return out, "timeout"
-        sock.settimeout(rem)
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            return out, "timeout"
-        except (ConnectionResetError, BrokenPipeError):
-            return out, "reset"
-        except ssl.SSLError as e:  # an alert from the server, then its close
-            return out + f"<ssl: {e.reason}>".encode(), "eof"
-        if not chunk:
-            return out, "eof"
-        out += chunk
-
-
 def healthz_over(sock: ssl.SSLSocket) -> bytes:
     """GET /healthz with Connection: close on an open TLS socket; the whole response."""
     sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
@@ -179,20 +154,6 @@ def https_request(port: int, ctx: ssl.SSLContext, method: str, path: str, body=N
     if own:
         conn.close()
     return resp.status, text, conn
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _METRIC_RE.match(line)
-        if m:
-            try:
-                out[m.group(1)] = float(m.group(2))
-            except ValueError:
-                pass
-    return out
 
 
 def https_metrics(port: int, ctx: ssl.SSLContext) -> dict[str, float]:

@@ -437,6 +437,29 @@ def validate_deflate_response(offer: dict[str, str | None],
     return p
 
 
+def read_to_eof(sock: socket.socket, timeout: float) -> tuple[bytes, str]:
+    """Reads until EOF/reset or the deadline: (bytes, "eof"|"reset"|"timeout"). A TLS alert
+    (the peer's last word before its close) is appended as "<tls: REASON>" and counts as EOF."""
+    deadline = Deadline(timeout)
+    out = b""
+    while True:
+        rem = deadline.remaining()
+        if rem <= 0:
+            return out, "timeout"
+        sock.settimeout(rem)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return out, "timeout"
+        except (ConnectionResetError, BrokenPipeError):
+            return out, "reset"
+        except ssl.SSLError as e:
+            return out + f"<tls: {e.reason}>".encode(), "eof"
+        if not chunk:
+            return out, "eof"
+        out += chunk
+
+
 class BioTls:
     """A TLS client over ssl.MemoryBIO on a plain socket (optionally from a chosen loopback
     source address): the raw socket stays ours, to write anything on it after the handshake.

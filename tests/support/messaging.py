@@ -172,8 +172,13 @@ _METRIC_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?)\s+(\S+)")
 def metrics(server: Server) -> dict[str, float]:
     status, text = http_call(server, "GET", "/metrics", key=None)
     check(status == 200, f"GET /metrics → {status}")
+    return parse_metrics(str(text))
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text → {"name{labels}": value}."""
     out = {}
-    for line in str(text).splitlines():
+    for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
         m = _METRIC_RE.match(line)
