@@ -39,6 +39,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-4}
 WARMUP=${WARMUP:-1}
@@ -80,7 +82,6 @@ PIN_GEN=("${PRIO[@]}" taskset -c "$GEN_CORE")
 NOISE_MAX=${NOISE_MAX:-0.1}
 NOISE_RETRIES=${NOISE_RETRIES:-2}
 
-log() { printf '%s\n' "$*" >&2; }
 
 # --- the load generator: built here so the script needs nothing but g++ and libssl-dev ---
 build_loadgen() {
@@ -124,7 +125,6 @@ done
 if [[ ${#SERVERS[@]} -eq 0 ]]; then log "no server to benchmark"; exit 1; fi
 
 WORK=$(mktemp -d /tmp/sb-echo-bench.XXXXXX)
-abspath() { if [[ -z $1 || $1 == /* ]]; then printf '%s' "$1"; else printf '%s' "$PWD/$1"; fi; }
 OUT=$(abspath "$OUT")
 SB_BIN=$(abspath "$SB_BIN")
 UWS_ECHO_BIN=$(abspath "$UWS_ECHO_BIN")
@@ -193,29 +193,8 @@ stop_server() {
 }
 
 # Busy cores of the whole machine over 0.3 s, from /proc/stat (user nice system irq softirq steal).
-machine_busy() {
-    local a b c f g h t0 t1
-    read -r _ a b c _ _ f g h _ < /proc/stat; t0=$((a + b + c + f + g + h))
-    sleep 0.3
-    read -r _ a b c _ _ f g h _ < /proc/stat; t1=$((a + b + c + f + g + h))
-    awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", d / hz / 0.3 }'
-}
 
 # Benchmarks on a shared machine: wait until nothing else is running.
-wait_quiet() {
-    local start=$SECONDS busy warned=0
-    ((QUIET_TIMEOUT > 0)) || return 0
-    while :; do
-        busy=$(machine_busy)
-        if awk -v b="$busy" -v m="$QUIET_MAX" 'BEGIN { exit !(b <= m) }'; then return 0; fi
-        if ((SECONDS - start >= QUIET_TIMEOUT)); then
-            log "  machine still busy ($busy cores) after ${QUIET_TIMEOUT}s; running anyway"
-            return 0
-        fi
-        if ((warned == 0)); then log "  waiting for the machine to go quiet ($busy cores busy)"; warned=1; fi
-        sleep 1
-    done
-}
 
 # run_wait RESULT KEY: the fraction of the run during which the generator was runnable but
 # waiting for a CPU (-1 if unknown). The generator is single-threaded and alone on its core, so
@@ -224,7 +203,6 @@ wait_quiet() {
 run_wait() {
     grep -oE "\"$2\":-?[0-9.]+" <<<"$1" | grep -oE -- '-?[0-9.]+$' || echo -1
 }
-is_noisy() { awk -v o="$1" -v n="$NOISE_MAX" 'BEGIN { exit !(o > n) }'; }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 

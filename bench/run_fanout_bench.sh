@@ -61,6 +61,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 ROUNDS=${ROUNDS:-3}
 SIZE=${SIZE:-64}
 BCAST=${BCAST-"1000:1 1000:256 10000:64"}
@@ -106,7 +108,6 @@ PIN_GEN=("${PRIO[@]}" taskset -c "$GEN_CORE")
 NOISE_MAX=${NOISE_MAX:-0.1}
 NOISE_RETRIES=${NOISE_RETRIES:-2}
 
-log() { printf '%s\n' "$*" >&2; }
 
 build_loadgen() {
     local src=$REPO/bench/loadgen/fanout_loadgen.cpp
@@ -152,7 +153,6 @@ done
 if [[ ${#SERVERS[@]} -eq 0 ]]; then log "no server to benchmark"; exit 1; fi
 
 WORK=$(mktemp -d /tmp/sb-fanout-bench.XXXXXX)
-abspath() { if [[ -z $1 || $1 == /* ]]; then printf '%s' "$1"; else printf '%s' "$PWD/$1"; fi; }
 OUT=$(abspath "$OUT")
 SB_BIN=$(abspath "$SB_BIN")
 SB_BASE_BIN=$(abspath "$SB_BASE_BIN")
@@ -250,31 +250,9 @@ stop_server() {
     SPID=""
 }
 
-machine_busy() {
-    local a b c f g h t0 t1
-    read -r _ a b c _ _ f g h _ < /proc/stat; t0=$((a + b + c + f + g + h))
-    sleep 0.3
-    read -r _ a b c _ _ f g h _ < /proc/stat; t1=$((a + b + c + f + g + h))
-    awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", d / hz / 0.3 }'
-}
 
-wait_quiet() {
-    local start=$SECONDS busy warned=0
-    ((QUIET_TIMEOUT > 0)) || return 0
-    while :; do
-        busy=$(machine_busy)
-        if awk -v b="$busy" -v m="$QUIET_MAX" 'BEGIN { exit !(b <= m) }'; then return 0; fi
-        if ((SECONDS - start >= QUIET_TIMEOUT)); then
-            log "  machine still busy ($busy cores) after ${QUIET_TIMEOUT}s; running anyway"
-            return 0
-        fi
-        if ((warned == 0)); then log "  waiting for the machine to go quiet ($busy cores busy)"; warned=1; fi
-        sleep 1
-    done
-}
 
 field() { grep -oE "\"$2\":-?[0-9.]+" <<<"$1" | head -1 | grep -oE -- '-?[0-9.]+$' || echo -1; }
-is_noisy() { awk -v o="$1" -v n="$NOISE_MAX" 'BEGIN { exit !(o > n) }'; }
 json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\t'/ }; printf '"%s"' "${s//$'\n'/ | }"; }
 hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 

@@ -52,6 +52,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-4}
 WARMUP=${WARMUP:-1}
@@ -92,7 +94,6 @@ NOISE_RETRIES=${NOISE_RETRIES:-2}
 [[ $KEY_TYPE == ec || $KEY_TYPE == rsa ]] || { echo "KEY_TYPE must be ec or rsa" >&2; exit 2; }
 [[ $VERIFY == ca || $VERIFY == insecure ]] || { echo "VERIFY must be ca or insecure" >&2; exit 2; }
 
-log() { printf '%s\n' "$*" >&2; }
 
 if [[ ! -x $SB_BIN ]]; then log "no Switchboard at $SB_BIN (set SB_BIN)"; exit 3; fi
 SB_HELP=$("$SB_BIN" serve --help 2>&1 || true)  # (grep -q on a pipe: SIGPIPE under pipefail)
@@ -127,7 +128,6 @@ ECHO_CONFIGS=()
 for c in "${CONFIGS[@]}"; do [[ $c == *-resumed ]] || ECHO_CONFIGS+=("$c"); done
 
 WORK=$(mktemp -d /tmp/sb-tls-bench.XXXXXX)
-abspath() { if [[ -z $1 || $1 == /* ]]; then printf '%s' "$1"; else printf '%s' "$PWD/$1"; fi; }
 OUT=$(abspath "$OUT")
 SB_BIN=$(abspath "$SB_BIN")
 cd "$WORK"
@@ -255,27 +255,6 @@ stop_server() {
     stop_pid "$SPID"; SPID=""
 }
 
-machine_busy() {
-    local a b c f g h t0 t1
-    read -r _ a b c _ _ f g h _ < /proc/stat; t0=$((a + b + c + f + g + h))
-    sleep 0.3
-    read -r _ a b c _ _ f g h _ < /proc/stat; t1=$((a + b + c + f + g + h))
-    awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", d / hz / 0.3 }'
-}
-wait_quiet() {
-    local start=$SECONDS busy warned=0
-    ((QUIET_TIMEOUT > 0)) || return 0
-    while :; do
-        busy=$(machine_busy)
-        if awk -v b="$busy" -v m="$QUIET_MAX" 'BEGIN { exit !(b <= m) }'; then return 0; fi
-        if ((SECONDS - start >= QUIET_TIMEOUT)); then
-            log "  machine still busy ($busy cores) after ${QUIET_TIMEOUT}s; running anyway"
-            return 0
-        fi
-        if ((warned == 0)); then log "  waiting for the machine to go quiet ($busy cores busy)"; warned=1; fi
-        sleep 1
-    done
-}
 
 # --- sampling while the generator runs (bash builtins only: no fork per sample) ---
 # One line per sample: wall µs, Switchboard and haproxy CPU ns (summed over their threads'
