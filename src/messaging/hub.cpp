@@ -650,21 +650,36 @@ Admission Hub::admit(Client& c) {
 // ---- Requests of a connection ----
 
 Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string info_json,
-                                std::string_view session, std::string_view token) {
+                                std::string_view session, std::string_view token,
+                                auth::Claims* verified) {
     if (c.connected_) {
         return fail(Error::kAlreadyConnected, "this connection already sent connect");
     }
+    std::optional<auth::Claims> fresh;
     if (!token.empty()) {
         auto claims = verify(token, "connection token");
         if (!claims) {
             return base::Unexpected<Failure>(std::move(claims.error()));
         }
+        fresh = std::move(*claims);
+        verified = &*fresh;
+    } else if (verified != nullptr) {
+        // Signature and claims were checked when the token came (the upgrade); only time has
+        // passed since, so only the expiry is looked at again.
+        const int64_t leeway = authConfig()->policy.leeway_s;
+        if (verified->exp != 0 && wallSeconds() > verified->exp + leeway) {
+            return fail(
+                Error::kInvalidToken,
+                "connection token: " + std::string(auth::describe(auth::JwtError::kExpired)));
+        }
+    }
+    if (verified != nullptr) {
         c.identity_.authenticated = true;
-        c.identity_.user = std::move(claims->sub);
-        c.identity_.channels = std::move(claims->channels);
-        c.identity_.expires_s = claims->exp;
+        c.identity_.user = std::move(verified->sub);
+        c.identity_.channels = std::move(verified->channels);
+        c.identity_.expires_s = verified->exp;
         if (info_json.empty()) {
-            info_json = std::move(claims->info_json);  // the backend's word over the client's
+            info_json = std::move(verified->info_json);  // the backend's word over the client's
         }
     } else if (authEnabled()) {
         if (!anonymousAllowed()) {

@@ -200,8 +200,11 @@ public:
     // `token`: the connection token (JWT). With auth on, its "sub" is the user (the `user`
     // argument is ignored, and is empty for anonymous clients); without a token the client is
     // anonymous, refused with kTokenRequired when no namespace takes anonymous clients.
+    // `verified`: the claims of a token the adapter already verified with verify() (at the
+    // upgrade), used when `token` is empty; only their expiry is checked again. Moved from.
     Outcome<Connected> connect(Client& c, std::string_view user, std::string info_json,
-                               std::string_view session, std::string_view token = {});
+                               std::string_view session, std::string_view token = {},
+                               auth::Claims* verified = nullptr);
     // A new connection token for the same user (before the current one expires). Returns the
     // seconds until the new one expires (none = never).
     Outcome<std::optional<uint64_t>> refresh(Client& c, std::string_view token);

@@ -53,9 +53,9 @@ Error errorOf(protocol::ParseErrorKind k) {
     return Error::kInternal;
 }
 
-// A token the upgrade request carried, until the connection's `connect` uses it.
+// The verified claims of the token the upgrade request carried, until on_open takes them.
 struct Pending final : transport::SocketData {
-    std::string token;
+    auth::Claims claims;
 };
 
 int hexValue(char c) {
@@ -133,7 +133,8 @@ struct NativeWs::Connection final : public transport::SocketData,
     transport::WebSocket* ws;
     messaging::Stats* stats;  // this loop's
     messaging::Hub* hub;
-    std::string handshake_token;  // from the upgrade request, until connect uses it
+    // The upgrade request's verified token, until connect uses it (null: none came).
+    std::unique_ptr<auth::Claims> handshake_claims;
     bool ended = false;
 
     // Arms the token expiry check (after connect and after each refresh).
@@ -286,28 +287,29 @@ UpgradeCheck NativeWs::checkUpgrade(const http::Request& req) {
         }
         return out;
     }
-    // Checked now so a bad token costs no WebSocket; connect verifies it again (it may expire
-    // between the two, and connect is where the identity is taken).
-    if (auto claims = hub_->verify(token, "connection token"); !claims) {
+    // Verified here, once: a bad token costs no WebSocket, and connect takes the identity from
+    // these claims (re-checking only their expiry).
+    auto claims = hub_->verify(token, "connection token");
+    if (!claims) {
         out.status = 401;
         out.code = messaging::errorInfo(claims.error().error).code;
         out.message = std::move(claims.error().message);
         return out;
     }
     auto pending = std::make_unique<Pending>();
-    pending->token = std::move(token);
+    pending->claims = std::move(*claims);
     out.data = std::move(pending);
     return out;
 }
 
 void NativeWs::onOpen(transport::WebSocket& ws) {
     const uint32_t loop = ws.loop()->id();
-    std::string token;
+    std::unique_ptr<auth::Claims> claims;
     if (auto* pending = ws.data<Pending>()) {  // only on_upgrade sets data before on_open
-        token = std::move(pending->token);
+        claims = std::make_unique<auth::Claims>(std::move(pending->claims));
     }
     auto conn = std::make_unique<Connection>(ws, hub_->stats(loop), hub_);
-    conn->handshake_token = std::move(token);
+    conn->handshake_claims = std::move(claims);
     hub_->open(conn->client, loop);
     ws.setData(std::move(conn));
 }
@@ -363,9 +365,10 @@ void NativeWs::handle(Connection& conn, std::string_view frame) {
         return;
     }
     if (req.type == protocol::MsgType::kConnect) {
-        const std::string_view token = req.token.empty() ? conn.handshake_token : req.token;
-        auto r = hub.connect(client, req.user, std::move(req.info), req.session, token);
-        std::string().swap(conn.handshake_token);  // used (or refused): not kept
+        // A token in connect wins over the one the upgrade carried.
+        auto r = hub.connect(client, req.user, std::move(req.info), req.session, req.token,
+                             conn.handshake_claims.get());
+        conn.handshake_claims.reset();  // used (or refused): not kept
         if (!r) {
             conn.replyFailure(req.id_json, r.error());
             return;

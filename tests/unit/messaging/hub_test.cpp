@@ -1343,5 +1343,31 @@ TEST_F(HubAuthTest, DisconnectByUserReachesEveryConnectionOfThatUser) {
     EXPECT_EQ(codeOf(hub_->disconnectUser("carol", true)), "unknown_client");
 }
 
+TEST_F(HubAuthTest, ClaimsVerifiedAtTheUpgradeAreUsedOnlyIfStillUnexpired) {
+    startWithAuth();
+    // What the adapter got from verify() at the upgrade.
+    auto claims = hub_->verify(tokenFor("alice", R"(,"channels":["claims:*"])"), "test");
+    ASSERT_TRUE(claims) << claims.error().message;
+    Conn& c = open(0);
+    auto r = on(c, [&] { return hub_->connect(c.client, "mallory", "", "", "", &*claims); });
+    ASSERT_TRUE(r) << describe(r);
+    EXPECT_EQ(r->user, "alice");
+    EXPECT_TRUE(on(c, [&] { return hub_->publish(&c.client, "claims:x", "1", ""); }));
+    // Claims that expired since (beyond the 30 s leeway) are refused, with the reason.
+    auth::Claims old = *hub_->verify(tokenFor("bob"), "test");
+    old.exp = static_cast<int64_t>(std::time(nullptr)) - 60;
+    Conn& late = open(1);
+    auto refused = on(late, [&] { return hub_->connect(late.client, "", "", "", "", &old); });
+    ASSERT_EQ(codeOf(refused), "invalid_token");
+    EXPECT_NE(refused.error().message.find("expired"), std::string::npos);
+    // A token in connect wins over claims from the upgrade.
+    Conn& both = open(0);
+    auth::Claims carol = *hub_->verify(tokenFor("carol"), "test");
+    auto r2 =
+        on(both, [&] { return hub_->connect(both.client, "", "", "", tokenFor("dave"), &carol); });
+    ASSERT_TRUE(r2) << describe(r2);
+    EXPECT_EQ(r2->user, "dave");
+}
+
 }  // namespace
 }  // namespace sb::messaging
