@@ -11,6 +11,8 @@
 // The run's parameters come from CB_* environment variables (see the script).
 import fs from 'node:fs';
 
+import { clusterMarkdown } from './cluster_table.mjs';
+
 const args = process.argv.slice(2);
 const arg = (name) => {
   const i = args.indexOf(name);
@@ -54,6 +56,10 @@ function row(run) {
     latency_ms: r?.latency_ms ?? null,
     deliveries_per_s: r?.throughput?.deliveries_per_s ?? 0,
     connect_s: r?.connect_s ?? null, traffic_s: r?.traffic_s ?? null,
+    // The generator's own share: its busiest process's CPU over the traffic phase (near 1:
+    // the generator set the pace) and how late its paced sends left (its event-loop lag).
+    generator_busiest_cpu: r?.cpu?.busiest_process ?? r?.busiest_cpu ?? null,
+    send_lag_p99_ms: r?.send_lag_ms?.p99 ?? null,
     redis_cpu_pct: null, nodes_cpu_pct: null, rss_per_conn_kib: null, nodes_rss_mb: null,
     min_avail_mb: samples.length ? Math.min(...samples.map((s) => s.avail)) : null,
     log: run.ok === false || run.exit !== 0 ? run.log : undefined,
@@ -120,33 +126,4 @@ function versions(names) {
 
 fs.writeFileSync(arg('--out'), `${JSON.stringify({ ...meta, rows, fanout, runs: runs.map((x) => x.result) }, null, 1)}\n`);
 
-// ---- markdown ----
-const NAME = { switchboard: 'Switchboard', socketio: 'Socket.IO' };
-const f = (v, d = 1) => (v == null || !Number.isFinite(v) ? '—' : v.toFixed(d));
-const int = (v) => (v == null ? '—' : Math.round(v).toLocaleString('en-US'));
-const lat = (x, p) => f(x.latency_ms?.[p], 1);
-const broker = (x) => (x.engine === 'memory' ? 'memory (no broker)' : x.server === 'socketio' ? 'redis-adapter' : 'redis');
-let md = `Cluster bench ${meta.date} (commit ${meta.commit}${meta.dirty ? ', dirty' : ''}), Redis ${meta.redis_version}, ` +
-         `${meta.machine.nproc} cores, scale ${meta.params.scale}\n\n`;
-md += `Load: ${int(meta.params.conns)} subscribers over ${meta.params.nodes} nodes, ${int(meta.params.rooms)} rooms, ` +
-      `1 publisher per room at 1 msg / ${meta.params.interval}, ${meta.params.duration_s} s\n\n`;
-md += '| server | broker | nodes | connections | p50 ms | p99 ms | max ms | deliveries/s | delivered / expected | lost | Redis CPU | nodes CPU | node RSS / conn |\n';
-md += '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n';
-for (const x of rows.filter((y) => y.test === 'load')) {
-  md += `| ${NAME[x.server] ?? x.server}${x.ok ? '' : ' (failed)'} | ${broker(x)} | ${x.nodes} | ${int(x.connections)}` +
-        `${x.connects_failed ? ` (+${int(x.connects_failed)} failed)` : ''} | ${lat(x, 'p50')} | ${lat(x, 'p99')} | ${lat(x, 'max')} | ` +
-        `${int(x.deliveries_per_s)} | ${int(x.deliveries)} / ${int(x.expected)} | ${int(x.lost)} | ${f(x.redis_cpu_pct)} % | ` +
-        `${f(x.nodes_cpu_pct)} % | ${f(x.rss_per_conn_kib)} KiB |\n`;
-}
-if (fanout.length) {
-  md += `\nFan-out: 1 room × ${int(meta.params.fan_subs)} subscribers, ${meta.params.fan_msgs} publications, ` +
-        `${meta.params.fan_window} unacknowledged\n\n`;
-  md += '| server | 1 node (no broker) deliveries/s | cluster deliveries/s | cluster ÷ 1 node |\n|---|--:|--:|--:|\n';
-  for (const x of fanout) {
-    md += `| ${NAME[x.server] ?? x.server} | ${int(x.single_node_deliveries_per_s)} | ${int(x.cluster_deliveries_per_s)}` +
-          ` (${x.cluster_nodes ?? '—'} nodes, ${x.cluster_engine ?? '—'}) | ${f(x.ratio, 2)} |\n`;
-  }
-  const bad = rows.filter((x) => x.test === 'fanout' && (x.lost > 0 || !x.ok));
-  for (const x of bad) md += `\n${NAME[x.server]} ${x.nodes} node(s): lost ${int(x.lost)}${x.ok ? '' : ', failed'}\n`;
-}
-fs.writeFileSync(arg('--md'), md);
+fs.writeFileSync(arg('--md'), clusterMarkdown({ ...meta, rows, fanout }));

@@ -155,6 +155,9 @@ function runWorker(o, index, count, send, onControl) {
   const k = Object.fromEntries(COUNTERS.map((c) => [c, 0]));
   const latency = new Histogram();
   const connectLat = new Histogram();
+  // How late paced sends left against their schedule: this process's own event-loop lag,
+  // which is in every latency it measures (as `send lag` in switchboard bench).
+  const sendLag = new Histogram();
   const subs = [];
   const pubs = [];
   for (let i = part(o.conns, index, count); i < part(o.conns, index + 1, count); ++i) {
@@ -180,6 +183,7 @@ function runWorker(o, index, count, send, onControl) {
   let drainTimer = null;
   const startNs = nowNs();
   const cpu0 = process.cpuUsage();
+  let cpuGo = null;
 
   const resolveOne = () => {
     resolved += 1;
@@ -298,6 +302,7 @@ function runWorker(o, index, count, send, onControl) {
       if (c.unacked === 0) pubDone(c);
       return;
     }
+    sendLag.record(t - at);
     if (t - at > MAX_CATCH_UP_NS) {
       const skip = Math.ceil((t - at - MAX_CATCH_UP_NS) / intervalNs);
       k.sends_skipped += skip;
@@ -319,6 +324,7 @@ function runWorker(o, index, count, send, onControl) {
     if (phase !== 'ready') return;
     phase = 'running';
     goNs = nowNs();
+    cpuGo = process.cpuUsage();
     if (o.durationS > 0) deadlineNs = goNs + o.durationS * 1e9;
     const live = pubs.filter((c) => c.ready);
     for (const c of pubs) if (!c.ready) pubDone(c);
@@ -362,9 +368,15 @@ function runWorker(o, index, count, send, onControl) {
       k.lost += Math.max(0, s.expected - s.unique);
     }
     const cpu = process.cpuUsage(cpu0);
+    // CPU from go to now (the traffic phase and the drain), over that time: near 1 means this
+    // process, not the servers, set the pace.
+    const traffic = cpuGo ? process.cpuUsage(cpuGo) : { user: 0, system: 0 };
+    const trafficWallS = goNs ? (nowNs() - goNs) / 1e9 : 0;
     for (const c of all) c.socket?.disconnect();
     send({
       type: 'result', counters: k, latency: latency.wire(), connect: connectLat.wire(),
+      send_lag: sendLag.wire(),
+      busy: trafficWallS > 0 ? (traffic.user + traffic.system) / 1e6 / trafficWallS : 0,
       go_ns: goNs, traffic_end_ns: trafficEndNs, last_rx_ns: lastRxNs,
       cpu_s: (cpu.user + cpu.system) / 1e6, rss_kb: Math.round(process.memoryUsage().rss / 1024),
     });
@@ -434,6 +446,8 @@ function report(o, state, t0, interrupted, workers) {
   const k = Object.fromEntries(COUNTERS.map((c) => [c, 0]));
   const latency = new Histogram();
   const connect = new Histogram();
+  const sendLag = new Histogram();
+  let busiest = 0;
   let go = Infinity;
   let end = 0;
   let cpu = 0;
@@ -444,6 +458,8 @@ function report(o, state, t0, interrupted, workers) {
     firstError ||= r.counters.first_error ?? '';
     latency.merge(r.latency);
     connect.merge(r.connect);
+    sendLag.merge(r.send_lag);
+    busiest = Math.max(busiest, r.busy);
     if (r.go_ns > 0) go = Math.min(go, r.go_ns);
     end = Math.max(end, r.traffic_end_ns, r.last_rx_ns);
     cpu += r.cpu_s;
@@ -461,6 +477,7 @@ function report(o, state, t0, interrupted, workers) {
                publishers: o.publishers, rooms: o.rooms, drain_s: o.drainS },
     procs: o.procs, interrupted, elapsed_s: (nowNs() - t0) / 1e9, connect_s: state.connectS,
     traffic_s: trafficS, counters: k, connect_ms: connect.json(), latency_ms: latency.json(),
+    send_lag_ms: sendLag.json(), busiest_cpu: busiest,
     throughput: { sent_per_s: per(k.msgs_sent, trafficS), received_per_s: per(k.msgs_received, trafficS),
                   deliveries_per_s: per(k.deliveries, trafficS), connects_per_s: per(k.connects_ok, state.connectS) },
     errors: firstError ? { connect: k.connects_failed } : {},
@@ -476,6 +493,10 @@ function report(o, state, t0, interrupted, workers) {
   console.log(`  deliveries   ${k.deliveries} of ${k.expected} (lost ${k.lost}, duplicates ${k.duplicates}) ` +
               `${result.throughput.deliveries_per_s.toFixed(0)}/s over ${trafficS.toFixed(2)} s`);
   console.log(`  latency ms   p50 ${l.p50.toFixed(3)}  p90 ${l.p90.toFixed(3)}  p99 ${l.p99.toFixed(3)}  max ${l.max.toFixed(3)}`);
+  const g = result.send_lag_ms;
+  console.log(`  send lag ms  p50 ${g.p50.toFixed(3)}  p99 ${g.p99.toFixed(3)}  max ${g.max.toFixed(3)}` +
+              `  (busiest generator process ${(busiest * 100).toFixed(0)}% of a core after go)`);
+  if (busiest > 0.9) console.log('  warning      a generator process was CPU-bound: the numbers may measure the generator');
   if (o.json) writeFileSync(o.json, `${JSON.stringify(result)}\n`);
   const clean = !interrupted && failedWorkers === 0 && k.connects_failed === 0 && k.lost === 0;
   process.exit(clean ? 0 : 1);
