@@ -33,7 +33,9 @@
 #   SB_BIN=build/release/switchboard  SB_ENGINE=auto (redis when SB_BIN has --broker-engine,
 #                    else memory: each node alone, cross-node deliveries then count as lost)
 #   REDIS_BIN=/usr/bin/redis-server (installed with apt-get when missing and run as root)
-#   RUN_TIMEOUT      seconds a generator may run (default: 120 + DURATION + CONNS / 500)
+#   RUN_TIMEOUT      seconds a generator may run (default: 120 + DURATION + CONNS / 200: Socket.IO
+#                    opens ~300 connections/s here, its client and server each ~1.7 ms of CPU per
+#                    connection)
 #   MIN_AVAIL_MB=2048  a run whose machine falls under this much available memory is stopped
 #   OUT=bench/results/cluster-<date>.json (the markdown table goes next to it as .md)
 set -euo pipefail
@@ -70,7 +72,7 @@ REDIS_BIN=${REDIS_BIN:-/usr/bin/redis-server}
 MIN_AVAIL_MB=${MIN_AVAIL_MB:-2048}
 ROOMS=$(((CONNS + ROOM_SIZE - 1) / ROOM_SIZE))
 GEN_PROCS=${GEN_PROCS:-$(((CONNS + ROOMS + 18999) / 19000))}
-RUN_TIMEOUT=${RUN_TIMEOUT:-$((120 + ${DURATION%s} + CONNS / 500))}
+RUN_TIMEOUT=${RUN_TIMEOUT:-$((120 + ${DURATION%s} + CONNS / 200))}
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 OUT=$(abspath "${OUT:-$REPO/bench/results/cluster-$STAMP.json}")
 MD=${OUT%.json}.md
