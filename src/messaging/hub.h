@@ -172,8 +172,10 @@ enum class Admission : uint8_t {
 
 class Hub final : public broker::LoopSink {
 public:
-    // One Fanout per loop; `loops[i]->id()` must be i. Engine: the in-process memory engine.
-    Hub(Options options, std::vector<loop::EventLoop*> loops);
+    // One Fanout per loop; `loops[i]->id()` must be i. `engine`: where offsets, history,
+    // presence (and, for a shared engine, sessions) live; null = the in-process memory engine.
+    Hub(Options options, std::vector<loop::EventLoop*> loops,
+        std::unique_ptr<broker::Engine> engine = nullptr);
     ~Hub() override;
     Hub(const Hub&) = delete;
     Hub& operator=(const Hub&) = delete;
@@ -257,6 +259,10 @@ public:
     // Some namespace takes clients without a token (auth off counts as yes).
     bool anonymousAllowed() const;
     std::vector<broker::ChannelSummary> channels() { return engine_->channels(); }
+    size_t channelCount() { return engine_->channelCount(); }
+    // Any thread: the engine can serve requests (/readyz), and what it says about the cluster.
+    bool engineAvailable() const { return engine_->available(); }
+    broker::EngineStatus engineStatus() { return engine_->status(); }
     size_t sessions() const { return sessions_.size(); }
     size_t loopCount() const { return fanouts_.size(); }
     // The stats the calling thread writes: its loop's (any other thread shares one extra set,
@@ -283,11 +289,19 @@ private:
     std::shared_ptr<const AuthConfig> authConfig() const;
     // In a private-channel namespace, only subscribers of the channel may read `what`.
     Outcome<void> privateReader(const Client& c, const Resolved& r, std::string_view what) const;
-    // Subscribes `c` (no checks); fills `pos` and the replay entry.
-    void attach(Client& c, std::string_view channel, const NamespaceOptions& ns,
+    // Subscribes `c` (no checks); fills `pos` and the replay entry. False: the engine is
+    // unavailable and nothing changed.
+    bool attach(Client& c, std::string_view channel, const NamespaceOptions& ns,
                 const std::optional<broker::StreamPos>& since, ChannelPosition* pos,
                 Replay::Channel* replay);
     void detachSub(Client& c, Client::Sub& s);
+    // A shared engine keeps sessions too: writes the client's session record there (`take`:
+    // the client becomes its holder whoever held it).
+    void persistSession(const Client& c, bool take = false);
+    // The session `id`, as the shared engine has it, made local and attached to `c`; nullopt
+    // when it is unknown, expired or another user's.
+    std::optional<broker::ResumedSession> resumeShared(Client& c, std::string_view id,
+                                                       std::string_view owner);
     void housekeeping();
 
     Options options_;
