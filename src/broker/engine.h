@@ -56,6 +56,9 @@ public:
     // publications around it. Must be cheap (append to the loop's queue, wake it) and must not
     // call back into the engine (it would deadlock).
     virtual void deliver(uint32_t loop_id, Event ev) = 0;
+    // A shared engine: a control message another node sent to this one (Engine::sendControl),
+    // on the engine's thread. Must be cheap and must not call back into the engine.
+    virtual void control(std::string_view /*message*/) {}
 };
 
 // Per-namespace behaviour (config [namespaces.NAME]). Passed with every call rather than stored,
@@ -262,6 +265,10 @@ public:
         return std::nullopt;
     }
     virtual void removeSession(std::string_view /*id*/) {}
+    // Sends `message` to the node whose nodeTag() is `node` (empty: to every node, this one
+    // included); it arrives there through LoopSink::control. Fire-and-forget: a node that is
+    // gone does not get it.
+    virtual void sendControl(std::string_view /*node*/, std::string /*message*/) {}
 };
 
 }  // namespace sb::broker

@@ -304,6 +304,13 @@ ResumedSession SessionStore::adopt(std::string_view id, const SessionRecord& rec
     return out;
 }
 
+uint64_t SessionStore::holder(std::string_view id) const {
+    const Shard& sh = *shards_[StringHash{}(id) % kShards];
+    std::lock_guard lock(sh.mu);
+    auto it = sh.sessions.find(id);
+    return it == sh.sessions.end() || !it->second.attached ? 0 : it->second.holder;
+}
+
 size_t SessionStore::sweep(uint64_t now_ms) {
     size_t removed = 0;
     for (auto& sh : shards_) {

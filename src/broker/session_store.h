@@ -107,6 +107,8 @@ public:
     // returns it as resume() would (no un-acked publications: a resume replays them from
     // history after each channel's position).
     ResumedSession adopt(std::string_view id, const SessionRecord& rec, uint64_t holder);
+    // The token of the connection attached to `id`; 0 when it is detached or unknown.
+    uint64_t holder(std::string_view id) const;
 
     // Removes detached sessions whose TTL has passed; returns how many. Call ~1/s.
     size_t sweep(uint64_t now_ms);

@@ -419,8 +419,60 @@ std::optional<broker::ResumedSession> Hub::resumeShared(Client& c, std::string_v
         if (auto local = sessions_.resume(id, nowMs(), c.serial_, owner)) {
             return local;
         }
+    } else if (const size_t colon = rec->holder.find(':'); colon != std::string::npos) {
+        // One holder per session, across nodes too: the node that held it closes its
+        // connection (4004) and forgets its copy, so that connection's end writes nothing over
+        // this one's record.
+        engine_->sendControl(std::string_view(rec->holder).substr(0, colon), "t" + std::string(id));
     }
     return sessions_.adopt(id, *rec, c.serial_);
+}
+
+void Hub::postCommand(uint64_t serial, bool takeover, bool reconnect) {
+    const size_t loop = serial & ((uint64_t{1} << kLoopBits) - 1);
+    if (serial == 0 || loop >= fanouts_.size()) {
+        return;
+    }
+    fanouts_[loop]->post(Fanout::Mail{
+        .kind = takeover ? Fanout::Mail::Kind::kTakeover : Fanout::Mail::Kind::kDisconnect,
+        .serial = serial,
+        .reconnect = reconnect});
+}
+
+void Hub::control(std::string_view message) {
+    if (message.size() < 2) {
+        return;
+    }
+    const char kind = message[0];
+    if (kind == 't') {
+        const std::string_view id = message.substr(1);
+        const uint64_t holder = sessions_.holder(id);
+        sessions_.remove(id);  // the session lives on the other node now
+        if (holder != 0) {
+            localStats().takeovers.add();
+            postCommand(holder, true, false);
+        }
+        return;
+    }
+    const bool reconnect = message[1] == '1';
+    const std::string name(message.substr(2));
+    std::vector<uint64_t> serials;
+    {
+        std::lock_guard lock(directory_mu_);
+        if (kind == 'd') {
+            if (auto it = directory_.find(name); it != directory_.end()) {
+                serials.push_back(it->second);
+            }
+        } else if (kind == 'u') {
+            auto [b, e] = users_.equal_range(name);
+            for (auto it = b; it != e; ++it) {
+                serials.push_back(it->second);
+            }
+        }
+    }
+    for (uint64_t serial : serials) {
+        postCommand(serial, false, reconnect);
+    }
 }
 
 void Hub::reloadNamespaces(NamespaceMap namespaces) {
@@ -1169,6 +1221,18 @@ Outcome<void> Hub::disconnect(std::string_view client_id, bool reconnect) {
     }
     const size_t loop = serial & ((uint64_t{1} << kLoopBits) - 1);
     if (serial == 0 || loop >= fanouts_.size()) {
+        // "c_<node tag>_<loop>_<n>": a client of another node sharing the engine is asked
+        // there (fire-and-forget: whether it is still connected is that node's to know).
+        const std::string_view tag = engine_->nodeTag();
+        if (!tag.empty() && client_id.starts_with("c_")) {
+            const std::string_view rest = client_id.substr(2);
+            const std::string_view node = rest.substr(0, rest.find('_'));
+            if (node != tag && node.size() == tag.size()) {
+                engine_->sendControl(
+                    node, std::string("d") + (reconnect ? "1" : "0") + std::string(client_id));
+                return {};
+            }
+        }
         return fail(Error::kUnknownClient, "no connected client has the id '" +
                                                std::string(client_id.substr(0, 128)) + "'");
     }
@@ -1185,6 +1249,11 @@ Outcome<size_t> Hub::disconnectUser(std::string_view user, bool reconnect) {
         for (auto it = b; it != e; ++it) {
             serials.push_back(it->second);
         }
+    }
+    if (!engine_->nodeTag().empty()) {
+        // Every node (this one included) disconnects its own connections of the user.
+        engine_->sendControl({}, std::string("u") + (reconnect ? "1" : "0") + std::string(user));
+        return serials.size();
     }
     if (serials.empty()) {
         return fail(Error::kUnknownClient, "no authenticated client of user '" +

@@ -240,9 +240,12 @@ public:
                                    const std::optional<broker::StreamPos>& since, size_t limit,
                                    const Client* c = nullptr);
     // Asks the client's loop to disconnect it (kApiDisconnect with `reconnect`).
+    // With a shared engine, a client of another node (its id carries that node's tag) is
+    // asked there.
     Outcome<void> disconnect(std::string_view client_id, bool reconnect);
     // Every connection authenticated as `user` (a token's "sub"); returns how many were asked.
-    // kUnknownClient when none is connected.
+    // kUnknownClient when none is connected. With a shared engine every node is asked, and
+    // the count is this node's (zero is no error: others may have some).
     Outcome<size_t> disconnectUser(std::string_view user, bool reconnect);
 
     // ---- Operations ----
@@ -275,6 +278,10 @@ public:
 
     // broker::LoopSink (publishing thread): queue for the loop and wake it.
     void deliver(uint32_t loop_id, broker::Event ev) override;
+    // broker::LoopSink (engine thread): another node resumed a session held here ("t" + id), or
+    // asks to disconnect a client ("d" + "0"/"1" reconnect + client id) or a user's
+    // connections ("u" + "0"/"1" + user) held here.
+    void control(std::string_view message) override;
 
 private:
     friend struct Fanout;
@@ -295,6 +302,8 @@ private:
                 const std::optional<broker::StreamPos>& since, ChannelPosition* pos,
                 Replay::Channel* replay);
     void detachSub(Client& c, Client::Sub& s);
+    // Asks the loop of connection `serial` to close it (takeover or disconnect).
+    void postCommand(uint64_t serial, bool takeover, bool reconnect);
     // A shared engine keeps sessions too: writes the client's session record there (`take`:
     // the client becomes its holder whoever held it).
     void persistSession(const Client& c, bool take = false);

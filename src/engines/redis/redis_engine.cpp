@@ -511,6 +511,15 @@ public:
         return rec;
     }
 
+    void sendControl(std::string_view node, std::string message) override {
+        std::string ch = controlChannel(node);
+        loop_.post([this, ch = std::move(ch), message = std::move(message)] {
+            if (up_) {
+                command({"PUBLISH", ch, message}, [](Reply&) {});
+            }
+        });
+    }
+
     void removeSession(std::string_view id) override {
         loop_.post([this, k = sessionKey(id)] {
             if (up_) {
@@ -558,6 +567,11 @@ private:
     std::string pubsubChannel(std::string_view channel) const { return key(channel, ""); }
     std::string nodePresenceKey(std::string_view node) const {
         return opts_.prefix + "node:" + std::string(node) + ":presence";
+    }
+    // "<prefix>ctl" reaches every node, "<prefix>ctl:<tag>" one node. Outside the "{channel}"
+    // key space: no channel name can collide with them.
+    std::string controlChannel(std::string_view node) const {
+        return node.empty() ? opts_.prefix + "ctl" : opts_.prefix + "ctl:" + std::string(node);
     }
     std::string sessionKey(std::string_view id) const {
         return opts_.prefix + "session:" + std::string(id);
@@ -741,6 +755,14 @@ private:
             }
             subs_[i]->setPushHandler(
                 [this](std::string_view ch, std::string_view payload) { dispatch(ch, payload); });
+            if (i == 0) {
+                // Control messages for this node and for all (session takeovers, disconnects).
+                for (const std::string& ctl : {controlChannel(tag_), controlChannel({})}) {
+                    std::string sub;
+                    encodeCommand(&sub, {"SUBSCRIBE", ctl});
+                    subs_[i]->send(sub, [this, gen](Reply& r) { check(gen, r, "SUBSCRIBE"); });
+                }
+            }
             subs_[i]->send(ping, [this, gen](Reply& r) {
                 if (check(gen, r, "PING")) {
                     oneReady(gen);
@@ -1016,6 +1038,12 @@ private:
     // loop with interest in the channel, in the order Redis published them.
     void dispatch(std::string_view redis_channel, std::string_view payload) {
         if (payload.empty() || redis_channel.size() < opts_.prefix.size() + 2) {
+            return;
+        }
+        if (redis_channel[opts_.prefix.size()] != '{') {
+            if (broker::LoopSink* sink = sink_.load(std::memory_order_acquire)) {
+                sink->control(payload);  // the only other channels subscribed: control
+            }
             return;
         }
         std::string_view name = redis_channel.substr(opts_.prefix.size() + 1);

@@ -106,6 +106,14 @@ public:
         std::lock_guard lock(mu_);
         events_.emplace_back(loop_id, std::move(ev));
     }
+    void control(std::string_view message) override {
+        std::lock_guard lock(mu_);
+        controls_.emplace_back(message);
+    }
+    std::vector<std::string> controls() {
+        std::lock_guard lock(mu_);
+        return controls_;
+    }
     std::vector<Event> events(EventKind kind) {
         std::lock_guard lock(mu_);
         std::vector<Event> out;
@@ -127,6 +135,7 @@ public:
 private:
     std::mutex mu_;
     std::vector<std::pair<uint32_t, Event>> events_;
+    std::vector<std::string> controls_;
 };
 
 class RedisEngineTest : public ::testing::Test {
@@ -347,6 +356,25 @@ TEST_F(RedisEngineTest, ARedisThatComesBackEmptyStartsANewEpoch) {
     // A position in the old epoch does not recover.
     auto rec = a->history("chat:r", ns_, before.pos, 0, 0);
     EXPECT_FALSE(rec.recovered);
+}
+
+TEST_F(RedisEngineTest, ControlMessagesReachOneNodeOrAll) {
+    auto a = engine();
+    auto b = engine();
+    Sink sa, sb;
+    a->setSink(&sa);
+    b->setSink(&sb);
+    waitUp(*a);
+    waitUp(*b);
+    ASSERT_NE(a->nodeTag(), b->nodeTag());
+    b->sendControl(a->nodeTag(), "tsession-1");
+    ASSERT_TRUE(eventually([&] { return sa.controls().size() == 1; }));
+    EXPECT_EQ(sa.controls()[0], "tsession-1");
+    a->sendControl({}, "u1bob");
+    ASSERT_TRUE(eventually([&] { return sb.controls().size() == 1 && sa.controls().size() == 2; }));
+    EXPECT_EQ(sb.controls()[0], "u1bob");
+    std::this_thread::sleep_for(100ms);
+    EXPECT_EQ(sb.controls().size(), 1u);  // "tsession-1" was for a only
 }
 
 TEST(RedisOptionsTest, AddressesAreParsedWithClearErrors) {
