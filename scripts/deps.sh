@@ -4,10 +4,11 @@
 set -euo pipefail
 mode=${1:-build}
 
-pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev libsimdjson-dev libtomlplusplus-dev)
+pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev libsimdjson-dev libtomlplusplus-dev libhiredis-dev)
 if [ "$mode" = test ]; then
   pkgs+=(libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev
-         python3 python3-websockets python3-jwt python3-cryptography chromium openssl)
+         python3 python3-websockets python3-jwt python3-cryptography chromium openssl
+         redis-server haproxy)
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 fi
 

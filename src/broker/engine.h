@@ -1,7 +1,8 @@
 // The broker contract: publications, loop-level interest and fan-out through a LoopSink, and the
-// Engine interface that owns offsets, history, presence and idempotency. The in-process memory
-// engine implements it now (memory_engine.h); Redis/NATS engines later, without the layers above
-// changing. The broker knows loops, never connections or transports; data is opaque bytes.
+// Engine interface that owns offsets, history, presence and idempotency: the in-process memory
+// engine (memory_engine.h) and the shared Redis engine (engines/redis/redis_engine.h) implement
+// it, and the layers above do not change with the engine. The broker knows loops, never connections
+// or transports; data is opaque bytes.
 #pragma once
 
 #include <cstddef>
@@ -55,6 +56,9 @@ public:
     // publications around it. Must be cheap (append to the loop's queue, wake it) and must not
     // call back into the engine (it would deadlock).
     virtual void deliver(uint32_t loop_id, Event ev) = 0;
+    // A shared engine: a control message another node sent to this one (Engine::sendControl),
+    // on the engine's thread. Must be cheap and must not call back into the engine.
+    virtual void control(std::string_view /*message*/) {}
 };
 
 // Per-namespace behaviour (config [namespaces.NAME]). Passed with every call rather than stored,
@@ -110,12 +114,16 @@ struct StreamPos {
 struct PublishResult {
     StreamPos pos;           // the publication's position (the first one's, if duplicate)
     bool duplicate = false;  // idempotency key seen within the window: nothing was published
+    // A shared engine could not be reached (or did not answer in time): nothing is known to
+    // be published. The server answers `unavailable`; the client retries (idempotency key).
+    bool unavailable = false;
 };
 
 struct RecoverResult {
     StreamPos top;             // the channel's current position (last offset assigned)
     bool recovered = false;    // every publication after `since` is in `pubs` (see each method)
     std::vector<PubPtr> pubs;  // offset order
+    bool unavailable = false;  // a shared engine could not answer: nothing else is meaningful
 };
 
 // One channel as the engine sees it (for /api/channels).
@@ -125,6 +133,35 @@ struct ChannelSummary {
     size_t presence = 0;  // entries in the presence set
     size_t loops = 0;     // loops with at least one local subscriber
     size_t history = 0;   // publications kept
+};
+
+// One node of a cluster sharing an engine (for /api/info and /metrics).
+struct NodeStatus {
+    std::string id;    // unique per process run
+    std::string name;  // broker.node_name, or host:pid
+    uint64_t connections = 0;
+    uint64_t age_ms = 0;  // since its last heartbeat
+};
+
+// What an engine says about itself: /readyz, /api/info and /metrics show it.
+struct EngineStatus {
+    std::string engine = "memory";
+    bool available = true;          // false: publishes fail with `unavailable`, /readyz answers 503
+    std::string error;              // why it is not available ("connection refused", ...)
+    std::string node_id;            // this node (empty for a single-process engine)
+    std::vector<NodeStatus> nodes;  // every live node sharing the engine, this one included
+    uint64_t reconnects = 0;        // connections to the shared engine re-established
+};
+
+// A session as a shared engine keeps it, so that any node can resume it: its owner, its TTL
+// and, per channel, the position to resume from (the last ack on at-least-once channels, the
+// last delivery on the others). Un-acked publications are not copied: they are the channel's
+// history after that position, and a resume elsewhere replays them from there.
+struct SessionRecord {
+    std::string owner;   // the user it belongs to ("" = anonymous)
+    std::string holder;  // who holds it: "<node tag>:<connection serial>"
+    uint64_t ttl_ms = 0;
+    std::vector<std::pair<std::string, StreamPos>> channels;
 };
 
 // Thread safety: every method may be called from any thread concurrently, except setSink (see
@@ -194,13 +231,44 @@ public:
     // The presence set, unordered.
     virtual std::vector<std::shared_ptr<const ClientInfo>> presence(std::string_view channel) = 0;
 
-    // Every live channel, unordered (a snapshot; channels are locked one at a time).
+    // Every live channel, unordered (a snapshot; channels are locked one at a time). A shared
+    // engine lists the channels this node has subscribers in.
     virtual std::vector<ChannelSummary> channels() = 0;
+    // How many channels() would list, without their details (for /metrics).
+    virtual size_t channelCount() { return channels().size(); }
 
     // Housekeeping, ~1/s from any one thread: trims history by TTL, forgets expired idempotency
     // keys, and removes channels with no interested loop, no history, no presence and no live
     // idempotency key. A channel created again later gets a new epoch.
     virtual void sweep(uint64_t now_ms) = 0;
+
+    // ---- Shared engines (Redis): the defaults describe a single process ----
+    // Cheap (an atomic): a shared engine is reachable. Subscribes, publishes, history and
+    // presence fail with `unavailable` (and /readyz says not ready) while it is not.
+    virtual bool available() const { return true; }
+    virtual EngineStatus status() { return {}; }
+    // ~1/s from the housekeeping thread: this node is alive and holds `connections`; a node
+    // that stops calling it is dead after broker.node_ttl and its presence entries are removed.
+    virtual void heartbeat(uint64_t /*connections*/) {}
+    // Non-empty: this node's short unique tag. Client ids embed it so they are unique across
+    // the nodes that share the engine.
+    virtual std::string_view nodeTag() const { return {}; }
+    // Sessions are kept in the engine too, so another node can resume them (see SessionRecord).
+    virtual bool sharesSessions() const { return false; }
+    // Stores the record (TTL: rec.ttl_ms from now). `take`: the caller becomes the holder
+    // whoever held it; otherwise the write is skipped when another holder took it meanwhile
+    // (a node must not overwrite the state of a session that moved away). Fire-and-forget.
+    virtual void saveSession(std::string_view /*id*/, const SessionRecord& /*rec*/, bool /*take*/) {
+    }
+    // The stored record, or nullopt (unknown, expired, or the engine is unreachable).
+    virtual std::optional<SessionRecord> loadSession(std::string_view /*id*/) {
+        return std::nullopt;
+    }
+    virtual void removeSession(std::string_view /*id*/) {}
+    // Sends `message` to the node whose nodeTag() is `node` (empty: to every node, this one
+    // included); it arrives there through LoopSink::control. Fire-and-forget: a node that is
+    // gone does not get it.
+    virtual void sendControl(std::string_view /*node*/, std::string /*message*/) {}
 };
 
 }  // namespace sb::broker

@@ -258,6 +258,59 @@ bool SessionStore::remove(std::string_view id) {
     return true;
 }
 
+std::optional<SessionRecord> SessionStore::record(std::string_view id) const {
+    const Shard& sh = *shards_[StringHash{}(id) % kShards];
+    std::lock_guard lock(sh.mu);
+    auto it = sh.sessions.find(id);
+    if (it == sh.sessions.end()) {
+        return std::nullopt;
+    }
+    const Session& s = it->second;
+    SessionRecord rec;
+    rec.owner = s.owner;
+    rec.ttl_ms = s.channels.empty() ? default_ttl_ms_ : 0;
+    rec.channels.reserve(s.channels.size());
+    for (const auto& [name, q] : s.channels) {
+        rec.ttl_ms = std::max(rec.ttl_ms, q.ttl_ms);
+        StreamPos pos = q.delivered;
+        if (q.at_least_once && !q.unacked.empty()) {
+            // Everything after the last ack is owed: resume just before the first un-acked.
+            pos = StreamPos{q.unacked[0]->epoch, q.unacked[0]->offset - 1};
+        }
+        rec.channels.emplace_back(name, std::move(pos));
+    }
+    return rec;
+}
+
+ResumedSession SessionStore::adopt(std::string_view id, const SessionRecord& rec, uint64_t holder) {
+    Shard& sh = shardFor(id);
+    std::lock_guard lock(sh.mu);
+    Session& s = sh.sessions.insert_or_assign(std::string(id), Session{}).first->second;
+    s.holder = holder;
+    s.owner = rec.owner;
+    ResumedSession out;
+    for (const auto& [name, pos] : rec.channels) {
+        ChannelQueue& q = s.channels[name];
+        q.delivered = pos;
+        q.ttl_ms = rec.ttl_ms;
+        SessionChannel sc;
+        sc.channel = name;
+        sc.delivered = pos;
+        out.channels.push_back(std::move(sc));
+    }
+    std::sort(
+        out.channels.begin(), out.channels.end(),
+        [](const SessionChannel& a, const SessionChannel& b) { return a.channel < b.channel; });
+    return out;
+}
+
+uint64_t SessionStore::holder(std::string_view id) const {
+    const Shard& sh = *shards_[StringHash{}(id) % kShards];
+    std::lock_guard lock(sh.mu);
+    auto it = sh.sessions.find(id);
+    return it == sh.sessions.end() || !it->second.attached ? 0 : it->second.holder;
+}
+
 size_t SessionStore::sweep(uint64_t now_ms) {
     size_t removed = 0;
     for (auto& sh : shards_) {

@@ -98,6 +98,18 @@ public:
     // Ends a session now (e.g. /api/disconnect without reconnect). False if unknown.
     bool remove(std::string_view id);
 
+    // ---- Sessions kept in a shared engine too (see broker::SessionRecord) ----
+    // What another node needs to resume session `id`: owner, TTL and per channel the position
+    // to resume from (before the first un-acked publication, else the last delivered). The
+    // caller fills in `holder`. Nullopt if unknown.
+    std::optional<SessionRecord> record(std::string_view id) const;
+    // Replaces any local copy of `id` with the state `rec` describes, attached to `holder`, and
+    // returns it as resume() would (no un-acked publications: a resume replays them from
+    // history after each channel's position).
+    ResumedSession adopt(std::string_view id, const SessionRecord& rec, uint64_t holder);
+    // The token of the connection attached to `id`; 0 when it is detached or unknown.
+    uint64_t holder(std::string_view id) const;
+
     // Removes detached sessions whose TTL has passed; returns how many. Call ~1/s.
     size_t sweep(uint64_t now_ms);
     // Live sessions (attached or within TTL), for metrics.

@@ -31,6 +31,7 @@ constexpr std::array<ErrorInfo, static_cast<size_t>(Error::kInternal) + 1> kTabl
     {"token_required", 401, "this server needs a connection token (JWT)"},
     {"invalid_token", 401, "the token is malformed, forged, expired or for another audience"},
     {"permission_denied", 403, "the token does not allow this on this channel"},
+    {"unavailable", 503, "the broker (Redis) is unreachable: retry shortly"},
     {"internal", 500, "internal error"},
 }};
 

@@ -34,6 +34,7 @@ enum class Error : uint8_t {
     kTokenRequired,     // no connection token, and no namespace takes anonymous clients
     kInvalidToken,      // a token that does not verify (signature, exp, nbf, aud, iss, ...)
     kPermissionDenied,  // the namespace's access rules refuse this client the operation
+    kUnavailable,       // the shared engine (Redis) cannot be reached: retry later
     kInternal,
 };
 

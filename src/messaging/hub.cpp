@@ -50,6 +50,11 @@ base::Unexpected<Failure> fail(Error e, std::string message) {
     return base::Unexpected<Failure>(Failure{e, std::move(message)});
 }
 
+base::Unexpected<Failure> unavailable() {
+    return fail(Error::kUnavailable,
+                "the broker is unreachable (see /readyz); nothing was done: retry shortly");
+}
+
 bool atLeastOnce(const NamespaceOptions& ns) {
     return ns.delivery == NamespaceOptions::Delivery::kAtLeastOnce;
 }
@@ -275,8 +280,18 @@ void Fanout::deliverTo(Client* c, Client::Sub* sub, uint32_t rel) {
     if (same_epoch && p.offset <= sub->last_offset) {
         return;  // sent already by a replay: each publication once, in order
     }
+    // A channel's publications reach an interested loop with contiguous offsets. A hole means
+    // some were lost on the way (a shared engine's link dropped) and a new epoch means the
+    // stream itself was lost (Redis restarted empty): either way the client is told, by
+    // gap:true, so it recovers instead of silently missing them.
     if (!same_epoch) {
-        sub->epoch = p.epoch;  // rare: the stream restarted
+        if (!sub->epoch.empty()) {
+            sub->gap = true;
+        }
+        sub->epoch = p.epoch;
+        sub->received = 0;
+    } else if (p.offset > sub->last_offset + 1) {
+        sub->gap = true;
     }
     const bool droppable = sub->ns->slow_consumer == NamespaceOptions::SlowConsumer::kDrop;
     PeerStatus st =
@@ -303,9 +318,10 @@ void Fanout::deliverTo(Client* c, Client::Sub* sub, uint32_t rel) {
 
 // ---- Hub ---------------------------------------------------------------------------------------
 
-Hub::Hub(Options options, std::vector<loop::EventLoop*> loops)
+Hub::Hub(Options options, std::vector<loop::EventLoop*> loops,
+         std::unique_ptr<broker::Engine> engine)
     : options_(std::move(options)),
-      engine_(broker::makeMemoryEngine()),
+      engine_(engine ? std::move(engine) : broker::makeMemoryEngine()),
       outside_stats_(std::make_unique<Stats>()),
       auth_(std::make_shared<const AuthConfig>()) {
     options_.normalize();
@@ -371,6 +387,92 @@ void Hub::housekeeping() {
     const uint64_t now = nowMs();
     engine_->sweep(now);
     sessions_.sweep(now);
+    const int64_t clients = totals().clients;
+    engine_->heartbeat(clients > 0 ? static_cast<uint64_t>(clients) : 0);
+}
+
+void Hub::persistSession(const Client& c, bool take) {
+    if (c.session_.empty() || !engine_->sharesSessions()) {
+        return;
+    }
+    auto rec = sessions_.record(c.session_);
+    if (!rec) {
+        return;
+    }
+    rec->holder = std::string(engine_->nodeTag()) + ":" + std::to_string(c.serial_);
+    engine_->saveSession(c.session_, *rec, take);
+}
+
+std::optional<broker::ResumedSession> Hub::resumeShared(Client& c, std::string_view id,
+                                                        std::string_view owner) {
+    auto rec = engine_->loadSession(id);
+    if (!rec || rec->owner != owner) {
+        // Unknown or expired in the shared store (or another user's): whatever this node still
+        // has of it is stale.
+        sessions_.remove(id);
+        return std::nullopt;
+    }
+    // Last held on this node: the local copy is current and has the exact un-acked queue (and
+    // the holder to take over). Held elsewhere: take the shared record.
+    const std::string here = std::string(engine_->nodeTag()) + ":";
+    if (rec->holder.starts_with(here)) {
+        if (auto local = sessions_.resume(id, nowMs(), c.serial_, owner)) {
+            return local;
+        }
+    } else if (const size_t colon = rec->holder.find(':'); colon != std::string::npos) {
+        // One holder per session, across nodes too: the node that held it closes its
+        // connection (4004) and forgets its copy, so that connection's end writes nothing over
+        // this one's record.
+        engine_->sendControl(std::string_view(rec->holder).substr(0, colon), "t" + std::string(id));
+    }
+    return sessions_.adopt(id, *rec, c.serial_);
+}
+
+void Hub::postCommand(uint64_t serial, bool takeover, bool reconnect) {
+    const size_t loop = serial & ((uint64_t{1} << kLoopBits) - 1);
+    if (serial == 0 || loop >= fanouts_.size()) {
+        return;
+    }
+    fanouts_[loop]->post(Fanout::Mail{
+        .kind = takeover ? Fanout::Mail::Kind::kTakeover : Fanout::Mail::Kind::kDisconnect,
+        .serial = serial,
+        .reconnect = reconnect});
+}
+
+void Hub::control(std::string_view message) {
+    if (message.size() < 2) {
+        return;
+    }
+    const char kind = message[0];
+    if (kind == 't') {
+        const std::string_view id = message.substr(1);
+        const uint64_t holder = sessions_.holder(id);
+        sessions_.remove(id);  // the session lives on the other node now
+        if (holder != 0) {
+            localStats().takeovers.add();
+            postCommand(holder, true, false);
+        }
+        return;
+    }
+    const bool reconnect = message[1] == '1';
+    const std::string name(message.substr(2));
+    std::vector<uint64_t> serials;
+    {
+        std::lock_guard lock(directory_mu_);
+        if (kind == 'd') {
+            if (auto it = directory_.find(name); it != directory_.end()) {
+                serials.push_back(it->second);
+            }
+        } else if (kind == 'u') {
+            auto [b, e] = users_.equal_range(name);
+            for (auto it = b; it != e; ++it) {
+                serials.push_back(it->second);
+            }
+        }
+    }
+    for (uint64_t serial : serials) {
+        postCommand(serial, false, reconnect);
+    }
 }
 
 void Hub::reloadNamespaces(NamespaceMap namespaces) {
@@ -598,7 +700,9 @@ void Hub::close(Client& c) {
     c.subs_.clear();
     if (!c.session_.empty()) {
         // Ignored if another connection took the session over: its TTL must not start.
-        sessions_.detach(c.session_, nowMs(), c.serial_);
+        if (sessions_.detach(c.session_, nowMs(), c.serial_)) {
+            persistSession(c);
+        }
     }
     if (!c.id_.empty()) {
         std::lock_guard lock(directory_mu_);
@@ -696,7 +800,10 @@ Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string in
     }
     Fanout* f = c.fanout_;
     c.connected_ = true;
-    c.id_ = "c_" + std::to_string(f->index) + "_" + std::to_string(c.serial_ >> kLoopBits);
+    // Nodes sharing an engine each put their tag in: ids are unique across the cluster.
+    const std::string_view tag = engine_->nodeTag();
+    c.id_ = tag.empty() ? "c_" : "c_" + std::string(tag) + "_";
+    c.id_ += std::to_string(f->index) + "_" + std::to_string(c.serial_ >> kLoopBits);
     auto info = std::make_shared<broker::ClientInfo>();
     info->client_id = c.id_;
     info->user = std::string(user);
@@ -714,7 +821,8 @@ Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string in
     const std::string_view owner =
         c.identity_.authenticated ? std::string_view(c.identity_.user) : std::string_view();
     if (!session.empty()) {
-        resumed = sessions_.resume(session, nowMs(), c.serial_, owner);
+        resumed = engine_->sharesSessions() ? resumeShared(c, session, owner)
+                                            : sessions_.resume(session, nowMs(), c.serial_, owner);
     }
     Connected out;
     out.client_id = c.id_;
@@ -727,6 +835,7 @@ Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string in
     if (!resumed) {
         c.session_ = sessions_.create(c.serial_, owner);
         out.session_id = c.session_;
+        persistSession(c, true);
         return out;
     }
     c.session_ = std::string(session);
@@ -762,21 +871,37 @@ Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string in
         Replay::Channel rc;
         rc.unacked = std::move(ch.unacked);
         rc.gap = ch.gap;
-        attach(c, r->canonical, *r->ns, since, &pos, &rc);
+        if (!attach(c, r->canonical, *r->ns, since, &pos, &rc)) {
+            // The engine went away mid-resume: the channel stays in the session, so the next
+            // resume brings it back; this connection is told it is not subscribed.
+            pos.channel = r->canonical;
+            pos.recovered = false;
+            out.channels.push_back(std::move(pos));
+            continue;
+        }
         if (!pos.recovered) {
             pos.recovered = false;  // no position to recover from: nothing followed
         }
         out.channels.push_back(std::move(pos));
         out.replay.channels.push_back(std::move(rc));
     }
+    persistSession(c, true);
     return out;
 }
 
-void Hub::attach(Client& c, std::string_view channel, const NamespaceOptions& ns,
+bool Hub::attach(Client& c, std::string_view channel, const NamespaceOptions& ns,
                  const std::optional<broker::StreamPos>& since, ChannelPosition* pos,
                  Replay::Channel* replay) {
     Fanout* f = c.fanout_;
     broker::RecoverResult r = engine_->subscribe(channel, ns, f->index, since, nowMs());
+    if (r.unavailable) {
+        // The engine registered this loop's interest before failing: drop it unless another
+        // local subscriber needs it.
+        if (f->channels.find(std::string(channel)) == f->channels.end()) {
+            engine_->loopUnsubscribed(channel, f->index);
+        }
+        return false;
+    }
     auto sub = std::make_unique<Client::Sub>();
     sub->channel = std::string(channel);
     sub->ns = &ns;
@@ -807,6 +932,7 @@ void Hub::attach(Client& c, std::string_view channel, const NamespaceOptions& ns
     if (c.info_ && (ns.presence || ns.join_leave)) {
         engine_->presenceAdd(channel, ns, c.info_);
     }
+    return true;
 }
 
 Outcome<Subscribed> Hub::subscribe(Client& c, std::string_view channel,
@@ -853,10 +979,13 @@ Outcome<Subscribed> Hub::subscribe(Client& c, std::string_view channel,
     }
     Subscribed out;
     Replay::Channel rc;
-    attach(c, r->canonical, *r->ns, since, &out.position, &rc);
+    if (!attach(c, r->canonical, *r->ns, since, &out.position, &rc)) {
+        return unavailable();
+    }
     if (!rc.pubs.empty()) {
         out.replay.channels.push_back(std::move(rc));
     }
+    persistSession(c);
     return out;
 }
 
@@ -877,6 +1006,7 @@ Outcome<std::string> Hub::unsubscribe(Client& c, std::string_view channel) {
     std::erase_if(c.subs_, [s](const auto& p) { return p.get() == s; });
     if (!c.session_.empty()) {
         sessions_.unsubscribe(c.session_, name, c.serial_);
+        persistSession(c);
     }
     return name;
 }
@@ -889,7 +1019,9 @@ Outcome<void> Hub::ack(Client& c, std::string_view channel, uint64_t offset) {
     if (!r) {
         return base::Unexpected<Failure>(std::move(r.error()));
     }
-    sessions_.ack(c.session_, r->canonical, offset, c.serial_);
+    if (sessions_.ack(c.session_, r->canonical, offset, c.serial_)) {
+        persistSession(c);
+    }
     return {};
 }
 
@@ -979,6 +1111,9 @@ Outcome<Published> Hub::publish(Client* c, std::string_view channel, std::string
     }
     broker::PublishResult p =
         engine_->publish(r->canonical, ns, std::move(data), idempotency_key, nowMs());
+    if (p.unavailable) {
+        return unavailable();
+    }
     if (!p.duplicate) {
         localStats().publications.add();
     }
@@ -1007,8 +1142,15 @@ Outcome<std::vector<Published>> Hub::broadcast(std::span<const std::string_view>
     out.reserve(targets.size());
     const uint64_t now = nowMs();
     Stats& stats = localStats();
+    if (!engine_->available()) {
+        return unavailable();  // before any is published: a retry then duplicates nothing
+    }
     for (const Resolved& t : targets) {
         broker::PublishResult p = engine_->publish(t.canonical, *t.ns, data, idempotency_key, now);
+        if (p.unavailable) {
+            // Those before it are published: with an idempotency key a retry skips them.
+            return unavailable();
+        }
         if (!p.duplicate) {
             stats.publications.add();
         }
@@ -1035,6 +1177,9 @@ Outcome<PresenceResult> Hub::presence(std::string_view channel, const Client* c)
                                                   std::string(parseChannel(r->canonical)->ns) +
                                                   "' (presence = true)");
     }
+    if (!engine_->available()) {
+        return unavailable();
+    }
     return PresenceResult{std::string(r->canonical), engine_->presence(r->canonical)};
 }
 
@@ -1058,8 +1203,11 @@ Outcome<HistoryResult> Hub::history(std::string_view channel,
                                                  std::string(parseChannel(r->canonical)->ns) +
                                                  "' (history_size = 0)");
     }
-    return HistoryResult{std::string(r->canonical),
-                         engine_->history(r->canonical, *r->ns, since, limit, nowMs())};
+    broker::RecoverResult h = engine_->history(r->canonical, *r->ns, since, limit, nowMs());
+    if (h.unavailable) {
+        return unavailable();
+    }
+    return HistoryResult{std::string(r->canonical), std::move(h)};
 }
 
 Outcome<void> Hub::disconnect(std::string_view client_id, bool reconnect) {
@@ -1073,6 +1221,18 @@ Outcome<void> Hub::disconnect(std::string_view client_id, bool reconnect) {
     }
     const size_t loop = serial & ((uint64_t{1} << kLoopBits) - 1);
     if (serial == 0 || loop >= fanouts_.size()) {
+        // "c_<node tag>_<loop>_<n>": a client of another node sharing the engine is asked
+        // there (fire-and-forget: whether it is still connected is that node's to know).
+        const std::string_view tag = engine_->nodeTag();
+        if (!tag.empty() && client_id.starts_with("c_")) {
+            const std::string_view rest = client_id.substr(2);
+            const std::string_view node = rest.substr(0, rest.find('_'));
+            if (node != tag && node.size() == tag.size()) {
+                engine_->sendControl(
+                    node, std::string("d") + (reconnect ? "1" : "0") + std::string(client_id));
+                return {};
+            }
+        }
         return fail(Error::kUnknownClient, "no connected client has the id '" +
                                                std::string(client_id.substr(0, 128)) + "'");
     }
@@ -1089,6 +1249,11 @@ Outcome<size_t> Hub::disconnectUser(std::string_view user, bool reconnect) {
         for (auto it = b; it != e; ++it) {
             serials.push_back(it->second);
         }
+    }
+    if (!engine_->nodeTag().empty()) {
+        // Every node (this one included) disconnects its own connections of the user.
+        engine_->sendControl({}, std::string("u") + (reconnect ? "1" : "0") + std::string(user));
+        return serials.size();
     }
     if (serials.empty()) {
         return fail(Error::kUnknownClient, "no authenticated client of user '" +

@@ -172,8 +172,10 @@ enum class Admission : uint8_t {
 
 class Hub final : public broker::LoopSink {
 public:
-    // One Fanout per loop; `loops[i]->id()` must be i. Engine: the in-process memory engine.
-    Hub(Options options, std::vector<loop::EventLoop*> loops);
+    // One Fanout per loop; `loops[i]->id()` must be i. `engine`: where offsets, history,
+    // presence (and, for a shared engine, sessions) live; null = the in-process memory engine.
+    Hub(Options options, std::vector<loop::EventLoop*> loops,
+        std::unique_ptr<broker::Engine> engine = nullptr);
     ~Hub() override;
     Hub(const Hub&) = delete;
     Hub& operator=(const Hub&) = delete;
@@ -238,9 +240,12 @@ public:
                                    const std::optional<broker::StreamPos>& since, size_t limit,
                                    const Client* c = nullptr);
     // Asks the client's loop to disconnect it (kApiDisconnect with `reconnect`).
+    // With a shared engine, a client of another node (its id carries that node's tag) is
+    // asked there.
     Outcome<void> disconnect(std::string_view client_id, bool reconnect);
     // Every connection authenticated as `user` (a token's "sub"); returns how many were asked.
-    // kUnknownClient when none is connected.
+    // kUnknownClient when none is connected. With a shared engine every node is asked, and
+    // the count is this node's (zero is no error: others may have some).
     Outcome<size_t> disconnectUser(std::string_view user, bool reconnect);
 
     // ---- Operations ----
@@ -257,6 +262,10 @@ public:
     // Some namespace takes clients without a token (auth off counts as yes).
     bool anonymousAllowed() const;
     std::vector<broker::ChannelSummary> channels() { return engine_->channels(); }
+    size_t channelCount() { return engine_->channelCount(); }
+    // Any thread: the engine can serve requests (/readyz), and what it says about the cluster.
+    bool engineAvailable() const { return engine_->available(); }
+    broker::EngineStatus engineStatus() { return engine_->status(); }
     size_t sessions() const { return sessions_.size(); }
     size_t loopCount() const { return fanouts_.size(); }
     // The stats the calling thread writes: its loop's (any other thread shares one extra set,
@@ -269,6 +278,10 @@ public:
 
     // broker::LoopSink (publishing thread): queue for the loop and wake it.
     void deliver(uint32_t loop_id, broker::Event ev) override;
+    // broker::LoopSink (engine thread): another node resumed a session held here ("t" + id), or
+    // asks to disconnect a client ("d" + "0"/"1" reconnect + client id) or a user's
+    // connections ("u" + "0"/"1" + user) held here.
+    void control(std::string_view message) override;
 
 private:
     friend struct Fanout;
@@ -283,11 +296,21 @@ private:
     std::shared_ptr<const AuthConfig> authConfig() const;
     // In a private-channel namespace, only subscribers of the channel may read `what`.
     Outcome<void> privateReader(const Client& c, const Resolved& r, std::string_view what) const;
-    // Subscribes `c` (no checks); fills `pos` and the replay entry.
-    void attach(Client& c, std::string_view channel, const NamespaceOptions& ns,
+    // Subscribes `c` (no checks); fills `pos` and the replay entry. False: the engine is
+    // unavailable and nothing changed.
+    bool attach(Client& c, std::string_view channel, const NamespaceOptions& ns,
                 const std::optional<broker::StreamPos>& since, ChannelPosition* pos,
                 Replay::Channel* replay);
     void detachSub(Client& c, Client::Sub& s);
+    // Asks the loop of connection `serial` to close it (takeover or disconnect).
+    void postCommand(uint64_t serial, bool takeover, bool reconnect);
+    // A shared engine keeps sessions too: writes the client's session record there (`take`:
+    // the client becomes its holder whoever held it).
+    void persistSession(const Client& c, bool take = false);
+    // The session `id`, as the shared engine has it, made local and attached to `c`; nullopt
+    // when it is unknown, expired or another user's.
+    std::optional<broker::ResumedSession> resumeShared(Client& c, std::string_view id,
+                                                       std::string_view owner);
     void housekeeping();
 
     Options options_;

@@ -63,6 +63,33 @@ void appendPublished(std::string* out, const messaging::Published& p) {
     *out += "}";
 }
 
+// /api/info's "engine": which engine, whether it serves requests, and the cluster's nodes.
+void appendEngine(std::string* out, const broker::EngineStatus& e) {
+    *out += "{\"name\":";
+    protocol::appendJsonString(out, e.engine);
+    *out += e.available ? ",\"available\":true" : ",\"available\":false";
+    if (!e.error.empty()) {
+        *out += ",\"error\":";
+        protocol::appendJsonString(out, e.error);
+    }
+    if (!e.node_id.empty()) {
+        *out += ",\"node\":";
+        protocol::appendJsonString(out, e.node_id);
+        *out += ",\"reconnects\":" + std::to_string(e.reconnects) + ",\"nodes\":[";
+        for (size_t i = 0; i < e.nodes.size(); ++i) {
+            const broker::NodeStatus& n = e.nodes[i];
+            *out += i == 0 ? "{\"id\":" : ",{\"id\":";
+            protocol::appendJsonString(out, n.id);
+            *out += ",\"name\":";
+            protocol::appendJsonString(out, n.name);
+            *out += ",\"connections\":" + std::to_string(n.connections) +
+                    ",\"age_ms\":" + std::to_string(n.age_ms) + "}";
+        }
+        *out += "]";
+    }
+    *out += "}";
+}
+
 }  // namespace
 
 HttpApi::HttpApi(std::string api_key, uint32_t rate_limit, std::function<uint64_t()> connections)
@@ -296,7 +323,9 @@ HttpReply HttpApi::call(std::string_view name, const http::Request& req, std::st
               std::to_string(nowMs() - boot_ms_) + ",\"loops\":" + std::to_string(hub.loopCount()) +
               ",\"connections\":" + std::to_string(connections_()) +
               ",\"channels\":" + std::to_string(hub.channels().size()) +
-              ",\"sessions\":" + std::to_string(hub.sessions()) + "}";
+              ",\"sessions\":" + std::to_string(hub.sessions()) + ",\"engine\":";
+        appendEngine(&out, hub.engineStatus());
+        out += "}";
         return apiOk(std::move(out));
     }
     return apiError(Error::kNotFound, "unknown API call");

@@ -9,9 +9,10 @@ namespace sb::server {
 static_assert(kMaxThreads <= broker::kMaxLoops, "every loop needs an index in the messaging core");
 
 Messaging::Messaging(App& app, messaging::Options options, const transport::WebSocketBehavior& base,
-                     bool compression)
+                     bool compression, BrokerConfig broker)
     : app_(app),
       options_(std::move(options)),
+      broker_(std::move(broker)),
       native_(options_, base, compression),
       api_(options_.api_key, options_.api_rate_limit,
            [this] { return app_.connectionCounts().websocket; }) {
@@ -27,7 +28,8 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
         for (size_t i = 0; i < app_.loopCount(); ++i) {
             m.backlog_bytes += app_.loopAt(i).backlog_bytes.load(std::memory_order_relaxed);
         }
-        m.channels = hub_->channels().size();
+        m.channels = hub_->channelCount();
+        m.engine = hub_->engineStatus();
         m.sessions = hub_->sessions();
         const RefusedCounts refused = app_.refusedCounts();
         m.refused_max = refused.max_connections;
@@ -61,7 +63,17 @@ base::Result<void> Messaging::attach() {
     for (size_t i = 0; i < app_.loopCount(); ++i) {
         loops.push_back(&app_.loopAt(i));
     }
-    hub_ = std::make_unique<messaging::Hub>(options_, std::move(loops));
+    std::unique_ptr<broker::Engine> engine;
+    if (broker_.engine == BrokerConfig::Engine::kRedis) {
+        auto e = engines::redis::makeRedisEngine(broker_.redis);
+        if (!e) {
+            return base::unexpected(e.error());
+        }
+        engine = std::move(*e);
+        SB_INFO("broker: redis at %s (prefix \"%s\"); /readyz reports ready once it answers",
+                broker_.redis.address.c_str(), broker_.redis.prefix.c_str());
+    }
+    hub_ = std::make_unique<messaging::Hub>(options_, std::move(loops), std::move(engine));
     native_.attach(hub_.get());
     api_.attach(hub_.get());
     hub_->setAuth(std::move(*auth));

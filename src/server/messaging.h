@@ -11,18 +11,22 @@
 #include "server/app.h"
 #include "server/http_api.h"
 #include "server/native_ws.h"
+#include "server/settings.h"
 
 namespace sb::server {
 
 class Messaging {
 public:
     // `base`: the [websocket] timers for /ws.
+    // `broker`: the engine attach() builds.
     Messaging(App& app, messaging::Options options, const transport::WebSocketBehavior& base,
-              bool compression);
+              bool compression, BrokerConfig broker = {});
     ~Messaging();
 
-    // After App::listen(): builds the Hub on the App's loops, loads the auth keys and starts
-    // its housekeeping. Error: an auth key file is unreadable or invalid (says which).
+    // After App::listen(): builds the engine and the Hub on the App's loops, loads the auth
+    // keys and starts its housekeeping. Error: an auth key file is unreadable or invalid, or
+    // the engine's settings are (says which). A Redis that does not answer yet is no error:
+    // the node starts not ready and connects when it can.
     base::Result<void> attach();
 
     // Any thread (SIGHUP): auth keys, namespaces for new subscriptions and publishes, and the
@@ -30,10 +34,12 @@ public:
     void reload(const messaging::Options& fresh);
 
     messaging::Hub& hub() { return *hub_; }
+    bool attached() const { return hub_ != nullptr; }
 
 private:
     App& app_;
     messaging::Options options_;
+    BrokerConfig broker_;
     NativeWs native_;
     HttpApi api_;
     std::unique_ptr<messaging::Hub> hub_;

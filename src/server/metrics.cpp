@@ -98,6 +98,36 @@ std::string renderMetrics(const MetricsSnapshot& m) {
            s.protocol_errors);
     metric("switchboard_channels", "gauge", "Live channels.", m.channels);
     metric("switchboard_sessions", "gauge", "Live sessions.", m.sessions);
+    metric("switchboard_engine_available", "gauge",
+           "1 while the broker engine serves requests (always, for the memory engine).",
+           m.engine.available ? 1 : 0);
+    if (!m.engine.node_id.empty()) {
+        metric("switchboard_engine_reconnects_total", "counter",
+               "Connections to the shared engine re-established after a loss.",
+               m.engine.reconnects);
+        metric("switchboard_cluster_nodes", "gauge",
+               "Live nodes sharing the engine (heartbeat within broker.node_ttl).",
+               m.engine.nodes.size());
+        out +=
+            "# HELP switchboard_cluster_node_connections Messaging connections per live node "
+            "(from its heartbeat).\n# TYPE switchboard_cluster_node_connections gauge\n";
+        for (const auto& n : m.engine.nodes) {
+            // Node ids are [0-9a-f]; names are free text: escaped for the label.
+            std::string name;
+            for (char ch : n.name) {
+                if (ch == '"' || ch == '\\') {
+                    name.push_back('\\');
+                    name.push_back(ch);
+                } else if (ch == '\n') {
+                    name += "\\n";
+                } else {
+                    name.push_back(ch);
+                }
+            }
+            out += "switchboard_cluster_node_connections{node=\"" + n.id + "\",name=\"" + name +
+                   "\"} " + std::to_string(n.connections) + "\n";
+        }
+    }
     renderHistogram(&out, s.delivery_latency, "switchboard_delivery_latency_seconds",
                     "Publish to socket write, per delivery.");
     return out;

@@ -58,15 +58,24 @@ int runServe(int argc, char** argv) {
     }
     app.get("/healthz",
             [](const http::Request&, std::string_view) { return HttpReply{.body = "ok\n"}; });
-    app.get("/readyz",
-            [](const http::Request&, std::string_view) { return HttpReply{.body = "ready\n"}; });
     app.get("/", [](const http::Request&, std::string_view) {
         return HttpReply{.content_type = "text/html; charset=utf-8",
                          .body = std::string(kDemoPage)};
     });
     // The messaging service (/ws, /api/*, /metrics): its limits come from [messaging], its
     // timers from [websocket].
-    Messaging messaging(app, cfg->messaging, cfg->websocket, cfg->compression);
+    Messaging messaging(app, cfg->messaging, cfg->websocket, cfg->compression, cfg->broker);
+    // Ready = able to serve: with a shared engine, only while it answers, so a load balancer
+    // takes a node cut off from Redis out of rotation (its clients reconnect to the others).
+    app.get("/readyz", [&messaging](const http::Request&, std::string_view) {
+        if (!messaging.attached() || messaging.hub().engineAvailable()) {
+            return HttpReply{.body = "ready\n"};
+        }
+        const broker::EngineStatus st = messaging.hub().engineStatus();
+        return HttpReply{
+            .status = 503,
+            .body = "not ready: " + st.engine + " engine unavailable (" + st.error + ")\n"};
+    });
     if (auto r = app.listen(); !r) {
         std::fprintf(stderr, "switchboard serve: %s\n", r.error().message.c_str());
         return 1;

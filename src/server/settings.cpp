@@ -246,6 +246,89 @@ config::Schema<ServeConfig> buildSchema() {
          .apply = Apply::kReload,
          .max = 10'000'000},
         [](auto& c) -> auto& { return c.messaging.api_rate_limit; });
+    // [broker]: the engine (docs/cluster.md).
+    s.add(
+        {.key = "broker.engine",
+         .flag = "--broker-engine",
+         .kind = Kind::kEnum,
+         .help = "memory: one node, in-process; redis: nodes share channels, presence, history "
+                 "and sessions through Redis",
+         .choices = {"memory", "redis"}},
+        [](auto& c) -> auto& { return c.broker.engine; });
+    s.add(
+        {.key = "broker.redis_address",
+         .flag = "--redis-address",
+         .kind = Kind::kString,
+         .help = "host:port of Redis; a comma-separated list is tried in turn on reconnect"},
+        [](auto& c) -> auto& { return c.broker.redis.address; });
+    s.add(
+        {.key = "broker.redis_username",
+         .flag = "--redis-username",
+         .kind = Kind::kString,
+         .help = "Redis ACL user (AUTH user password); empty = the default user"},
+        [](auto& c) -> auto& { return c.broker.redis.username; });
+    s.add(
+        {.key = "broker.redis_password",
+         .flag = "--redis-password",
+         .kind = Kind::kString,
+         .help = "Redis password (AUTH); empty = none",
+         .secret = true},
+        [](auto& c) -> auto& { return c.broker.redis.password; });
+    s.add(
+        {.key = "broker.redis_db",
+         .flag = "--redis-db",
+         .kind = Kind::kUint,
+         .help = "Redis database (SELECT) for keys; pub/sub is server-wide: use redis_prefix to "
+                 "separate deployments",
+         .max = 1'000'000},
+        [](auto& c) -> auto& { return c.broker.redis.db; });
+    s.add(
+        {.key = "broker.redis_tls",
+         .flag = "--redis-tls",
+         .kind = Kind::kBool,
+         .help = "TLS to Redis (certificate checked against the host name)"},
+        [](auto& c) -> auto& { return c.broker.redis.tls; });
+    s.add(
+        {.key = "broker.redis_tls_ca",
+         .flag = "--redis-tls-ca",
+         .kind = Kind::kString,
+         .help = "PEM CA certificates trusted for Redis's certificate; empty = the system store"},
+        [](auto& c) -> auto& { return c.broker.redis.tls_ca_file; });
+    s.add(
+        {.key = "broker.redis_prefix",
+         .flag = "--redis-prefix",
+         .kind = Kind::kString,
+         .help = "prefix of every Redis key and pub/sub channel (deployments sharing a Redis)"},
+        [](auto& c) -> auto& { return c.broker.redis.prefix; });
+    s.add(
+        {.key = "broker.redis_subscribers",
+         .flag = "--redis-subscribers",
+         .kind = Kind::kUint,
+         .help = "pub/sub connections per node; channels are spread over them by hash",
+         .min = 1,
+         .max = 64},
+        [](auto& c) -> auto& { return c.broker.redis.subscribers; });
+    s.add(
+        {.key = "broker.redis_timeout",
+         .flag = "--redis-timeout",
+         .kind = Kind::kDuration,
+         .help = "longest wait for Redis before a request fails with `unavailable` (and the "
+                 "connection is reset)",
+         .min = 100},
+        [](auto& c) -> auto& { return c.broker.redis.timeout_ms; });
+    s.add(
+        {.key = "broker.node_ttl",
+         .flag = "--node-ttl",
+         .kind = Kind::kDuration,
+         .help = "a node silent this long is dead: its clients leave presence (heartbeat 1s)",
+         .min = 2000},
+        [](auto& c) -> auto& { return c.broker.redis.node_ttl_ms; });
+    s.add(
+        {.key = "broker.node_name",
+         .flag = "--node-name",
+         .kind = Kind::kString,
+         .help = "this node's name in /api/info and /metrics; empty = hostname:pid"},
+        [](auto& c) -> auto& { return c.broker.redis.node_name; });
     // [auth]: JWT verification (docs/security.md).
     s.add(
         {.key = "auth.hmac_secrets",

@@ -10,11 +10,21 @@
 #include "base/log.h"
 #include "base/result.h"
 #include "config/schema.h"
+#include "engines/redis/redis_engine.h"
 #include "messaging/options.h"
 #include "server/app.h"
 #include "transport/websocket.h"
 
 namespace sb::server {
+
+// [broker]: where channels' offsets, history, presence and sessions live.
+struct BrokerConfig {
+    enum class Engine : uint8_t { kMemory, kRedis };
+    // In-process: one node, nothing else to run (the embedded default). Redis: many nodes
+    // share channels and sessions (docs/cluster.md).
+    Engine engine = Engine::kMemory;
+    engines::redis::RedisOptions redis;  // defaults and their reasons: redis_engine.h
+};
 
 struct ServeConfig {
     ServerOptions server;                    // includes reuse_port
@@ -27,6 +37,7 @@ struct ServeConfig {
     bool echo_enabled = true;
     std::vector<std::string> echo_subprotocols = {"echo"};  // what the demo page asks for
     messaging::Options messaging;                           // normalize()d by the loader
+    BrokerConfig broker;
     // Startup, reloads and refusals, without a line per connection.
     base::LogLevel log_level = base::LogLevel::kInfo;
     bool log_json = false;  // plain lines read best on a terminal; JSON for log pipelines

@@ -58,6 +58,7 @@ TEST(ErrorTable, CodesAreTheWireNames) {
         {Error::kTokenRequired, "token_required"},
         {Error::kInvalidToken, "invalid_token"},
         {Error::kPermissionDenied, "permission_denied"},
+        {Error::kUnavailable, "unavailable"},
         {Error::kInternal, "internal"},
     };
     ASSERT_EQ(expected.size(), kErrorCount) << "a new Error needs its wire name here";
@@ -72,9 +73,13 @@ TEST(ErrorTable, StatusesThatClientsDependOn) {
     EXPECT_EQ(errorInfo(Error::kRateLimited).http_status, 429);
     EXPECT_EQ(errorInfo(Error::kDataTooLarge).http_status, 413);
     EXPECT_EQ(errorInfo(Error::kInternal).http_status, 500);
-    // Only kInternal is the server's fault: every other refusal is a 4xx.
+    // A broker outage is temporary: 503, which clients and load balancers retry.
+    EXPECT_EQ(errorInfo(Error::kUnavailable).http_status, 503);
+    // Only kInternal and kUnavailable are the server's side: every other refusal is a 4xx.
     for (size_t i = 0; i + 1 < kErrorCount; ++i) {
-        EXPECT_LT(errorInfo(static_cast<Error>(i)).http_status, 500) << "error #" << i;
+        if (static_cast<Error>(i) != Error::kUnavailable) {
+            EXPECT_LT(errorInfo(static_cast<Error>(i)).http_status, 500) << "error #" << i;
+        }
     }
 }
 

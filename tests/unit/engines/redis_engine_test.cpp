@@ -1,0 +1,398 @@
+// The Redis engine against a real redis-server (Debian's, started here on a free loopback port):
+// the broker::Engine contract with two engines standing for two nodes — one order per channel on
+// every node, recovery, idempotency, presence across nodes and the reaping of a dead node's
+// entries, session records with their holder fence, and the outage path (unavailable, then
+// reconnect, and a new epoch when Redis comes back empty).
+#include "engines/redis/redis_engine.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace sb::engines::redis {
+namespace {
+
+using broker::Event;
+using broker::EventKind;
+using broker::NamespaceOptions;
+using broker::StreamPos;
+using namespace std::chrono_literals;
+
+constexpr const char* kRedisServer = "/usr/bin/redis-server";
+
+uint16_t freePort() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+bool canConnect(uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+}
+
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit = 10s) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (cond()) {
+            return true;
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+    return cond();
+}
+
+// A redis-server child without persistence: a restart comes back empty.
+class RedisServer {
+public:
+    explicit RedisServer(uint16_t port) : port_(port) { start(); }
+    ~RedisServer() { stop(); }
+    void start() {
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            const int null = ::open("/dev/null", O_WRONLY);
+            ::dup2(null, 1);
+            ::dup2(null, 2);
+            const std::string p = std::to_string(port_);
+            ::execl(kRedisServer, kRedisServer, "--port", p.c_str(), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no", "--loglevel", "warning",
+                    static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        ASSERT_TRUE(eventually([&] { return canConnect(port_); }, 10s))
+            << "redis-server did not start";
+    }
+    void stop() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+            pid_ = -1;
+        }
+    }
+    uint16_t port() const { return port_; }
+
+private:
+    uint16_t port_;
+    pid_t pid_ = -1;
+};
+
+class Sink : public broker::LoopSink {
+public:
+    void deliver(uint32_t loop_id, Event ev) override {
+        std::lock_guard lock(mu_);
+        events_.emplace_back(loop_id, std::move(ev));
+    }
+    void control(std::string_view message) override {
+        std::lock_guard lock(mu_);
+        controls_.emplace_back(message);
+    }
+    std::vector<std::string> controls() {
+        std::lock_guard lock(mu_);
+        return controls_;
+    }
+    std::vector<Event> events(EventKind kind) {
+        std::lock_guard lock(mu_);
+        std::vector<Event> out;
+        for (const auto& [loop, ev] : events_) {
+            if (ev.kind == kind) {
+                out.push_back(ev);
+            }
+        }
+        return out;
+    }
+    std::vector<uint64_t> offsets() {
+        std::vector<uint64_t> out;
+        for (const Event& ev : events(EventKind::kPublication)) {
+            out.push_back(ev.pub->offset);
+        }
+        return out;
+    }
+
+private:
+    std::mutex mu_;
+    std::vector<std::pair<uint32_t, Event>> events_;
+    std::vector<std::string> controls_;
+};
+
+class RedisEngineTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ASSERT_EQ(::access(kRedisServer, X_OK), 0)
+            << kRedisServer << " is missing: apt-get install redis-server (scripts/deps.sh test)";
+        redis_ = std::make_unique<RedisServer>(freePort());
+        prefix_ = "t" + std::to_string(::getpid()) + ":";
+    }
+
+    std::unique_ptr<broker::Engine> engine(uint16_t port = 0, uint64_t node_ttl_ms = 2000) {
+        RedisOptions o;
+        o.address = "127.0.0.1:" + std::to_string(port != 0 ? port : redis_->port());
+        o.prefix = prefix_;
+        o.node_ttl_ms = node_ttl_ms;
+        o.timeout_ms = 1000;
+        o.subscribers = 2;
+        auto e = makeRedisEngine(o);
+        EXPECT_TRUE(e.has_value());
+        return std::move(*e);
+    }
+
+    static void waitUp(broker::Engine& e) {
+        ASSERT_TRUE(eventually([&] { return e.available(); })) << e.status().error;
+    }
+
+    NamespaceOptions ns_{.presence = true, .join_leave = true, .history_size = 100};
+    std::unique_ptr<RedisServer> redis_;
+    std::string prefix_;
+};
+
+TEST_F(RedisEngineTest, EveryNodeSeesOneOrderPerChannel) {
+    auto a = engine();
+    auto b = engine();
+    Sink sa, sb;
+    a->setSink(&sa);
+    b->setSink(&sb);
+    waitUp(*a);
+    waitUp(*b);
+    auto ra = a->subscribe("chat:x", ns_, 0, std::nullopt, 0);
+    auto rb = b->subscribe("chat:x", ns_, 3, std::nullopt, 0);
+    ASSERT_FALSE(ra.unavailable);
+    ASSERT_FALSE(rb.unavailable);
+    EXPECT_EQ(ra.top, rb.top);
+    // Two publishers on two nodes at once.
+    auto spray = [&](broker::Engine* e, int n) {
+        for (int i = 0; i < n; ++i) {
+            auto r = e->publish("chat:x", ns_, "{\"i\":" + std::to_string(i) + "}", {}, 0);
+            EXPECT_FALSE(r.unavailable);
+        }
+    };
+    std::thread t1(spray, a.get(), 150);
+    std::thread t2(spray, b.get(), 150);
+    t1.join();
+    t2.join();
+    ASSERT_TRUE(eventually([&] {
+        return sa.offsets().size() == 300 && sb.offsets().size() == 300;
+    })) << sa.offsets().size()
+        << " / " << sb.offsets().size();
+    const auto oa = sa.offsets();
+    for (size_t i = 0; i < oa.size(); ++i) {
+        EXPECT_EQ(oa[i], ra.top.offset + i + 1);
+    }
+    EXPECT_EQ(oa, sb.offsets());
+    const auto pa = sa.events(EventKind::kPublication);
+    const auto pb = sb.events(EventKind::kPublication);
+    for (size_t i = 0; i < pa.size(); ++i) {
+        EXPECT_EQ(pa[i].pub->data, pb[i].pub->data);
+        EXPECT_EQ(pa[i].pub->epoch, ra.top.epoch);
+    }
+}
+
+TEST_F(RedisEngineTest, RecoversFromHistoryOnlyWhenEverythingIsThere) {
+    auto a = engine();
+    waitUp(*a);
+    NamespaceOptions small = ns_;
+    small.history_size = 3;
+    StreamPos first;
+    for (int i = 1; i <= 5; ++i) {
+        auto r = a->publish("chat:h", small, "d" + std::to_string(i), {}, 0);
+        ASSERT_FALSE(r.unavailable);
+        if (i == 1) {
+            first = r.pos;
+        }
+        EXPECT_EQ(r.pos.offset, static_cast<uint64_t>(i));
+    }
+    // Offsets 3..5 are kept: from 2 everything follows, from 1 offset 2 is gone.
+    auto ok = a->subscribe("chat:h", small, 0, StreamPos{first.epoch, 2}, 0);
+    EXPECT_TRUE(ok.recovered);
+    ASSERT_EQ(ok.pubs.size(), 3u);
+    EXPECT_EQ(ok.pubs.front()->data, "d3");
+    auto gone = a->history("chat:h", small, StreamPos{first.epoch, 1}, 0, 0);
+    EXPECT_FALSE(gone.recovered);
+    auto other = a->history("chat:h", small, StreamPos{"e_other", 1}, 0, 0);
+    EXPECT_FALSE(other.recovered);
+    EXPECT_TRUE(other.pubs.empty());
+    auto newest = a->history("chat:h", small, std::nullopt, 2, 0);
+    ASSERT_EQ(newest.pubs.size(), 2u);
+    EXPECT_EQ(newest.pubs[0]->offset, 4u);  // offset order, the newest two
+    EXPECT_EQ(newest.pubs[1]->offset, 5u);
+    auto paged = a->history("chat:h", small, StreamPos{first.epoch, 2}, 2, 0);
+    EXPECT_TRUE(paged.recovered);
+    ASSERT_EQ(paged.pubs.size(), 2u);
+    EXPECT_EQ(paged.pubs[1]->offset, 4u);
+    auto missing = a->history("chat:none", small, std::nullopt, 0, 0);
+    EXPECT_EQ(missing.top.epoch, "");  // history does not create channels
+}
+
+TEST_F(RedisEngineTest, IdempotencyKeyPublishesOnce) {
+    auto a = engine();
+    auto b = engine();
+    waitUp(*a);
+    waitUp(*b);
+    auto r1 = a->publish("chat:i", ns_, "x", "key-1", 0);
+    auto r2 = b->publish("chat:i", ns_, "x", "key-1", 0);  // a retry landing on another node
+    EXPECT_FALSE(r1.duplicate);
+    EXPECT_TRUE(r2.duplicate);
+    EXPECT_EQ(r1.pos, r2.pos);
+    auto r3 = a->publish("chat:i", ns_, "y", "key-2", 0);
+    EXPECT_EQ(r3.pos.offset, r1.pos.offset + 1);
+}
+
+TEST_F(RedisEngineTest, PresenceIsSharedAndADeadNodesEntriesLeaveWithinTheTtl) {
+    auto b = engine();
+    Sink sb;
+    b->setSink(&sb);
+    waitUp(*b);
+    ASSERT_FALSE(b->subscribe("chat:p", ns_, 1, std::nullopt, 0).unavailable);
+    {
+        auto a = engine();
+        waitUp(*a);
+        auto who = std::make_shared<broker::ClientInfo>(
+            broker::ClientInfo{"c_a_0_1", "alice", "{\"role\":\"x\"}"});
+        a->presenceAdd("chat:p", ns_, who);
+        ASSERT_TRUE(eventually([&] { return b->presence("chat:p").size() == 1; }));
+        ASSERT_TRUE(eventually([&] { return sb.events(EventKind::kJoin).size() == 1; }));
+        EXPECT_EQ(sb.events(EventKind::kJoin)[0].who->user, "alice");
+        EXPECT_EQ(b->presence("chat:p")[0]->info_json, "{\"role\":\"x\"}");
+        // Both nodes are registered.
+        ASSERT_TRUE(eventually([&] { return b->status().nodes.size() == 2; }));
+    }  // node a stops heartbeating without removing its entries: as a kill -9 would
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(eventually([&] { return b->presence("chat:p").empty(); }, 8s));
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_LT(took, 5s) << "node_ttl is 2 s, heartbeats every second";
+    ASSERT_TRUE(eventually([&] { return sb.events(EventKind::kLeave).size() == 1; }));
+    EXPECT_EQ(sb.events(EventKind::kLeave)[0].who->client_id, "c_a_0_1");
+    EXPECT_TRUE(eventually([&] { return b->status().nodes.size() == 1; }));
+}
+
+TEST_F(RedisEngineTest, SessionRecordsAreFencedByTheirHolder) {
+    auto a = engine();
+    waitUp(*a);
+    broker::SessionRecord rec;
+    rec.owner = "alice";
+    rec.holder = "n1:5";
+    rec.ttl_ms = 60'000;
+    rec.channels = {{"chat:a", StreamPos{"e_1", 7}}, {"chat:b", StreamPos{"e_2", 0}}};
+    a->saveSession("s_1", rec, true);
+    ASSERT_TRUE(eventually([&] { return a->loadSession("s_1").has_value(); }));
+    // Another holder took it: the old one's later write must not land.
+    broker::SessionRecord moved = rec;
+    moved.holder = "n2:9";
+    moved.channels = {{"chat:a", StreamPos{"e_1", 9}}};
+    a->saveSession("s_1", moved, true);
+    broker::SessionRecord stale = rec;
+    stale.channels = {{"chat:a", StreamPos{"e_1", 8}}};
+    a->saveSession("s_1", stale, false);
+    ASSERT_TRUE(eventually([&] {
+        auto r = a->loadSession("s_1");
+        return r && r->holder == "n2:9";
+    }));
+    std::this_thread::sleep_for(100ms);  // the stale write was posted after: let it run
+    auto r = a->loadSession("s_1");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->holder, "n2:9");
+    EXPECT_EQ(r->owner, "alice");
+    ASSERT_EQ(r->channels.size(), 1u);
+    EXPECT_EQ(r->channels[0].second, (StreamPos{"e_1", 9}));
+    a->removeSession("s_1");
+    EXPECT_TRUE(eventually([&] { return !a->loadSession("s_1").has_value(); }));
+}
+
+TEST_F(RedisEngineTest, UnreachableRedisIsUnavailableThenReconnects) {
+    const uint16_t port = freePort();
+    auto a = engine(port);
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(a->available());
+    EXPECT_FALSE(a->status().error.empty());
+    auto r = a->publish("chat:u", ns_, "x", {}, 0);
+    EXPECT_TRUE(r.unavailable);
+    EXPECT_TRUE(a->subscribe("chat:u", ns_, 0, std::nullopt, 0).unavailable);
+    RedisServer late(port);
+    waitUp(*a);
+    EXPECT_FALSE(a->publish("chat:u", ns_, "x", {}, 0).unavailable);
+}
+
+TEST_F(RedisEngineTest, ARedisThatComesBackEmptyStartsANewEpoch) {
+    auto a = engine();
+    Sink sa;
+    a->setSink(&sa);
+    waitUp(*a);
+    ASSERT_FALSE(a->subscribe("chat:r", ns_, 0, std::nullopt, 0).unavailable);
+    auto before = a->publish("chat:r", ns_, "1", {}, 0);
+    ASSERT_FALSE(before.unavailable);
+    redis_->stop();
+    ASSERT_TRUE(eventually([&] { return !a->available(); }));
+    redis_->start();
+    waitUp(*a);
+    auto after = a->publish("chat:r", ns_, "2", {}, 0);
+    ASSERT_FALSE(after.unavailable);
+    EXPECT_NE(after.pos.epoch, before.pos.epoch);
+    EXPECT_EQ(after.pos.offset, 1u);
+    // The node subscribed again on its own: the new publication arrives, in the new epoch.
+    ASSERT_TRUE(eventually([&] { return sa.events(EventKind::kPublication).size() == 2; }));
+    EXPECT_EQ(sa.events(EventKind::kPublication)[1].pub->epoch, after.pos.epoch);
+    // A position in the old epoch does not recover.
+    auto rec = a->history("chat:r", ns_, before.pos, 0, 0);
+    EXPECT_FALSE(rec.recovered);
+}
+
+TEST_F(RedisEngineTest, ControlMessagesReachOneNodeOrAll) {
+    auto a = engine();
+    auto b = engine();
+    Sink sa, sb;
+    a->setSink(&sa);
+    b->setSink(&sb);
+    waitUp(*a);
+    waitUp(*b);
+    ASSERT_NE(a->nodeTag(), b->nodeTag());
+    b->sendControl(a->nodeTag(), "tsession-1");
+    ASSERT_TRUE(eventually([&] { return sa.controls().size() == 1; }));
+    EXPECT_EQ(sa.controls()[0], "tsession-1");
+    a->sendControl({}, "u1bob");
+    ASSERT_TRUE(eventually([&] { return sb.controls().size() == 1 && sa.controls().size() == 2; }));
+    EXPECT_EQ(sb.controls()[0], "u1bob");
+    std::this_thread::sleep_for(100ms);
+    EXPECT_EQ(sb.controls().size(), 1u);  // "tsession-1" was for a only
+}
+
+TEST(RedisOptionsTest, AddressesAreParsedWithClearErrors) {
+    auto one = parseAddresses("127.0.0.1:6379");
+    ASSERT_TRUE(one.has_value());
+    EXPECT_EQ((*one)[0].first, "127.0.0.1");
+    EXPECT_EQ((*one)[0].second, 6379);
+    auto two = parseAddresses("a:1, [::1]:2");
+    ASSERT_TRUE(two.has_value());
+    ASSERT_EQ(two->size(), 2u);
+    EXPECT_EQ((*two)[1].first, "::1");
+    EXPECT_FALSE(parseAddresses("localhost").has_value());
+    EXPECT_FALSE(parseAddresses("h:0").has_value());
+    EXPECT_FALSE(parseAddresses("").has_value());
+    RedisOptions bad;
+    bad.prefix = "";
+    EXPECT_FALSE(makeRedisEngine(bad).has_value());
+}
+
+}  // namespace
+}  // namespace sb::engines::redis
