@@ -102,7 +102,8 @@ if [[ " $SERVERS " == *" socketio "* ]] &&
 fi
 if [[ $SB_ENGINE == auto ]]; then
     SB_ENGINE=memory
-    if [[ " $SERVERS " == *" switchboard "* ]] && "$SB_BIN" serve --help 2>/dev/null | grep -q -- '--broker-engine'; then
+    # Read the whole help first: with pipefail, grep -q quitting early would fail the pipe.
+    if [[ " $SERVERS " == *" switchboard "* ]] && [[ $("$SB_BIN" serve --help 2>/dev/null) == *--broker-engine* ]]; then
         SB_ENGINE=redis
     fi
 fi
