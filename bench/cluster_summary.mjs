@@ -49,7 +49,9 @@ function row(run) {
     name: run.name, server: run.server, test: run.test, nodes: run.nodes, engine: run.engine,
     exit: run.exit, nodes_alive: run.nodes_alive, stopped: run.stopped,
     ok: r != null && !r.interrupted && run.nodes_alive === run.nodes,
-    connections: k.connects_ok ?? 0, connects_failed: k.connects_failed ?? 0, drops: k.drops ?? 0,
+    // Open at once at the peak: connects_ok also counts reconnects.
+    connections: k.open_peak ?? k.connects_ok ?? 0, connects_ok: k.connects_ok ?? 0,
+    connects_failed: k.connects_failed ?? 0, drops: k.drops ?? 0, reconnects: k.reconnects ?? 0,
     publications: k.publishes_acked ?? 0, expected: k.expected ?? 0, deliveries: k.deliveries ?? 0,
     lost: k.lost ?? 0, duplicates: k.duplicates ?? 0, out_of_order: k.out_of_order ?? 0,
     sends_skipped: k.sends_skipped ?? 0,
@@ -111,6 +113,7 @@ const meta = {
     interval: env('INTERVAL'), duration_s: env('DURATION', true), size: env('SIZE', true),
     gen_procs: env('GEN_PROCS', true), fan_subs: env('FAN_SUBS', true), fan_nodes: env('FAN_NODES', true),
     fan_msgs: env('FAN_MSGS', true), fan_window: env('FAN_WINDOW', true), fan_procs: env('FAN_PROCS', true),
+    publish: env('PUBLISH') || 'first',
   },
 };
 

@@ -14,7 +14,8 @@ export function clusterMarkdown(d) {
   let md = `Cluster bench ${d.date} (commit ${d.commit}${d.dirty ? ', dirty' : ''}), Redis ${d.redis_version}, ` +
            `${d.machine.nproc} cores, scale ${p.scale}\n\n`;
   md += `Load: ${int(p.conns)} subscribers over ${p.nodes} nodes, ${int(p.rooms)} rooms, ` +
-        `1 publisher per room at 1 msg / ${p.interval}, ${p.duration_s} s\n\n`;
+        `1 publisher per room at 1 msg / ${p.interval}, ${p.duration_s} s, publishers ` +
+        `${p.publish === 'spread' ? 'spread over the nodes' : 'on the first node'}\n\n`;
   md += '| server | broker | nodes | connections | p50 ms | p99 ms | max ms | deliveries/s | delivered / expected | lost | Redis CPU | nodes CPU | node RSS / conn | generator: busiest process, send lag p99 |\n';
   md += '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n';
   for (const x of d.rows.filter((y) => y.test === 'load')) {

@@ -25,6 +25,8 @@
 #                    any variable set explicitly wins over either
 #   CONNS=100000 NODES=6 ROOM_SIZE=100 (rooms = CONNS / ROOM_SIZE) INTERVAL=1s DURATION=30
 #   SIZE=64 (payload bytes)  DRAIN=15 (s to wait for deliveries after the last publication)
+#   PUBLISH=first    load test: every publisher on the first node (most deliveries cross
+#                    Redis); "spread": publisher p on node p % NODES (the publishing spread too)
 #   FAN_SUBS=10000 FAN_NODES=3 FAN_MSGS=200 FAN_WINDOW=16 FAN_PROCS=2
 #   GEN_PROCS        generator processes of the load test (default: one per 19,000
 #                    connections; each process may hold 20,000 open files)
@@ -58,6 +60,7 @@ ROOM_SIZE=${ROOM_SIZE:-100}
 INTERVAL=${INTERVAL:-1s}
 DURATION=${DURATION:-30}
 SIZE=${SIZE:-64}
+PUBLISH=${PUBLISH:-first}
 DRAIN=${DRAIN:-15}
 FAN_SUBS=${FAN_SUBS:-10000}
 FAN_NODES=${FAN_NODES:-3}
@@ -84,6 +87,7 @@ NOISE_MAX=${NOISE_MAX:-0.1}
 SB_ENV=(env)
 for v in $(compgen -e); do [[ $v == SWITCHBOARD_* ]] && SB_ENV+=(-u "$v"); done
 
+[[ $PUBLISH == first || $PUBLISH == spread ]] || { log "PUBLISH: first or spread"; exit 2; }
 for t in $TESTS; do [[ $t == load || $t == fanout ]] || { log "TESTS: load and/or fanout"; exit 2; }; done
 for s in $SERVERS; do [[ $s == switchboard || $s == socketio ]] || { log "SERVERS: switchboard and/or socketio"; exit 2; }; done
 ((NODES >= 1 && FAN_NODES >= 1 && CONNS >= 1)) || { log "NODES, FAN_NODES, CONNS >= 1"; exit 2; }
@@ -252,6 +256,8 @@ run_gen() {
     local out=$WORK/$name.json samples=$WORK/$name.samples logf=$WORK/$name.log
     local urls
     urls=$(IFS=,; echo "${NODE_URLS[*]}")
+    local pub=()
+    [[ $test == load && $PUBLISH == spread ]] && pub=(--publish-url "$urls")
     wait_quiet
     : > "$samples"
     sampler "$samples" &
@@ -260,11 +266,11 @@ run_gen() {
     local start rc=0
     start=$(date +%s.%N)
     if [[ $server == switchboard ]]; then
-        "$SB_BIN" bench fanout --url "$urls" -s "$SIZE" --drain "$DRAIN" --connect-timeout 30s \
-            --json "$out" "$@" > "$logf" 2>&1 &
-    else
-        node "$REPO/bench/peers/socketio/loadgen.mjs" --url "$urls" -s "$SIZE" --drain "$DRAIN" \
+        "$SB_BIN" bench fanout --url "$urls" "${pub[@]}" -s "$SIZE" --drain "$DRAIN" \
             --connect-timeout 30s --json "$out" "$@" > "$logf" 2>&1 &
+    else
+        node "$REPO/bench/peers/socketio/loadgen.mjs" --url "$urls" "${pub[@]}" -s "$SIZE" \
+            --drain "$DRAIN" --connect-timeout 30s --json "$out" "$@" > "$logf" 2>&1 &
     fi
     GEN_PID=$!
     local deadline=$((SECONDS + RUN_TIMEOUT)) why=""
@@ -303,7 +309,7 @@ run_gen() {
     log "  $name: exit $rc$( [[ -s $out ]] || echo ', no result')"
 }
 
-log "cluster bench: $CONNS connections over $NODES nodes in $ROOMS rooms at 1 msg / $INTERVAL each, ${DURATION}s; fan-out 1 room × $FAN_SUBS over $FAN_NODES nodes vs 1; servers: $SERVERS; switchboard engine: $SB_ENGINE"
+log "cluster bench: $CONNS connections over $NODES nodes in $ROOMS rooms at 1 msg / $INTERVAL each, ${DURATION}s, publishers $PUBLISH; fan-out 1 room × $FAN_SUBS over $FAN_NODES nodes vs 1; servers: $SERVERS; switchboard engine: $SB_ENGINE"
 start_redis
 log "redis on 127.0.0.1:$RPORT (pid $REDIS_PID)"
 for t in $TESTS; do
@@ -350,7 +356,7 @@ CB_DATE=$STAMP CB_COMMIT=$commit CB_DIRTY=$dirty CB_SB_VERSION=$sb_version CB_SB
 CB_REDIS_VERSION=$redis_version CB_CLK_TCK=$(getconf CLK_TCK) CB_SCALE=$SCALE CB_CONNS=$CONNS \
 CB_NODES=$NODES CB_ROOMS=$ROOMS CB_INTERVAL=$INTERVAL CB_DURATION=${DURATION%s} CB_SIZE=$SIZE \
 CB_GEN_PROCS=$GEN_PROCS CB_FAN_SUBS=$FAN_SUBS CB_FAN_NODES=$FAN_NODES CB_FAN_MSGS=$FAN_MSGS \
-CB_FAN_WINDOW=$FAN_WINDOW CB_FAN_PROCS=$FAN_PROCS \
+CB_FAN_WINDOW=$FAN_WINDOW CB_FAN_PROCS=$FAN_PROCS CB_PUBLISH=$PUBLISH \
     node "$REPO/bench/cluster_summary.mjs" --runs "$RUNS" --out "$OUT" --md "$MD"
 cat "$MD"
 log "wrote $OUT and $MD"

@@ -207,8 +207,8 @@ target and protocol:
                          connection i goes to URL (i % rooms + i / rooms) % URLs (round-
                          robin; with several rooms shifted each lap, so every room spans
                          every node)
-  --publish-url URL      fanout: the URL every publisher connects to (default: the first
-                         --url)
+  --publish-url URL      fanout: where the publishers connect (default: the first --url);
+                         repeatable or a comma list: publisher p goes to URL p % URLs
   --ca FILE              wss://: trust the CA certificates in this PEM file instead of the
                          system store (the certificate must still match the URL's host)
   --insecure             wss://: do not verify the server's certificate (self-signed servers)
@@ -351,13 +351,14 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
         if (a == "--help" || a == "-h") {
             *help = true;
             return o;
-        } else if (a == "--url") {
+        } else if (a == "--url" || a == "--publish-url") {
             auto v = value();
             if (!v) {
                 return base::fail(v.error().message);
             }
             // Repeatable and comma-separated: the nodes of a cluster (ws:// URLs carry no
             // commas of their own in what a bench targets).
+            std::vector<std::string>& list = a == "--url" ? o.urls : o.publish_urls;
             std::string_view rest = *v;
             while (true) {
                 const size_t comma = rest.find(',');
@@ -365,21 +366,12 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
                 if (one.empty()) {
                     return bad(*v, "a URL or a comma-separated list of URLs");
                 }
-                o.urls.emplace_back(one);
+                list.emplace_back(one);
                 if (comma == std::string_view::npos) {
                     break;
                 }
                 rest.remove_prefix(comma + 1);
             }
-        } else if (a == "--publish-url") {
-            auto v = value();
-            if (!v) {
-                return base::fail(v.error().message);
-            }
-            if (v->empty()) {
-                return bad(*v, "a URL");
-            }
-            o.publish_url = std::string(*v);
         } else if (a == "--mode") {
             auto v = value();
             if (!v) {
@@ -505,7 +497,7 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
         o.urls.push_back(defaultUrl(o));
     }
     o.url = o.urls.front();
-    if (!o.publish_url.empty() && o.scenario != Scenario::kFanout) {
+    if (!o.publish_urls.empty() && o.scenario != Scenario::kFanout) {
         return base::fail("--publish-url is for fanout (the other scenarios have no publishers)");
     }
     if (o.conns == 0 && o.scenario != Scenario::kFanout) {

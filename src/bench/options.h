@@ -22,9 +22,10 @@ struct BenchOptions {
     // Every target, url first: several nodes of one cluster. Connections (fanout:
     // subscribers) are spread over them by targetFor(); empty = just `url`.
     std::vector<std::string> urls;
-    // fanout: where every publisher connects; empty = `url`. One fixed entry point for the
-    // publishers makes every delivery to the other nodes cross the broker.
-    std::string publish_url;
+    // fanout: where the publishers connect, publisher p to publish_urls[p % size]; empty =
+    // `url`. One entry point for all publishers makes every delivery to the other nodes cross
+    // the broker; one per node spreads the cost of publishing over the nodes.
+    std::vector<std::string> publish_urls;
     Mode mode = Mode::kPlain;
     // Offered in the handshake (native mode always offers switchboard.v1.json).
     std::vector<std::string> subprotocols;

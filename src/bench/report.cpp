@@ -98,7 +98,8 @@ std::string errorsLine(const BenchResult& r) {
     return s;
 }
 
-// ,"urls":[...] (every connection target) and ,"publish_url" (fanout) after "url".
+// ,"urls":[...] (every connection target) and, fanout, ,"publish_url" (the first) and
+// ,"publish_urls":[...] after "url".
 std::string targetsJson(const BenchOptions& o) {
     std::string j = ",\"urls\":[";
     if (o.urls.empty()) {
@@ -109,7 +110,13 @@ std::string targetsJson(const BenchOptions& o) {
     }
     j += "]";
     if (o.scenario == Scenario::kFanout) {
-        j += ",\"publish_url\":" + jsonString(o.publish_url.empty() ? o.url : o.publish_url);
+        const std::vector<std::string> pubs =
+            o.publish_urls.empty() ? std::vector<std::string>{o.url} : o.publish_urls;
+        j += ",\"publish_url\":" + jsonString(pubs.front()) + ",\"publish_urls\":[";
+        for (size_t i = 0; i < pubs.size(); ++i) {
+            j += (i == 0 ? "" : ",") + jsonString(pubs[i]);
+        }
+        j += "]";
     }
     return j;
 }

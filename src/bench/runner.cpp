@@ -294,6 +294,7 @@ struct Runner::Impl {
     // Per target (the connection URLs, then the publishers' one): one URL, or one per room
     // ("{room}" in a plain URL).
     std::vector<std::vector<client::WsUrl>> urls_;
+    uint32_t conn_targets_ = 1;  // urls_[0, conn_targets_): connections; the rest: publishers
     client::ClientOptions client_opts_;
     uint32_t src_addrs_ = 0;  // 0: let the kernel pick the source address
     std::string payload_;     // plain echo payload
@@ -344,13 +345,18 @@ struct Runner::Impl {
 base::Result<void> Runner::Impl::prepare() {
     native_ = opts_.mode == Mode::kNative;
     op_ = opts_.binary ? ws::Opcode::kBinary : ws::Opcode::kText;
-    // Targets: the connection URLs (one per node), then the publishers' URL. Each expands to
-    // one URL per room when it holds "{room}" (plain mode).
+    // Targets: the connection URLs (one per node), then the publishers' URLs. Each expands
+    // to one URL per room when it holds "{room}" (plain mode).
     std::vector<std::string> targets = opts_.urls;
     if (targets.empty()) {
         targets.push_back(opts_.url);
     }
-    targets.push_back(opts_.publish_url.empty() ? targets.front() : opts_.publish_url);
+    conn_targets_ = static_cast<uint32_t>(targets.size());
+    if (opts_.publish_urls.empty()) {
+        targets.push_back(targets.front());
+    } else {
+        targets.insert(targets.end(), opts_.publish_urls.begin(), opts_.publish_urls.end());
+    }
     for (const std::string& target : targets) {
         const bool per_room = !native_ && target.find("{room}") != std::string::npos;
         if (opts_.scenario == Scenario::kFanout && !native_ && opts_.rooms > 1 && !per_room) {
@@ -434,7 +440,8 @@ base::Result<void> Runner::Impl::prepare() {
             c.id = p;
             c.src_index = opts_.conns + p;
             c.room = p % rooms;
-            c.target = static_cast<uint32_t>(urls_.size() - 1);  // the publishers' URL
+            // The publishers' URLs, round-robin.
+            c.target = conn_targets_ + p % static_cast<uint32_t>(urls_.size() - conn_targets_);
             c.role = Role::kPublisher;
             conns_.push_back(std::move(c));
         }

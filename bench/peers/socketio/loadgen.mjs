@@ -7,8 +7,8 @@
 //
 // Load: -c subscribers, each joining room (i % rooms) on URL (i % rooms + i / rooms) % URLs
 // (the spread of `switchboard bench`: round-robin, every room on every node); --publishers P
-// connections to --publish-url (default: the first URL), publisher p publishing into room
-// p % rooms either on a fixed schedule (--interval T: open loop, latency measured from when a
+// connections to --publish-url (default: the first URL; several: publisher p on URL p % M),
+// publisher p publishing into room p % rooms either on a fixed schedule (--interval T: open loop, latency measured from when a
 // publication was due, a schedule more than 1 s behind skips the missed sends and counts them)
 // or as fast as acknowledgements allow (--interval 0, --window W in flight, -n messages each).
 // Each payload carries "PUBLISHER SEQ T" (T: the send time on the monotonic clock, shared by
@@ -55,7 +55,7 @@ function count(v) {
 
 function parseArgs(argv) {
   const o = {
-    urls: [], publishUrl: '', conns: 100, rooms: 1, publishers: 1, intervalMs: 0, window: 1,
+    urls: [], publishUrls: [], conns: 100, rooms: 1, publishers: 1, intervalMs: 0, window: 1,
     messages: 0, durationS: 0, size: 64, drainS: 5, procs: 0, connectWindow: 200,
     connectTimeoutMs: 20_000, json: '', srcAddrs: 0,
   };
@@ -68,7 +68,7 @@ function parseArgs(argv) {
     };
     switch (flag) {
       case '--url': o.urls.push(...value().split(',')); break;
-      case '--publish-url': o.publishUrl = value(); break;
+      case '--publish-url': o.publishUrls.push(...value().split(',')); break;
       case '-c': case '--conns': o.conns = count(value()); break;
       case '--rooms': o.rooms = count(value()); break;
       case '--publishers': o.publishers = count(value()); break;
@@ -91,6 +91,7 @@ function parseArgs(argv) {
     }
   }
   if (o.urls.length === 0 || o.urls.some((u) => !u)) throw new Error('give --url');
+  if (o.publishUrls.some((u) => !u)) throw new Error('an empty --publish-url');
   if (o.rooms < 1 || o.publishers < 1 || o.window < 1) throw new Error('rooms, publishers, window >= 1');
   if (!Number.isFinite(o.intervalMs) || o.intervalMs < 0) throw new Error('bad --interval');
   if (o.messages === 0 && o.durationS === 0) o.messages = 100;
@@ -165,7 +166,7 @@ function runWorker(o, index, count, send, onControl) {
                 lastSeq: -1, unique: 0, expected: 0, participant: false, complete: false });
   }
   for (let p = part(o.publishers, index, count); p < part(o.publishers, index + 1, count); ++p) {
-    pubs.push({ id: p, room: p % o.rooms, url: o.publishUrl || o.urls[0], src: o.conns + p,
+    pubs.push({ id: p, room: p % o.rooms, url: o.publishUrls.length ? o.publishUrls[p % o.publishUrls.length] : o.urls[0], src: o.conns + p,
                 socket: null, seq: 0, unacked: 0, ready: false, done: false });
   }
   const all = [...subs, ...pubs];
@@ -471,7 +472,8 @@ function report(o, state, t0, interrupted, workers) {
   const per = (n, s) => (s > 0 ? n / s : 0);
   const result = {
     scenario: 'fanout', generator: 'socket.io-client', url: o.urls[0], urls: o.urls,
-    publish_url: o.publishUrl || o.urls[0], mode: 'socket.io',
+    publish_url: o.publishUrls[0] ?? o.urls[0], publish_urls: o.publishUrls.length ? o.publishUrls : [o.urls[0]],
+    mode: 'socket.io',
     options: { conns: o.conns, messages: o.messages, duration_s: o.durationS,
                interval_ms: o.intervalMs, window: o.window, size: o.size,
                publishers: o.publishers, rooms: o.rooms, drain_s: o.drainS },

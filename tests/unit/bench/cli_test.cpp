@@ -87,7 +87,7 @@ TEST(BenchCli, SeveralUrlsRepeatedOrCommaSeparated) {
     EXPECT_EQ(o->urls, (std::vector<std::string>{"ws://127.0.0.1:1/ws", "ws://127.0.0.1:2/ws",
                                                  "ws://127.0.0.1:3/ws"}));
     EXPECT_EQ(o->url, "ws://127.0.0.1:1/ws");  // the first one names the run
-    EXPECT_EQ(o->publish_url, "");             // = the first URL
+    EXPECT_TRUE(o->publish_urls.empty());      // = the first URL
     EXPECT_EQ(targetCount(*o), 3u);
 
     auto one = parse({"echo", "--url=ws://127.0.0.1:9/echo"});
@@ -103,7 +103,11 @@ TEST(BenchCli, PublishUrl) {
     auto o = parse({"fanout", "--url", "ws://127.0.0.1:1/ws,ws://127.0.0.1:2/ws", "--publish-url",
                     "ws://127.0.0.1:2/ws"});
     ASSERT_TRUE(o);
-    EXPECT_EQ(o->publish_url, "ws://127.0.0.1:2/ws");
+    EXPECT_EQ(o->publish_urls, std::vector<std::string>{"ws://127.0.0.1:2/ws"});
+    auto spread = parse({"fanout", "--publish-url", "ws://127.0.0.1:1/ws,ws://127.0.0.1:2/ws",
+                         "--publish-url", "ws://127.0.0.1:3/ws"});
+    ASSERT_TRUE(spread);
+    EXPECT_EQ(spread->publish_urls.size(), 3u);
     EXPECT_FALSE(parse({"echo", "--publish-url", "ws://127.0.0.1:2/echo"}));  // no publishers
     EXPECT_FALSE(parse({"fanout", "--publish-url", ""}));
     EXPECT_FALSE(parse({"fanout", "--url", "ws://127.0.0.1:1/ws,,ws://127.0.0.1:2/ws"}));

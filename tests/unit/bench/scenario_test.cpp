@@ -418,7 +418,7 @@ TEST(BenchScenario, PublishersGoToThePublishUrl) {
     // that no publisher went to the first --url (a counting echo route).
     BenchOptions o = plainFanout(server.url("/bcast/0"));
     o.urls = {server.url("/bcast/0"), server.url("/bcast/0?node=1")};
-    o.publish_url = server.url("/bcast/0?publishers");
+    o.publish_urls = {server.url("/bcast/0?publishers")};
     BenchResult r = run(o);
     EXPECT_EQ(r.counters.deliveries, kPlainExpected);
     EXPECT_EQ(r.counters.lost, 0u);
@@ -428,7 +428,7 @@ TEST(BenchScenario, PublishersGoToThePublishUrl) {
     wrong.conns = 2;
     wrong.messages = 2;
     wrong.drain_s = 0.2;
-    wrong.publish_url = server.url("/node/1");
+    wrong.publish_urls = {server.url("/node/1")};
     BenchResult w = run(wrong);
     EXPECT_EQ(w.counters.deliveries, 0u);  // echo routes relay nothing to the subscribers
     EXPECT_EQ(server.opened(0), 2);        // the subscribers
@@ -441,7 +441,7 @@ TEST(BenchScenario, NativeFanoutOverSeveralUrlsIsExact) {
     // subscriber, wherever it connected, gets every publication of its room.
     BenchOptions o = baseOptions(Scenario::kFanout, server.url("/ws?n=0"));
     o.urls = {server.url("/ws?n=0"), server.url("/ws?n=1"), server.url("/ws?n=2")};
-    o.publish_url = server.url("/ws?publishers");
+    o.publish_urls = {server.url("/ws?publishers")};
     o.mode = Mode::kNative;
     o.conns = 12;
     o.publishers = 2;
