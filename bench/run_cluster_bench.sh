@@ -232,7 +232,8 @@ ticks() {  # utime+stime of PID in clock ticks (the fields after the ")" of the 
     read -r -a f <<< "${s##*) }"
     echo $((f[11] + f[12]))
 }
-rss_kb() { local _ r; read -r _ r _ < "/proc/$1/statm" 2>/dev/null || { echo 0; return; }; echo $((r * $(getconf PAGESIZE) / 1024)); }
+PAGE_KB=$(($(getconf PAGESIZE) / 1024))
+rss_kb() { local _ r; read -r _ r _ < "/proc/$1/statm" 2>/dev/null || { echo 0; return; }; echo $((r * PAGE_KB)); }
 avail_mb() { awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo; }
 
 # sampler FILE: every 0.5 s "wall redis_ticks nodes_ticks nodes_rss_kb avail_mb" until killed.
