@@ -20,8 +20,12 @@ export function clusterMarkdown(d) {
   md += '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n';
   for (const x of d.rows.filter((y) => y.test === 'load')) {
     md += `| ${NAME[x.server] ?? x.server}${x.ok ? '' : ' (failed)'} | ${broker(x)} | ${x.nodes} | ${int(x.connections)}` +
-          `${x.connects_failed ? ` (+${int(x.connects_failed)} failed)` : ''} | ${lat(x, 'p50')} | ${lat(x, 'p99')} | ` +
-          `${lat(x, 'max')} | ${int(x.deliveries_per_s)} | ${int(x.deliveries)} / ${int(x.expected)} | ${int(x.lost)} | ` +
+          `${x.connects_failed ? ` (+${int(x.connects_failed)} failed)` : ''}` +
+          `${x.drops ? `, ${int(x.drops)} dropped by a node` : ''} | ${lat(x, 'p50')} | ${lat(x, 'p99')} | ` +
+          `${lat(x, 'max')} | ${int(x.deliveries_per_s)} | ${int(x.deliveries)} / ${int(x.expected)}` +
+          // Sends a generator more than 1 s behind its schedule skipped: not offered, so not
+          // expected either.
+          `${x.sends_skipped ? ` (${int(x.sends_skipped)} publications skipped)` : ''} | ${int(x.lost)} | ` +
           `${f(x.redis_cpu_pct)} % | ${f(x.nodes_cpu_pct)} % | ${f(x.rss_per_conn_kib)} KiB | ` +
           `${x.generator_busiest_cpu == null ? '—' : `${f(x.generator_busiest_cpu * 100, 0)} %`}` +
           `${x.generator_busiest_cpu > 0.9 ? ' †' : ''}, ${f(x.send_lag_p99_ms)} ms |\n`;
