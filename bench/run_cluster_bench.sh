@@ -196,13 +196,13 @@ start_nodes() {
         logf=$WORK/node-$i.log
         : > "$logf"
         if [[ $server == switchboard ]]; then
-            local engine=()
+            local broker_flags=()
             if [[ $broker == redis && $SB_ENGINE == redis ]]; then
-                engine=(--broker-engine redis --redis-address "127.0.0.1:$RPORT" --redis-prefix "$prefix")
+                broker_flags=(--broker-engine redis --redis-address "127.0.0.1:$RPORT" --redis-prefix "$prefix")
             fi
             "${SB_ENV[@]}" "$SB_BIN" serve --config "$WORK/switchboard.toml" --host 127.0.0.1 --port 0 \
                 --threads 1 --no-compression --no-echo --log-level warn --shutdown-timeout 2s \
-                "${engine[@]}" > "$logf" 2>&1 &
+                "${broker_flags[@]}" > "$logf" 2>&1 &
         else
             local redis=()
             [[ $broker == redis ]] && redis=(--redis "127.0.0.1:$RPORT" --prefix "$prefix")
