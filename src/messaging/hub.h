@@ -310,7 +310,8 @@ private:
     // The session `id`, as the shared engine has it, made local and attached to `c`; nullopt
     // when it is unknown, expired or another user's.
     std::optional<broker::ResumedSession> resumeShared(Client& c, std::string_view id,
-                                                       std::string_view owner);
+                                                       std::string_view owner,
+                                                       std::optional<broker::SessionRecord> rec);
     void housekeeping();
 
     Options options_;

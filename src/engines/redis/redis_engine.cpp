@@ -481,13 +481,16 @@ public:
         });
     }
 
-    std::optional<broker::SessionRecord> loadSession(std::string_view id) override {
+    std::optional<broker::SessionRecord> loadSession(std::string_view id,
+                                                     bool* unavailable) override {
         std::string k = sessionKey(id);
         auto reply = await([this, k](Done done) { command({"HGETALL", k}, std::move(done)); });
-        if (!reply || reply->type != Reply::Type::kArray || reply->elements.empty()) {
-            if (!reply || reply->isError()) {
-                noteFailure(reply, "session lookup");
-            }
+        if (!reply || reply->isError()) {
+            noteFailure(reply, "session lookup");
+            *unavailable = true;
+            return std::nullopt;
+        }
+        if (reply->type != Reply::Type::kArray || reply->elements.empty()) {
             return std::nullopt;
         }
         broker::SessionRecord rec;
@@ -540,6 +543,9 @@ private:
         bool sent = false;       // SUBSCRIBE sent on the current connection generation
         bool confirmed = false;  // ...and Redis confirmed it: publications reach us
         StreamPos last;          // the last publication dispatched (resync after a loss)
+        bool resync = false;     // subscribed before a loss: read what was missed once back
+        bool resyncing = false;  // that read is in flight: pub/sub messages wait in `held`
+        std::vector<std::pair<std::string, std::string>> held;  // (redis channel, payload)
         std::vector<std::function<void(bool)>> waiters;  // subscribes waiting for `confirmed`
     };
     struct Shard {
@@ -905,6 +911,9 @@ private:
             for (auto& [name, c] : sh->chans) {
                 c.sent = false;
                 c.confirmed = false;
+                c.resync = c.resync || !c.last.epoch.empty();
+                c.resyncing = false;
+                c.held.clear();
                 for (auto& w : c.waiters) {
                     failed.push_back(std::move(w));
                 }
@@ -955,6 +964,7 @@ private:
                 return;
             }
             std::vector<std::function<void(bool)>> ready;
+            std::optional<StreamPos> missed_since;
             {
                 Shard& s = shardFor(name);
                 std::lock_guard l(s.mu);
@@ -964,6 +974,14 @@ private:
                 }
                 i->second.confirmed = true;
                 ready.swap(i->second.waiters);
+                if (i->second.resync) {
+                    i->second.resync = false;
+                    i->second.resyncing = true;
+                    missed_since = i->second.last;
+                }
+            }
+            if (missed_since) {
+                resync(name, *missed_since);
             }
             for (auto& w : ready) {
                 w(true);
@@ -1078,17 +1096,32 @@ private:
         } else {
             return;
         }
-        broker::LoopSink* sink = sink_.load(std::memory_order_acquire);
         Shard& sh = shardFor(name);
         std::lock_guard lock(sh.mu);
         auto it = sh.chans.find(name);
         if (it == sh.chans.end()) {
             return;
         }
-        if (ev.kind == EventKind::kPublication) {
-            it->second.last = StreamPos{ev.pub->epoch, ev.pub->offset};
+        if (it->second.resyncing) {
+            // After the missed ones, which the history read in flight will bring.
+            it->second.held.emplace_back(redis_channel.substr(0), std::string(1, kind));
+            it->second.held.back().second.append(payload);
+            return;
         }
-        uint64_t bits = it->second.loops;
+        deliverLocked(it->second, std::move(ev));
+    }
+
+    // Hands `ev` to every loop interested in `c` (engine loop, under the channel's shard lock).
+    // A publication at or below the last one dispatched is dropped: each once, in order.
+    void deliverLocked(Chan& c, Event ev) {
+        if (ev.kind == EventKind::kPublication) {
+            if (ev.pub->epoch == c.last.epoch && ev.pub->offset <= c.last.offset) {
+                return;
+            }
+            c.last = StreamPos{ev.pub->epoch, ev.pub->offset};
+        }
+        broker::LoopSink* sink = sink_.load(std::memory_order_acquire);
+        uint64_t bits = c.loops;
         if (sink == nullptr) {
             return;
         }
@@ -1097,6 +1130,39 @@ private:
             bits &= bits - 1;
             sink->deliver(loop_id, bits == 0 ? std::move(ev) : ev);
         }
+    }
+
+    // After a reconnect, channel `name` is subscribed again: what was published while this
+    // node was cut off is read from its history and delivered first, then what pub/sub brought
+    // meanwhile. What history no longer has (or a stream lost with Redis) stays a hole, which
+    // the subscribers are told about (gap:true) on the next publication.
+    void resync(const std::string& name, StreamPos since) {
+        const uint64_t gen = generation_;
+        snapshot(name, since, 0, false, false, [this, name, since, gen](Reply& r) {
+            if (gen != generation_) {
+                return;  // lost again: the next connection resyncs
+            }
+            std::optional<Reply> reply(std::move(r));
+            RecoverResult missed = toRecover(name, NamespaceOptions{}, since, reply, true);
+            Shard& sh = shardFor(name);
+            std::vector<std::pair<std::string, std::string>> held;
+            {
+                std::lock_guard lock(sh.mu);
+                auto it = sh.chans.find(name);
+                if (it == sh.chans.end()) {
+                    return;
+                }
+                for (PubPtr& p : missed.pubs) {
+                    deliverLocked(it->second,
+                                  Event{.kind = EventKind::kPublication, .pub = std::move(p)});
+                }
+                it->second.resyncing = false;
+                held.swap(it->second.held);
+            }
+            for (const auto& [ch, payload] : held) {
+                dispatch(ch, payload);
+            }
+        });
     }
 
     void sendPresenceAdd(const std::string& name, const std::string& cid, const std::string& value,

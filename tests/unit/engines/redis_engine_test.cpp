@@ -287,6 +287,13 @@ TEST_F(RedisEngineTest, PresenceIsSharedAndADeadNodesEntriesLeaveWithinTheTtl) {
     EXPECT_TRUE(eventually([&] { return b->status().nodes.size() == 1; }));
 }
 
+std::optional<broker::SessionRecord> load(broker::Engine& e, std::string_view id) {
+    bool down = false;
+    auto r = e.loadSession(id, &down);
+    EXPECT_FALSE(down);
+    return r;
+}
+
 TEST_F(RedisEngineTest, SessionRecordsAreFencedByTheirHolder) {
     auto a = engine();
     waitUp(*a);
@@ -296,7 +303,7 @@ TEST_F(RedisEngineTest, SessionRecordsAreFencedByTheirHolder) {
     rec.ttl_ms = 60'000;
     rec.channels = {{"chat:a", StreamPos{"e_1", 7}}, {"chat:b", StreamPos{"e_2", 0}}};
     a->saveSession("s_1", rec, true);
-    ASSERT_TRUE(eventually([&] { return a->loadSession("s_1").has_value(); }));
+    ASSERT_TRUE(eventually([&] { return load(*a, "s_1").has_value(); }));
     // Another holder took it: the old one's later write must not land.
     broker::SessionRecord moved = rec;
     moved.holder = "n2:9";
@@ -306,18 +313,18 @@ TEST_F(RedisEngineTest, SessionRecordsAreFencedByTheirHolder) {
     stale.channels = {{"chat:a", StreamPos{"e_1", 8}}};
     a->saveSession("s_1", stale, false);
     ASSERT_TRUE(eventually([&] {
-        auto r = a->loadSession("s_1");
+        auto r = load(*a, "s_1");
         return r && r->holder == "n2:9";
     }));
     std::this_thread::sleep_for(100ms);  // the stale write was posted after: let it run
-    auto r = a->loadSession("s_1");
+    auto r = load(*a, "s_1");
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->holder, "n2:9");
     EXPECT_EQ(r->owner, "alice");
     ASSERT_EQ(r->channels.size(), 1u);
     EXPECT_EQ(r->channels[0].second, (StreamPos{"e_1", 9}));
     a->removeSession("s_1");
-    EXPECT_TRUE(eventually([&] { return !a->loadSession("s_1").has_value(); }));
+    EXPECT_TRUE(eventually([&] { return !load(*a, "s_1").has_value(); }));
 }
 
 TEST_F(RedisEngineTest, UnreachableRedisIsUnavailableThenReconnects) {
@@ -328,6 +335,9 @@ TEST_F(RedisEngineTest, UnreachableRedisIsUnavailableThenReconnects) {
     EXPECT_FALSE(a->status().error.empty());
     auto r = a->publish("chat:u", ns_, "x", {}, 0);
     EXPECT_TRUE(r.unavailable);
+    bool down = false;
+    EXPECT_FALSE(a->loadSession("s_x", &down).has_value());
+    EXPECT_TRUE(down) << "a session Redis could not be asked about is not a missing session";
     EXPECT_TRUE(a->subscribe("chat:u", ns_, 0, std::nullopt, 0).unavailable);
     RedisServer late(port);
     waitUp(*a);
@@ -342,6 +352,8 @@ TEST_F(RedisEngineTest, ARedisThatComesBackEmptyStartsANewEpoch) {
     ASSERT_FALSE(a->subscribe("chat:r", ns_, 0, std::nullopt, 0).unavailable);
     auto before = a->publish("chat:r", ns_, "1", {}, 0);
     ASSERT_FALSE(before.unavailable);
+    // (Killed before its PUBLISH reached the node, it would simply never arrive.)
+    ASSERT_TRUE(eventually([&] { return sa.events(EventKind::kPublication).size() == 1; }));
     redis_->stop();
     ASSERT_TRUE(eventually([&] { return !a->available(); }));
     redis_->start();
@@ -351,11 +363,74 @@ TEST_F(RedisEngineTest, ARedisThatComesBackEmptyStartsANewEpoch) {
     EXPECT_NE(after.pos.epoch, before.pos.epoch);
     EXPECT_EQ(after.pos.offset, 1u);
     // The node subscribed again on its own: the new publication arrives, in the new epoch.
-    ASSERT_TRUE(eventually([&] { return sa.events(EventKind::kPublication).size() == 2; }));
+    ASSERT_TRUE(eventually([&] { return sa.events(EventKind::kPublication).size() == 2; }))
+        << sa.events(EventKind::kPublication).size() << " publications arrived";
     EXPECT_EQ(sa.events(EventKind::kPublication)[1].pub->epoch, after.pos.epoch);
     // A position in the old epoch does not recover.
     auto rec = a->history("chat:r", ns_, before.pos, 0, 0);
     EXPECT_FALSE(rec.recovered);
+}
+
+// Sends one command to Redis on a fresh connection and returns the raw reply.
+std::string redisCommand(uint16_t port, const std::vector<std::string>& args) {
+    std::string out = "*" + std::to_string(args.size()) + "\r\n";
+    for (const auto& a : args) {
+        out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    }
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    std::string reply;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::write(fd, out.data(), out.size()) == static_cast<ssize_t>(out.size())) {
+        char buf[512];
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n > 0) {
+            reply.assign(buf, static_cast<size_t>(n));
+        }
+    }
+    ::close(fd);
+    return reply;
+}
+
+TEST_F(RedisEngineTest, ANodeCutOffFromRedisCatchesUpFromHistory) {
+    auto a = engine();
+    auto b = engine();
+    Sink sa;
+    a->setSink(&sa);
+    waitUp(*a);
+    waitUp(*b);
+    ASSERT_FALSE(a->subscribe("chat:c", ns_, 0, std::nullopt, 0).unavailable);
+    std::vector<uint64_t> published;
+    std::thread pub([&] {
+        for (int i = 0; i < 400; ++i) {
+            auto r = b->publish("chat:c", ns_, std::to_string(i), {}, 0);
+            if (!r.unavailable) {
+                published.push_back(r.pos.offset);
+            }
+            std::this_thread::sleep_for(1ms);
+        }
+    });
+    std::this_thread::sleep_for(100ms);
+    // Every pub/sub connection is cut (a's and b's): both reconnect; what b publishes while a is
+    // away must still reach a, once and in order.
+    EXPECT_NE(redisCommand(redis_->port(), {"CLIENT", "KILL", "TYPE", "pubsub"}).find(':'),
+              std::string::npos);
+    pub.join();
+    ASSERT_GT(published.size(), 100u);
+    ASSERT_TRUE(eventually([&] {
+        const auto o = sa.offsets();
+        return !o.empty() && o.back() == published.back();
+    })) << sa.offsets().size()
+        << " of " << published.size();
+    EXPECT_GE(a->status().reconnects, 1u);
+    const auto got = sa.offsets();
+    ASSERT_EQ(got.size(), published.back());
+    for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_EQ(got[i], i + 1) << "each offset once, in order";
+    }
 }
 
 TEST_F(RedisEngineTest, ControlMessagesReachOneNodeOrAll) {
