@@ -24,6 +24,7 @@
 #include "broker/random_id.h"
 #include "engines/redis/redis_conn.h"
 #include "engines/redis/scripts.h"
+#include "engines/redis/wire.h"
 #include "loop/event_loop.h"
 #include "net/tls.h"
 
@@ -76,52 +77,6 @@ uint64_t replyNumber(const Reply& r) {
     uint64_t v = 0;
     parseNumber(std::string_view(r.str), &v);
     return v;
-}
-
-// Presence values: a flag ('1': the namespace announces join/leave), the owning node's id,
-// '\n', then client id, user and info as netstrings ("<len>:<bytes>"), so any byte may occur
-// in them.
-void appendNetstring(std::string* out, std::string_view s) {
-    out->append(std::to_string(s.size()));
-    out->push_back(':');
-    out->append(s);
-}
-
-std::string encodePresence(bool join_leave, std::string_view node, const ClientInfo& who) {
-    std::string v;
-    v.push_back(join_leave ? '1' : '0');
-    v.append(node);
-    v.push_back('\n');
-    appendNetstring(&v, who.client_id);
-    appendNetstring(&v, who.user);
-    appendNetstring(&v, who.info_json);
-    return v;
-}
-
-bool takeNetstring(std::string_view* in, std::string* out) {
-    const size_t colon = in->find(':');
-    size_t len = 0;
-    if (colon == std::string_view::npos || !parseNumber(in->substr(0, colon), &len) ||
-        in->size() - colon - 1 < len) {
-        return false;
-    }
-    out->assign(in->substr(colon + 1, len));
-    in->remove_prefix(colon + 1 + len);
-    return true;
-}
-
-std::shared_ptr<const ClientInfo> decodePresence(std::string_view v) {
-    const size_t nl = v.find('\n');
-    if (nl == std::string_view::npos) {
-        return nullptr;
-    }
-    v.remove_prefix(nl + 1);
-    auto who = std::make_shared<ClientInfo>();
-    if (!takeNetstring(&v, &who->client_id) || !takeNetstring(&v, &who->user) ||
-        !takeNetstring(&v, &who->info_json)) {
-        return nullptr;
-    }
-    return who;
 }
 
 enum Script : uint8_t {
@@ -1070,26 +1025,22 @@ private:
         const char kind = payload.front();
         payload.remove_prefix(1);
         if (kind == 'm') {
-            auto p = std::make_shared<Publication>();
-            p->channel = std::string(name);
-            const size_t a = payload.find('\n');
-            const size_t b = a == std::string_view::npos ? a : payload.find('\n', a + 1);
-            const size_t c = b == std::string_view::npos ? b : payload.find('\n', b + 1);
-            uint64_t t = 0;
-            if (c == std::string_view::npos ||
-                !parseNumber(payload.substr(a + 1, b - a - 1), &p->offset) ||
-                !parseNumber(payload.substr(b + 1, c - b - 1), &t)) {
+            auto f = parsePublication(payload);
+            if (!f) {
                 return;
             }
-            p->epoch = std::string(payload.substr(0, a));
-            p->time_ms = toMonotonic(t);
-            p->data = std::string(payload.substr(c + 1));
+            auto p = std::make_shared<Publication>();
+            p->channel = std::string(name);
+            p->epoch = std::string(f->epoch);
+            p->offset = f->offset;
+            p->time_ms = toMonotonic(f->time_ms);
+            p->data = std::string(f->data);
             ev.kind = EventKind::kPublication;
             ev.pub = std::move(p);
         } else if (kind == 'j' || kind == 'l') {
             ev.kind = kind == 'j' ? EventKind::kJoin : EventKind::kLeave;
             ev.channel = std::string(name);
-            ev.who = decodePresence(payload.substr(1));
+            ev.who = decodePresence(payload);
             if (!ev.who) {
                 return;
             }

@@ -69,7 +69,11 @@ bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds lim
 // A redis-server child without persistence: a restart comes back empty.
 class RedisServer {
 public:
-    explicit RedisServer(uint16_t port) : port_(port) { start(); }
+    // `extra`: more redis-server arguments (TLS, a password).
+    explicit RedisServer(uint16_t port, std::vector<std::string> extra = {})
+        : port_(port), extra_(std::move(extra)) {
+        start();
+    }
     ~RedisServer() { stop(); }
     void start() {
         pid_ = ::fork();
@@ -78,9 +82,18 @@ public:
             ::dup2(null, 1);
             ::dup2(null, 2);
             const std::string p = std::to_string(port_);
-            ::execl(kRedisServer, kRedisServer, "--port", p.c_str(), "--bind", "127.0.0.1",
-                    "--save", "", "--appendonly", "no", "--loglevel", "warning",
-                    static_cast<char*>(nullptr));
+            std::vector<std::string> args = {kRedisServer,   "--bind", "127.0.0.1",  "--save", "",
+                                             "--appendonly", "no",     "--loglevel", "warning"};
+            if (extra_.empty()) {
+                args.insert(args.end(), {"--port", p});
+            }
+            args.insert(args.end(), extra_.begin(), extra_.end());
+            std::vector<char*> argv;
+            for (auto& a : args) {
+                argv.push_back(a.data());
+            }
+            argv.push_back(nullptr);
+            ::execv(kRedisServer, argv.data());
             ::_exit(127);
         }
         ASSERT_TRUE(eventually([&] { return canConnect(port_); }, 10s))
@@ -97,6 +110,7 @@ public:
 
 private:
     uint16_t port_;
+    std::vector<std::string> extra_;
     pid_t pid_ = -1;
 };
 
@@ -450,6 +464,54 @@ TEST_F(RedisEngineTest, ControlMessagesReachOneNodeOrAll) {
     EXPECT_EQ(sb.controls()[0], "u1bob");
     std::this_thread::sleep_for(100ms);
     EXPECT_EQ(sb.controls().size(), 1u);  // "tsession-1" was for a only
+}
+
+TEST_F(RedisEngineTest, SpeaksTlsAndAuthenticates) {
+    char dir[] = "/tmp/sb-redis-tls-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    const std::string d = dir;
+    // A throwaway self-signed certificate for 127.0.0.1 (the openssl tool is a test dependency).
+    const std::string gen =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + d +
+        "/key.pem -out " + d +
+        "/cert.pem -days 2 -subj /CN=redis -addext "
+        "subjectAltName=IP:127.0.0.1 >/dev/null 2>&1";
+    ASSERT_EQ(std::system(gen.c_str()), 0);
+    const uint16_t port = freePort();
+    RedisServer tls_redis(
+        port,
+        {"--port", "0", "--tls-port", std::to_string(port), "--tls-cert-file", d + "/cert.pem",
+         "--tls-key-file", d + "/key.pem", "--tls-auth-clients", "no", "--requirepass", "s3cret"});
+    RedisOptions o;
+    o.address = "127.0.0.1:" + std::to_string(port);
+    o.prefix = prefix_;
+    o.tls = true;
+    o.tls_ca_file = d + "/cert.pem";
+    o.password = "s3cret";
+    auto good = makeRedisEngine(o);
+    ASSERT_TRUE(good.has_value());
+    waitUp(**good);
+    auto r = (*good)->publish("chat:t", ns_, "x", {}, 0);
+    EXPECT_FALSE(r.unavailable);
+    EXPECT_EQ(r.pos.offset, 1u);
+    // A wrong password: never available, and the status says why.
+    o.password = "wrong";
+    auto bad = makeRedisEngine(o);
+    ASSERT_TRUE(bad.has_value());
+    ASSERT_TRUE(eventually([&] {
+        return (*bad)->status().error.find("AUTH") != std::string::npos;
+    })) << (*bad)->status().error;
+    EXPECT_FALSE((*bad)->available());
+    // An untrusted certificate (no CA given: the system store does not know it): refused.
+    o.password = "s3cret";
+    o.tls_ca_file.clear();
+    auto untrusted = makeRedisEngine(o);
+    ASSERT_TRUE(untrusted.has_value());
+    ASSERT_TRUE(eventually([&] {
+        return (*untrusted)->status().error.find("TLS") != std::string::npos;
+    })) << (*untrusted)->status().error;
+    EXPECT_FALSE((*untrusted)->available());
+    std::system(("rm -rf " + d).c_str());
 }
 
 TEST(RedisOptionsTest, AddressesAreParsedWithClearErrors) {
