@@ -389,6 +389,23 @@ void Hub::housekeeping() {
     sessions_.sweep(now);
     const int64_t clients = totals().clients;
     engine_->heartbeat(clients > 0 ? static_cast<uint64_t>(clients) : 0);
+    if (engine_->sharesSessions() && now >= next_session_refresh_ms_) {
+        // A shared engine expires a session record session_ttl after its last write; a
+        // connected client that neither acks nor subscribes writes nothing, so its record is
+        // rewritten well within the shortest TTL: if its node dies, it can still resume.
+        uint64_t ttl = 60'000 * 3;
+        for (const auto& [name, ns] : *namespaces_.load(std::memory_order_acquire)) {
+            ttl = std::min(ttl, std::max<uint64_t>(ns.session_ttl_ms, 3000));
+        }
+        next_session_refresh_ms_ = now + ttl / 3;
+        const std::string tag(engine_->nodeTag());
+        for (const auto& [id, holder] : sessions_.attached()) {
+            if (auto rec = sessions_.record(id)) {
+                rec->holder = tag + ":" + std::to_string(holder);
+                engine_->saveSession(id, *rec, false);
+            }
+        }
+    }
 }
 
 void Hub::persistSession(const Client& c, bool take) {

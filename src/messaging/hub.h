@@ -336,6 +336,7 @@ private:
     std::unordered_multimap<std::string, uint64_t> users_;
 
     std::thread housekeeper_;
+    uint64_t next_session_refresh_ms_ = 0;  // housekeeping thread only
     std::mutex hk_mu_;
     std::condition_variable hk_cv_;
     bool hk_stop_ = false;  // guarded by hk_mu_
