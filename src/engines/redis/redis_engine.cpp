@@ -358,30 +358,53 @@ public:
                 }
             }
         }
-        for (auto& s : out) {
-            std::string m = key(s.channel, ".m"), h = key(s.channel, ".h"),
-                        p = key(s.channel, ".p");
-            auto reply = await([this, m, h, p](Done done) {
-                // Three commands, one answer: a MULTI would do, but a pipeline is enough here.
-                auto acc = std::make_shared<Reply>();
-                acc->type = Reply::Type::kArray;
-                auto collect = [acc, done](Reply& r) {
-                    acc->elements.push_back(std::move(r));
-                    if (acc->elements.size() == 3) {
+        if (out.empty()) {
+            return out;
+        }
+        // One round trip for all of them: three commands per channel, pipelined.
+        std::vector<std::string> keys;
+        keys.reserve(out.size() * 3);
+        for (const auto& s : out) {
+            keys.push_back(key(s.channel, ".m"));
+            keys.push_back(key(s.channel, ".h"));
+            keys.push_back(key(s.channel, ".p"));
+        }
+        auto reply = await([this, keys = std::move(keys)](Done done) {
+            auto acc = std::make_shared<Reply>();
+            acc->type = Reply::Type::kArray;
+            acc->elements.resize(keys.size());
+            auto left = std::make_shared<size_t>(keys.size());
+            for (size_t i = 0; i < keys.size(); ++i) {
+                auto collect = [acc, left, done, i](Reply& r) {
+                    acc->elements[i] = std::move(r);
+                    if (--*left == 0) {
                         done(*acc);
                     }
                 };
-                command({"HMGET", m, "e", "o"}, collect);
-                command({"XLEN", h}, collect);
-                command({"HLEN", p}, collect);
-            });
-            if (reply && reply->elements.size() == 3 && !reply->elements[0].isError() &&
-                reply->elements[0].elements.size() == 2) {
-                s.top.epoch = reply->elements[0].elements[0].str;
-                s.top.offset = replyNumber(reply->elements[0].elements[1]);
-                s.history = replyNumber(reply->elements[1]);
-                s.presence = replyNumber(reply->elements[2]);
+                switch (i % 3) {
+                    case 0:
+                        command({"HMGET", keys[i], "e", "o"}, collect);
+                        break;
+                    case 1:
+                        command({"XLEN", keys[i]}, collect);
+                        break;
+                    default:
+                        command({"HLEN", keys[i]}, collect);
+                }
             }
+        });
+        if (!reply || reply->elements.size() != out.size() * 3) {
+            noteFailure(reply, "channels");
+            return out;
+        }
+        for (size_t i = 0; i < out.size(); ++i) {
+            const Reply& meta = reply->elements[3 * i];
+            if (meta.elements.size() == 2) {
+                out[i].top.epoch = meta.elements[0].str;
+                out[i].top.offset = replyNumber(meta.elements[1]);
+            }
+            out[i].history = replyNumber(reply->elements[3 * i + 1]);
+            out[i].presence = replyNumber(reply->elements[3 * i + 2]);
         }
         return out;
     }
