@@ -252,7 +252,8 @@ public:
         const bool has_idem = !idempotency_key.empty();
         std::vector<std::string> keys = {
             key(channel, ".m"), key(channel, ".h"),
-            has_idem ? key(channel, ".i." + std::string(idempotency_key)) : key(channel, ".i")};
+            has_idem ? key(channel, ".i." + std::string(idempotency_key)) : key(channel, ".i"),
+            opts_.prefix + "gen"};
         std::vector<std::string> args = {
             std::move(data),
             std::to_string(ns.history_size),
@@ -724,13 +725,32 @@ private:
                 }
             });
         }
+        // Which Redis answers: a new run_id (a restart) moves the boot generation on, which
+        // re-epochs every stream (see scripts::kBoot). Then the command connection is ready.
+        std::string info;
+        encodeCommand(&info, {"INFO", "server"});
+        cmd_->send(info, [this, gen](Reply& r) {
+            if (!check(gen, r, "INFO")) {
+                return;
+            }
+            const size_t at = r.str.find("run_id:");
+            std::string run_id = "unknown";
+            if (at != std::string::npos) {
+                const size_t end = r.str.find_first_of("\r\n", at);
+                run_id = r.str.substr(at + 7, end == std::string::npos ? end : end - at - 7);
+            }
+            // Not runScript: the engine is not up yet (and this runs once per connection).
+            std::string boot;
+            encodeCommand(&boot, {"EVAL", scripts::kBoot, "2", opts_.prefix + "boot",
+                                  opts_.prefix + "gen", run_id});
+            cmd_->send(boot, [this, gen](Reply& b) {
+                if (check(gen, b, "boot")) {
+                    oneReady(gen);
+                }
+            });
+        });
         std::string ping;
         encodeCommand(&ping, {"PING"});
-        cmd_->send(ping, [this, gen](Reply& r) {
-            if (check(gen, r, "PING")) {
-                oneReady(gen);
-            }
-        });
         for (size_t i = 0; i < subs_.size(); ++i) {
             subs_[i] = open(true);
             if (subs_[i] == nullptr) {
@@ -972,7 +992,7 @@ private:
 
     void snapshot(const std::string& name, const std::optional<StreamPos>& since, size_t limit,
                   bool create, bool newest, Done done) {
-        runScript(kSnapshotScript, {key(name, ".m"), key(name, ".h")},
+        runScript(kSnapshotScript, {key(name, ".m"), key(name, ".h"), opts_.prefix + "gen"},
                   {newEpoch(), since ? since->epoch : std::string(),
                    since ? std::to_string(since->offset) : "0", std::to_string(limit),
                    create ? "1" : "0", std::to_string(kIdleStreamTtlMs), newest ? "1" : "0"},
