@@ -74,8 +74,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
 from harness import Deadline, Reporter  # noqa: E402
-from messaging import (API_KEY, CheckFailed, Client, check, parse_metrics,  # noqa: E402
-                       require_websockets, short)
+from messaging import (API_KEY, CheckFailed, Client, check, compress,  # noqa: E402
+                       parse_metrics, require_websockets, short, stream_report)
 import cluster  # noqa: E402
 from cluster import (ClusterError, HAProxy, Node, Publisher, Redis, RunDir,  # noqa: E402
                      broker_toml, free_port, http_api)
@@ -177,36 +177,6 @@ async def stop_clients(clients):
 
 def offsets_of(c: Client, ch: str) -> list[int]:
     return [m.get("offset") for m in c.messages(ch)]
-
-
-def stream_report(got: list[int], want) -> str | None:
-    """None if `got` holds every offset of `want` and first arrivals increase (an older one
-    may come again: at-least-once)."""
-    seen, firsts = set(), []
-    for o in got:
-        if o not in seen:
-            seen.add(o)
-            firsts.append(o)
-    missing = sorted(set(want) - seen)
-    if missing:
-        return f"missing offsets {compress(missing)} (received {compress(got)})"
-    if firsts != sorted(firsts):
-        return f"out of order: first arrivals {compress(firsts)}"
-    return None
-
-
-def compress(xs: list[int], limit: int = 40) -> str:
-    """[1,2,3,7,8] → "1-3,7-8" (order kept; for messages)."""
-    out, i = [], 0
-    xs = list(xs)
-    while i < len(xs):
-        j = i
-        while j + 1 < len(xs) and isinstance(xs[j], int) and xs[j + 1] == xs[j] + 1:
-            j += 1
-        out.append(str(xs[i]) if i == j else f"{xs[i]}-{xs[j]}")
-        i = j + 1
-    s = ",".join(out[:limit])
-    return s + (f",...(+{len(out) - limit} runs)" if len(out) > limit else "")
 
 
 def presence_ids(out) -> set[str]:

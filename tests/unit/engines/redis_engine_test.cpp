@@ -173,6 +173,21 @@ protected:
         return std::move(*e);
     }
 
+    // An engine standing for one node, with its sink, connected. The sink is declared first so
+    // that it outlives the engine's thread.
+    struct Node {
+        std::unique_ptr<Sink> sink = std::make_unique<Sink>();
+        std::unique_ptr<broker::Engine> engine;
+        broker::Engine* operator->() const { return engine.get(); }
+    };
+    Node node() {
+        Node n;
+        n.engine = engine();
+        n.engine->setSink(n.sink.get());
+        waitUp(*n.engine);
+        return n;
+    }
+
     static void waitUp(broker::Engine& e) {
         ASSERT_TRUE(eventually([&] { return e.available(); })) << e.status().error;
     }
@@ -183,13 +198,10 @@ protected:
 };
 
 TEST_F(RedisEngineTest, EveryNodeSeesOneOrderPerChannel) {
-    auto a = engine();
-    auto b = engine();
-    Sink sa, sb;
-    a->setSink(&sa);
-    b->setSink(&sb);
-    waitUp(*a);
-    waitUp(*b);
+    Node a = node();
+    Node b = node();
+    Sink& sa = *a.sink;
+    Sink& sb = *b.sink;
     auto ra = a->subscribe("chat:x", ns_, 0, std::nullopt, 0);
     auto rb = b->subscribe("chat:x", ns_, 3, std::nullopt, 0);
     ASSERT_FALSE(ra.unavailable);
@@ -202,8 +214,8 @@ TEST_F(RedisEngineTest, EveryNodeSeesOneOrderPerChannel) {
             EXPECT_FALSE(r.unavailable);
         }
     };
-    std::thread t1(spray, a.get(), 150);
-    std::thread t2(spray, b.get(), 150);
+    std::thread t1(spray, a.engine.get(), 150);
+    std::thread t2(spray, b.engine.get(), 150);
     t1.join();
     t2.join();
     ASSERT_TRUE(eventually([&] {
@@ -274,10 +286,8 @@ TEST_F(RedisEngineTest, IdempotencyKeyPublishesOnce) {
 }
 
 TEST_F(RedisEngineTest, PresenceIsSharedAndADeadNodesEntriesLeaveWithinTheTtl) {
-    auto b = engine();
-    Sink sb;
-    b->setSink(&sb);
-    waitUp(*b);
+    Node b = node();
+    Sink& sb = *b.sink;
     ASSERT_FALSE(b->subscribe("chat:p", ns_, 1, std::nullopt, 0).unavailable);
     {
         auto a = engine();
@@ -359,10 +369,8 @@ TEST_F(RedisEngineTest, UnreachableRedisIsUnavailableThenReconnects) {
 }
 
 TEST_F(RedisEngineTest, ARedisThatComesBackEmptyStartsANewEpoch) {
-    auto a = engine();
-    Sink sa;
-    a->setSink(&sa);
-    waitUp(*a);
+    Node a = node();
+    Sink& sa = *a.sink;
     ASSERT_FALSE(a->subscribe("chat:r", ns_, 0, std::nullopt, 0).unavailable);
     auto before = a->publish("chat:r", ns_, "1", {}, 0);
     ASSERT_FALSE(before.unavailable);
@@ -371,7 +379,7 @@ TEST_F(RedisEngineTest, ARedisThatComesBackEmptyStartsANewEpoch) {
     redis_->stop();
     ASSERT_TRUE(eventually([&] { return !a->available(); }));
     redis_->start();
-    waitUp(*a);
+    waitUp(*a.engine);
     auto after = a->publish("chat:r", ns_, "2", {}, 0);
     ASSERT_FALSE(after.unavailable);
     EXPECT_NE(after.pos.epoch, before.pos.epoch);
@@ -410,11 +418,9 @@ std::string redisCommand(uint16_t port, const std::vector<std::string>& args) {
 }
 
 TEST_F(RedisEngineTest, ANodeCutOffFromRedisCatchesUpFromHistory) {
-    auto a = engine();
+    Node a = node();
     auto b = engine();
-    Sink sa;
-    a->setSink(&sa);
-    waitUp(*a);
+    Sink& sa = *a.sink;
     waitUp(*b);
     ASSERT_FALSE(a->subscribe("chat:c", ns_, 0, std::nullopt, 0).unavailable);
     std::vector<uint64_t> published;
@@ -482,13 +488,10 @@ TEST_F(RedisEngineTest, ARedisRestoredFromAnOlderSnapshotDoesNotReuseOffsets) {
 }
 
 TEST_F(RedisEngineTest, ControlMessagesReachOneNodeOrAll) {
-    auto a = engine();
-    auto b = engine();
-    Sink sa, sb;
-    a->setSink(&sa);
-    b->setSink(&sb);
-    waitUp(*a);
-    waitUp(*b);
+    Node a = node();
+    Node b = node();
+    Sink& sa = *a.sink;
+    Sink& sb = *b.sink;
     ASSERT_NE(a->nodeTag(), b->nodeTag());
     b->sendControl(a->nodeTag(), "tsession-1");
     ASSERT_TRUE(eventually([&] { return sa.controls().size() == 1; }));
