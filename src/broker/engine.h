@@ -260,8 +260,10 @@ public:
     // (a node must not overwrite the state of a session that moved away). Fire-and-forget.
     virtual void saveSession(std::string_view /*id*/, const SessionRecord& /*rec*/, bool /*take*/) {
     }
-    // The stored record, or nullopt (unknown, expired, or the engine is unreachable).
-    virtual std::optional<SessionRecord> loadSession(std::string_view /*id*/) {
+    // The stored record, or nullopt: unknown or expired — or the engine could not be asked,
+    // and then `*unavailable` is set (the caller must not treat the session as gone).
+    virtual std::optional<SessionRecord> loadSession(std::string_view /*id*/,
+                                                     bool* /*unavailable*/) {
         return std::nullopt;
     }
     virtual void removeSession(std::string_view /*id*/) {}

@@ -311,6 +311,19 @@ uint64_t SessionStore::holder(std::string_view id) const {
     return it == sh.sessions.end() || !it->second.attached ? 0 : it->second.holder;
 }
 
+std::vector<std::pair<std::string, uint64_t>> SessionStore::attached() const {
+    std::vector<std::pair<std::string, uint64_t>> out;
+    for (const auto& sh : shards_) {
+        std::lock_guard lock(sh->mu);
+        for (const auto& [id, s] : sh->sessions) {
+            if (s.attached) {
+                out.emplace_back(id, s.holder);
+            }
+        }
+    }
+    return out;
+}
+
 size_t SessionStore::sweep(uint64_t now_ms) {
     size_t removed = 0;
     for (auto& sh : shards_) {

@@ -109,6 +109,8 @@ public:
     ResumedSession adopt(std::string_view id, const SessionRecord& rec, uint64_t holder);
     // The token of the connection attached to `id`; 0 when it is detached or unknown.
     uint64_t holder(std::string_view id) const;
+    // The ids and holders of the attached sessions (a snapshot, shard by shard).
+    std::vector<std::pair<std::string, uint64_t>> attached() const;
 
     // Removes detached sessions whose TTL has passed; returns how many. Call ~1/s.
     size_t sweep(uint64_t now_ms);

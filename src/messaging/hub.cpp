@@ -389,6 +389,23 @@ void Hub::housekeeping() {
     sessions_.sweep(now);
     const int64_t clients = totals().clients;
     engine_->heartbeat(clients > 0 ? static_cast<uint64_t>(clients) : 0);
+    if (engine_->sharesSessions() && now >= next_session_refresh_ms_) {
+        // A shared engine expires a session record session_ttl after its last write; a
+        // connected client that neither acks nor subscribes writes nothing, so its record is
+        // rewritten well within the shortest TTL: if its node dies, it can still resume.
+        uint64_t ttl = 60'000 * 3;
+        for (const auto& [name, ns] : *namespaces_.load(std::memory_order_acquire)) {
+            ttl = std::min(ttl, std::max<uint64_t>(ns.session_ttl_ms, 3000));
+        }
+        next_session_refresh_ms_ = now + ttl / 3;
+        const std::string tag(engine_->nodeTag());
+        for (const auto& [id, holder] : sessions_.attached()) {
+            if (auto rec = sessions_.record(id)) {
+                rec->holder = tag + ":" + std::to_string(holder);
+                engine_->saveSession(id, *rec, false);
+            }
+        }
+    }
 }
 
 void Hub::persistSession(const Client& c, bool take) {
@@ -404,8 +421,8 @@ void Hub::persistSession(const Client& c, bool take) {
 }
 
 std::optional<broker::ResumedSession> Hub::resumeShared(Client& c, std::string_view id,
-                                                        std::string_view owner) {
-    auto rec = engine_->loadSession(id);
+                                                        std::string_view owner,
+                                                        std::optional<broker::SessionRecord> rec) {
     if (!rec || rec->owner != owner) {
         // Unknown or expired in the shared store (or another user's): whatever this node still
         // has of it is stale.
@@ -792,6 +809,17 @@ Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string in
                         "Authorization: Bearer header or a token query parameter");
         }
     }
+    // A session kept by a shared engine is looked up before anything changes: if the engine
+    // cannot answer, the connect fails whole (the client retries) rather than losing the
+    // session to a resumed:false.
+    std::optional<broker::SessionRecord> shared_record;
+    if (!session.empty() && engine_->sharesSessions()) {
+        bool down = false;
+        shared_record = engine_->loadSession(session, &down);
+        if (down) {
+            return unavailable();
+        }
+    }
     // With auth on, nobody names themselves: the user is the token's subject or nobody.
     if (c.identity_.authenticated) {
         user = c.identity_.user;
@@ -821,8 +849,9 @@ Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string in
     const std::string_view owner =
         c.identity_.authenticated ? std::string_view(c.identity_.user) : std::string_view();
     if (!session.empty()) {
-        resumed = engine_->sharesSessions() ? resumeShared(c, session, owner)
-                                            : sessions_.resume(session, nowMs(), c.serial_, owner);
+        resumed = engine_->sharesSessions()
+                      ? resumeShared(c, session, owner, std::move(shared_record))
+                      : sessions_.resume(session, nowMs(), c.serial_, owner);
     }
     Connected out;
     out.client_id = c.id_;

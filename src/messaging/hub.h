@@ -310,7 +310,8 @@ private:
     // The session `id`, as the shared engine has it, made local and attached to `c`; nullopt
     // when it is unknown, expired or another user's.
     std::optional<broker::ResumedSession> resumeShared(Client& c, std::string_view id,
-                                                       std::string_view owner);
+                                                       std::string_view owner,
+                                                       std::optional<broker::SessionRecord> rec);
     void housekeeping();
 
     Options options_;
@@ -335,6 +336,7 @@ private:
     std::unordered_multimap<std::string, uint64_t> users_;
 
     std::thread housekeeper_;
+    uint64_t next_session_refresh_ms_ = 0;  // housekeeping thread only
     std::mutex hk_mu_;
     std::condition_variable hk_cv_;
     bool hk_stop_ = false;  // guarded by hk_mu_

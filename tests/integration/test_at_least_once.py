@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
 from harness import Deadline, Reporter  # noqa: E402
 from messaging import (API_KEY, CheckFailed, Client, Server, api_ok_async,  # noqa: E402
-                       check, require_websockets, run_case, short, stop_all, suite_arguments)
+                       check, require_websockets, run_case, short, stop_all, stream_report,
+                       suite_arguments)
 
 require_websockets()
 
@@ -42,22 +43,6 @@ client_publish = false
 presence = true
 history_size = 100
 """
-
-
-def stream_report(got: list[int], want: range | list[int]) -> str | None:
-    """None if `got` holds every offset of `want` and new offsets arrive in increasing order
-    (a duplicate of an older one may come again: that is the at-least-once contract)."""
-    seen, firsts = set(), []
-    for o in got:
-        if o not in seen:
-            seen.add(o)
-            firsts.append(o)
-    missing = sorted(set(want) - seen)
-    if missing:
-        return f"missing offsets {missing} (received {got})"
-    if firsts != sorted(firsts):
-        return f"out of order: first arrivals {firsts}"
-    return None
 
 
 class Suite:

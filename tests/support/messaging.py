@@ -212,6 +212,40 @@ async def wait_metric(server: Server, name: str, pred, seconds: float, what: str
 
 
 # --------------------------------------------------------------------------------------------
+# Checking offset streams
+
+
+def compress(xs: list[int], limit: int = 40) -> str:
+    """[1,2,3,7,8] → "1-3,7-8" (order kept; for messages)."""
+    out, i = [], 0
+    xs = list(xs)
+    while i < len(xs):
+        j = i
+        while j + 1 < len(xs) and isinstance(xs[j], int) and xs[j + 1] == xs[j] + 1:
+            j += 1
+        out.append(str(xs[i]) if i == j else f"{xs[i]}-{xs[j]}")
+        i = j + 1
+    s = ",".join(out[:limit])
+    return s + (f",...(+{len(out) - limit} runs)" if len(out) > limit else "")
+
+
+def stream_report(got: list[int], want) -> str | None:
+    """None if `got` holds every offset of `want` and first arrivals increase (an older one
+    may come again: at-least-once)."""
+    seen, firsts = set(), []
+    for o in got:
+        if o not in seen:
+            seen.add(o)
+            firsts.append(o)
+    missing = sorted(set(want) - seen)
+    if missing:
+        return f"missing offsets {compress(missing)} (received {compress(got)})"
+    if firsts != sorted(firsts):
+        return f"out of order: first arrivals {compress(firsts)}"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
 # Native-protocol client on python3-websockets
 
 

@@ -50,6 +50,26 @@ bool isString(const redisReply* r, std::string_view s) {
 
 }  // namespace
 
+base::Result<std::vector<Reply>> parseReplies(std::string_view bytes) {
+    std::unique_ptr<redisReader, void (*)(redisReader*)> reader(redisReaderCreate(),
+                                                                redisReaderFree);
+    if (redisReaderFeed(reader.get(), bytes.data(), bytes.size()) != REDIS_OK) {
+        return base::fail("cannot buffer the input");
+    }
+    std::vector<Reply> out;
+    for (;;) {
+        void* raw = nullptr;
+        if (redisReaderGetReply(reader.get(), &raw) != REDIS_OK) {
+            return base::fail(std::string("protocol error: ") + reader->errstr);
+        }
+        if (raw == nullptr) {
+            return out;
+        }
+        out.push_back(convert(static_cast<redisReply*>(raw)));
+        freeReplyObject(raw);
+    }
+}
+
 void encodeCommand(std::string* out, std::span<const std::string_view> args) {
     out->push_back('*');
     out->append(std::to_string(args.size()));

@@ -52,6 +52,10 @@ inline void encodeCommand(std::string* out, std::initializer_list<std::string_vi
     encodeCommand(out, std::span<const std::string_view>(args.begin(), args.size()));
 }
 
+// Every complete reply in `bytes` (RESP2, as a server sends them), through the same reader and
+// conversion as a connection; an error for a protocol violation. For tests and the fuzz target.
+base::Result<std::vector<Reply>> parseReplies(std::string_view bytes);
+
 class RedisConn final : public net::StreamConn {
 public:
     using Callback = std::function<void(Reply&)>;

@@ -24,6 +24,7 @@
 #include "broker/random_id.h"
 #include "engines/redis/redis_conn.h"
 #include "engines/redis/scripts.h"
+#include "engines/redis/wire.h"
 #include "loop/event_loop.h"
 #include "net/tls.h"
 
@@ -76,52 +77,6 @@ uint64_t replyNumber(const Reply& r) {
     uint64_t v = 0;
     parseNumber(std::string_view(r.str), &v);
     return v;
-}
-
-// Presence values: a flag ('1': the namespace announces join/leave), the owning node's id,
-// '\n', then client id, user and info as netstrings ("<len>:<bytes>"), so any byte may occur
-// in them.
-void appendNetstring(std::string* out, std::string_view s) {
-    out->append(std::to_string(s.size()));
-    out->push_back(':');
-    out->append(s);
-}
-
-std::string encodePresence(bool join_leave, std::string_view node, const ClientInfo& who) {
-    std::string v;
-    v.push_back(join_leave ? '1' : '0');
-    v.append(node);
-    v.push_back('\n');
-    appendNetstring(&v, who.client_id);
-    appendNetstring(&v, who.user);
-    appendNetstring(&v, who.info_json);
-    return v;
-}
-
-bool takeNetstring(std::string_view* in, std::string* out) {
-    const size_t colon = in->find(':');
-    size_t len = 0;
-    if (colon == std::string_view::npos || !parseNumber(in->substr(0, colon), &len) ||
-        in->size() - colon - 1 < len) {
-        return false;
-    }
-    out->assign(in->substr(colon + 1, len));
-    in->remove_prefix(colon + 1 + len);
-    return true;
-}
-
-std::shared_ptr<const ClientInfo> decodePresence(std::string_view v) {
-    const size_t nl = v.find('\n');
-    if (nl == std::string_view::npos) {
-        return nullptr;
-    }
-    v.remove_prefix(nl + 1);
-    auto who = std::make_shared<ClientInfo>();
-    if (!takeNetstring(&v, &who->client_id) || !takeNetstring(&v, &who->user) ||
-        !takeNetstring(&v, &who->info_json)) {
-        return nullptr;
-    }
-    return who;
 }
 
 enum Script : uint8_t {
@@ -297,7 +252,8 @@ public:
         const bool has_idem = !idempotency_key.empty();
         std::vector<std::string> keys = {
             key(channel, ".m"), key(channel, ".h"),
-            has_idem ? key(channel, ".i." + std::string(idempotency_key)) : key(channel, ".i")};
+            has_idem ? key(channel, ".i." + std::string(idempotency_key)) : key(channel, ".i"),
+            opts_.prefix + "gen"};
         std::vector<std::string> args = {
             std::move(data),
             std::to_string(ns.history_size),
@@ -403,30 +359,53 @@ public:
                 }
             }
         }
-        for (auto& s : out) {
-            std::string m = key(s.channel, ".m"), h = key(s.channel, ".h"),
-                        p = key(s.channel, ".p");
-            auto reply = await([this, m, h, p](Done done) {
-                // Three commands, one answer: a MULTI would do, but a pipeline is enough here.
-                auto acc = std::make_shared<Reply>();
-                acc->type = Reply::Type::kArray;
-                auto collect = [acc, done](Reply& r) {
-                    acc->elements.push_back(std::move(r));
-                    if (acc->elements.size() == 3) {
+        if (out.empty()) {
+            return out;
+        }
+        // One round trip for all of them: three commands per channel, pipelined.
+        std::vector<std::string> keys;
+        keys.reserve(out.size() * 3);
+        for (const auto& s : out) {
+            keys.push_back(key(s.channel, ".m"));
+            keys.push_back(key(s.channel, ".h"));
+            keys.push_back(key(s.channel, ".p"));
+        }
+        auto reply = await([this, keys = std::move(keys)](Done done) {
+            auto acc = std::make_shared<Reply>();
+            acc->type = Reply::Type::kArray;
+            acc->elements.resize(keys.size());
+            auto left = std::make_shared<size_t>(keys.size());
+            for (size_t i = 0; i < keys.size(); ++i) {
+                auto collect = [acc, left, done, i](Reply& r) {
+                    acc->elements[i] = std::move(r);
+                    if (--*left == 0) {
                         done(*acc);
                     }
                 };
-                command({"HMGET", m, "e", "o"}, collect);
-                command({"XLEN", h}, collect);
-                command({"HLEN", p}, collect);
-            });
-            if (reply && reply->elements.size() == 3 && !reply->elements[0].isError() &&
-                reply->elements[0].elements.size() == 2) {
-                s.top.epoch = reply->elements[0].elements[0].str;
-                s.top.offset = replyNumber(reply->elements[0].elements[1]);
-                s.history = replyNumber(reply->elements[1]);
-                s.presence = replyNumber(reply->elements[2]);
+                switch (i % 3) {
+                    case 0:
+                        command({"HMGET", keys[i], "e", "o"}, collect);
+                        break;
+                    case 1:
+                        command({"XLEN", keys[i]}, collect);
+                        break;
+                    default:
+                        command({"HLEN", keys[i]}, collect);
+                }
             }
+        });
+        if (!reply || reply->elements.size() != out.size() * 3) {
+            noteFailure(reply, "channels");
+            return out;
+        }
+        for (size_t i = 0; i < out.size(); ++i) {
+            const Reply& meta = reply->elements[3 * i];
+            if (meta.elements.size() == 2) {
+                out[i].top.epoch = meta.elements[0].str;
+                out[i].top.offset = replyNumber(meta.elements[1]);
+            }
+            out[i].history = replyNumber(reply->elements[3 * i + 1]);
+            out[i].presence = replyNumber(reply->elements[3 * i + 2]);
         }
         return out;
     }
@@ -481,13 +460,16 @@ public:
         });
     }
 
-    std::optional<broker::SessionRecord> loadSession(std::string_view id) override {
+    std::optional<broker::SessionRecord> loadSession(std::string_view id,
+                                                     bool* unavailable) override {
         std::string k = sessionKey(id);
         auto reply = await([this, k](Done done) { command({"HGETALL", k}, std::move(done)); });
-        if (!reply || reply->type != Reply::Type::kArray || reply->elements.empty()) {
-            if (!reply || reply->isError()) {
-                noteFailure(reply, "session lookup");
-            }
+        if (!reply || reply->isError()) {
+            noteFailure(reply, "session lookup");
+            *unavailable = true;
+            return std::nullopt;
+        }
+        if (reply->type != Reply::Type::kArray || reply->elements.empty()) {
             return std::nullopt;
         }
         broker::SessionRecord rec;
@@ -540,6 +522,9 @@ private:
         bool sent = false;       // SUBSCRIBE sent on the current connection generation
         bool confirmed = false;  // ...and Redis confirmed it: publications reach us
         StreamPos last;          // the last publication dispatched (resync after a loss)
+        bool resync = false;     // subscribed before a loss: read what was missed once back
+        bool resyncing = false;  // that read is in flight: pub/sub messages wait in `held`
+        std::vector<std::pair<std::string, std::string>> held;  // (redis channel, payload)
         std::vector<std::function<void(bool)>> waiters;  // subscribes waiting for `confirmed`
     };
     struct Shard {
@@ -740,13 +725,32 @@ private:
                 }
             });
         }
+        // Which Redis answers: a new run_id (a restart) moves the boot generation on, which
+        // re-epochs every stream (see scripts::kBoot). Then the command connection is ready.
+        std::string info;
+        encodeCommand(&info, {"INFO", "server"});
+        cmd_->send(info, [this, gen](Reply& r) {
+            if (!check(gen, r, "INFO")) {
+                return;
+            }
+            const size_t at = r.str.find("run_id:");
+            std::string run_id = "unknown";
+            if (at != std::string::npos) {
+                const size_t end = r.str.find_first_of("\r\n", at);
+                run_id = r.str.substr(at + 7, end == std::string::npos ? end : end - at - 7);
+            }
+            // Not runScript: the engine is not up yet (and this runs once per connection).
+            std::string boot;
+            encodeCommand(&boot, {"EVAL", scripts::kBoot, "2", opts_.prefix + "boot",
+                                  opts_.prefix + "gen", run_id});
+            cmd_->send(boot, [this, gen](Reply& b) {
+                if (check(gen, b, "boot")) {
+                    oneReady(gen);
+                }
+            });
+        });
         std::string ping;
         encodeCommand(&ping, {"PING"});
-        cmd_->send(ping, [this, gen](Reply& r) {
-            if (check(gen, r, "PING")) {
-                oneReady(gen);
-            }
-        });
         for (size_t i = 0; i < subs_.size(); ++i) {
             subs_[i] = open(true);
             if (subs_[i] == nullptr) {
@@ -905,6 +909,9 @@ private:
             for (auto& [name, c] : sh->chans) {
                 c.sent = false;
                 c.confirmed = false;
+                c.resync = c.resync || !c.last.epoch.empty();
+                c.resyncing = false;
+                c.held.clear();
                 for (auto& w : c.waiters) {
                     failed.push_back(std::move(w));
                 }
@@ -955,6 +962,7 @@ private:
                 return;
             }
             std::vector<std::function<void(bool)>> ready;
+            std::optional<StreamPos> missed_since;
             {
                 Shard& s = shardFor(name);
                 std::lock_guard l(s.mu);
@@ -964,6 +972,14 @@ private:
                 }
                 i->second.confirmed = true;
                 ready.swap(i->second.waiters);
+                if (i->second.resync) {
+                    i->second.resync = false;
+                    i->second.resyncing = true;
+                    missed_since = i->second.last;
+                }
+            }
+            if (missed_since) {
+                resync(name, *missed_since);
             }
             for (auto& w : ready) {
                 w(true);
@@ -976,7 +992,7 @@ private:
 
     void snapshot(const std::string& name, const std::optional<StreamPos>& since, size_t limit,
                   bool create, bool newest, Done done) {
-        runScript(kSnapshotScript, {key(name, ".m"), key(name, ".h")},
+        runScript(kSnapshotScript, {key(name, ".m"), key(name, ".h"), opts_.prefix + "gen"},
                   {newEpoch(), since ? since->epoch : std::string(),
                    since ? std::to_string(since->offset) : "0", std::to_string(limit),
                    create ? "1" : "0", std::to_string(kIdleStreamTtlMs), newest ? "1" : "0"},
@@ -1052,43 +1068,54 @@ private:
         const char kind = payload.front();
         payload.remove_prefix(1);
         if (kind == 'm') {
-            auto p = std::make_shared<Publication>();
-            p->channel = std::string(name);
-            const size_t a = payload.find('\n');
-            const size_t b = a == std::string_view::npos ? a : payload.find('\n', a + 1);
-            const size_t c = b == std::string_view::npos ? b : payload.find('\n', b + 1);
-            uint64_t t = 0;
-            if (c == std::string_view::npos ||
-                !parseNumber(payload.substr(a + 1, b - a - 1), &p->offset) ||
-                !parseNumber(payload.substr(b + 1, c - b - 1), &t)) {
+            auto f = parsePublication(payload);
+            if (!f) {
                 return;
             }
-            p->epoch = std::string(payload.substr(0, a));
-            p->time_ms = toMonotonic(t);
-            p->data = std::string(payload.substr(c + 1));
+            auto p = std::make_shared<Publication>();
+            p->channel = std::string(name);
+            p->epoch = std::string(f->epoch);
+            p->offset = f->offset;
+            p->time_ms = toMonotonic(f->time_ms);
+            p->data = std::string(f->data);
             ev.kind = EventKind::kPublication;
             ev.pub = std::move(p);
         } else if (kind == 'j' || kind == 'l') {
             ev.kind = kind == 'j' ? EventKind::kJoin : EventKind::kLeave;
             ev.channel = std::string(name);
-            ev.who = decodePresence(payload.substr(1));
+            ev.who = decodePresence(payload);
             if (!ev.who) {
                 return;
             }
         } else {
             return;
         }
-        broker::LoopSink* sink = sink_.load(std::memory_order_acquire);
         Shard& sh = shardFor(name);
         std::lock_guard lock(sh.mu);
         auto it = sh.chans.find(name);
         if (it == sh.chans.end()) {
             return;
         }
-        if (ev.kind == EventKind::kPublication) {
-            it->second.last = StreamPos{ev.pub->epoch, ev.pub->offset};
+        if (it->second.resyncing) {
+            // After the missed ones, which the history read in flight will bring.
+            it->second.held.emplace_back(redis_channel.substr(0), std::string(1, kind));
+            it->second.held.back().second.append(payload);
+            return;
         }
-        uint64_t bits = it->second.loops;
+        deliverLocked(it->second, std::move(ev));
+    }
+
+    // Hands `ev` to every loop interested in `c` (engine loop, under the channel's shard lock).
+    // A publication at or below the last one dispatched is dropped: each once, in order.
+    void deliverLocked(Chan& c, Event ev) {
+        if (ev.kind == EventKind::kPublication) {
+            if (ev.pub->epoch == c.last.epoch && ev.pub->offset <= c.last.offset) {
+                return;
+            }
+            c.last = StreamPos{ev.pub->epoch, ev.pub->offset};
+        }
+        broker::LoopSink* sink = sink_.load(std::memory_order_acquire);
+        uint64_t bits = c.loops;
         if (sink == nullptr) {
             return;
         }
@@ -1097,6 +1124,39 @@ private:
             bits &= bits - 1;
             sink->deliver(loop_id, bits == 0 ? std::move(ev) : ev);
         }
+    }
+
+    // After a reconnect, channel `name` is subscribed again: what was published while this
+    // node was cut off is read from its history and delivered first, then what pub/sub brought
+    // meanwhile. What history no longer has (or a stream lost with Redis) stays a hole, which
+    // the subscribers are told about (gap:true) on the next publication.
+    void resync(const std::string& name, StreamPos since) {
+        const uint64_t gen = generation_;
+        snapshot(name, since, 0, false, false, [this, name, since, gen](Reply& r) {
+            if (gen != generation_) {
+                return;  // lost again: the next connection resyncs
+            }
+            std::optional<Reply> reply(std::move(r));
+            RecoverResult missed = toRecover(name, NamespaceOptions{}, since, reply, true);
+            Shard& sh = shardFor(name);
+            std::vector<std::pair<std::string, std::string>> held;
+            {
+                std::lock_guard lock(sh.mu);
+                auto it = sh.chans.find(name);
+                if (it == sh.chans.end()) {
+                    return;
+                }
+                for (PubPtr& p : missed.pubs) {
+                    deliverLocked(it->second,
+                                  Event{.kind = EventKind::kPublication, .pub = std::move(p)});
+                }
+                it->second.resyncing = false;
+                held.swap(it->second.held);
+            }
+            for (const auto& [ch, payload] : held) {
+                dispatch(ch, payload);
+            }
+        });
     }
 
     void sendPresenceAdd(const std::string& name, const std::string& cid, const std::string& value,

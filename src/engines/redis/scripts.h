@@ -10,6 +10,8 @@
 //   P node:<id>         hash  name, connections
 //   P node:<id>:presence set of "<channel>\n<client id>" the node added (reaped when it dies)
 //   P session:<id>      hash  owner, holder, "c:<channel>" -> "epoch offset"
+//   P boot, P gen       the Redis run_id last seen, and how many Redis starts there were
+//                       (a stream's hash keeps the generation it was made in: g)
 // Times come from Redis's own clock (TIME), so nodes with skewed clocks agree on TTLs.
 #pragma once
 
@@ -17,7 +19,7 @@
 
 namespace sb::engines::redis::scripts {
 
-// KEYS: meta, history, idempotency key. ARGV: data, history_size, history_ttl_ms,
+// KEYS: meta, history, idempotency key, boot generation. ARGV: data, history_size, history_ttl_ms,
 // idempotency_window_ms, new epoch (used if the stream does not exist), pub/sub channel,
 // idle ttl ms, "1" if there is an idempotency key.
 // Returns {1, epoch, offset, ms} or, for a duplicate, {0, epoch, offset, ms}.
@@ -31,11 +33,13 @@ if ARGV[8] == '1' then
     return {0, string.sub(prev, 1, sp - 1), tonumber(string.sub(prev, sp + 1)), now}
   end
 end
+local g = redis.call('GET', KEYS[4]) or '0'
 local e = redis.call('HGET', KEYS[1], 'e')
+if e and redis.call('HGET', KEYS[1], 'g') ~= g then e = false end
 if not e then
   e = ARGV[5]
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', e, 'o', 0)
+  redis.call('HSET', KEYS[1], 'e', e, 'o', 0, 'g', g)
 end
 local o = redis.call('HINCRBY', KEYS[1], 'o', 1)
 local hs = tonumber(ARGV[2])
@@ -56,19 +60,21 @@ redis.call('PUBLISH', ARGV[6], 'm' .. e .. '\n' .. o .. '\n' .. now .. '\n' .. A
 return {1, e, o, now}
 )lua";
 
-// KEYS: meta, history. ARGV: new epoch, since epoch ('' = none), since offset, limit (0 = all),
-// create ('1': make the stream if missing), idle ttl ms, newest ('1': without since, the newest
-// `limit` entries). Returns {epoch, offset, ms, entries} (entries as XRANGE gives them, oldest
-// first; newest mode: newest first). A missing stream without create: {'', 0, ms, {}}.
+// KEYS: meta, history, boot generation. ARGV: new epoch, since epoch ('' = none), since offset,
+// limit (0 = all), create ('1': make the stream if missing), idle ttl ms, newest ('1': without
+// since, the newest `limit` entries). Returns {epoch, offset, ms, entries} (entries as XRANGE gives
+// them, oldest first; newest mode: newest first). A missing stream without create: {'', 0, ms, {}}.
 inline constexpr std::string_view kSnapshot = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local g = redis.call('GET', KEYS[3]) or '0'
 local e = redis.call('HGET', KEYS[1], 'e')
+if e and redis.call('HGET', KEYS[1], 'g') ~= g then e = false end
 if not e then
   if ARGV[5] ~= '1' then return {'', 0, now, {}} end
   e = ARGV[1]
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', e, 'o', 0)
+  redis.call('HSET', KEYS[1], 'e', e, 'o', 0, 'g', g)
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
 end
 local o = tonumber(redis.call('HGET', KEYS[1], 'o'))
@@ -179,6 +185,19 @@ for i = 5, #ARGV, 2 do
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
+)lua";
+
+// KEYS: boot key, boot generation. ARGV: the server's run_id (INFO server), new on every
+// start. A Redis that restarted — empty, or from an RDB/AOF that may be older than what nodes
+// were told — moves the generation on, so every stream gets a new epoch at its next use
+// instead of handing out offsets it already gave (the first node back does it once).
+// Returns the generation.
+inline constexpr std::string_view kBoot = R"lua(
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('INCR', KEYS[2])
+end
+return tonumber(redis.call('GET', KEYS[2]) or '0')
 )lua";
 
 }  // namespace sb::engines::redis::scripts

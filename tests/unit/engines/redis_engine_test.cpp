@@ -69,7 +69,11 @@ bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds lim
 // A redis-server child without persistence: a restart comes back empty.
 class RedisServer {
 public:
-    explicit RedisServer(uint16_t port) : port_(port) { start(); }
+    // `extra`: more redis-server arguments (TLS, a password).
+    explicit RedisServer(uint16_t port, std::vector<std::string> extra = {})
+        : port_(port), extra_(std::move(extra)) {
+        start();
+    }
     ~RedisServer() { stop(); }
     void start() {
         pid_ = ::fork();
@@ -78,9 +82,18 @@ public:
             ::dup2(null, 1);
             ::dup2(null, 2);
             const std::string p = std::to_string(port_);
-            ::execl(kRedisServer, kRedisServer, "--port", p.c_str(), "--bind", "127.0.0.1",
-                    "--save", "", "--appendonly", "no", "--loglevel", "warning",
-                    static_cast<char*>(nullptr));
+            std::vector<std::string> args = {kRedisServer,   "--bind", "127.0.0.1",  "--save", "",
+                                             "--appendonly", "no",     "--loglevel", "warning"};
+            if (extra_.empty()) {
+                args.insert(args.end(), {"--port", p});
+            }
+            args.insert(args.end(), extra_.begin(), extra_.end());
+            std::vector<char*> argv;
+            for (auto& a : args) {
+                argv.push_back(a.data());
+            }
+            argv.push_back(nullptr);
+            ::execv(kRedisServer, argv.data());
             ::_exit(127);
         }
         ASSERT_TRUE(eventually([&] { return canConnect(port_); }, 10s))
@@ -97,6 +110,7 @@ public:
 
 private:
     uint16_t port_;
+    std::vector<std::string> extra_;
     pid_t pid_ = -1;
 };
 
@@ -159,6 +173,21 @@ protected:
         return std::move(*e);
     }
 
+    // An engine standing for one node, with its sink, connected. The sink is declared first so
+    // that it outlives the engine's thread.
+    struct Node {
+        std::unique_ptr<Sink> sink = std::make_unique<Sink>();
+        std::unique_ptr<broker::Engine> engine;
+        broker::Engine* operator->() const { return engine.get(); }
+    };
+    Node node() {
+        Node n;
+        n.engine = engine();
+        n.engine->setSink(n.sink.get());
+        waitUp(*n.engine);
+        return n;
+    }
+
     static void waitUp(broker::Engine& e) {
         ASSERT_TRUE(eventually([&] { return e.available(); })) << e.status().error;
     }
@@ -169,13 +198,10 @@ protected:
 };
 
 TEST_F(RedisEngineTest, EveryNodeSeesOneOrderPerChannel) {
-    auto a = engine();
-    auto b = engine();
-    Sink sa, sb;
-    a->setSink(&sa);
-    b->setSink(&sb);
-    waitUp(*a);
-    waitUp(*b);
+    Node a = node();
+    Node b = node();
+    Sink& sa = *a.sink;
+    Sink& sb = *b.sink;
     auto ra = a->subscribe("chat:x", ns_, 0, std::nullopt, 0);
     auto rb = b->subscribe("chat:x", ns_, 3, std::nullopt, 0);
     ASSERT_FALSE(ra.unavailable);
@@ -188,8 +214,8 @@ TEST_F(RedisEngineTest, EveryNodeSeesOneOrderPerChannel) {
             EXPECT_FALSE(r.unavailable);
         }
     };
-    std::thread t1(spray, a.get(), 150);
-    std::thread t2(spray, b.get(), 150);
+    std::thread t1(spray, a.engine.get(), 150);
+    std::thread t2(spray, b.engine.get(), 150);
     t1.join();
     t2.join();
     ASSERT_TRUE(eventually([&] {
@@ -260,10 +286,8 @@ TEST_F(RedisEngineTest, IdempotencyKeyPublishesOnce) {
 }
 
 TEST_F(RedisEngineTest, PresenceIsSharedAndADeadNodesEntriesLeaveWithinTheTtl) {
-    auto b = engine();
-    Sink sb;
-    b->setSink(&sb);
-    waitUp(*b);
+    Node b = node();
+    Sink& sb = *b.sink;
     ASSERT_FALSE(b->subscribe("chat:p", ns_, 1, std::nullopt, 0).unavailable);
     {
         auto a = engine();
@@ -287,6 +311,13 @@ TEST_F(RedisEngineTest, PresenceIsSharedAndADeadNodesEntriesLeaveWithinTheTtl) {
     EXPECT_TRUE(eventually([&] { return b->status().nodes.size() == 1; }));
 }
 
+std::optional<broker::SessionRecord> load(broker::Engine& e, std::string_view id) {
+    bool down = false;
+    auto r = e.loadSession(id, &down);
+    EXPECT_FALSE(down);
+    return r;
+}
+
 TEST_F(RedisEngineTest, SessionRecordsAreFencedByTheirHolder) {
     auto a = engine();
     waitUp(*a);
@@ -296,7 +327,7 @@ TEST_F(RedisEngineTest, SessionRecordsAreFencedByTheirHolder) {
     rec.ttl_ms = 60'000;
     rec.channels = {{"chat:a", StreamPos{"e_1", 7}}, {"chat:b", StreamPos{"e_2", 0}}};
     a->saveSession("s_1", rec, true);
-    ASSERT_TRUE(eventually([&] { return a->loadSession("s_1").has_value(); }));
+    ASSERT_TRUE(eventually([&] { return load(*a, "s_1").has_value(); }));
     // Another holder took it: the old one's later write must not land.
     broker::SessionRecord moved = rec;
     moved.holder = "n2:9";
@@ -306,18 +337,18 @@ TEST_F(RedisEngineTest, SessionRecordsAreFencedByTheirHolder) {
     stale.channels = {{"chat:a", StreamPos{"e_1", 8}}};
     a->saveSession("s_1", stale, false);
     ASSERT_TRUE(eventually([&] {
-        auto r = a->loadSession("s_1");
+        auto r = load(*a, "s_1");
         return r && r->holder == "n2:9";
     }));
     std::this_thread::sleep_for(100ms);  // the stale write was posted after: let it run
-    auto r = a->loadSession("s_1");
+    auto r = load(*a, "s_1");
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->holder, "n2:9");
     EXPECT_EQ(r->owner, "alice");
     ASSERT_EQ(r->channels.size(), 1u);
     EXPECT_EQ(r->channels[0].second, (StreamPos{"e_1", 9}));
     a->removeSession("s_1");
-    EXPECT_TRUE(eventually([&] { return !a->loadSession("s_1").has_value(); }));
+    EXPECT_TRUE(eventually([&] { return !load(*a, "s_1").has_value(); }));
 }
 
 TEST_F(RedisEngineTest, UnreachableRedisIsUnavailableThenReconnects) {
@@ -328,6 +359,9 @@ TEST_F(RedisEngineTest, UnreachableRedisIsUnavailableThenReconnects) {
     EXPECT_FALSE(a->status().error.empty());
     auto r = a->publish("chat:u", ns_, "x", {}, 0);
     EXPECT_TRUE(r.unavailable);
+    bool down = false;
+    EXPECT_FALSE(a->loadSession("s_x", &down).has_value());
+    EXPECT_TRUE(down) << "a session Redis could not be asked about is not a missing session";
     EXPECT_TRUE(a->subscribe("chat:u", ns_, 0, std::nullopt, 0).unavailable);
     RedisServer late(port);
     waitUp(*a);
@@ -335,37 +369,129 @@ TEST_F(RedisEngineTest, UnreachableRedisIsUnavailableThenReconnects) {
 }
 
 TEST_F(RedisEngineTest, ARedisThatComesBackEmptyStartsANewEpoch) {
-    auto a = engine();
-    Sink sa;
-    a->setSink(&sa);
-    waitUp(*a);
+    Node a = node();
+    Sink& sa = *a.sink;
     ASSERT_FALSE(a->subscribe("chat:r", ns_, 0, std::nullopt, 0).unavailable);
     auto before = a->publish("chat:r", ns_, "1", {}, 0);
     ASSERT_FALSE(before.unavailable);
+    // (Killed before its PUBLISH reached the node, it would simply never arrive.)
+    ASSERT_TRUE(eventually([&] { return sa.events(EventKind::kPublication).size() == 1; }));
     redis_->stop();
     ASSERT_TRUE(eventually([&] { return !a->available(); }));
     redis_->start();
-    waitUp(*a);
+    waitUp(*a.engine);
     auto after = a->publish("chat:r", ns_, "2", {}, 0);
     ASSERT_FALSE(after.unavailable);
     EXPECT_NE(after.pos.epoch, before.pos.epoch);
     EXPECT_EQ(after.pos.offset, 1u);
     // The node subscribed again on its own: the new publication arrives, in the new epoch.
-    ASSERT_TRUE(eventually([&] { return sa.events(EventKind::kPublication).size() == 2; }));
+    ASSERT_TRUE(eventually([&] { return sa.events(EventKind::kPublication).size() == 2; }))
+        << sa.events(EventKind::kPublication).size() << " publications arrived";
     EXPECT_EQ(sa.events(EventKind::kPublication)[1].pub->epoch, after.pos.epoch);
     // A position in the old epoch does not recover.
     auto rec = a->history("chat:r", ns_, before.pos, 0, 0);
     EXPECT_FALSE(rec.recovered);
 }
 
-TEST_F(RedisEngineTest, ControlMessagesReachOneNodeOrAll) {
-    auto a = engine();
+// Sends one command to Redis on a fresh connection and returns the raw reply.
+std::string redisCommand(uint16_t port, const std::vector<std::string>& args) {
+    std::string out = "*" + std::to_string(args.size()) + "\r\n";
+    for (const auto& a : args) {
+        out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    }
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    std::string reply;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::write(fd, out.data(), out.size()) == static_cast<ssize_t>(out.size())) {
+        char buf[512];
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n > 0) {
+            reply.assign(buf, static_cast<size_t>(n));
+        }
+    }
+    ::close(fd);
+    return reply;
+}
+
+TEST_F(RedisEngineTest, ANodeCutOffFromRedisCatchesUpFromHistory) {
+    Node a = node();
     auto b = engine();
-    Sink sa, sb;
-    a->setSink(&sa);
-    b->setSink(&sb);
-    waitUp(*a);
+    Sink& sa = *a.sink;
     waitUp(*b);
+    ASSERT_FALSE(a->subscribe("chat:c", ns_, 0, std::nullopt, 0).unavailable);
+    std::vector<uint64_t> published;
+    std::thread pub([&] {
+        for (int i = 0; i < 400; ++i) {
+            auto r = b->publish("chat:c", ns_, std::to_string(i), {}, 0);
+            if (!r.unavailable) {
+                published.push_back(r.pos.offset);
+            }
+            std::this_thread::sleep_for(1ms);
+        }
+    });
+    std::this_thread::sleep_for(100ms);
+    // Every pub/sub connection is cut (a's and b's): both reconnect; what b publishes while a is
+    // away must still reach a, once and in order.
+    EXPECT_NE(redisCommand(redis_->port(), {"CLIENT", "KILL", "TYPE", "pubsub"}).find(':'),
+              std::string::npos);
+    pub.join();
+    ASSERT_GT(published.size(), 100u);
+    ASSERT_TRUE(eventually([&] {
+        const auto o = sa.offsets();
+        return !o.empty() && o.back() == published.back();
+    })) << sa.offsets().size()
+        << " of " << published.size();
+    EXPECT_GE(a->status().reconnects, 1u);
+    const auto got = sa.offsets();
+    ASSERT_EQ(got.size(), published.back());
+    for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_EQ(got[i], i + 1) << "each offset once, in order";
+    }
+}
+
+TEST_F(RedisEngineTest, ARedisRestoredFromAnOlderSnapshotDoesNotReuseOffsets) {
+    char dir[] = "/tmp/sb-redis-rdb-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    const uint16_t port = freePort();
+    RedisServer persisted(port, {"--port", std::to_string(port), "--dir", dir});
+    auto a = engine(port);
+    waitUp(*a);
+    StreamPos third;
+    for (int i = 1; i <= 3; ++i) {
+        third = a->publish("chat:s", ns_, std::to_string(i), {}, 0).pos;
+    }
+    EXPECT_NE(redisCommand(port, {"SAVE"}).find("OK"), std::string::npos);
+    auto fifth = a->publish("chat:s", ns_, "4", {}, 0);
+    fifth = a->publish("chat:s", ns_, "5", {}, 0);
+    ASSERT_EQ(fifth.pos.offset, 5u);
+    // Redis dies and comes back from the snapshot: the stream says offset 3 again. Offsets 4
+    // and 5 were handed out already, so the stream must not go on in the same epoch.
+    persisted.stop();
+    ASSERT_TRUE(eventually([&] { return !a->available(); }));
+    persisted.start();
+    waitUp(*a);
+    auto after = a->publish("chat:s", ns_, "6", {}, 0);
+    ASSERT_FALSE(after.unavailable);
+    EXPECT_NE(after.pos.epoch, third.epoch) << "offset " << after.pos.offset << " reused";
+    EXPECT_FALSE(a->history("chat:s", ns_, fifth.pos, 0, 0).recovered);
+    // A second node connecting later does not move the generation again.
+    auto b = engine(port);
+    waitUp(*b);
+    auto next = b->publish("chat:s", ns_, "7", {}, 0);
+    EXPECT_EQ(next.pos.epoch, after.pos.epoch);
+    EXPECT_EQ(next.pos.offset, after.pos.offset + 1);
+    std::system(("rm -rf " + std::string(dir)).c_str());
+}
+
+TEST_F(RedisEngineTest, ControlMessagesReachOneNodeOrAll) {
+    Node a = node();
+    Node b = node();
+    Sink& sa = *a.sink;
+    Sink& sb = *b.sink;
     ASSERT_NE(a->nodeTag(), b->nodeTag());
     b->sendControl(a->nodeTag(), "tsession-1");
     ASSERT_TRUE(eventually([&] { return sa.controls().size() == 1; }));
@@ -375,6 +501,54 @@ TEST_F(RedisEngineTest, ControlMessagesReachOneNodeOrAll) {
     EXPECT_EQ(sb.controls()[0], "u1bob");
     std::this_thread::sleep_for(100ms);
     EXPECT_EQ(sb.controls().size(), 1u);  // "tsession-1" was for a only
+}
+
+TEST_F(RedisEngineTest, SpeaksTlsAndAuthenticates) {
+    char dir[] = "/tmp/sb-redis-tls-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    const std::string d = dir;
+    // A throwaway self-signed certificate for 127.0.0.1 (the openssl tool is a test dependency).
+    const std::string gen =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + d +
+        "/key.pem -out " + d +
+        "/cert.pem -days 2 -subj /CN=redis -addext "
+        "subjectAltName=IP:127.0.0.1 >/dev/null 2>&1";
+    ASSERT_EQ(std::system(gen.c_str()), 0);
+    const uint16_t port = freePort();
+    RedisServer tls_redis(
+        port,
+        {"--port", "0", "--tls-port", std::to_string(port), "--tls-cert-file", d + "/cert.pem",
+         "--tls-key-file", d + "/key.pem", "--tls-auth-clients", "no", "--requirepass", "s3cret"});
+    RedisOptions o;
+    o.address = "127.0.0.1:" + std::to_string(port);
+    o.prefix = prefix_;
+    o.tls = true;
+    o.tls_ca_file = d + "/cert.pem";
+    o.password = "s3cret";
+    auto good = makeRedisEngine(o);
+    ASSERT_TRUE(good.has_value());
+    waitUp(**good);
+    auto r = (*good)->publish("chat:t", ns_, "x", {}, 0);
+    EXPECT_FALSE(r.unavailable);
+    EXPECT_EQ(r.pos.offset, 1u);
+    // A wrong password: never available, and the status says why.
+    o.password = "wrong";
+    auto bad = makeRedisEngine(o);
+    ASSERT_TRUE(bad.has_value());
+    ASSERT_TRUE(eventually([&] {
+        return (*bad)->status().error.find("AUTH") != std::string::npos;
+    })) << (*bad)->status().error;
+    EXPECT_FALSE((*bad)->available());
+    // An untrusted certificate (no CA given: the system store does not know it): refused.
+    o.password = "s3cret";
+    o.tls_ca_file.clear();
+    auto untrusted = makeRedisEngine(o);
+    ASSERT_TRUE(untrusted.has_value());
+    ASSERT_TRUE(eventually([&] {
+        return (*untrusted)->status().error.find("TLS") != std::string::npos;
+    })) << (*untrusted)->status().error;
+    EXPECT_FALSE((*untrusted)->available());
+    std::system(("rm -rf " + d).c_str());
 }
 
 TEST(RedisOptionsTest, AddressesAreParsedWithClearErrors) {
