@@ -203,7 +203,12 @@ Load tester for any WebSocket server (ws://, wss://), with a native mode for Swi
 target and protocol:
   --url URL              ws:// or wss://host:port/path (default ws://127.0.0.1:8080/echo,
                          native /ws); plain fanout: "{room}" in the URL is replaced by the
-                         room number
+                         room number. Repeatable, or a comma list: the nodes of a cluster;
+                         connection i goes to URL (i % rooms + i / rooms) % URLs (round-
+                         robin; with several rooms shifted each lap, so every room spans
+                         every node)
+  --publish-url URL      fanout: where the publishers connect (default: the first --url);
+                         repeatable or a comma list: publisher p goes to URL p % URLs
   --ca FILE              wss://: trust the CA certificates in this PEM file instead of the
                          system store (the certificate must still match the URL's host)
   --insecure             wss://: do not verify the server's certificate (self-signed servers)
@@ -346,12 +351,27 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
         if (a == "--help" || a == "-h") {
             *help = true;
             return o;
-        } else if (a == "--url") {
+        } else if (a == "--url" || a == "--publish-url") {
             auto v = value();
             if (!v) {
                 return base::fail(v.error().message);
             }
-            o.url = std::string(*v);
+            // Repeatable and comma-separated: the nodes of a cluster (ws:// URLs carry no
+            // commas of their own in what a bench targets).
+            std::vector<std::string>& list = a == "--url" ? o.urls : o.publish_urls;
+            std::string_view rest = *v;
+            while (true) {
+                const size_t comma = rest.find(',');
+                const std::string_view one = rest.substr(0, comma);
+                if (one.empty()) {
+                    return bad(*v, "a URL or a comma-separated list of URLs");
+                }
+                list.emplace_back(one);
+                if (comma == std::string_view::npos) {
+                    break;
+                }
+                rest.remove_prefix(comma + 1);
+            }
         } else if (a == "--mode") {
             auto v = value();
             if (!v) {
@@ -473,8 +493,12 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
             return base::fail(r.error().message);
         }
     }
-    if (o.url.empty()) {
-        o.url = defaultUrl(o);
+    if (o.urls.empty()) {
+        o.urls.push_back(defaultUrl(o));
+    }
+    o.url = o.urls.front();
+    if (!o.publish_urls.empty() && o.scenario != Scenario::kFanout) {
+        return base::fail("--publish-url is for fanout (the other scenarios have no publishers)");
     }
     if (o.conns == 0 && o.scenario != Scenario::kFanout) {
         return base::fail("-c must be at least 1");

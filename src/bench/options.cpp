@@ -1,6 +1,8 @@
 // Scenario names and how a run is split among worker processes.
 #include "bench/options.h"
 
+#include <algorithm>
+
 namespace sb::bench {
 
 const char* scenarioName(Scenario s) {
@@ -15,6 +17,17 @@ const char* scenarioName(Scenario s) {
             return "ramp";
     }
     return "?";
+}
+
+uint32_t targetCount(const BenchOptions& o) {
+    return o.urls.empty() ? 1 : static_cast<uint32_t>(o.urls.size());
+}
+
+uint32_t targetFor(const BenchOptions& o, uint32_t conn) {
+    const uint32_t n = targetCount(o);
+    // Rooms matter only where connections are grouped into them (fanout).
+    const uint32_t rooms = o.scenario == Scenario::kFanout ? std::max<uint32_t>(1, o.rooms) : 1;
+    return static_cast<uint32_t>((uint64_t{conn % rooms} + conn / rooms) % n);
 }
 
 Slice sliceFor(const BenchOptions& o, uint32_t index, uint32_t count) {

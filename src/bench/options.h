@@ -17,7 +17,15 @@ const char* scenarioName(Scenario s);
 
 struct BenchOptions {
     Scenario scenario = Scenario::kEcho;
+    // The first target (what a one-server run and the reports name).
     std::string url;
+    // Every target, url first: several nodes of one cluster. Connections (fanout:
+    // subscribers) are spread over them by targetFor(); empty = just `url`.
+    std::vector<std::string> urls;
+    // fanout: where the publishers connect, publisher p to publish_urls[p % size]; empty =
+    // `url`. One entry point for all publishers makes every delivery to the other nodes cross
+    // the broker; one per node spreads the cost of publishing over the nodes.
+    std::vector<std::string> publish_urls;
     Mode mode = Mode::kPlain;
     // Offered in the handshake (native mode always offers switchboard.v1.json).
     std::vector<std::string> subprotocols;
@@ -99,6 +107,17 @@ struct Slice {
     uint32_t pub_lo = 0;
     uint32_t pub_hi = 0;
 };
+
+// Number of connection targets (urls, at least 1).
+uint32_t targetCount(const BenchOptions& o);
+
+// Index into o.urls of connection `conn` (global numbering): round-robin, shifted by one
+// each time the room numbers wrap (conn / rooms), so that every room's subscribers land on
+// every target whatever rooms and targets have in common. Plain round-robin would put all
+// of room r on the targets r, r+K, r+2K ... mod N, one node when N divides K, and the broker
+// would then carry no cross-node delivery at all. With one room (and in echo/connect) it is
+// plain round-robin. Totals per target differ by at most ~rooms % targets per lap.
+uint32_t targetFor(const BenchOptions& o, uint32_t conn);
 
 // Worker `index` of `count`: contiguous, near-equal blocks of connections and publishers.
 Slice sliceFor(const BenchOptions& o, uint32_t index, uint32_t count);

@@ -98,6 +98,38 @@ std::string errorsLine(const BenchResult& r) {
     return s;
 }
 
+// ,"urls":[...] (every connection target) and, fanout, ,"publish_url" (the first) and
+// ,"publish_urls":[...] after "url".
+std::string targetsJson(const BenchOptions& o) {
+    std::string j = ",\"urls\":[";
+    if (o.urls.empty()) {
+        j += jsonString(o.url);
+    }
+    for (size_t i = 0; i < o.urls.size(); ++i) {
+        j += (i == 0 ? "" : ",") + jsonString(o.urls[i]);
+    }
+    j += "]";
+    if (o.scenario == Scenario::kFanout) {
+        const std::vector<std::string> pubs =
+            o.publish_urls.empty() ? std::vector<std::string>{o.url} : o.publish_urls;
+        j += ",\"publish_url\":" + jsonString(pubs.front()) + ",\"publish_urls\":[";
+        for (size_t i = 0; i < pubs.size(); ++i) {
+            j += (i == 0 ? "" : ",") + jsonString(pubs[i]);
+        }
+        j += "]";
+    }
+    return j;
+}
+
+// The table's name of the target: the URL, and how many more when there are several.
+std::string targetLabel(const BenchOptions& o) {
+    std::string t = o.url;
+    if (o.urls.size() > 1) {
+        t += format(" (+%zu more)", o.urls.size() - 1);
+    }
+    return t;
+}
+
 std::string optionsJson(const BenchOptions& o) {
     return format(
         "{\"conns\":%u,\"connect_rate\":%s,\"connect_window\":%u,\"hold_s\":%s,"
@@ -185,7 +217,7 @@ std::string formatTable(const BenchOptions& o, const BenchResult& r) {
     const Counters& k = r.counters;
     std::string t;
     t += format("switchboard bench %s  %s  (%s mode, %u process%s, %.2f s%s)\n", r.scenario.c_str(),
-                o.url.c_str(), o.mode == Mode::kNative ? "native" : "plain", r.procs,
+                targetLabel(o).c_str(), o.mode == Mode::kNative ? "native" : "plain", r.procs,
                 r.procs == 1 ? "" : "es", r.elapsed_s, r.interrupted ? ", INTERRUPTED" : "");
     t += format("  connections    attempted %" PRIu64 "  ok %" PRIu64 "  failed %" PRIu64
                 "  reconnects %" PRIu64 "  dropped %" PRIu64 "  closed cleanly %" PRIu64
@@ -280,6 +312,7 @@ std::string formatTable(const BenchOptions& o, const BenchResult& r) {
 
 std::string toJson(const BenchOptions& o, const BenchResult& r) {
     std::string j = "{\"scenario\":" + jsonString(r.scenario) + ",\"url\":" + jsonString(o.url) +
+                    targetsJson(o) +
                     ",\"mode\":" + jsonString(o.mode == Mode::kNative ? "native" : "plain") +
                     ",\"options\":" + optionsJson(o) + ",";
     j += resultJsonBody(r);
@@ -291,7 +324,7 @@ std::string formatRampTable(const BenchOptions& o, const std::vector<RampStep>& 
     std::string t = format(
         "switchboard bench ramp  %s  (step %.1f s, healthy while p95 <= %.3g ms "
         "and errors <= %.3g%%)\n",
-        o.url.c_str(), o.ramp_step_s, o.ramp_max_p95_ms, o.ramp_max_error_rate * 100);
+        targetLabel(o).c_str(), o.ramp_step_s, o.ramp_max_p95_ms, o.ramp_max_error_rate * 100);
     t += format("  %5s %8s %10s %10s %9s %9s %9s %8s  %s\n", "step", "conns", "offered/s",
                 "answered/s", "p50 ms", "p95 ms", "p99 ms", "errors", "verdict");
     const RampStep* last_ok = nullptr;
@@ -318,7 +351,7 @@ std::string formatRampTable(const BenchOptions& o, const std::vector<RampStep>& 
 }
 
 std::string rampToJson(const BenchOptions& o, const std::vector<RampStep>& steps) {
-    std::string j = "{\"scenario\":\"ramp\",\"url\":" + jsonString(o.url) +
+    std::string j = "{\"scenario\":\"ramp\",\"url\":" + jsonString(o.url) + targetsJson(o) +
                     ",\"options\":" + optionsJson(o) +
                     format(
                         ",\"ramp\":{\"start\":%u,\"step\":%u,\"step_s\":%s,\"max_p95_ms\":%s,"

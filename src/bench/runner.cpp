@@ -175,6 +175,7 @@ struct Conn {
     uint32_t id = 0;         // echo/subscriber: connection number; publisher: publisher number
     uint32_t src_index = 0;  // global connection number (source address choice)
     uint32_t room = 0;
+    uint32_t target = 0;  // index into Impl::urls_
     Role role = Role::kIdle;
     State state = State::kIdle;
     transport::WebSocket* ws = nullptr;
@@ -290,7 +291,10 @@ struct Runner::Impl {
     Coordinator* coord_;
     const std::atomic<bool>* interrupt_;
 
-    std::vector<client::WsUrl> urls_;  // one, or one per room ("{room}" in a plain URL)
+    // Per target (the connection URLs, then the publishers' one): one URL, or one per room
+    // ("{room}" in a plain URL).
+    std::vector<std::vector<client::WsUrl>> urls_;
+    uint32_t conn_targets_ = 1;  // urls_[0, conn_targets_): connections; the rest: publishers
     client::ClientOptions client_opts_;
     uint32_t src_addrs_ = 0;  // 0: let the kernel pick the source address
     std::string payload_;     // plain echo payload
@@ -341,21 +345,37 @@ struct Runner::Impl {
 base::Result<void> Runner::Impl::prepare() {
     native_ = opts_.mode == Mode::kNative;
     op_ = opts_.binary ? ws::Opcode::kBinary : ws::Opcode::kText;
-    const bool per_room = !native_ && opts_.url.find("{room}") != std::string::npos;
-    const uint32_t n_urls = per_room ? std::max<uint32_t>(1, opts_.rooms) : 1;
-    for (uint32_t r = 0; r < n_urls; ++r) {
-        std::string u = opts_.url;
-        if (per_room) {
-            u.replace(u.find("{room}"), 6, std::to_string(r));
-        }
-        auto parsed = client::parseWsUrl(u);
-        if (!parsed) {
-            return base::fail(parsed.error().message);
-        }
-        urls_.push_back(std::move(*parsed));
+    // Targets: the connection URLs (one per node), then the publishers' URLs. Each expands
+    // to one URL per room when it holds "{room}" (plain mode).
+    std::vector<std::string> targets = opts_.urls;
+    if (targets.empty()) {
+        targets.push_back(opts_.url);
     }
-    if (opts_.scenario == Scenario::kFanout && !native_ && opts_.rooms > 1 && !per_room) {
-        return base::fail("plain fanout with --rooms > 1 needs \"{room}\" in the URL");
+    conn_targets_ = static_cast<uint32_t>(targets.size());
+    if (opts_.publish_urls.empty()) {
+        targets.push_back(targets.front());
+    } else {
+        targets.insert(targets.end(), opts_.publish_urls.begin(), opts_.publish_urls.end());
+    }
+    for (const std::string& target : targets) {
+        const bool per_room = !native_ && target.find("{room}") != std::string::npos;
+        if (opts_.scenario == Scenario::kFanout && !native_ && opts_.rooms > 1 && !per_room) {
+            return base::fail("plain fanout with --rooms > 1 needs \"{room}\" in the URL");
+        }
+        const uint32_t n_rooms = per_room ? std::max<uint32_t>(1, opts_.rooms) : 1;
+        std::vector<client::WsUrl> expanded;
+        for (uint32_t r = 0; r < n_rooms; ++r) {
+            std::string u = target;
+            if (per_room) {
+                u.replace(u.find("{room}"), 6, std::to_string(r));
+            }
+            auto parsed = client::parseWsUrl(u);
+            if (!parsed) {
+                return base::fail(parsed.error().message);
+            }
+            expanded.push_back(std::move(*parsed));
+        }
+        urls_.push_back(std::move(expanded));
     }
     client_opts_.subprotocols = opts_.subprotocols;
     if (native_) {
@@ -367,11 +387,16 @@ base::Result<void> Runner::Impl::prepare() {
     client_opts_.insecure = opts_.insecure;
     client_opts_.tls_resume = opts_.tls_resume;
 
-    // Source addresses: only for IPv4 loopback targets (127.0.0.0/8 is all ours there).
-    auto ep = net::resolve(urls_[0].host, urls_[0].port);
-    const bool loopback =
-        ep && ep->addr.ss_family == AF_INET &&
-        (ntohl(reinterpret_cast<const sockaddr_in*>(&ep->addr)->sin_addr.s_addr) >> 24) == 127;
+    // Source addresses: only when every target is IPv4 loopback (127.0.0.0/8 is all ours
+    // there). The ephemeral ports are per (source, destination) pair, so several targets do
+    // not add up against one source address's budget.
+    bool loopback = true;
+    for (const auto& target : urls_) {
+        auto ep = net::resolve(target[0].host, target[0].port);
+        loopback =
+            loopback && ep && ep->addr.ss_family == AF_INET &&
+            (ntohl(reinterpret_cast<const sockaddr_in*>(&ep->addr)->sin_addr.s_addr) >> 24) == 127;
+    }
     const uint64_t total_conns =
         uint64_t{opts_.conns} + (opts_.scenario == Scenario::kFanout ? opts_.publishers : 0);
     if (opts_.src_addrs > 0) {
@@ -398,6 +423,7 @@ base::Result<void> Runner::Impl::prepare() {
         c.id = i;
         c.src_index = i;
         c.room = i % rooms;
+        c.target = targetFor(opts_, i);
         if (opts_.scenario == Scenario::kFanout) {
             c.role = Role::kSubscriber;
             const uint32_t pubs_in_room =
@@ -414,6 +440,8 @@ base::Result<void> Runner::Impl::prepare() {
             c.id = p;
             c.src_index = opts_.conns + p;
             c.room = p % rooms;
+            // The publishers' URLs, round-robin.
+            c.target = conn_targets_ + p % static_cast<uint32_t>(urls_.size() - conn_targets_);
             c.role = Role::kPublisher;
             conns_.push_back(std::move(c));
         }
@@ -537,7 +565,8 @@ void Runner::Impl::startConnect(Conn& c) {
         sa->sin_addr.s_addr = htonl(0x7F000001u + c.src_index % src_addrs_);
         opts.source.len = sizeof(sockaddr_in);
     }
-    const client::WsUrl& url = urls_[urls_.size() == 1 ? 0 : c.room % urls_.size()];
+    const std::vector<client::WsUrl>& per_room = urls_[c.target];
+    const client::WsUrl& url = per_room[per_room.size() == 1 ? 0 : c.room % per_room.size()];
     const uint32_t slot = c.slot;
     client::connect(loop_, url, opts, &behavior_,
                     [this, slot](transport::WebSocket* ws, const std::string& err) {
@@ -794,8 +823,14 @@ void Runner::Impl::startTraffic(Conn& c) {
     }
     if (opts_.interval_ms > 0) {
         // Spread the first sends over one interval so connections do not fire in lockstep.
+        // Publishers sit after the subscribers in conns_: they are spread by their rank among
+        // this process's publishers, or 1,000 of them behind 100,000 subscribers would all
+        // fire within the last 1% of each interval.
         const auto interval_ns = static_cast<uint64_t>(opts_.interval_ms * 1e6);
-        const uint64_t offset = participants_ > 0 ? interval_ns * c.slot / conns_.size() : 0;
+        const bool pub = c.role == Role::kPublisher;
+        const uint64_t rank = pub ? c.id - slice_.pub_lo : c.slot;
+        const uint64_t senders = pub ? slice_.pub_hi - slice_.pub_lo : conns_.size();
+        const uint64_t offset = participants_ > 0 ? interval_ns * rank / senders : 0;
         due_.push(Due{now_ns_ + offset, c.slot, c.gen, DueKind::kSend});
         return;
     }

@@ -119,6 +119,23 @@ class Suite:
         check(j["latency_ms"]["count"] == 4000, "delivery latency count")
         check("deliveries/s" in p.stdout, "no deliveries/s in the table")
 
+    def fanout_several_urls(self):
+        # Two "nodes" that are one server (the query string does not change the route): the
+        # spread, --publish-url and the JSON's urls/publish_url, end to end through the CLI.
+        nodes = f"{self.url('/ws?node=0')},{self.url('/ws?node=1')}"
+        p = self.bench("fanout", "--url", nodes, "--url", self.url("/ws?node=2"),
+                       "--publish-url", self.url("/ws?publishers"), "-c", "30",
+                       "--publishers", "3", "--rooms", "3", "-n", "20", "-i", "5ms",
+                       "--json", str(self.tmp / "fanout-urls.json"))
+        self.expect_ok(p)
+        j = self.json_of("fanout-urls.json")
+        check(j["urls"] == [self.url(f"/ws?node={i}") for i in range(3)], f"urls {j['urls']}")
+        check(j["url"] == self.url("/ws?node=0"), f"url {j['url']}")
+        check(j["publish_url"] == self.url("/ws?publishers"), f"publish_url {j['publish_url']}")
+        k = j["counters"]
+        check(k["expected"] == 600 and k["deliveries"] == 600 and k["lost"] == 0, f"deliveries {k}")
+        check("(+2 more)" in p.stdout, "the table does not say there are more URLs")
+
     def ramp_and_html(self):
         p = self.bench("ramp", "--url", self.url("/echo"), "--start", "10", "--step", "10",
                        "--step-duration", "0.5s", "--interval", "20ms", "--max-steps", "2",
@@ -254,6 +271,7 @@ def main() -> int:
         s.case("echo: --procs 2 merges exactly", s.echo_two_procs)
         s.case("connect: ramp, hold, clean close", s.connect)
         s.case("fanout: native rooms, no loss/dup/reorder", s.fanout_native)
+        s.case("fanout: several --url and --publish-url", s.fanout_several_urls)
         s.case("ramp: steps, verdict, HTML", s.ramp_and_html)
         s.case("echo: self-contained HTML report", s.echo_html)
         s.case("errors: refused", s.refused)

@@ -80,5 +80,116 @@ TEST(BenchCli, RampDefaultsToAPacedInterval) {
     EXPECT_DOUBLE_EQ(o->ramp_max_error_rate, 0.02);
 }
 
+TEST(BenchCli, SeveralUrlsRepeatedOrCommaSeparated) {
+    auto o = parse({"fanout", "--url", "ws://127.0.0.1:1/ws,ws://127.0.0.1:2/ws", "--url",
+                    "ws://127.0.0.1:3/ws"});
+    ASSERT_TRUE(o) << o.error().message;
+    EXPECT_EQ(o->urls, (std::vector<std::string>{"ws://127.0.0.1:1/ws", "ws://127.0.0.1:2/ws",
+                                                 "ws://127.0.0.1:3/ws"}));
+    EXPECT_EQ(o->url, "ws://127.0.0.1:1/ws");  // the first one names the run
+    EXPECT_TRUE(o->publish_urls.empty());      // = the first URL
+    EXPECT_EQ(targetCount(*o), 3u);
+
+    auto one = parse({"echo", "--url=ws://127.0.0.1:9/echo"});
+    ASSERT_TRUE(one);
+    EXPECT_EQ(one->urls, std::vector<std::string>{"ws://127.0.0.1:9/echo"});
+
+    auto dflt = parse({"fanout"});
+    ASSERT_TRUE(dflt);
+    EXPECT_EQ(dflt->urls, std::vector<std::string>{"ws://127.0.0.1:8080/ws"});
+}
+
+TEST(BenchCli, PublishUrl) {
+    auto o = parse({"fanout", "--url", "ws://127.0.0.1:1/ws,ws://127.0.0.1:2/ws", "--publish-url",
+                    "ws://127.0.0.1:2/ws"});
+    ASSERT_TRUE(o);
+    EXPECT_EQ(o->publish_urls, std::vector<std::string>{"ws://127.0.0.1:2/ws"});
+    auto spread = parse({"fanout", "--publish-url", "ws://127.0.0.1:1/ws,ws://127.0.0.1:2/ws",
+                         "--publish-url", "ws://127.0.0.1:3/ws"});
+    ASSERT_TRUE(spread);
+    EXPECT_EQ(spread->publish_urls.size(), 3u);
+    EXPECT_FALSE(parse({"echo", "--publish-url", "ws://127.0.0.1:2/echo"}));  // no publishers
+    EXPECT_FALSE(parse({"fanout", "--publish-url", ""}));
+    EXPECT_FALSE(parse({"fanout", "--url", "ws://127.0.0.1:1/ws,,ws://127.0.0.1:2/ws"}));
+    EXPECT_FALSE(parse({"fanout", "--url", ""}));
+    EXPECT_FALSE(parse({"fanout", "--url", "ws://127.0.0.1:1/ws,"}));
+    EXPECT_NE(benchHelp().find("--publish-url"), std::string::npos);
+}
+
+TEST(BenchOptions, OneUrlOrOneRoomIsPlainRoundRobin) {
+    BenchOptions o;
+    o.scenario = Scenario::kEcho;
+    EXPECT_EQ(targetCount(o), 1u);
+    EXPECT_EQ(targetFor(o, 12345), 0u);
+    o.urls = {"a", "b", "c"};
+    o.rooms = 7;  // not fanout: rooms play no part
+    for (uint32_t i = 0; i < 9; ++i) {
+        EXPECT_EQ(targetFor(o, i), i % 3) << i;
+    }
+    o.scenario = Scenario::kFanout;
+    o.rooms = 1;
+    for (uint32_t i = 0; i < 9; ++i) {
+        EXPECT_EQ(targetFor(o, i), i % 3) << i;
+    }
+}
+
+// Every room reaches every target even when the number of targets divides the number of
+// rooms (plain round-robin would put each room on one node), and the totals stay even.
+TEST(BenchOptions, EveryRoomSpansEveryTarget) {
+    for (uint32_t targets : {2u, 3u, 6u}) {
+        for (uint32_t rooms : {1u, 4u, 6u, 12u, 1000u}) {
+            BenchOptions o;
+            o.scenario = Scenario::kFanout;
+            o.rooms = rooms;
+            o.urls.assign(targets, "ws://x/ws");
+            o.conns = rooms * targets * 5;
+            std::vector<std::vector<uint32_t>> per_room(rooms, std::vector<uint32_t>(targets));
+            std::vector<uint32_t> per_target(targets);
+            for (uint32_t c = 0; c < o.conns; ++c) {
+                const uint32_t t = targetFor(o, c);
+                ASSERT_LT(t, targets);
+                ++per_room[c % rooms][t];
+                ++per_target[t];
+            }
+            for (uint32_t r = 0; r < rooms; ++r) {
+                for (uint32_t t = 0; t < targets; ++t) {
+                    EXPECT_EQ(per_room[r][t], 5u) << rooms << " rooms, " << targets
+                                                  << " targets: room " << r << " target " << t;
+                }
+            }
+            for (uint32_t t = 0; t < targets; ++t) {
+                EXPECT_EQ(per_target[t], o.conns / targets);
+            }
+        }
+    }
+}
+
+// A worker's slice is a contiguous block of connection numbers; with the spread above each
+// worker still talks to every target.
+TEST(BenchOptions, EachWorkerSliceReachesEveryTarget) {
+    BenchOptions o;
+    o.scenario = Scenario::kFanout;
+    o.conns = 100'000;
+    o.rooms = 1000;
+    o.publishers = 1000;
+    o.urls.assign(6, "ws://x/ws");
+    uint32_t covered_conns = 0;
+    uint32_t covered_pubs = 0;
+    for (uint32_t w = 0; w < 6; ++w) {
+        const Slice s = sliceFor(o, w, 6);
+        std::vector<uint32_t> per_target(6);
+        for (uint32_t c = s.conn_lo; c < s.conn_hi; ++c) {
+            ++per_target[targetFor(o, c)];
+        }
+        for (uint32_t n : per_target) {
+            EXPECT_GT(n, (s.conn_hi - s.conn_lo) / 6 - 1000) << "worker " << w;
+        }
+        covered_conns += s.conn_hi - s.conn_lo;
+        covered_pubs += s.pub_hi - s.pub_lo;
+    }
+    EXPECT_EQ(covered_conns, 100'000u);
+    EXPECT_EQ(covered_pubs, 1000u);
+}
+
 }  // namespace
 }  // namespace sb::bench

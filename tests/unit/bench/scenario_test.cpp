@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -111,6 +112,15 @@ public:
             }
         };
         app_.ws("/kick", kick);
+        // Echo routes that count the connections they got: which node a connection went to.
+        for (size_t i = 0; i < opened_.size(); ++i) {
+            server::WsRoute counted;
+            counted.behavior.on_open = [this, i](WebSocket&) { ++opened_[i]; };
+            counted.behavior.on_message = [](WebSocket& ws, ws::Opcode op, std::span<uint8_t> d) {
+                ws.send(op, d);
+            };
+            app_.ws("/node/" + std::to_string(i), counted);
+        }
         addRelay("/bcast/0", Relay::Fault::kNone);
         addRelay("/bcast/1", Relay::Fault::kNone);
         addRelay("/drop/0", Relay::Fault::kDrop);
@@ -132,6 +142,8 @@ public:
     std::string url(const std::string& path) const {
         return "ws://127.0.0.1:" + std::to_string(app_.port()) + path;
     }
+    // Connections /node/<i> has accepted.
+    int opened(size_t i) const { return opened_.at(i).load(); }
 
 private:
     static server::ServerOptions options() {
@@ -164,6 +176,7 @@ private:
 
     server::App app_;
     int kicked_ = 0;
+    std::array<std::atomic<int>, 3> opened_{};
     std::vector<std::unique_ptr<Relay>> relays_;
     std::unique_ptr<server::Messaging> messaging_;
     std::thread thread_;
@@ -382,6 +395,84 @@ TEST(BenchScenario, NativeErrorsAreCountedByCode) {
     BenchResult r = run(o);
     EXPECT_EQ(r.errors.at("error_unknown_namespace"), 2u + 5u);
     EXPECT_EQ(r.counters.publishes_acked, 0u);
+}
+
+TEST(BenchScenario, ConnectionsSpreadRoundRobinOverUrls) {
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kEcho, server.url("/node/0"));
+    o.urls = {server.url("/node/0"), server.url("/node/1"), server.url("/node/2")};
+    o.conns = 7;  // 0,3,6 -> node 0; 1,4 -> node 1; 2,5 -> node 2
+    o.messages = 3;
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.msgs_received, 21u);
+    EXPECT_TRUE(r.errors.empty());
+    EXPECT_EQ(server.opened(0), 3);
+    EXPECT_EQ(server.opened(1), 2);
+    EXPECT_EQ(server.opened(2), 2);
+}
+
+TEST(BenchScenario, PublishersGoToThePublishUrl) {
+    TestServer server;
+    // Plain fanout: subscribers over two relays' URLs would miss what is published on the
+    // other, so both subscriber URLs name the relay the publishers use and the count proves
+    // that no publisher went to the first --url (a counting echo route).
+    BenchOptions o = plainFanout(server.url("/bcast/0"));
+    o.urls = {server.url("/bcast/0"), server.url("/bcast/0?node=1")};
+    o.publish_urls = {server.url("/bcast/0?publishers")};
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.deliveries, kPlainExpected);
+    EXPECT_EQ(r.counters.lost, 0u);
+    EXPECT_TRUE(r.errors.empty());
+
+    BenchOptions wrong = plainFanout(server.url("/node/0"));
+    wrong.conns = 2;
+    wrong.messages = 2;
+    wrong.drain_s = 0.2;
+    wrong.publish_urls = {server.url("/node/1")};
+    BenchResult w = run(wrong);
+    EXPECT_EQ(w.counters.deliveries, 0u);  // echo routes relay nothing to the subscribers
+    EXPECT_EQ(server.opened(0), 2);        // the subscribers
+    EXPECT_EQ(server.opened(1), 2);        // the 2 publishers, nowhere else
+}
+
+TEST(BenchScenario, NativeFanoutOverSeveralUrlsIsExact) {
+    TestServer server;
+    // Three "nodes" that are one server (the query string does not change the route): every
+    // subscriber, wherever it connected, gets every publication of its room.
+    BenchOptions o = baseOptions(Scenario::kFanout, server.url("/ws?n=0"));
+    o.urls = {server.url("/ws?n=0"), server.url("/ws?n=1"), server.url("/ws?n=2")};
+    o.publish_urls = {server.url("/ws?publishers")};
+    o.mode = Mode::kNative;
+    o.conns = 12;
+    o.publishers = 2;
+    o.rooms = 2;
+    o.messages = 20;
+    o.window = 4;
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.connects_ok, 14u);
+    EXPECT_EQ(r.counters.expected, 2u * 20 * 6);
+    EXPECT_EQ(r.counters.deliveries, r.counters.expected);
+    EXPECT_EQ(r.counters.lost + r.counters.duplicates + r.counters.out_of_order, 0u);
+    EXPECT_TRUE(r.errors.empty());
+}
+
+TEST(BenchScenario, PacedPublishersOneMessagePerSecondPerRoom) {
+    TestServer server;
+    // The cluster bench's load in small: rooms = publishers, each paced at --interval; every
+    // subscriber receives one message per interval from its room's publisher.
+    BenchOptions o = baseOptions(Scenario::kFanout, server.url("/ws"));
+    o.mode = Mode::kNative;
+    o.conns = 40;
+    o.publishers = 4;
+    o.rooms = 4;
+    o.interval_ms = 100;
+    o.messages = 5;
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.publishes_acked, 4u * 5);
+    EXPECT_EQ(r.counters.expected, 40u * 5);
+    EXPECT_EQ(r.counters.deliveries, r.counters.expected);
+    EXPECT_EQ(r.counters.lost, 0u);
+    EXPECT_TRUE(r.errors.empty());
 }
 
 TEST(BenchScenario, InterruptStopsAndStillReports) {
