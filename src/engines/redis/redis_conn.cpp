@@ -1,10 +1,12 @@
 #include "engines/redis/redis_conn.h"
 
-// Only hiredis's reader (and the reply objects it builds) is used: the I/O is ours.
+// Only hiredis's reader is used (with reply objects of our own): the I/O is ours.
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "net/tls.h"
 
@@ -12,47 +14,69 @@ namespace sb::engines::redis {
 
 namespace {
 
-Reply convert(const redisReply* r) {
-    Reply out;
-    switch (r->type) {
-        case REDIS_REPLY_INTEGER:
-            out.type = Reply::Type::kInteger;
-            out.integer = r->integer;
-            break;
-        case REDIS_REPLY_STRING:
-            out.type = Reply::Type::kString;
-            out.str.assign(r->str, r->len);
-            break;
-        case REDIS_REPLY_STATUS:
-            out.type = Reply::Type::kStatus;
-            out.str.assign(r->str, r->len);
-            break;
-        case REDIS_REPLY_ERROR:
-            out.type = Reply::Type::kError;
-            out.str.assign(r->str, r->len);
-            break;
-        case REDIS_REPLY_ARRAY:
-            out.type = Reply::Type::kArray;
-            out.elements.reserve(r->elements);
-            for (size_t i = 0; i < r->elements; ++i) {
-                out.elements.push_back(convert(r->element[i]));
-            }
-            break;
-        default:
-            out.type = Reply::Type::kNil;
+// hiredis's reader, building our Reply tree directly instead of its redisReply objects. Also a
+// bound: hiredis's own objects allocate an array's element table from the length in the
+// header, so "*1444444444" alone would ask for gigabytes; here an array grows with the
+// elements that actually arrive (a reply costs memory in proportion to its bytes).
+Reply* place(const redisReadTask* task, Reply&& r) {
+    if (task->parent == nullptr) {
+        return new Reply(std::move(r));
     }
-    return out;
+    // Children arrive in order; a parent's vector does not grow while a child is being filled
+    // (its next element comes after), so the pointers hiredis keeps stay valid.
+    auto* parent = static_cast<Reply*>(task->parent->obj);
+    parent->elements.push_back(std::move(r));
+    return &parent->elements.back();
 }
 
-bool isString(const redisReply* r, std::string_view s) {
-    return r->type == REDIS_REPLY_STRING && std::string_view(r->str, r->len) == s;
+void* makeString(const redisReadTask* task, char* str, size_t len) {
+    Reply r;
+    r.type = task->type == REDIS_REPLY_ERROR    ? Reply::Type::kError
+             : task->type == REDIS_REPLY_STATUS ? Reply::Type::kStatus
+                                                : Reply::Type::kString;
+    r.str.assign(str, len);
+    return place(task, std::move(r));
+}
+
+void* makeArray(const redisReadTask* task, int elements) {
+    Reply r;
+    r.type = Reply::Type::kArray;
+    r.elements.reserve(static_cast<size_t>(std::clamp(elements, 0, 64)));
+    return place(task, std::move(r));
+}
+
+void* makeInteger(const redisReadTask* task, long long value) {
+    Reply r;
+    r.type = Reply::Type::kInteger;
+    r.integer = value;
+    return place(task, std::move(r));
+}
+
+void* makeNil(const redisReadTask* task) {
+    return place(task, Reply{});
+}
+
+// Only roots are handed back (or abandoned on a protocol error): children live in them.
+void freeReply(void* obj) {
+    delete static_cast<Reply*>(obj);
+}
+
+redisReplyObjectFunctions kReplyFunctions = {makeString, makeArray, makeInteger, makeNil,
+                                             freeReply};
+
+redisReader* newReader() {
+    return redisReaderCreateWithFunctions(&kReplyFunctions);
+}
+
+bool isPush(const Reply& r) {
+    return r.type == Reply::Type::kArray && r.elements.size() == 3 &&
+           r.elements[0].type == Reply::Type::kString && r.elements[0].str == "message";
 }
 
 }  // namespace
 
 base::Result<std::vector<Reply>> parseReplies(std::string_view bytes) {
-    std::unique_ptr<redisReader, void (*)(redisReader*)> reader(redisReaderCreate(),
-                                                                redisReaderFree);
+    std::unique_ptr<redisReader, void (*)(redisReader*)> reader(newReader(), redisReaderFree);
     if (redisReaderFeed(reader.get(), bytes.data(), bytes.size()) != REDIS_OK) {
         return base::fail("cannot buffer the input");
     }
@@ -65,8 +89,8 @@ base::Result<std::vector<Reply>> parseReplies(std::string_view bytes) {
         if (raw == nullptr) {
             return out;
         }
-        out.push_back(convert(static_cast<redisReply*>(raw)));
-        freeReplyObject(raw);
+        std::unique_ptr<Reply> r(static_cast<Reply*>(raw));
+        out.push_back(std::move(*r));
     }
 }
 
@@ -83,8 +107,7 @@ void encodeCommand(std::string* out, std::span<const std::string_view> args) {
     }
 }
 
-RedisConn::RedisConn(loop::EventLoop* loop, int fd)
-    : StreamConn(loop, fd), reader_(redisReaderCreate()) {
+RedisConn::RedisConn(loop::EventLoop* loop, int fd) : StreamConn(loop, fd), reader_(newReader()) {
     // Replies as large as the biggest history page: no cap from the reader itself (the
     // server's own limits and ours on history size bound them).
     reader_->maxbuf = 0;
@@ -146,17 +169,13 @@ void RedisConn::onData(uint8_t* data, size_t len) {
         if (raw == nullptr) {
             return;  // need more bytes
         }
-        auto* r = static_cast<redisReply*>(raw);
+        std::unique_ptr<Reply> r(static_cast<Reply*>(raw));
         // Subscriber mode: ["message", channel, payload] is a push, not a reply.
-        if (on_push_ && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-            isString(r->element[0], "message")) {
-            on_push_(std::string_view(r->element[1]->str, r->element[1]->len),
-                     std::string_view(r->element[2]->str, r->element[2]->len));
-            freeReplyObject(r);
+        if (on_push_ && isPush(*r)) {
+            on_push_(r->elements[1].str, r->elements[2].str);
             continue;
         }
-        Reply reply = convert(r);
-        freeReplyObject(r);
+        Reply reply = std::move(*r);
         if (pending_.empty()) {
             fail("a reply nobody asked for");
             return;

@@ -680,7 +680,9 @@ private:
         }
         ++generation_;
         const uint64_t gen = generation_;
-        const auto& [host, port] = addrs_[addr_index_ % addrs_.size()];
+        // Copies, not a structured binding: lambdas below capture the host (clang 14).
+        const std::string host = addrs_[addr_index_ % addrs_.size()].first;
+        const uint16_t port = addrs_[addr_index_ % addrs_.size()].second;
         auto ep = resolveHost(host, port);
         if (!ep) {
             lost(gen, ep.error().message);

@@ -21,8 +21,9 @@ void appendNetstring(std::string* out, std::string_view s) {
 bool takeNetstring(std::string_view* in, std::string* out) {
     const size_t colon = in->find(':');
     size_t len = 0;
-    if (colon == std::string_view::npos || !parseNumber(in->substr(0, colon), &len) ||
-        in->size() - colon - 1 < len) {
+    // Canonical lengths only ("15", never "015"): one value has one encoding.
+    if (colon == std::string_view::npos || (colon > 1 && in->front() == '0') ||
+        !parseNumber(in->substr(0, colon), &len) || in->size() - colon - 1 < len) {
         return false;
     }
     out->assign(in->substr(colon + 1, len));
