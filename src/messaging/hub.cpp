@@ -398,10 +398,9 @@ void Hub::housekeeping() {
             ttl = std::min(ttl, std::max<uint64_t>(ns.session_ttl_ms, 3000));
         }
         next_session_refresh_ms_ = now + ttl / 3;
-        const std::string tag(engine_->nodeTag());
         for (const auto& [id, holder] : sessions_.attached()) {
             if (auto rec = sessions_.record(id)) {
-                rec->holder = tag + ":" + std::to_string(holder);
+                rec->holder = holderOf(holder);
                 engine_->saveSession(id, *rec, false);
             }
         }
@@ -416,7 +415,7 @@ void Hub::persistSession(const Client& c, bool take) {
     if (!rec) {
         return;
     }
-    rec->holder = std::string(engine_->nodeTag()) + ":" + std::to_string(c.serial_);
+    rec->holder = holderOf(c.serial_);
     engine_->saveSession(c.session_, *rec, take);
 }
 
@@ -431,7 +430,7 @@ std::optional<broker::ResumedSession> Hub::resumeShared(Client& c, std::string_v
     }
     // Last held on this node: the local copy is current and has the exact un-acked queue (and
     // the holder to take over). Held elsewhere: take the shared record.
-    const std::string here = std::string(engine_->nodeTag()) + ":";
+    const std::string here = std::string(engine_->nodeTag()) + ":";  // holderOf's node part
     if (rec->holder.starts_with(here)) {
         if (auto local = sessions_.resume(id, nowMs(), c.serial_, owner)) {
             return local;
@@ -473,23 +472,33 @@ void Hub::control(std::string_view message) {
     }
     const bool reconnect = message[1] == '1';
     const std::string name(message.substr(2));
-    std::vector<uint64_t> serials;
-    {
-        std::lock_guard lock(directory_mu_);
-        if (kind == 'd') {
-            if (auto it = directory_.find(name); it != directory_.end()) {
-                serials.push_back(it->second);
-            }
-        } else if (kind == 'u') {
-            auto [b, e] = users_.equal_range(name);
-            for (auto it = b; it != e; ++it) {
-                serials.push_back(it->second);
-            }
+    if (kind == 'd') {
+        postCommand(serialOf(name), false, reconnect);
+    } else if (kind == 'u') {
+        for (uint64_t serial : serialsOf(name)) {
+            postCommand(serial, false, reconnect);
         }
     }
-    for (uint64_t serial : serials) {
-        postCommand(serial, false, reconnect);
+}
+
+uint64_t Hub::serialOf(std::string_view client_id) {
+    std::lock_guard lock(directory_mu_);
+    auto it = directory_.find(std::string(client_id));
+    return it == directory_.end() ? 0 : it->second;
+}
+
+std::vector<uint64_t> Hub::serialsOf(std::string_view user) {
+    std::vector<uint64_t> serials;
+    std::lock_guard lock(directory_mu_);
+    auto [b, e] = users_.equal_range(std::string(user));
+    for (auto it = b; it != e; ++it) {
+        serials.push_back(it->second);
     }
+    return serials;
+}
+
+std::string Hub::holderOf(uint64_t serial) const {
+    return std::string(engine_->nodeTag()) + ":" + std::to_string(serial);
 }
 
 void Hub::reloadNamespaces(NamespaceMap namespaces) {
@@ -872,13 +881,8 @@ Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string in
     if (resumed->previous_holder != 0 && resumed->previous_holder != c.serial_) {
         // One holder per session: the previous connection is closed on its own loop. What it
         // was sent and did not ack is in `resumed` and is redelivered here.
-        const uint64_t prev = resumed->previous_holder;
-        const size_t loop = prev & ((uint64_t{1} << kLoopBits) - 1);
-        if (loop < fanouts_.size()) {
-            f->stats.takeovers.add();
-            fanouts_[loop]->post(
-                Fanout::Mail{.kind = Fanout::Mail::Kind::kTakeover, .serial = prev});
-        }
+        f->stats.takeovers.add();
+        postCommand(resumed->previous_holder, true, false);
     }
     for (broker::SessionChannel& ch : resumed->channels) {
         auto r = resolve(ch.channel);
@@ -1240,14 +1244,7 @@ Outcome<HistoryResult> Hub::history(std::string_view channel,
 }
 
 Outcome<void> Hub::disconnect(std::string_view client_id, bool reconnect) {
-    uint64_t serial = 0;
-    {
-        std::lock_guard lock(directory_mu_);
-        auto it = directory_.find(std::string(client_id));
-        if (it != directory_.end()) {
-            serial = it->second;
-        }
-    }
+    const uint64_t serial = serialOf(client_id);
     const size_t loop = serial & ((uint64_t{1} << kLoopBits) - 1);
     if (serial == 0 || loop >= fanouts_.size()) {
         // "c_<node tag>_<loop>_<n>": a client of another node sharing the engine is asked
@@ -1265,20 +1262,12 @@ Outcome<void> Hub::disconnect(std::string_view client_id, bool reconnect) {
         return fail(Error::kUnknownClient, "no connected client has the id '" +
                                                std::string(client_id.substr(0, 128)) + "'");
     }
-    fanouts_[loop]->post(Fanout::Mail{
-        .kind = Fanout::Mail::Kind::kDisconnect, .serial = serial, .reconnect = reconnect});
+    postCommand(serial, false, reconnect);
     return {};
 }
 
 Outcome<size_t> Hub::disconnectUser(std::string_view user, bool reconnect) {
-    std::vector<uint64_t> serials;
-    {
-        std::lock_guard lock(directory_mu_);
-        auto [b, e] = users_.equal_range(std::string(user));
-        for (auto it = b; it != e; ++it) {
-            serials.push_back(it->second);
-        }
-    }
+    const std::vector<uint64_t> serials = serialsOf(user);
     if (!engine_->nodeTag().empty()) {
         // Every node (this one included) disconnects its own connections of the user.
         engine_->sendControl({}, std::string("u") + (reconnect ? "1" : "0") + std::string(user));
@@ -1289,11 +1278,7 @@ Outcome<size_t> Hub::disconnectUser(std::string_view user, bool reconnect) {
                                                std::string(user.substr(0, 128)) + "' is connected");
     }
     for (uint64_t serial : serials) {
-        const size_t loop = serial & ((uint64_t{1} << kLoopBits) - 1);
-        if (loop < fanouts_.size()) {
-            fanouts_[loop]->post(Fanout::Mail{
-                .kind = Fanout::Mail::Kind::kDisconnect, .serial = serial, .reconnect = reconnect});
-        }
+        postCommand(serial, false, reconnect);
     }
     return serials.size();
 }

@@ -302,8 +302,14 @@ private:
                 const std::optional<broker::StreamPos>& since, ChannelPosition* pos,
                 Replay::Channel* replay);
     void detachSub(Client& c, Client::Sub& s);
-    // Asks the loop of connection `serial` to close it (takeover or disconnect).
+    // Asks the loop of connection `serial` to close it (takeover or disconnect); 0 or a serial
+    // of no loop: nothing.
     void postCommand(uint64_t serial, bool takeover, bool reconnect);
+    // The serial of the local connection with this client id (0: none), and those of a user.
+    uint64_t serialOf(std::string_view client_id);
+    std::vector<uint64_t> serialsOf(std::string_view user);
+    // A session holder as a shared engine records it: "<node tag>:<serial>".
+    std::string holderOf(uint64_t serial) const;
     // A shared engine keeps sessions too: writes the client's session record there (`take`:
     // the client becomes its holder whoever held it).
     void persistSession(const Client& c, bool take = false);

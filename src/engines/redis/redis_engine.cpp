@@ -64,12 +64,6 @@ uint64_t toMonotonic(uint64_t wall_ms) {
     return mono > age ? mono - age : 0;
 }
 
-template <class T>
-bool parseNumber(std::string_view s, T* out) {
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-    return ec == std::errc() && p == s.data() + s.size();
-}
-
 uint64_t replyNumber(const Reply& r) {
     if (r.type == Reply::Type::kInteger) {
         return static_cast<uint64_t>(r.integer);

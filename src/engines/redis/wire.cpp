@@ -1,16 +1,8 @@
 #include "engines/redis/wire.h"
 
-#include <charconv>
-
 namespace sb::engines::redis {
 
 namespace {
-
-template <class T>
-bool parseNumber(std::string_view s, T* out) {
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-    return !s.empty() && ec == std::errc() && p == s.data() + s.size();
-}
 
 void appendNetstring(std::string* out, std::string_view s) {
     out->append(std::to_string(s.size()));

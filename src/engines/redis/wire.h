@@ -3,6 +3,7 @@
 // decoder takes any input and answers nullopt/null for what it does not understand.
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -12,6 +13,13 @@
 #include "broker/engine.h"
 
 namespace sb::engines::redis {
+
+// Decimal text, all of it (no sign, no spaces): Redis's integers as strings, our lengths.
+template <class T>
+bool parseNumber(std::string_view s, T* out) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+    return !s.empty() && ec == std::errc() && p == s.data() + s.size();
+}
 
 // A presence value: '1' if the namespace announces join/leave (else '0'), the owning node's id,
 // '\n', then client id, user and info as netstrings ("<len>:<bytes>"), so any byte may occur.
