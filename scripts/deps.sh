@@ -4,11 +4,11 @@
 set -euo pipefail
 mode=${1:-build}
 
-pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev libsimdjson-dev libtomlplusplus-dev libhiredis-dev)
+pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev libsimdjson-dev libtomlplusplus-dev libhiredis-dev libnats-dev)
 if [ "$mode" = test ]; then
   pkgs+=(libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev
          python3 python3-websockets python3-jwt python3-cryptography chromium openssl
-         redis-server haproxy)
+         redis-server nats-server haproxy)
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 fi
 

@@ -65,13 +65,31 @@ base::Result<void> Messaging::attach() {
     }
     std::unique_ptr<broker::Engine> engine;
     if (broker_.engine == BrokerConfig::Engine::kRedis) {
-        auto e = engines::redis::makeRedisEngine(broker_.redis);
+        engines::redis::RedisOptions o = broker_.redis;
+        o.node_ttl_ms = broker_.node_ttl_ms;
+        o.node_name = broker_.node_name;
+        auto e = engines::redis::makeRedisEngine(std::move(o));
         if (!e) {
             return base::unexpected(e.error());
         }
         engine = std::move(*e);
         SB_INFO("broker: redis at %s (prefix \"%s\"); /readyz reports ready once it answers",
                 broker_.redis.address.c_str(), broker_.redis.prefix.c_str());
+    } else if (broker_.engine == BrokerConfig::Engine::kNats) {
+        engines::nats::NatsOptions o = broker_.nats;
+        o.node_ttl_ms = broker_.node_ttl_ms;
+        o.node_name = broker_.node_name;
+        o.memory_storage = broker_.nats_storage == BrokerConfig::NatsStorage::kMemory;
+        auto e = engines::nats::makeNatsEngine(std::move(o));
+        if (!e) {
+            return base::unexpected(e.error());
+        }
+        engine = std::move(*e);
+        SB_INFO(
+            "broker: nats at %s (prefix \"%s\", %s storage); /readyz reports ready once "
+            "JetStream answers",
+            broker_.nats.url.c_str(), broker_.nats.prefix.c_str(),
+            broker_.nats_storage == BrokerConfig::NatsStorage::kMemory ? "memory" : "file");
     }
     hub_ = std::make_unique<messaging::Hub>(options_, std::move(loops), std::move(engine));
     native_.attach(hub_.get());

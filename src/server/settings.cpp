@@ -251,9 +251,9 @@ config::Schema<ServeConfig> buildSchema() {
         {.key = "broker.engine",
          .flag = "--broker-engine",
          .kind = Kind::kEnum,
-         .help = "memory: one node, in-process; redis: nodes share channels, presence, history "
-                 "and sessions through Redis",
-         .choices = {"memory", "redis"}},
+         .help = "memory: one node, in-process; redis / nats: nodes share channels, presence, "
+                 "history and sessions through Redis / NATS JetStream",
+         .choices = {"memory", "redis", "nats"}},
         [](auto& c) -> auto& { return c.broker.engine; });
     s.add(
         {.key = "broker.redis_address",
@@ -322,13 +322,73 @@ config::Schema<ServeConfig> buildSchema() {
          .kind = Kind::kDuration,
          .help = "a node silent this long is dead: its clients leave presence (heartbeat 1s)",
          .min = 2000},
-        [](auto& c) -> auto& { return c.broker.redis.node_ttl_ms; });
+        [](auto& c) -> auto& { return c.broker.node_ttl_ms; });
     s.add(
         {.key = "broker.node_name",
          .flag = "--node-name",
          .kind = Kind::kString,
          .help = "this node's name in /api/info and /metrics; empty = hostname:pid"},
-        [](auto& c) -> auto& { return c.broker.redis.node_name; });
+        [](auto& c) -> auto& { return c.broker.node_name; });
+    s.add(
+        {.key = "broker.nats_url",
+         .flag = "--nats-url",
+         .kind = Kind::kString,
+         .help = "NATS server URL (nats://host:port); a comma-separated list for a NATS cluster"},
+        [](auto& c) -> auto& { return c.broker.nats.url; });
+    s.add(
+        {.key = "broker.nats_user",
+         .flag = "--nats-user",
+         .kind = Kind::kString,
+         .help = "NATS user (with nats_password); empty = none"},
+        [](auto& c) -> auto& { return c.broker.nats.user; });
+    s.add(
+        {.key = "broker.nats_password",
+         .flag = "--nats-password",
+         .kind = Kind::kString,
+         .help = "NATS password",
+         .secret = true},
+        [](auto& c) -> auto& { return c.broker.nats.password; });
+    s.add(
+        {.key = "broker.nats_token",
+         .flag = "--nats-token",
+         .kind = Kind::kString,
+         .help = "NATS token authentication; empty = none",
+         .secret = true},
+        [](auto& c) -> auto& { return c.broker.nats.token; });
+    s.add(
+        {.key = "broker.nats_tls",
+         .flag = "--nats-tls",
+         .kind = Kind::kBool,
+         .help = "TLS to NATS (certificate checked against the host name)"},
+        [](auto& c) -> auto& { return c.broker.nats.tls; });
+    s.add(
+        {.key = "broker.nats_tls_ca",
+         .flag = "--nats-tls-ca",
+         .kind = Kind::kString,
+         .help = "PEM CA certificates trusted for NATS's certificate; empty = the system store"},
+        [](auto& c) -> auto& { return c.broker.nats.tls_ca_file; });
+    s.add(
+        {.key = "broker.nats_prefix",
+         .flag = "--nats-prefix",
+         .kind = Kind::kString,
+         .help = "first token of every subject and start of every stream and bucket name "
+                 "(deployments sharing a NATS); letters, digits, _ and -"},
+        [](auto& c) -> auto& { return c.broker.nats.prefix; });
+    s.add(
+        {.key = "broker.nats_storage",
+         .flag = "--nats-storage",
+         .kind = Kind::kEnum,
+         .help = "JetStream storage: file survives a NATS restart; memory is lost with it "
+                 "(clients are then told recovered:false)",
+         .choices = {"file", "memory"}},
+        [](auto& c) -> auto& { return c.broker.nats_storage; });
+    s.add(
+        {.key = "broker.nats_timeout",
+         .flag = "--nats-timeout",
+         .kind = Kind::kDuration,
+         .help = "longest wait for NATS before a request fails with `unavailable`",
+         .min = 100},
+        [](auto& c) -> auto& { return c.broker.nats.timeout_ms; });
     // [auth]: JWT verification (docs/security.md).
     s.add(
         {.key = "auth.hmac_secrets",

@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "base/result.h"
 #include "config/schema.h"
+#include "engines/nats/nats_engine.h"
 #include "engines/redis/redis_engine.h"
 #include "messaging/options.h"
 #include "server/app.h"
@@ -19,11 +20,20 @@ namespace sb::server {
 
 // [broker]: where channels' offsets, history, presence and sessions live.
 struct BrokerConfig {
-    enum class Engine : uint8_t { kMemory, kRedis };
-    // In-process: one node, nothing else to run (the embedded default). Redis: many nodes
-    // share channels and sessions (docs/cluster.md).
+    enum class Engine : uint8_t { kMemory, kRedis, kNats };
+    // In-process: one node, nothing else to run (the embedded default). Redis or NATS: many
+    // nodes share channels and sessions (docs/cluster.md).
     Engine engine = Engine::kMemory;
     engines::redis::RedisOptions redis;  // defaults and their reasons: redis_engine.h
+    engines::nats::NatsOptions nats;     // defaults and their reasons: nats_engine.h
+    // Shared by both engines (the settings bind here; attach() copies them into the engine's
+    // options).
+    uint64_t node_ttl_ms = engines::redis::RedisOptions{}.node_ttl_ms;
+    std::string node_name;
+    // JetStream storage (nats.memory_storage): file, so history and sessions survive a NATS
+    // restart.
+    enum class NatsStorage : uint8_t { kFile, kMemory };
+    NatsStorage nats_storage = NatsStorage::kFile;
 };
 
 struct ServeConfig {
