@@ -324,27 +324,37 @@ public:
     RecoverResult subscribe(std::string_view channel, const NamespaceOptions& ns, uint32_t loop_id,
                             const std::optional<StreamPos>& since, uint64_t /*now_ms*/) override {
         RecoverResult out;
-        bool has_sub = false;
+        natsSubscription* sub = nullptr;
+        bool confirmed = false;
         {
             Shard& sh = shardFor(channel);
             std::lock_guard lock(sh.mu);
             Chan& c = chanLocked(sh, channel);
             c.loops |= uint64_t{1} << loop_id;
-            has_sub = c.sub != nullptr;
+            sub = c.sub;
+            confirmed = c.confirmed;
         }
-        if (!available() || !has_sub) {
+        if (!available() || sub == nullptr) {
             out.unavailable = true;
             return out;
         }
-        // Every subscribe waits for the server to have our SUB (a PING behind it), even when
-        // another caller sent it: then every publication after the snapshot below reaches
-        // this node, and none falls between.
-        const natsStatus fs =
-            natsConnection_FlushTimeout(nc_, static_cast<int64_t>(opts_.timeout_ms));
-        if (fs != NATS_OK) {
-            noteFailure("subscribe", lastError(fs));
-            out.unavailable = true;
-            return out;
+        // Until the server is known to have our SUB (a PING answered behind it), every
+        // subscribe waits for that, even when another caller sent the SUB: then every
+        // publication after the snapshot below reaches this node, and none falls between.
+        if (!confirmed) {
+            const natsStatus fs =
+                natsConnection_FlushTimeout(nc_, static_cast<int64_t>(opts_.timeout_ms));
+            if (fs != NATS_OK) {
+                noteFailure("subscribe", lastError(fs));
+                out.unavailable = true;
+                return out;
+            }
+            Shard& sh = shardFor(channel);
+            std::lock_guard lock(sh.mu);
+            auto it = sh.chans.find(channel);
+            if (it != sh.chans.end() && it->second.sub == sub) {
+                it->second.confirmed = true;
+            }
         }
         const std::string name(channel);
         if (!ensureStream(name, ns)) {
@@ -674,6 +684,7 @@ private:
     struct Chan {
         uint64_t loops = 0;               // a bit per server loop with local subscribers
         natsSubscription* sub = nullptr;  // on the channel's republish subject
+        bool confirmed = false;           // a flush after the SUB came back (reset on a loss)
         StreamPos last;                   // the last publication handed to the loops
     };
     struct Shard {
@@ -1204,6 +1215,12 @@ private:
     void onDown(std::string_view why) {
         available_.store(false, std::memory_order_release);
         up_ = false;
+        for (auto& sh : shards_) {
+            std::lock_guard lock(sh->mu);
+            for (auto& [name, c] : sh->chans) {
+                c.confirmed = false;  // libnats sends the SUBs again on reconnect
+            }
+        }
         setError(std::string(why));
         SB_WARN(
             "nats engine: %.*s (%s): publishes fail with `unavailable` until it is back; "
