@@ -1393,10 +1393,6 @@ private:
         kvStore** slots[] = {&kv_presence_, &kv_sessions_, &kv_nodes_};
         const char* names[] = {"presence", "sessions", "nodes"};
         for (size_t i = 0; i < 3; ++i) {
-            if (*slots[i] != nullptr) {
-                kvStore_Destroy(*slots[i]);
-                *slots[i] = nullptr;
-            }
             const std::string b = bucket(names[i]);
             kvConfig kc;
             kvConfig_Init(&kc);
@@ -1406,15 +1402,23 @@ private:
             if (i == 1) {
                 kc.TTL = static_cast<int64_t>(kSessionBucketTtlMs) * 1'000'000;  // nanoseconds
             }
-            natsStatus s = js_CreateKeyValue(slots[i], js_, &kc);
-            std::string why = s != NATS_OK ? lastError(s) : std::string();
+            // Made again after each reconnect (a NATS that restarted empty lost it). The first
+            // handle is kept: other threads use it, and it names the bucket, not a connection.
+            kvStore* kv = nullptr;
+            natsStatus s = js_CreateKeyValue(&kv, js_, &kc);
+            const std::string why = s != NATS_OK ? lastError(s) : std::string();
             if (s != NATS_OK) {
                 // Exists with other settings (made by an older version): use it as it is.
-                s = js_KeyValue(slots[i], js_, b.c_str());
+                s = js_KeyValue(&kv, js_, b.c_str());
             }
             if (s != NATS_OK) {
                 setError("JetStream is not ready (bucket " + b + "): " + why);
                 return;  // the next tick tries again
+            }
+            if (*slots[i] == nullptr) {
+                *slots[i] = kv;
+            } else {
+                kvStore_Destroy(kv);
             }
         }
         if (ctl_all_ == nullptr) {
