@@ -896,10 +896,10 @@ Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string in
             sessions_.unsubscribe(c.session_, ch.channel, c.serial_);
             continue;
         }
-        std::optional<broker::StreamPos> since;
-        if (!ch.delivered.epoch.empty()) {
-            since = ch.delivered;
-        }
+        // Always a position, even an empty one: on an engine where a channel has no epoch
+        // before its first publication (nats), {"", 0} means "nothing delivered yet" and
+        // recovers from the start; the other engines answer recovered:false to it, as without.
+        const std::optional<broker::StreamPos> since = ch.delivered;
         ChannelPosition pos;
         Replay::Channel rc;
         rc.unacked = std::move(ch.unacked);

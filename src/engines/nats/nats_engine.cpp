@@ -366,6 +366,14 @@ public:
             out.unavailable = true;
             return out;
         }
+        {
+            Shard& sh = shardFor(channel);
+            std::lock_guard lock(sh.mu);
+            auto it = sh.chans.find(channel);
+            if (it != sh.chans.end() && it->second.last.epoch.empty() && !it->second.floor) {
+                it->second.floor = StreamPos{top->epoch, top->offset};  // {"", 0}: no message yet
+            }
+        }
         return recover(name, ns, *top, since, 0, false);
     }
 
@@ -395,6 +403,14 @@ public:
                 if (!top) {
                     out.unavailable = true;
                     return out;
+                }
+                if (slot->top.exists && top->exists && top->epoch == slot->top.epoch &&
+                    top->offset < slot->top.offset) {
+                    // The stream is behind what this node published: its next offsets were
+                    // handed out already.
+                    fence(name, *top, slot->top.offset);
+                    slot->top = Top{};
+                    continue;
                 }
                 slot->top = *top;
                 slot->known = true;
@@ -444,6 +460,11 @@ public:
                 if (first) {
                     out.pos = StreamPos{std::string(header(first.get(), kHdrEpoch)),
                                         numberHeader(first.get(), kHdrOffset)};
+                } else if (MsgPtr next = nextOf(streamOf(name), subject, seq + 1)) {
+                    // It left the history; offsets are contiguous, so it is the one before
+                    // the channel's next message.
+                    out.pos = StreamPos{std::string(header(next.get(), kHdrEpoch)),
+                                        numberHeader(next.get(), kHdrOffset) - 1};
                 } else {
                     out.pos = StreamPos{slot->top.epoch, slot->top.offset};
                 }
@@ -572,7 +593,15 @@ public:
         if (!available()) {
             return out;
         }
+        std::unordered_map<std::string, bool> exists;  // by stream: see catchUpAll
         for (auto& s : out) {
+            auto [it, fresh] = exists.try_emplace(streamOf(s.channel), false);
+            if (fresh) {
+                it->second = streamExists(it->first);
+            }
+            if (!it->second) {
+                continue;
+            }
             auto top = lastOf(s.channel);
             if (!top || !top->exists) {
                 continue;
@@ -581,7 +610,8 @@ public:
             // Kept publications: from the channel's first message of this epoch to the last.
             MsgPtr first = nextOf(streamOf(s.channel), subjectOf('m', s.channel), 1);
             if (first && header(first.get(), kHdrEpoch) == top->epoch) {
-                s.history = top->offset - numberHeader(first.get(), kHdrOffset) + 1;
+                s.history =
+                    top->offset - std::max<uint64_t>(numberHeader(first.get(), kHdrOffset), 1) + 1;
             }
             s.presence = presence(s.channel).size();
         }
@@ -686,6 +716,14 @@ private:
         natsSubscription* sub = nullptr;  // on the channel's republish subject
         bool confirmed = false;           // a flush after the SUB came back (reset on a loss)
         StreamPos last;                   // the last publication handed to the loops
+        // Before the first one: the first subscribe's snapshot, where catching up starts from
+        // if the link drops before anything was handed over.
+        // {"", 0}: the channel had no message then, so every one of its first epoch is owed.
+        std::optional<StreamPos> floor;
+        // Where a hole is measured from: the last handed over, else the first snapshot.
+        std::optional<StreamPos> from() const {
+            return last.epoch.empty() ? floor : std::optional<StreamPos>(last);
+        }
     };
     struct Shard {
         std::mutex mu;
@@ -829,6 +867,59 @@ private:
         std::lock_guard lock(streams_mu_);
         streams_[stream] = sig;
         return true;
+    }
+
+    // Asked of the JetStream API, which answers "not found" at once (a direct get on a missing
+    // stream only times out).
+    bool streamExists(const std::string& stream) {
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = static_cast<int64_t>(opts_.timeout_ms);
+        jsStreamInfo* si = nullptr;
+        jsErrCode ec = static_cast<jsErrCode>(0);
+        const natsStatus s = js_GetStreamInfo(&si, js_, stream.c_str(), &jo, &ec);
+        if (si != nullptr) {
+            jsStreamInfo_Destroy(si);
+        }
+        return s == NATS_OK;
+    }
+
+    // The channel's stream is behind a position that was handed out (`seen` > top.offset in
+    // top's epoch): NATS lost its tail or was restored from an older store, so numbering on
+    // from its last message would give offsets twice. A marker message with a new epoch and
+    // offset 0 (no data; readers skip it) becomes the channel's last message instead: the next
+    // publication starts that epoch, live subscribers see the change (gap:true) and old
+    // positions answer recovered:false. Refused if the channel moved meanwhile (another node
+    // fenced it first).
+    void fence(const std::string& name, const Top& top, uint64_t seen) {
+        natsMsg* raw = nullptr;
+        const std::string subject = subjectOf('m', name);
+        if (natsMsg_Create(&raw, subject.c_str(), nullptr, nullptr, 0) != NATS_OK) {
+            return;
+        }
+        MsgPtr msg(raw);
+        const std::string epoch = newEpoch();
+        const std::string expect = std::to_string(top.seq);
+        natsMsgHeader_Set(raw, kHdrEpoch, epoch.c_str());
+        natsMsgHeader_Set(raw, kHdrOffset, "0");
+        natsMsgHeader_Set(raw, "Nats-Expected-Last-Subject-Sequence", expect.c_str());
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = static_cast<int64_t>(opts_.timeout_ms);
+        jsPubAck* ack = nullptr;
+        jsErrCode ec = static_cast<jsErrCode>(0);
+        const natsStatus s = js_PublishMsg(&ack, js_, raw, &po, &ec);
+        if (ack != nullptr) {
+            jsPubAck_Destroy(ack);
+        }
+        if (s == NATS_OK) {
+            SB_WARN(
+                "nats engine: channel %s: its stream ends at offset %llu of epoch %s but offset "
+                "%llu was handed out (NATS lost messages or was restored from an older store): "
+                "starting epoch %s",
+                name.c_str(), static_cast<unsigned long long>(top.offset), top.epoch.c_str(),
+                static_cast<unsigned long long>(seen), epoch.c_str());
+        }
     }
 
     void forgetStreams() {
@@ -1029,6 +1120,14 @@ private:
             return out;
         }
         if (!from_start && since->epoch != top.epoch) {
+            return out;
+        }
+        if (!from_start && since->offset > top.offset) {
+            // The client saw more than the stream has: it went back (see fence).
+            fence(name, top, since->offset);
+            if (auto fenced = lastOf(name)) {
+                out.top = StreamPos{fenced->epoch, fenced->offset};
+            }
             return out;
         }
         if (since->offset >= top.offset) {
@@ -1270,7 +1369,7 @@ private:
         }
         const uint64_t seq = numberHeader(m, "Nats-Sequence");
         noteTop(*name, Top{true, p->epoch, p->offset, seq});
-        StreamPos last;
+        std::optional<StreamPos> last;
         {
             Shard& sh = shardFor(*name);
             std::lock_guard lock(sh.mu);
@@ -1278,14 +1377,15 @@ private:
             if (it == sh.chans.end()) {
                 return;
             }
-            last = it->second.last;
+            last = it->second.from();
         }
         // A hole (this node's link dropped messages, or was down): read what is missing from
         // the stream first. Only this thread delivers, so nothing overtakes meanwhile.
-        if (last.epoch == p->epoch && p->offset > last.offset + 1) {
+        const bool from_start = last && last->epoch.empty();
+        if (last && (from_start || last->epoch == p->epoch) && p->offset > last->offset + 1) {
             std::vector<PubPtr> missed;
-            readRange(*name, Top{true, p->epoch, p->offset, seq}, last.offset + 1, p->offset - 1, 0,
-                      &missed);
+            readRange(*name, Top{true, p->epoch, p->offset, seq}, last->offset + 1, p->offset - 1,
+                      0, &missed);
             Shard& sh = shardFor(*name);
             std::lock_guard lock(sh.mu);
             auto it = sh.chans.find(*name);
@@ -1460,14 +1560,30 @@ private:
         for (auto& sh : shards_) {
             std::lock_guard lock(sh->mu);
             for (auto& [name, c] : sh->chans) {
-                if (!c.last.epoch.empty()) {
-                    chans.emplace_back(name, c.last);
+                if (auto from = c.from()) {
+                    chans.emplace_back(name, *from);
                 }
             }
         }
+        std::unordered_map<std::string, bool> exists;  // by stream
         for (const auto& [name, last] : chans) {
+            // A stream that is gone (NATS came back empty) would only time out a direct get.
+            auto [known, fresh] = exists.try_emplace(streamOf(name), false);
+            if (fresh) {
+                known->second = streamExists(known->first);
+            }
+            if (!known->second) {
+                continue;  // its next publication shows the new epoch (gap:true)
+            }
             auto top = lastOf(name);
-            if (!top || !top->exists || top->epoch != last.epoch || top->offset <= last.offset) {
+            if (top && top->exists && top->epoch == last.epoch && top->offset < last.offset) {
+                fence(name, *top, last.offset);  // the stream went back: see fence
+                continue;
+            }
+            // {"", 0}: nothing was there at the subscribe, so all of the current epoch is owed.
+            const bool from_start = last.epoch.empty();
+            if (!top || !top->exists || (!from_start && top->epoch != last.epoch) ||
+                top->offset <= last.offset) {
                 continue;  // a new epoch shows itself with the next publication (gap:true)
             }
             std::vector<PubPtr> missed;
