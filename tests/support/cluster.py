@@ -1,11 +1,12 @@
-"""Multi-node helpers for the cluster suites (tests/cluster/): a redis-server, N switchboard
-nodes sharing it ([broker] engine = "redis"), and HAProxy running deploy/haproxy.cfg itself
-(the file a user copies; addresses come in through its environment variables).
+"""Multi-node helpers for the cluster suites (tests/cluster/): the shared broker (a
+redis-server, or a nats-server with JetStream), N switchboard nodes sharing it ([broker]
+engine = "redis" or "nats"), and HAProxy running deploy/haproxy.cfg itself (the file a user
+copies; addresses come in through its environment variables).
 
 Python 3.11 standard library only (plus messaging.py's python3-websockets client for /ws).
 Every process is started by us and stopped by its PID (SIGTERM, then SIGKILL); nothing ever
-signals a process by name. Ports come from the OS: nodes print theirs (--port 0), redis and
-haproxy get one found by binding port 0 and closing it. Waits poll with deadlines; no sleep is
+signals a process by name. Ports come from the OS: nodes print theirs (--port 0), redis, nats
+and haproxy get one found by binding port 0 and closing it. Waits poll with deadlines; no sleep is
 a synchronization.
 """
 
@@ -23,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,6 +37,7 @@ REPO_ROOT = SUPPORT_DIR.parent.parent
 HAPROXY_CFG = REPO_ROOT / "deploy" / "haproxy.cfg"
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+NATS_SERVER = shutil.which("nats-server") or "/usr/bin/nats-server"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 
@@ -94,11 +98,14 @@ def _tail(path: str | Path, n: int = 1500) -> str:
         return ""
 
 
-def missing_tools() -> list[str]:
-    """The external programs this suite needs that are not installed (CI installs them)."""
+def missing_tools(engine: str = "redis") -> list[str]:
+    """The external programs this suite needs with `engine` that are not installed (CI
+    installs them)."""
     out = []
-    if not os.access(REDIS_SERVER, os.X_OK):
+    if engine == "redis" and not os.access(REDIS_SERVER, os.X_OK):
         out.append("redis-server (apt-get install -y redis-server)")
+    if engine == "nats" and not os.access(NATS_SERVER, os.X_OK):
+        out.append("nats-server (apt-get install -y nats-server)")
     if not os.access(HAPROXY, os.X_OK):
         out.append("haproxy (apt-get install -y haproxy)")
     return out
@@ -165,10 +172,13 @@ class Redis:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self):
+    def start(self, empty: bool = True):
         """Starts (or starts again, on the same port once one was chosen) and waits for PING.
         A fresh port is tried again if another process took it; the fixed port of a restart
-        is retried until the deadline (the old instance's socket may linger a moment)."""
+        is retried until the deadline (the old instance's socket may linger a moment).
+        Always empty (no persistence): empty=False cannot be honoured and is an error."""
+        if not empty:
+            raise ClusterError("this redis-server has no persistence: it can only start empty")
         if self.proc is not None and self.proc.poll() is None:
             raise ClusterError("redis is already running")
         fixed = self.port is not None
@@ -247,6 +257,9 @@ class Redis:
         self.stop(sig)
         self.start()
 
+    def unreachable_address(self, port: int) -> str:
+        return f"127.0.0.1:{port}"
+
     def command(self, *args, timeout: float = 2.0):
         return redis_command(self.port, *args, timeout=timeout)
 
@@ -261,6 +274,196 @@ class Redis:
 
     def pubsub_channels(self) -> list[str]:
         return [c.decode(errors="replace") for c in self.command("PUBSUB", "CHANNELS", "*")]
+
+    def log_tail(self, n: int = 1500) -> str:
+        return _tail(self.log_path, n)
+
+    def close(self):
+        self.stop()
+        if self in _LIVE:
+            _LIVE.remove(self)
+
+
+# --------------------------------------------------------------------------------------------
+# NATS (JetStream)
+
+
+def _http_json(port: int, path: str, timeout: float = 2.0):
+    """(status, parsed JSON or text) of GET http://127.0.0.1:port/path."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            status, raw = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def nats_info(port: int, timeout: float = 1.0) -> dict:
+    """The INFO a nats-server sends first on a client connection (its server_name, jetstream,
+    ...): who really listens on the port."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with s.makefile("rb") as f:
+            line = f.readline()
+    if not line.startswith(b"INFO "):
+        raise ClusterError(f"not a NATS server on port {port}: {line[:80]!r}")
+    return json.loads(line[5:])
+
+
+class Nats:
+    """nats-server -a 127.0.0.1 -p P -m M -js -sd STORE -n NAME: JetStream on a file store in
+    the case's directory. start()/restart() keep the store (streams, KV buckets and their
+    data survive, as on a real restart); start(empty=True)/restart_empty() wipe it first (a
+    new server: every channel gets a new epoch). Ready means: the client port answers INFO
+    with our server_name and jetstream, and GET /healthz on the monitoring port (which in
+    2.9 also checks that JetStream and every stream recovered) is 200."""
+
+    def __init__(self, workdir: str | Path, port: int | None = None,
+                 start_timeout: float = 10.0):
+        self.workdir = Path(workdir)
+        self.port = port
+        self.monitor_port: int | None = None
+        self.start_timeout = start_timeout
+        self.proc: subprocess.Popen | None = None
+        self.paused = False
+        self.tag = f"{id(self):x}"
+        self.store_dir = self.workdir / f"nats-{self.tag}-store"
+        self.log_path = self.workdir / f"nats-{self.tag}.log"
+        self.starts = 0
+        self.server_name = ""
+        self.start(empty=True)
+        _LIVE.append(self)
+
+    @property
+    def address(self) -> str:
+        """What broker.nats_url takes."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, empty: bool = False):
+        """Starts (or starts again, on the same ports once they were chosen) and waits until
+        ready. empty=True wipes the store dir first. Fresh ports are tried again if another
+        process took one; the fixed ports of a restart are retried until the deadline."""
+        if self.running():
+            raise ClusterError("nats-server is already running")
+        if empty:
+            shutil.rmtree(self.store_dir, ignore_errors=True)
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        fixed = self.port is not None
+        deadline = Deadline(self.start_timeout)
+        last = ""
+        tries = 0
+        while True:
+            tries += 1
+            if not fixed:
+                self.port = free_port()
+            if self.monitor_port is None or (not fixed and tries > 1):
+                self.monitor_port = free_port()
+            self.starts += 1
+            self.server_name = f"sbtest-{os.getpid()}-{self.tag}-{self.starts}"
+            with open(self.log_path, "ab") as log:
+                log.write(f"--- start #{self.starts} on port {self.port} (monitor "
+                          f"{self.monitor_port}, store {self.store_dir}, "
+                          f"{'empty' if empty else 'kept'})\n".encode())
+                log.flush()
+                self.proc = subprocess.Popen(
+                    [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port),
+                     "-m", str(self.monitor_port), "-js", "-sd", str(self.store_dir),
+                     "-n", self.server_name],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True)
+            self.paused = False
+            while not deadline.expired() and self.proc.poll() is None:
+                try:
+                    info = nats_info(self.port)
+                    if info.get("server_name") == self.server_name and info.get("jetstream"):
+                        status, body = _http_json(self.monitor_port, "/healthz", timeout=1)
+                        if status == 200:
+                            return
+                        last = f"/healthz {status} {str(body)[:200]}"
+                except (OSError, ValueError, ClusterError):
+                    pass
+                time.sleep(0.02)  # polling period
+            log = _tail(self.log_path, 4000)
+            fatal = [ln for ln in log.splitlines() if "[FTL]" in ln or "[ERR]" in ln]
+            last = (last + " " + (" | ".join(fatal[-3:]) if fatal else log[-600:])).strip()
+            if self.proc.poll() is None:
+                _stop_pid(self.proc)
+            if deadline.expired() or (not fixed and tries >= 3):
+                break
+            time.sleep(0.1)  # pause before binding again
+        raise ClusterError(f"nats-server did not become ready on port {self.port} (monitor "
+                           f"{self.monitor_port}) within {self.start_timeout}s: {last}")
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM):
+        """Stops it by PID (SIGTERM: it closes every client connection and flushes the store;
+        SIGKILL: the kernel closes them) and waits for the exit."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if self.paused:
+            self.resume()
+        os.kill(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+    def pause(self):
+        """SIGSTOP: the process stays, its sockets stay open, nothing answers."""
+        if self.running():
+            os.kill(self.proc.pid, signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self):
+        if self.running():
+            os.kill(self.proc.pid, signal.SIGCONT)
+        self.paused = False
+
+    def restart(self, sig: int = signal.SIGTERM):
+        """Stop and start on the same ports with the same store: JetStream data survives."""
+        self.stop(sig)
+        self.start(empty=False)
+
+    def restart_empty(self, sig: int = signal.SIGTERM):
+        """Stop, wipe the store, start on the same ports: like a Redis that comes back empty."""
+        self.stop(sig)
+        self.start(empty=True)
+
+    def unreachable_address(self, port: int) -> str:
+        return f"nats://127.0.0.1:{port}"
+
+    # ---- what the server holds (monitoring endpoint)
+    def monitor(self, path: str, timeout: float = 2.0):
+        status, out = _http_json(self.monitor_port, path, timeout)
+        if status != 200 or not isinstance(out, dict):
+            raise ClusterError(f"nats monitoring GET {path} → {status} {str(out)[:300]}")
+        return out
+
+    def streams(self) -> list[dict]:
+        """Every JetStream stream (KV buckets are streams named KV_<bucket>): [{name,
+        subjects, messages}]."""
+        out = self.monitor("/jsz?accounts=true&streams=true&config=true")
+        res = []
+        for acc in out.get("account_details") or []:
+            for st in acc.get("stream_detail") or []:
+                cfg = st.get("config") or {}
+                res.append({"name": st.get("name"), "subjects": cfg.get("subjects") or [],
+                            "messages": (st.get("state") or {}).get("messages")})
+        return res
+
+    def client_subscriptions(self) -> list[str]:
+        """The subjects every client connection subscribes to."""
+        out = self.monitor("/connz?subs=true&limit=10000")
+        return [s for c in out.get("connections") or [] for s in c.get("subscriptions_list")
+                or []]
+
+    def connections(self) -> int:
+        return int(self.monitor("/connz").get("num_connections", 0))
 
     def log_tail(self, n: int = 1500) -> str:
         return _tail(self.log_path, n)
@@ -316,6 +519,15 @@ def has_redis_engine(binary: str) -> bool:
     return "redis" in binary_help(binary).lower()
 
 
+def has_nats_engine(binary: str) -> bool:
+    """`serve --help` lists the nats engine's own flag (the word alone could be "NATs")."""
+    return "--nats-url" in binary_help(binary)
+
+
+def has_engine(binary: str, engine: str) -> bool:
+    return {"redis": has_redis_engine, "nats": has_nats_engine}[engine](binary)
+
+
 def is_sanitized(binary: str) -> bool:
     wait_for_binary(binary)
     with open(binary, "rb") as f:
@@ -324,16 +536,20 @@ def is_sanitized(binary: str) -> bool:
 
 def broker_toml(engine: str, redis_address: str | None = None, prefix: str | None = None,
                 node_ttl: str = "2s", node_name: str = "", extra: str = "") -> str:
-    """The [broker] table of the contract (config keys broker.*)."""
+    """The [broker] table of the contract (config keys broker.*). `redis_address` is the
+    broker's address whatever the engine (for nats: broker.nats_url, nats://host:port)."""
     if engine == "memory":
         return "[broker]\nengine = \"memory\"\n"
-    lines = ["[broker]", 'engine = "redis"']
+    if engine not in ("redis", "nats"):
+        raise ValueError(f"unknown engine {engine!r}")
+    lines = ["[broker]", f'engine = "{engine}"']
     if redis_address:
-        lines.append(f'redis_address = "{redis_address}"')
+        lines.append(f'{engine}_{"address" if engine == "redis" else "url"} = '
+                     f'"{redis_address}"')
     if prefix:
-        lines.append(f'redis_prefix = "{prefix}"')
+        lines.append(f'{engine}_prefix = "{prefix}"')
     lines.append(f'node_ttl = "{node_ttl}"')
-    lines.append('redis_timeout = "2s"')
+    lines.append(f'{engine}_timeout = "2s"')
     if node_name:
         lines.append(f'node_name = "{node_name}"')
     if extra:
@@ -633,8 +849,9 @@ class HAProxy(Endpoint):
 
 
 class RunDir:
-    """Configs, logs and redis's --dir of one suite run, removed at the end unless something
-    failed (then its path is printed, to read the logs)."""
+    """Configs, logs and the broker's data (redis --dir, nats store) of one suite run,
+    removed at the end unless something failed (then its path is printed, to read the
+    logs)."""
 
     def __init__(self, prefix: str = "sb-cluster-"):
         self.path = Path(tempfile.mkdtemp(prefix=prefix))
