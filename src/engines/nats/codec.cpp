@@ -37,7 +37,8 @@ public:
     std::optional<std::string_view> next() {
         const size_t colon = in_.find(':');
         size_t len = 0;
-        if (colon == std::string_view::npos || colon > 10 ||
+        // Canonical lengths only (no leading zero): one encoding per value.
+        if (colon == std::string_view::npos || colon > 10 || (colon > 1 && in_[0] == '0') ||
             !redis::parseNumber(in_.substr(0, colon), &len) || len > in_.size() - colon - 1) {
             return std::nullopt;
         }

@@ -1566,7 +1566,13 @@ private:
             }
         }
         std::unordered_map<std::string, bool> exists;  // by stream
+        auto beat = std::chrono::steady_clock::now();
         for (const auto& [name, last] : chans) {
+            // A long catch-up must not stop this node's heartbeat (the others would reap it).
+            if (std::chrono::steady_clock::now() - beat >= std::chrono::milliseconds(kTickMs)) {
+                onTick();
+                beat = std::chrono::steady_clock::now();
+            }
             // A stream that is gone (NATS came back empty) would only time out a direct get.
             auto [known, fresh] = exists.try_emplace(streamOf(name), false);
             if (fresh) {
