@@ -19,9 +19,11 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -54,14 +56,23 @@ sockaddr_in loopback(uint16_t port) {
     return a;
 }
 
+// A port nobody listens on, below the kernel's ephemeral range (32768+ on Debian): a port the OS
+// picked for us is handed out again to outgoing connections (other tests, the server's own
+// clients), and a nats-server restarted on it may find it taken.
 uint16_t freePort() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a = loopback(0);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
+    static std::mt19937 rng{std::random_device{}()};
+    std::uniform_int_distribution<int> pick(20000, 32000);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        const auto port = static_cast<uint16_t>(pick(rng));
+        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a = loopback(port);
+        const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        ::close(fd);
+        if (free) {
+            return port;
+        }
+    }
+    return 0;
 }
 
 bool canConnect(uint16_t port) {
@@ -93,6 +104,9 @@ public:
     ~NatsServer() { stop(SIGKILL); }
     void start() {
         const std::string bin = natsServerPath();
+        // The log is appended to across restarts: only what this start writes counts.
+        std::error_code ec;
+        const uintmax_t from = fs::exists(log_, ec) ? fs::file_size(log_, ec) : 0;
         pid_ = ::fork();
         if (pid_ == 0) {
             const int out = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -108,8 +122,17 @@ public:
             ::execv(bin.c_str(), argv.data());
             ::_exit(127);
         }
-        ASSERT_TRUE(eventually([&] { return canConnect(port_); }, 10s))
-            << "nats-server did not start (see " << log_ << ")";
+        // Ours, listening, JetStream up: its log says so (a port that answers could be someone
+        // else's).
+        ASSERT_TRUE(eventually(
+            [&] {
+                std::ifstream in(log_);
+                std::string text((std::istreambuf_iterator<char>(in)), {});
+                return text.find("Server is ready", from) != std::string::npos &&
+                       ::waitpid(pid_, nullptr, WNOHANG) == 0 && canConnect(port_);
+            },
+            10s))
+            << "nats-server did not start on port " << port_ << " (see " << log_ << ")";
     }
     // SIGKILL: as a crash. SIGTERM: a clean shutdown (JetStream flushes its store).
     void stop(int sig = SIGKILL) {
