@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "loop/event_loop.h"
 #include "protocol/codec.h"
+#include "server/native_requests.h"
 #include "ws/frame.h"
 
 namespace sb::server {
@@ -28,118 +29,39 @@ size_t frameHeaderLength(std::string_view frame) {
     return len7 < 126 ? 2 : len7 == 126 ? 4 : 10;
 }
 
-// Native JSON of an event.
-void encodeEvent(std::string* out, const broker::Event& ev, bool gap) {
-    if (ev.kind == broker::EventKind::kPublication) {
-        const broker::Publication& p = *ev.pub;
-        protocol::encodeMessage(out, p.channel, p.epoch, p.offset, p.data, gap);
-    } else {
-        protocol::encodeJoinLeave(out, ev.kind == broker::EventKind::kJoin, ev.channel,
-                                  ev.who->client_id, ev.who->user, ev.who->info_json);
-    }
-}
-
-Error errorOf(protocol::ParseErrorKind k) {
-    switch (k) {
-        case protocol::ParseErrorKind::kBadJson:
-            return Error::kBadJson;
-        case protocol::ParseErrorKind::kBadRequest:
-            return Error::kBadRequest;
-        case protocol::ParseErrorKind::kUnknownType:
-            return Error::kUnknownType;
-        case protocol::ParseErrorKind::kInternal:
-            break;
-    }
-    return Error::kInternal;
-}
-
 // The verified claims of the token the upgrade request carried, until on_open takes them.
 struct Pending final : transport::SocketData {
     auth::Claims claims;
 };
 
-int hexValue(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-// The value of `name` in a query string (percent-decoded, '+' as space); empty if absent.
-std::string queryParam(std::string_view query, std::string_view name) {
-    while (!query.empty()) {
-        const size_t amp = query.find('&');
-        std::string_view pair = query.substr(0, amp);
-        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-        const size_t eq = pair.find('=');
-        if (pair.substr(0, eq) != name || eq == std::string_view::npos) {
-            continue;
-        }
-        std::string out;
-        const std::string_view v = pair.substr(eq + 1);
-        for (size_t i = 0; i < v.size(); ++i) {
-            if (v[i] == '%' && i + 2 < v.size() && hexValue(v[i + 1]) >= 0 &&
-                hexValue(v[i + 2]) >= 0) {
-                out += static_cast<char>(hexValue(v[i + 1]) * 16 + hexValue(v[i + 2]));
-                i += 2;
-            } else {
-                out += v[i] == '+' ? ' ' : v[i];
-            }
-        }
-        return out;
-    }
-    return {};
-}
-
-// The credentials of an upgrade request: "Authorization: Bearer T" (RFC 6750 §2.1), else the
-// "token" query parameter (browsers cannot set headers on a WebSocket).
-std::string requestToken(const http::Request& req) {
-    std::string_view h = req.header("Authorization");
-    if (h.size() > 7 && (h.substr(0, 7) == "Bearer " || h.substr(0, 7) == "bearer ")) {
-        h.remove_prefix(7);
-        while (!h.empty() && h.front() == ' ') {
-            h.remove_prefix(1);
-        }
-        return std::string(h);
-    }
-    return queryParam(req.query, "token");
-}
-
-std::optional<broker::StreamPos> position(const std::optional<protocol::Since>& since) {
-    if (!since) {
-        return std::nullopt;
-    }
-    return broker::StreamPos{since->epoch, since->offset};
-}
-
 }  // namespace
 
 struct NativeWs::Connection final : public transport::SocketData,
                                     public messaging::Peer,
+                                    public RequestSink,
                                     private loop::TimerNode {
     Connection(transport::WebSocket& socket, messaging::Stats& loop_stats, messaging::Hub* h)
-        : client(*this), ws(&socket), stats(&loop_stats), hub(h) {
+        : client_(*this), ws(&socket), stats_(&loop_stats), hub(h) {
         TimerNode::fire = &Connection::onExpiry;
     }
     ~Connection() override { ws->loop()->timers().cancel(this); }
 
-    messaging::Client client;
+    messaging::Client client_;
     transport::WebSocket* ws;
-    messaging::Stats* stats;  // this loop's
+    messaging::Stats* stats_;  // this loop's
     messaging::Hub* hub;
     // The upgrade request's verified token, until connect uses it (null: none came).
     std::unique_ptr<auth::Claims> handshake_claims;
     bool ended = false;
 
+    messaging::Client& client() override { return client_; }
+    messaging::Stats& stats() override { return *stats_; }
+    auth::Claims* handshakeClaims() override { return handshake_claims.get(); }
+    void clearHandshakeClaims() override { handshake_claims.reset(); }
+
     // Arms the token expiry check (after connect and after each refresh).
-    void watchExpiry() {
-        if (auto ms = hub->msUntilExpiry(client)) {
+    void watchExpiry() override {
+        if (auto ms = hub->msUntilExpiry(client_)) {
             ws->loop()->timers().schedule(this, *ms);
         } else {
             ws->loop()->timers().cancel(this);
@@ -151,9 +73,9 @@ struct NativeWs::Connection final : public transport::SocketData,
         if (self->ended) {
             return;
         }
-        if (self->hub->tokenExpired(self->client)) {
+        if (self->hub->tokenExpired(self->client_)) {
             SB_INFO("client %s: token expired and was not refreshed: closing %u",
-                    self->client.id().c_str(), messaging::kTokenExpired.code);
+                    self->client_.id().c_str(), messaging::kTokenExpired.code);
             self->disconnect(messaging::kTokenExpired);
             return;
         }
@@ -165,14 +87,14 @@ struct NativeWs::Connection final : public transport::SocketData,
         switch (st) {
             case transport::SendStatus::kWritten:
             case transport::SendStatus::kQueued:
-                stats->bytes_out.add(payload);
+                stats_->bytes_out.add(payload);
                 return PeerStatus::kSent;
             case transport::SendStatus::kDropped:
                 return PeerStatus::kDropped;
             case transport::SendStatus::kOverLimit:
-                stats->slow_consumer_disconnects.add();
+                stats_->slow_consumer_disconnects.add();
                 SB_INFO("client %s: slow consumer (outbound limit %zu bytes passed): closing %u",
-                        client.id().c_str(), ws->behavior().max_backlog,
+                        client_.id().c_str(), ws->behavior().max_backlog,
                         ws->behavior().over_limit_close_code);
                 ended = true;
                 return PeerStatus::kGone;
@@ -184,8 +106,8 @@ struct NativeWs::Connection final : public transport::SocketData,
     }
 
     // A reply to a request; false once the connection is gone.
-    bool reply(const std::string& json) {
-        stats->messages_out.add();
+    bool reply(const std::string& json) override {
+        stats_->messages_out.add();
         return account(ws->sendText(json), json.size()) == PeerStatus::kSent;
     }
 
@@ -310,14 +232,14 @@ void NativeWs::onOpen(transport::WebSocket& ws) {
     }
     auto conn = std::make_unique<Connection>(ws, hub_->stats(loop), hub_);
     conn->handshake_claims = std::move(claims);
-    hub_->open(conn->client, loop);
+    hub_->open(conn->client_, loop);
     ws.setData(std::move(conn));
 }
 
 void NativeWs::onClose(transport::WebSocket& ws) {
     if (auto* conn = ws.data<Connection>()) {
         conn->ended = true;
-        hub_->close(conn->client);
+        hub_->close(conn->client_);
     }
 }
 
@@ -326,9 +248,9 @@ void NativeWs::onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<uint
     if (conn == nullptr || conn->ended) {
         return;
     }
-    conn->stats->messages_in.add();
-    conn->stats->bytes_in.add(data.size());
-    switch (hub_->admit(conn->client)) {
+    conn->stats_->messages_in.add();
+    conn->stats_->bytes_in.add(data.size());
+    switch (hub_->admit(conn->client_)) {
         case messaging::Admission::kOk:
             break;
         case messaging::Admission::kLimited:
@@ -344,151 +266,8 @@ void NativeWs::onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<uint
         conn->replyError({}, Error::kBadFrame, "send JSON in text frames, not binary");
         return;
     }
-    handle(*conn, {reinterpret_cast<const char*>(data.data()), data.size()});
-}
-
-void NativeWs::handle(Connection& conn, std::string_view frame) {
-    auto parsed = protocol::parseRequest(frame);
-    if (!parsed) {
-        conn.stats->protocol_errors.add();
-        conn.replyError(parsed.error().id_json, errorOf(parsed.error().kind),
-                        parsed.error().message);
-        return;
-    }
-    protocol::Request& req = *parsed;
-    messaging::Hub& hub = *hub_;
-    messaging::Client& client = conn.client;
-    std::string json;
-    if (req.type == protocol::MsgType::kPing) {
-        protocol::encodePong(&json, req.id_json);
-        conn.reply(json);
-        return;
-    }
-    if (req.type == protocol::MsgType::kConnect) {
-        // A token in connect wins over the one the upgrade carried.
-        auto r = hub.connect(client, req.user, std::move(req.info), req.session, req.token,
-                             conn.handshake_claims.get());
-        conn.handshake_claims.reset();  // used (or refused): not kept
-        if (!r) {
-            conn.replyFailure(req.id_json, r.error());
-            return;
-        }
-        conn.watchExpiry();
-        std::vector<protocol::RestoredChannel> restored;
-        restored.reserve(r->channels.size());
-        for (const auto& ch : r->channels) {
-            restored.push_back(
-                {ch.channel, ch.top.epoch, ch.top.offset, ch.recovered.value_or(false)});
-        }
-        protocol::encodeConnected(&json, req.id_json, r->client_id, r->session_id, r->resumed,
-                                  ping_interval_s_, restored, r->user, r->expires_in);
-        if (conn.reply(json)) {
-            hub.replay(client, std::move(r->replay));
-        }
-        return;
-    }
-    if (!client.connected()) {
-        conn.replyError(req.id_json, Error::kNotConnected, "send a connect message first");
-        return;
-    }
-    switch (req.type) {
-        case protocol::MsgType::kSubscribe: {
-            auto r = hub.subscribe(client, req.channel, position(req.since), req.token);
-            if (!r) {
-                conn.replyFailure(req.id_json, r.error());
-                return;
-            }
-            const messaging::ChannelPosition& p = r->position;
-            protocol::encodeSubscribed(&json, req.id_json, p.channel, p.top.epoch, p.top.offset,
-                                       p.recovered);
-            if (conn.reply(json)) {
-                hub.replay(client, std::move(r->replay));
-            }
-            return;
-        }
-        case protocol::MsgType::kUnsubscribe: {
-            auto r = hub.unsubscribe(client, req.channel);
-            if (!r) {
-                conn.replyFailure(req.id_json, r.error());
-                return;
-            }
-            protocol::encodeUnsubscribed(&json, req.id_json, *r);
-            conn.reply(json);
-            return;
-        }
-        case protocol::MsgType::kPublish: {
-            auto r = hub.publish(&client, req.channel, std::move(req.data), req.idempotency_key);
-            if (!r) {
-                conn.replyFailure(req.id_json, r.error());
-                return;
-            }
-            protocol::encodePublished(&json, req.id_json, r->channel, r->pos.epoch, r->pos.offset,
-                                      r->duplicate);
-            conn.reply(json);
-            return;
-        }
-        case protocol::MsgType::kPresence: {
-            auto r = hub.presence(req.channel, &client);
-            if (!r) {
-                conn.replyFailure(req.id_json, r.error());
-                return;
-            }
-            std::vector<protocol::PresenceEntry> entries;
-            entries.reserve(r->clients.size());
-            for (const auto& w : r->clients) {
-                entries.push_back({w->client_id, w->user, w->info_json});
-            }
-            protocol::encodePresence(&json, req.id_json, r->channel, entries);
-            conn.reply(json);
-            return;
-        }
-        case protocol::MsgType::kHistory: {
-            auto r = hub.history(req.channel, position(req.since), req.limit, &client);
-            if (!r) {
-                conn.replyFailure(req.id_json, r.error());
-                return;
-            }
-            std::vector<protocol::HistoryItem> items;
-            items.reserve(r->result.pubs.size());
-            for (const auto& p : r->result.pubs) {
-                items.push_back({p->offset, p->data});
-            }
-            std::optional<bool> recovered;
-            if (req.since) {
-                recovered = r->result.recovered;
-            }
-            protocol::encodeHistory(&json, req.id_json, r->channel, r->result.top.epoch,
-                                    r->result.top.offset, recovered, items);
-            conn.reply(json);
-            return;
-        }
-        case protocol::MsgType::kAck: {
-            auto r = hub.ack(client, req.channel, req.offset);
-            if (!r) {
-                conn.replyFailure(req.id_json, r.error());
-                return;
-            }
-            if (!req.id_json.empty()) {
-                protocol::encodeAcked(&json, req.id_json);
-                conn.reply(json);
-            }
-            return;
-        }
-        case protocol::MsgType::kRefresh: {
-            auto r = hub.refresh(client, req.token);
-            if (!r) {
-                conn.replyFailure(req.id_json, r.error());
-                return;
-            }
-            conn.watchExpiry();
-            protocol::encodeRefreshed(&json, req.id_json, *r);
-            conn.reply(json);
-            return;
-        }
-        default:
-            conn.replyError(req.id_json, Error::kUnknownType, "unsupported request");
-            return;
-    }
+    handleRequest(*hub_, *conn, {reinterpret_cast<const char*>(data.data()), data.size()},
+                  ping_interval_s_);
 }
 
 }  // namespace sb::server

@@ -32,7 +32,6 @@ private:
     void onOpen(transport::WebSocket& ws);
     void onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<uint8_t> data);
     void onClose(transport::WebSocket& ws);
-    void handle(Connection& conn, std::string_view frame);
 
     transport::WebSocketBehavior behavior_;
     bool compression_;

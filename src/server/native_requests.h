@@ -1,0 +1,57 @@
+// The native protocol's requests, whatever carries them: a /ws text frame, or the body of a
+// POST tied to an SSE or long-polling session. Decodes one request (protocol::parseRequest),
+// calls the messaging Hub, and answers through a RequestSink; what a subscribe or resume owes
+// is replayed to the client's Peer after the reply. Also the small pieces every native adapter
+// shares: event encoding, query parameters, request credentials.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/request.h"
+#include "messaging/hub.h"
+#include "protocol/codec.h"
+
+namespace sb::server {
+
+// Where a request's answer goes. Loop thread of the client's connection.
+class RequestSink {
+public:
+    virtual ~RequestSink() = default;
+    virtual messaging::Client& client() = 0;
+    virtual messaging::Stats& stats() = 0;
+    // A reply (or error) to the request; false once the connection is gone.
+    virtual bool reply(const std::string& json) = 0;
+    // `connect` may be sent this way (a /ws frame; not a POST: the stream connects).
+    virtual bool acceptsConnect() const { return true; }
+    // The verified claims of the token that opened the connection, until connect uses them.
+    virtual auth::Claims* handshakeClaims() { return nullptr; }
+    virtual void clearHandshakeClaims() {}
+    // After connect and refresh: the token's expiry changed.
+    virtual void watchExpiry() {}
+};
+
+// Handles one request. `ping_interval_s` goes into `connected`.
+void handleRequest(messaging::Hub& hub, RequestSink& sink, std::string_view frame,
+                   uint32_t ping_interval_s);
+
+// Native JSON of an event.
+void encodeEvent(std::string* out, const broker::Event& ev, bool gap);
+
+messaging::Error errorOf(protocol::ParseErrorKind k);
+
+// The value of `name` in a query string (percent-decoded, '+' as space); empty if absent.
+std::string queryParam(std::string_view query, std::string_view name);
+// Every value of `name`, in order.
+std::vector<std::string> queryParams(std::string_view query, std::string_view name);
+
+// The credentials of a request: "Authorization: Bearer T" (RFC 6750 §2.1), else the "token"
+// query parameter (browsers cannot set headers on a WebSocket or an EventSource).
+std::string requestToken(const http::Request& req);
+
+std::optional<broker::StreamPos> position(const std::optional<protocol::Since>& since);
+
+}  // namespace sb::server
