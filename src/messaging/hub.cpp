@@ -79,10 +79,13 @@ const Client::Sub* Client::find(std::string_view channel) const {
 struct Fanout {
     // What crosses loops: an event for local subscribers, or an order for one local client.
     struct Mail {
-        enum class Kind : uint8_t { kEvent, kTakeover, kDisconnect } kind = Kind::kEvent;
+        enum class Kind : uint8_t { kEvent, kTakeover, kDisconnect, kRun } kind = Kind::kEvent;
         broker::Event event;
-        uint64_t serial = 0;  // kTakeover / kDisconnect: the client
+        uint64_t serial = 0;  // kTakeover / kDisconnect / kRun: the client
         bool reconnect = true;
+        // kRun: called with the client (null if it is gone). A pointer: rare, and it keeps
+        // the mail of every delivery small.
+        std::shared_ptr<std::function<void(Client*)>> run;
     };
     struct Local {
         Client* client;
@@ -175,6 +178,11 @@ void Fanout::drain() {
 
 void Fanout::command(const Mail& m) {
     auto it = clients.find(m.serial);
+    if (m.kind == Mail::Kind::kRun) {
+        const bool here = it != clients.end() && !it->second->gone_;
+        (*m.run)(here ? it->second : nullptr);
+        return;
+    }
     if (it == clients.end() || it->second->gone_) {
         return;  // closed meanwhile
     }
@@ -453,6 +461,19 @@ void Hub::postCommand(uint64_t serial, bool takeover, bool reconnect) {
         .kind = takeover ? Fanout::Mail::Kind::kTakeover : Fanout::Mail::Kind::kDisconnect,
         .serial = serial,
         .reconnect = reconnect});
+}
+
+bool Hub::withSessionHolder(std::string_view session_id, std::function<void(Client*)> fn) {
+    const uint64_t serial = sessions_.holder(session_id);
+    const size_t loop = serial & ((uint64_t{1} << kLoopBits) - 1);
+    if (serial == 0 || loop >= fanouts_.size()) {
+        return false;
+    }
+    fanouts_[loop]->post(
+        Fanout::Mail{.kind = Fanout::Mail::Kind::kRun,
+                     .serial = serial,
+                     .run = std::make_shared<std::function<void(Client*)>>(std::move(fn))});
+    return true;
 }
 
 void Hub::control(std::string_view message) {

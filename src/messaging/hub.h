@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -243,6 +244,12 @@ public:
     // With a shared engine, a client of another node (its id carries that node's tag) is
     // asked there.
     Outcome<void> disconnect(std::string_view client_id, bool reconnect);
+    // Any thread: runs `fn` on the loop of the local connection that holds session
+    // `session_id`, after the events already queued for that loop, with its Client (null if it
+    // went meanwhile). False, and `fn` is not called, when no local connection holds it. For
+    // requests that arrive on another connection than the session's own (the POSTs of an SSE
+    // or long-polling session).
+    bool withSessionHolder(std::string_view session_id, std::function<void(Client*)> fn);
     // Every connection authenticated as `user` (a token's "sub"); returns how many were asked.
     // kUnknownClient when none is connected. With a shared engine every node is asked, and
     // the count is this node's (zero is no error: others may have some).

@@ -114,6 +114,15 @@ bool isLoopback(std::string_view ip) {
 }  // namespace
 
 struct LoopCtx;
+class HttpConnection;
+
+struct HttpResponder::State {
+    HttpConnection* conn = nullptr;  // loop thread only; null once the connection is gone
+    loop::EventLoop* loop = nullptr;
+    bool last = false;
+    bool head_only = false;
+    std::atomic<bool> replied{false};
+};
 
 struct App::Impl {
     ServerOptions options;
@@ -121,9 +130,13 @@ struct App::Impl {
     struct HttpRoute {
         HttpHandler get;
         HttpHandler post;
+        AsyncHttpHandler get_async;
+        AsyncHttpHandler post_async;
+        uint32_t async_timeout_ms = 0;
         std::string allow;  // the "Allow: ...\r\n" line of its 405s (RFC 9110 §15.5.6)
     };
     std::unordered_map<std::string, HttpRoute> http_routes;
+    std::unordered_map<std::string, StreamRoute> stream_routes;
     std::atomic<size_t> connections{0};
     std::atomic<bool> stopping{false};
     // The current server TLS context (null without TLS). Loops keep their own reference for
@@ -185,8 +198,16 @@ private:
     // After a response with "Connection: close": half-close, wait (bounded) for the FIN.
     void linger();
     bool upgrade(const http::Request& req, WsRoute& route, uint8_t* rest, size_t rest_len);
+    void startStream(const http::Request& req, StreamRoute& route);
 
+public:
+    // An async handler's reply, on this loop (HttpResponder::reply).
+    void finishAsync(HttpReply r);
+
+private:
     LoopCtx* ctx_;
+    // An async handler has the request and has not replied: input waits in buf_.
+    std::shared_ptr<HttpResponder::State> awaiting_;
     std::string buf_;  // partial request head (only while incomplete)
     http::RequestParser parser_;
     std::string ip_;  // the TCP peer, or the client a trusted proxy forwards for
@@ -210,6 +231,8 @@ struct LoopCtx final {
     App::Impl* app;
     // Before `loop`: these outlive the connections the loop frees in its destructor.
     transport::SocketList sockets;
+    transport::StreamList streams;
+    std::atomic<uint64_t> stream_open{0};
     HttpConnection* http_head = nullptr;  // live HTTP connections (not yet upgraded or freed)
     // Open plain-HTTP connections and WebSockets of this loop, for connectionCounts().
     std::atomic<uint64_t> http_open{0};
@@ -236,6 +259,13 @@ struct LoopCtx final {
             auto* ctx = static_cast<LoopCtx*>(list->owner);
             bump(ctx->ws_open, -1);
             ctx->app->releaseIp(static_cast<App::Impl::IpEntry*>(ws->owner_tag));
+        };
+        streams.global_count = &a->connections;
+        streams.owner = this;
+        streams.on_remove = [](transport::StreamList* list, transport::EventStream* es) {
+            auto* ctx = static_cast<LoopCtx*>(list->owner);
+            bump(ctx->stream_open, -1);
+            ctx->app->releaseIp(static_cast<App::Impl::IpEntry*>(es->owner_tag));
         };
     }
     ~LoopCtx() {
@@ -336,6 +366,12 @@ struct LoopCtx final {
         for (transport::WebSocket* ws = sockets.head; ws != nullptr; ws = ws->list_next) {
             ws->end(ws::close_code::kGoingAway, "server shutting down; reconnect");
         }
+        for (transport::EventStream* es = streams.head; es != nullptr; es = es->list_next) {
+            if (es->behavior().on_shutdown) {
+                es->behavior().on_shutdown(*es);
+            }
+            es->end("server shutting down");
+        }
         // Closing frees nothing before the end of the iteration: the links stay valid.
         for (HttpConnection* c = http_head; c != nullptr; c = c->http_next) {
             c->endForShutdown();
@@ -425,6 +461,9 @@ HttpConnection::HttpConnection(LoopCtx* ctx, int fd, std::string ip, App::Impl::
 
 HttpConnection::~HttpConnection() {
     loop()->timers().cancel(this);
+    if (awaiting_) {
+        awaiting_->conn = nullptr;  // a late reply finds nobody
+    }
     if (http_prev != nullptr) {
         http_prev->http_next = http_next;
     } else {
@@ -452,6 +491,15 @@ void HttpConnection::start() {
 void HttpConnection::onTimer(loop::TimerNode* node) {
     auto* self = static_cast<HttpConnection*>(node);
     if (self->isClosed()) {
+        return;
+    }
+    if (self->awaiting_ && !self->lingering_) {
+        // The route's handler did not reply in time.
+        self->awaiting_->replied.store(true, std::memory_order_relaxed);
+        self->finishAsync(HttpReply{.status = 504,
+                                    .content_type = "application/json",
+                                    .body = "{\"error\":\"timeout\",\"message\":\"no reply in "
+                                            "time; retry\"}\n"});
         return;
     }
     if (!self->lingering_ && !self->buf_.empty()) {
@@ -496,8 +544,8 @@ void HttpConnection::endForShutdown() {
     if (isClosed() || upgraded_ || lingering_) {
         return;  // gone, a WebSocket now, or already on its way out
     }
-    if (!buf_.empty() || skip_body_ > 0) {
-        return;  // mid-request: process() answers it with "Connection: close", then ends
+    if (!buf_.empty() || skip_body_ > 0 || awaiting_) {
+        return;  // mid-request: its response goes with "Connection: close", then it ends
     }
     // Between requests. The last response may still sit in the loop's cork (this runs as a
     // posted task, before the end-of-iteration flush) or in the backlog: send it first.
@@ -514,6 +562,16 @@ void HttpConnection::endForShutdown() {
 void HttpConnection::onData(uint8_t* data, size_t len) {
     if (lingering_) {
         return;  // discard until the peer closes
+    }
+    if (awaiting_) {
+        // A request pipelined behind one still being answered: kept for later, bounded.
+        const auto& o = ctx_->app->options;
+        if (buf_.size() + len > o.max_head_bytes + o.max_body_bytes) {
+            close();
+            return;
+        }
+        buf_.append(reinterpret_cast<const char*>(data), len);
+        return;
     }
     if (buf_.empty()) {
         process(data, len, false);
@@ -570,18 +628,26 @@ void HttpConnection::process(uint8_t* data, size_t len, bool resuming) {
             upgrade(req, it->second, data + head, len - head);
             return;
         }
+        if (auto it = app->stream_routes.find(std::string(req.path));
+            it != app->stream_routes.end() && req.method == "GET") {
+            startStream(req, it->second);
+            return;
+        }
         std::string response;
         std::string_view body;
         auto it = app->http_routes.find(std::string(req.path));
         const HttpHandler* handler = nullptr;
+        const AsyncHttpHandler* async = nullptr;
         if (it != app->http_routes.end()) {
             if (req.method == "GET" || req.method == "HEAD") {
                 handler = it->second.get ? &it->second.get : nullptr;
+                async = it->second.get_async ? &it->second.get_async : nullptr;
             } else if (req.method == "POST") {
                 handler = it->second.post ? &it->second.post : nullptr;
+                async = it->second.post_async ? &it->second.post_async : nullptr;
             }
         }
-        if (handler != nullptr && req.has_body && req.content_length > 0) {
+        if ((handler != nullptr || async != nullptr) && req.has_body && req.content_length > 0) {
             if (req.content_length > app->options.max_body_bytes) {
                 reject(errorResponse(413, "body_too_large",
                                      "request bodies are limited to " +
@@ -601,6 +667,23 @@ void HttpConnection::process(uint8_t* data, size_t len, bool resuming) {
         // During shutdown the request in progress is the connection's last.
         const bool last = !req.keep_alive || ctx_->shutting_down;
         const bool head_only = req.method == "HEAD";
+        if (async != nullptr) {
+            // Nothing more is read until the reply: what follows waits in buf_.
+            const size_t consumed = head + body.size();
+            auto state = std::make_shared<HttpResponder::State>();
+            state->conn = this;
+            state->loop = loop();
+            state->last = last;
+            state->head_only = head_only;
+            awaiting_ = state;
+            loop()->timers().schedule(this, it->second.async_timeout_ms);
+            std::string rest(view.substr(consumed));
+            (*async)(req, body, HttpResponder(state));
+            if (awaiting_ == state) {
+                buf_ = std::move(rest);
+            }
+            return;
+        }
         if (handler != nullptr) {
             HttpReply r = (*handler)(req, body);
             response = head_only ? http::makeResponseHead(r.status, r.content_type, r.body.size(),
@@ -692,6 +775,90 @@ bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* 
     return true;
 }
 
+void HttpConnection::startStream(const http::Request& req, StreamRoute& route) {
+    App::Impl* app = ctx_->app;
+    if (via_proxy_ && !isTrustedProxy(app->options.trusted_proxies, ip_) &&
+        (app->options.limit_loopback || !isLoopback(ip_)) && !app->admitRate(ip_)) {
+        app->refused_rate.fetch_add(1, std::memory_order_relaxed);
+        reject(errorResponse(429, "connection_rate_limited",
+                             "this client address opens connections too fast; retry in a second",
+                             true, "Retry-After: 1\r\n"));
+        return;
+    }
+    if (app->stopping.load(std::memory_order_relaxed)) {
+        reject(errorResponse(503, "shutting_down", "the server is shutting down; reconnect"));
+        return;
+    }
+    StreamAccept check;
+    if (route.on_request) {
+        check = route.on_request(req);
+        if (check.status != 0) {
+            SB_INFO("stream %.*s from %s refused (%u): %s", static_cast<int>(req.path.size()),
+                    req.path.data(), ip_.c_str(), check.status, check.message.c_str());
+            reject(
+                errorResponse(check.status, check.code, check.message, true, check.extra_headers));
+            return;
+        }
+    }
+    // No length and "Connection: close": the body is the stream, ended by closing.
+    std::string head = "HTTP/1.1 200 OK\r\nContent-Type: " + route.content_type +
+                       "\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n" +
+                       check.extra_headers + "Connection: close\r\n\r\n";
+    write(head.data(), head.size());
+    auto* es = new transport::EventStream(loop(), &route.behavior);
+    upgraded_ = true;  // the connection slot moves to the stream
+    bump(ctx_->http_open, -1);
+    bump(ctx_->stream_open, 1);
+    es->adoptFrom(this);
+    es->owner_tag = ip_entry_;
+    if (check.data) {
+        es->setData(std::move(check.data));
+    }
+    ctx_->streams.add(es);
+    es->start();
+}
+
+void HttpConnection::finishAsync(HttpReply r) {
+    std::shared_ptr<HttpResponder::State> state = std::move(awaiting_);
+    awaiting_.reset();
+    if (isClosed() || lingering_ || !state) {
+        return;
+    }
+    const bool last = state->last || ctx_->shutting_down;
+    const std::string response =
+        state->head_only
+            ? http::makeResponseHead(r.status, r.content_type, r.body.size(), r.extra_headers, last)
+            : http::makeResponse(r.status, r.content_type, r.body, r.extra_headers, last);
+    write(response.data(), response.size());
+    if (last) {
+        linger();
+        return;
+    }
+    loop()->timers().cancel(this);
+    loop()->timers().schedule(this, ctx_->app->options.handshake_timeout_ms);
+    if (!buf_.empty()) {
+        std::string pending;
+        pending.swap(buf_);
+        process(reinterpret_cast<uint8_t*>(pending.data()), pending.size(), false);
+    }
+}
+
+void HttpResponder::reply(HttpReply r) const {
+    if (!s_ || s_->replied.exchange(true)) {
+        return;
+    }
+    auto s = s_;
+    s->loop->post([s, r = std::move(r)]() mutable {
+        if (s->conn != nullptr) {
+            s->conn->finishAsync(std::move(r));
+        }
+    });
+}
+
+bool HttpResponder::clientPresent() const {
+    return s_ && s_->conn != nullptr;
+}
+
 App::App(ServerOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
     impl_->options = options_;
 }
@@ -707,7 +874,9 @@ namespace {
 
 // The "Allow" line of a route's 405s; a GET route answers HEAD too (RFC 9110 §9.3.2).
 std::string allowHeader(const App::Impl::HttpRoute& r) {
-    const char* methods = r.get && r.post ? "GET, HEAD, POST" : r.get ? "GET, HEAD" : "POST";
+    const bool get = r.get || r.get_async;
+    const bool post = r.post || r.post_async;
+    const char* methods = get && post ? "GET, HEAD, POST" : get ? "GET, HEAD" : "POST";
     return std::string("Allow: ") + methods + "\r\n";
 }
 
@@ -724,6 +893,27 @@ App& App::post(std::string path, HttpHandler handler) {
     Impl::HttpRoute& r = impl_->http_routes[std::move(path)];
     r.post = std::move(handler);
     r.allow = allowHeader(r);
+    return *this;
+}
+
+App& App::getAsync(std::string path, AsyncHttpHandler handler, uint32_t timeout_ms) {
+    Impl::HttpRoute& r = impl_->http_routes[std::move(path)];
+    r.get_async = std::move(handler);
+    r.async_timeout_ms = timeout_ms;
+    r.allow = allowHeader(r);
+    return *this;
+}
+
+App& App::postAsync(std::string path, AsyncHttpHandler handler, uint32_t timeout_ms) {
+    Impl::HttpRoute& r = impl_->http_routes[std::move(path)];
+    r.post_async = std::move(handler);
+    r.async_timeout_ms = timeout_ms;
+    r.allow = allowHeader(r);
+    return *this;
+}
+
+App& App::stream(std::string path, StreamRoute route) {
+    impl_->stream_routes.emplace(std::move(path), std::move(route));
     return *this;
 }
 
@@ -895,6 +1085,7 @@ ConnectionCounts App::connectionCounts() const {
     for (const auto& ctx : impl_->loops) {
         c.http += ctx->http_open.load(std::memory_order_relaxed);
         c.websocket += ctx->ws_open.load(std::memory_order_relaxed);
+        c.stream += ctx->stream_open.load(std::memory_order_relaxed);
     }
     return c;
 }

@@ -20,6 +20,7 @@
 #include "base/result.h"
 #include "http/request.h"
 #include "loop/event_loop.h"
+#include "transport/event_stream.h"
 #include "transport/websocket.h"
 #include "ws/deflate.h"
 
@@ -57,6 +58,49 @@ struct HttpReply {
 // Runs on the loop thread of the connection; `body` is the whole request body (POST/PUT),
 // valid during the call.
 using HttpHandler = std::function<HttpReply(const http::Request&, std::string_view body)>;
+
+// A reply that comes later: from another loop (a request about a connection that lives there)
+// or after a wait (long-polling). Copyable; the first reply() wins, from any thread, and is
+// written on the connection's loop. If the client has gone by then, the reply is dropped.
+// Until it replies the connection reads no further request (pipelined ones wait); a handler
+// that never replies gets a 504 after the route's timeout.
+class HttpResponder {
+public:
+    struct State;
+    HttpResponder() = default;
+    explicit HttpResponder(std::shared_ptr<State> s) : s_(std::move(s)) {}
+    void reply(HttpReply r) const;
+    // The client is still there (loop thread of the connection only).
+    bool clientPresent() const;
+
+private:
+    std::shared_ptr<State> s_;
+};
+// Runs on the loop thread of the connection; `body` is valid during the call only.
+using AsyncHttpHandler =
+    std::function<void(const http::Request&, std::string_view body, HttpResponder)>;
+
+// What a stream route's check decided (StreamRoute::on_request).
+struct StreamAccept {
+    // 0: accept. Otherwise the refusal's HTTP status with a JSON body {"error": code,
+    // "message": message} and `extra_headers` ("Name: value\r\n" lines).
+    uint16_t status = 0;
+    std::string code;
+    std::string message;
+    std::string extra_headers;
+    // Accepted: set as the stream's data before on_open.
+    std::unique_ptr<transport::SocketData> data;
+};
+
+// A GET whose response stays open (Server-Sent Events): the head is written with
+// `content_type`, no length, "Cache-Control: no-cache" and "Connection: close", then the
+// socket becomes a transport::EventStream driven by `behavior`.
+struct StreamRoute {
+    std::string content_type = "text/event-stream";
+    transport::EventStreamBehavior behavior;
+    // On the loop thread: accept or refuse the request (credentials, parameters).
+    std::function<StreamAccept(const http::Request&)> on_request;
+};
 
 // The most event loops a server runs: the messaging core addresses a loop in 6 bits of a
 // client's serial (broker::kMaxLoops), and past a few dozen cores one process per NUMA node
@@ -157,6 +201,7 @@ struct RefusedCounts {
 // Open connections of an App (see App::connectionCounts).
 struct ConnectionCounts {
     uint64_t websocket = 0;  // open WebSockets, every route
+    uint64_t stream = 0;     // open streamed responses (Server-Sent Events), every route
     uint64_t http = 0;       // accepted, not upgraded: idle keep-alive ones included
 };
 
@@ -171,6 +216,10 @@ public:
     App& ws(std::string path, WsRoute route);
     App& get(std::string path, HttpHandler handler);
     App& post(std::string path, HttpHandler handler);
+    // Handlers that reply later (see HttpResponder); `timeout_ms`: a 504 if they have not.
+    App& getAsync(std::string path, AsyncHttpHandler handler, uint32_t timeout_ms);
+    App& postAsync(std::string path, AsyncHttpHandler handler, uint32_t timeout_ms);
+    App& stream(std::string path, StreamRoute route);
 
     // Binds the listening sockets (one per loop). Startup error → message saying how to fix,
     // e.g. "127.0.0.1:8080 is already in use by another process (...)" when reuse_port is

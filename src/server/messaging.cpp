@@ -14,16 +14,21 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
       options_(std::move(options)),
       broker_(std::move(broker)),
       native_(options_, base, compression),
-      api_(options_.api_key, options_.api_rate_limit,
-           [this] { return app_.connectionCounts().websocket; }) {
+      sse_(options_, base.ping_interval_ms),
+      api_(options_.api_key, options_.api_rate_limit, [this] {
+          const ConnectionCounts c = app_.connectionCounts();
+          return c.websocket + c.stream;
+      }) {
     options_.normalize();
     app_.ws("/ws", native_.route());
+    sse_.registerRoutes(app_);
     api_.registerRoutes(app_);
     app_.get("/metrics", [this](const http::Request&, std::string_view) {
         MetricsSnapshot m;
         m.stats = hub_->totals();
         const ConnectionCounts counts = app_.connectionCounts();
         m.websocket_connections = counts.websocket;
+        m.sse_connections = counts.stream;
         m.http_connections = counts.http;
         for (size_t i = 0; i < app_.loopCount(); ++i) {
             m.backlog_bytes += app_.loopAt(i).backlog_bytes.load(std::memory_order_relaxed);
@@ -93,6 +98,7 @@ base::Result<void> Messaging::attach() {
     }
     hub_ = std::make_unique<messaging::Hub>(options_, std::move(loops), std::move(engine));
     native_.attach(hub_.get());
+    sse_.attach(hub_.get());
     api_.attach(hub_.get());
     hub_->setAuth(std::move(*auth));
     if (!hub_->authEnabled()) {

@@ -12,6 +12,7 @@
 #include "server/http_api.h"
 #include "server/native_ws.h"
 #include "server/settings.h"
+#include "server/sse.h"
 
 namespace sb::server {
 
@@ -41,6 +42,7 @@ private:
     messaging::Options options_;
     BrokerConfig broker_;
     NativeWs native_;
+    Sse sse_;
     HttpApi api_;
     std::unique_ptr<messaging::Hub> hub_;
 };

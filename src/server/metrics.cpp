@@ -52,7 +52,9 @@ std::string renderMetrics(const MetricsSnapshot& m) {
     };
     const messaging::StatsTotals& s = m.stats;
     labelled("switchboard_connections", "gauge", "Open connections by transport.", "transport",
-             {{"websocket", m.websocket_connections}, {"http", m.http_connections}});
+             {{"websocket", m.websocket_connections},
+              {"sse", m.sse_connections},
+              {"http", m.http_connections}});
     labelled("switchboard_connections_refused_total", "counter",
              "Connections refused at accept, by the limit that refused them.", "reason",
              {{"max_connections", m.refused_max},

@@ -1,0 +1,61 @@
+// The Server-Sent Events adapter: GET /sse streams a session's events as text/event-stream (the
+// same native JSON as /ws, one `data:` line per event), and POST /sse takes the session's
+// requests (subscribe, publish, ack, ...) as native JSON bodies. Each publication's `id:` holds
+// the session and the position of every channel delivered so far, so an EventSource that
+// reconnects with Last-Event-ID resumes its session and recovers each channel from exactly
+// where it stopped, as a /ws client recovers with `since`.
+//
+//   GET /sse?channel=chat:a&channel=chat:b[&session=S][&token=JWT][&user=U]
+//           [&since=chat:a!EPOCH!OFFSET][&lastEventId=ID]      (or the Last-Event-ID header)
+//   POST /sse?session=S   {"type":"publish","id":1,"channel":"chat:a","data":…}
+//
+// An event id is "<session>|<channel>!<epoch>!<offset>|…": channel names never contain '|'
+// or '!' (protocol.md).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "messaging/hub.h"
+#include "server/app.h"
+
+namespace sb::server {
+
+// Where a stream stands: its session and, per channel, the last publication delivered.
+struct SsePosition {
+    std::string session;
+    std::map<std::string, broker::StreamPos, std::less<>> channels;
+};
+// "<session>|<channel>!<epoch>!<offset>|…" (channels sorted by name, so an id is stable).
+std::string encodeSseId(const SsePosition& pos);
+// Nullopt if malformed. An empty id is a position with nothing in it.
+std::optional<SsePosition> parseSseId(std::string_view id);
+
+class Sse {
+public:
+    // `ping_interval_ms`: a {"type":"ping"} event when the stream was quiet that long (keeps
+    // proxies from closing it and lets clients see the link is alive). The outbound limit is
+    // messaging.outbound_limit, as for /ws.
+    Sse(const messaging::Options& options, uint32_t ping_interval_ms);
+
+    // GET and POST /sse (before App::listen); attach() gives the hub before the loops run.
+    void registerRoutes(App& app);
+    void attach(messaging::Hub* hub) { hub_ = hub; }
+
+    struct Connection;
+
+private:
+    StreamAccept checkRequest(const http::Request& req);
+    void onOpen(transport::EventStream& es);
+    void onClose(transport::EventStream& es);
+    void onPost(const http::Request& req, std::string_view body, HttpResponder responder);
+
+    transport::EventStreamBehavior behavior_;
+    uint32_t ping_interval_s_;
+    messaging::Hub* hub_ = nullptr;
+};
+
+}  // namespace sb::server
