@@ -15,6 +15,7 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
       broker_(std::move(broker)),
       native_(options_, base, compression),
       sse_(options_, base.ping_interval_ms),
+      poll_(options_, base.ping_interval_ms),
       api_(options_.api_key, options_.api_rate_limit, [this] {
           const ConnectionCounts c = app_.connectionCounts();
           return c.websocket + c.stream;
@@ -22,6 +23,7 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
     options_.normalize();
     app_.ws("/ws", native_.route());
     sse_.registerRoutes(app_);
+    poll_.registerRoutes(app_);
     api_.registerRoutes(app_);
     app_.get("/metrics", [this](const http::Request&, std::string_view) {
         MetricsSnapshot m;
@@ -99,6 +101,7 @@ base::Result<void> Messaging::attach() {
     hub_ = std::make_unique<messaging::Hub>(options_, std::move(loops), std::move(engine));
     native_.attach(hub_.get());
     sse_.attach(hub_.get());
+    poll_.attach(hub_.get(), app_);
     api_.attach(hub_.get());
     hub_->setAuth(std::move(*auth));
     if (!hub_->authEnabled()) {

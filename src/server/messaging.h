@@ -11,6 +11,7 @@
 #include "server/app.h"
 #include "server/http_api.h"
 #include "server/native_ws.h"
+#include "server/poll.h"
 #include "server/settings.h"
 #include "server/sse.h"
 
@@ -43,6 +44,7 @@ private:
     BrokerConfig broker_;
     NativeWs native_;
     Sse sse_;
+    Poll poll_;
     HttpApi api_;
     std::unique_ptr<messaging::Hub> hub_;
 };

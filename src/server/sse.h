@@ -9,30 +9,19 @@
 //           [&since=chat:a!EPOCH!OFFSET][&lastEventId=ID]      (or the Last-Event-ID header)
 //   POST /sse?session=S   {"type":"publish","id":1,"channel":"chat:a","data":…}
 //
-// An event id is "<session>|<channel>!<epoch>!<offset>|…": channel names never contain '|'
-// or '!' (protocol.md).
+// Event ids and the opening parameters: server/session_open.h.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "messaging/hub.h"
 #include "server/app.h"
+#include "server/session_open.h"
 
 namespace sb::server {
-
-// Where a stream stands: its session and, per channel, the last publication delivered.
-struct SsePosition {
-    std::string session;
-    std::map<std::string, broker::StreamPos, std::less<>> channels;
-};
-// "<session>|<channel>!<epoch>!<offset>|…" (channels sorted by name, so an id is stable).
-std::string encodeSseId(const SsePosition& pos);
-// Nullopt if malformed. An empty id is a position with nothing in it.
-std::optional<SsePosition> parseSseId(std::string_view id);
 
 class Sse {
 public:

@@ -1,0 +1,55 @@
+// The long-polling adapter, for networks that let neither WebSockets nor streamed responses
+// through: a session is a virtual connection kept on one event loop (the core's Client with a
+// bounded queue of events), and the client fetches its events with plain GETs, each answered
+// as soon as there is something or after a bounded wait.
+//
+//   GET /poll?channel=chat:a[&session=S][&token=JWT][&lastEventId=ID]   opens (or resumes) a
+//       session: answers at once with the first batch (connected, subscribed, replays)
+//   GET /poll?session=S&ack=N[&wait=25]   the next batch after batch N (N acknowledges it);
+//       asking again with the same N gets the same batch again (a response lost on the way
+//       costs nothing)
+//   POST /poll?session=S   a native request (subscribe, publish, ack, ...), answered in the body
+//
+// A batch: {"seq":N,"id":"<event id>","events":[…native events…]}; an empty one has seq 0
+// (nothing to acknowledge). `id` is the position to reopen from (lastEventId) if the session
+// has expired. A session no GET has asked for in wait + 15 s is closed (its session TTL runs).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "messaging/hub.h"
+#include "server/app.h"
+
+namespace sb::server {
+
+class Poll {
+public:
+    // `ping_interval_ms`: sent in `connected`; the wait of a poll is capped at it.
+    Poll(const messaging::Options& options, uint32_t ping_interval_ms);
+    ~Poll();
+
+    // GET and POST /poll (before App::listen); attach() after it, before the loops run.
+    void registerRoutes(App& app);
+    void attach(messaging::Hub* hub, App& app);
+
+    struct Session;
+
+private:
+    void onGet(const http::Request& req, HttpResponder responder);
+    void onPost(const http::Request& req, std::string_view body, HttpResponder responder);
+    // On `loop`: a new session there, answered with its first batch.
+    void open(uint32_t loop, const http::Request& req, HttpResponder responder);
+    void close(Session* s);
+
+    size_t max_queue_;
+    uint32_t ping_interval_ms_;
+    messaging::Hub* hub_ = nullptr;
+    std::vector<loop::EventLoop*> loops_;
+    // Per loop (its thread only): the sessions living there, by session id.
+    std::vector<std::unordered_map<std::string, std::unique_ptr<Session>>> sessions_;
+};
+
+}  // namespace sb::server
