@@ -1,0 +1,11 @@
+/**
+ * @switchboard/client: the JavaScript/TypeScript client of Switchboard's native protocol
+ * (`switchboard.v1.json`, docs/protocol.md). See README.md.
+ */
+export { Switchboard, canonicalChannel } from './client.js';
+export { Subscription } from './subscription.js';
+export { SwitchboardError } from './errors.js';
+export { backoffCap, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
+export { closePolicy } from './policy.js';
+export { endpoints, registerTransport, TransportSelector, TRANSPORT_ORDER, } from './transport.js';
+export { SUBPROTOCOL, webSocketTransport } from './websocket.js';

@@ -1,0 +1,197 @@
+/**
+ * The transport interface: how the client moves protocol messages (JSON objects) to and from
+ * the server. The WebSocket transport (websocket.ts) implements it; SSE (`/sse`) and
+ * long-polling (`/poll`) transports plug in with registerTransport() or the `transportFactories`
+ * option and need nothing else from the client: the protocol above them is the same.
+ */
+export type TransportName = 'websocket' | 'sse' | 'polling';
+
+/** The default negotiation order. */
+export const TRANSPORT_ORDER: readonly TransportName[] = ['websocket', 'sse', 'polling'];
+
+/** Events a transport reports to the client. After close() or onClose, it reports nothing more. */
+export interface TransportHandlers {
+  /** The transport can carry messages (for WebSocket: the handshake completed). */
+  onOpen(): void;
+  /** One protocol message from the server, parsed. */
+  onMessage(msg: Record<string, unknown>): void;
+  /**
+   * The transport ended. `code`/`reason` as in protocol.md's close code table (transports that
+   * are not WebSocket map their endings onto the same codes: 1006 for a network failure, the
+   * `disconnect` event's code otherwise). `opened`: whether onOpen was called first (false =
+   * this transport could not connect at all, the client tries the next one in the order).
+   */
+  onClose(code: number, reason: string, opened: boolean): void;
+  /** Something worth reporting that does not end the transport by itself. */
+  onError?(err: Error): void;
+}
+
+export interface Transport {
+  readonly name: TransportName;
+  /** Starts connecting; onOpen or onClose follows. */
+  open(): void;
+  /** Sends one message. Only called after onOpen and before any close. */
+  send(msg: Record<string, unknown>): void;
+  /** Bytes accepted by send() and not yet handed to the network (0 if unknown). */
+  bufferedAmount(): number;
+  /** Ends the transport at once; no handler is called afterwards. */
+  close(code?: number, reason?: string): void;
+}
+
+/** What a transport factory gets from the client. */
+export interface TransportContext {
+  /** The server's origin URL: `http(s)://host:port` (with the base path, if any). */
+  baseUrl: string;
+  /** The WebSocket URL: `ws(s)://host:port/…/ws`. */
+  wsUrl: string;
+  /** The connection token to send on the request (query `token`), if any. */
+  token?: string;
+  /** The WebSocket implementation (websocket transport). */
+  WebSocket?: WebSocketLike;
+  handlers: TransportHandlers;
+}
+
+export type TransportFactory = (ctx: TransportContext) => Transport;
+
+/** The browser WebSocket API as used here (npm `ws` implements it too). */
+export interface WebSocketLike {
+  new (url: string, protocols?: string | string[]): WebSocketInstance;
+}
+export interface WebSocketInstance {
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  readonly protocol: string;
+  onopen: ((ev: any) => void) | null;
+  onmessage: ((ev: { data: any }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: any) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+const registry: Partial<Record<TransportName, TransportFactory>> = {};
+
+/** Makes a transport available to every client (the SSE and polling transports call this). */
+export function registerTransport(name: TransportName, factory: TransportFactory): void {
+  registry[name] = factory;
+}
+
+export function registeredTransport(name: TransportName): TransportFactory | undefined {
+  return registry[name];
+}
+
+/** The parts of Web Storage used to remember the transport that worked. */
+export interface StorageLike {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
+export function defaultStorage(): StorageLike | undefined {
+  try {
+    const s = (globalThis as any).localStorage as StorageLike | undefined;
+    if (s && typeof s.getItem === 'function') return s;
+  } catch {
+    // Access to localStorage can throw (privacy settings, sandboxed frames).
+  }
+  return undefined;
+}
+
+const STORAGE_PREFIX = 'switchboard.transport:';
+
+/**
+ * Negotiation: the transports in the configured order (default websocket → sse → polling),
+ * skipping those with no implementation. The first attempt starts at the one that last worked
+ * for this origin (remembered in localStorage when there is one). A transport that fails before
+ * it opened moves the next attempt to the next transport, at once; when every transport failed
+ * in a row, the client backs off (`exhausted`).
+ */
+export class TransportSelector {
+  private readonly available: TransportName[];
+  private index = 0;
+  private failuresInRow = 0;
+
+  constructor(
+    order: readonly TransportName[],
+    has: (name: TransportName) => boolean,
+    private readonly origin: string,
+    private readonly storage: StorageLike | undefined,
+  ) {
+    const seen = new Set<TransportName>();
+    this.available = order.filter((n) => !seen.has(n) && (seen.add(n), true) && has(n));
+    const remembered = this.read();
+    const at = remembered ? this.available.indexOf(remembered) : -1;
+    if (at >= 0) this.index = at;
+  }
+
+  /** The usable transports, in order. */
+  get order(): readonly TransportName[] { return this.available; }
+
+  /** The transport for the next attempt (undefined: none usable). */
+  current(): TransportName | undefined { return this.available[this.index]; }
+
+  /** The current transport opened: remember it for this origin. */
+  opened(): void {
+    this.failuresInRow = 0;
+    const name = this.current();
+    if (name && this.storage) {
+      try { this.storage.setItem(STORAGE_PREFIX + this.origin, name); } catch { /* quota, privacy */ }
+    }
+  }
+
+  /**
+   * The current transport failed before it opened: move on. Returns true when every transport
+   * has now failed in a row (the caller backs off before trying again from the first one).
+   */
+  failedBeforeOpen(): boolean {
+    if (this.available.length === 0) return true;
+    this.failuresInRow++;
+    this.index = (this.index + 1) % this.available.length;
+    if (this.failuresInRow >= this.available.length) {
+      this.failuresInRow = 0;
+      return true;
+    }
+    return false;
+  }
+
+  private read(): TransportName | undefined {
+    if (!this.storage) return undefined;
+    try {
+      const v = this.storage.getItem(STORAGE_PREFIX + this.origin);
+      return v === 'websocket' || v === 'sse' || v === 'polling' ? v : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/**
+ * Splits the URL the app gives into the WebSocket endpoint and the HTTP base the other
+ * transports use. Accepted: `ws(s)://host[:port][/base]/ws`, `http(s)://host[:port][/base]`
+ * (then `/ws` is appended for the WebSocket), and either with a query string (kept on
+ * every endpoint).
+ */
+export function endpoints(url: string): { baseUrl: string; wsUrl: string; origin: string } {
+  const u = new URL(url);
+  const secure = u.protocol === 'wss:' || u.protocol === 'https:';
+  if (!['ws:', 'wss:', 'http:', 'https:'].includes(u.protocol)) {
+    throw new TypeError(`Switchboard: unsupported URL scheme ${u.protocol} (ws:, wss:, http:, https:)`);
+  }
+  let path = u.pathname.replace(/\/+$/, '');
+  if (path.endsWith('/ws')) path = path.slice(0, -3);
+  const host = u.host;
+  const query = u.search;
+  const baseUrl = `${secure ? 'https' : 'http'}://${host}${path}`;
+  return {
+    baseUrl: baseUrl + query,
+    wsUrl: `${secure ? 'wss' : 'ws'}://${host}${path}/ws${query}`,
+    origin: `${secure ? 'https' : 'http'}://${host}`,
+  };
+}
+
+/** Adds `token` to a URL's query. */
+export function withToken(url: string, token: string | undefined): string {
+  if (!token) return url;
+  const u = new URL(url);
+  u.searchParams.set('token', token);
+  return u.toString();
+}
