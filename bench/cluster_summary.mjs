@@ -1,11 +1,14 @@
 // Turns the runs of bench/run_cluster_bench.sh into its result JSON and markdown table.
 //   node bench/cluster_summary.mjs --runs RUNS.jsonl --out OUT.json --md OUT.md
 // Each line of RUNS is one generator run: the generator's --json result, the time it started
-// (wall clock) and a samples file of "wall redis_ticks nodes_ticks nodes_rss_kb avail_mb"
-// lines taken every 0.5 s. From the samples:
+// (wall clock) and a samples file of "wall redis_ticks nodes_ticks nodes_rss_kb avail_mb
+// nats_ticks redis_rss_kb nats_rss_kb" lines taken every 0.5 s (the last three absent in runs
+// from before the NATS engine). From the samples:
 //   - the traffic phase is [start + connect_s, + traffic_s] of the generator's result; CPU is
 //     the utime+stime delta over it without its first and last second (ramp-up and drain),
-//     as % of one core (Redis, and the nodes summed);
+//     as % of one core (Redis, nats-server, and the nodes summed); the row's broker CPU is
+//     that of the broker its nodes use (redis for the Redis engine and Socket.IO, nats for
+//     the NATS engine, none on the memory engine);
 //   - RSS per connection is the nodes' summed VmRSS at its highest during the traffic phase
 //     minus the last sample before the generator started, over the connections opened.
 // The run's parameters come from CB_* environment variables (see the script).
@@ -26,8 +29,8 @@ function samplesOf(file) {
   let text = '';
   try { text = fs.readFileSync(file, 'utf8'); } catch { return []; }
   return text.split('\n').filter(Boolean).map((l) => {
-    const [wall, redis, nodes, rss, avail] = l.trim().split(/\s+/).map(Number);
-    return { wall, redis, nodes, rss, avail };
+    const [wall, redis, nodes, rss, avail, nats, redisRss, natsRss] = l.trim().split(/\s+/).map(Number);
+    return { wall, redis, nodes, rss, avail, nats, redisRss, natsRss };
   }).filter((s) => Number.isFinite(s.wall));
 }
 
@@ -39,6 +42,11 @@ function cpuPct(samples, key, t0, t1) {
   const b = inside[inside.length - 1];
   if (b.wall <= a.wall) return null;
   return ((b[key] - a[key]) / CLK_TCK / (b.wall - a.wall)) * 100;
+}
+
+function brokerOf(run) {
+  if (run.engine === 'memory') return 'none';
+  return run.engine === 'nats' ? 'nats' : 'redis';
 }
 
 function row(run) {
@@ -62,7 +70,10 @@ function row(run) {
     // the generator set the pace) and how late its paced sends left (its event-loop lag).
     generator_busiest_cpu: r?.cpu?.busiest_process ?? r?.busiest_cpu ?? null,
     send_lag_p99_ms: r?.send_lag_ms?.p99 ?? null,
-    redis_cpu_pct: null, nodes_cpu_pct: null, rss_per_conn_kib: null, nodes_rss_mb: null,
+    // The broker the row's nodes share: redis, nats or none (memory engine, each node alone).
+    broker: brokerOf(run),
+    broker_cpu_pct: null, broker_rss_mb: null,
+    redis_cpu_pct: null, nats_cpu_pct: null, nodes_cpu_pct: null, rss_per_conn_kib: null, nodes_rss_mb: null,
     min_avail_mb: samples.length ? Math.min(...samples.map((s) => s.avail)) : null,
     log: run.ok === false || run.exit !== 0 ? run.log : undefined,
   };
@@ -71,7 +82,15 @@ function row(run) {
     let t1 = t0 + (r.traffic_s ?? 0);
     if (t1 - t0 > 4) { t0 += 1; t1 -= 1; }
     out.redis_cpu_pct = cpuPct(samples, 'redis', t0, t1);
+    if (samples.every((s) => Number.isFinite(s.nats))) out.nats_cpu_pct = cpuPct(samples, 'nats', t0, t1);
     out.nodes_cpu_pct = cpuPct(samples, 'nodes', t0, t1);
+    if (out.broker !== 'none') {
+      out.broker_cpu_pct = out.broker === 'nats' ? out.nats_cpu_pct : out.redis_cpu_pct;
+      // The broker's VmRSS at its highest during the traffic phase.
+      const key = out.broker === 'nats' ? 'natsRss' : 'redisRss';
+      const seen = samples.filter((s) => s.wall >= t0 && s.wall <= t1 && Number.isFinite(s[key]) && s[key] > 0);
+      if (seen.length) out.broker_rss_mb = Math.max(...seen.map((s) => s[key])) / 1024;
+    }
     const before = samples.filter((s) => s.wall < run.start);
     const during = samples.filter((s) => s.wall >= t0 && s.wall <= t1);
     if (before.length && during.length && out.connections > 0) {
@@ -104,7 +123,7 @@ for (const server of [...new Set(rows.filter((x) => x.test === 'fanout').map((x)
 const meta = {
   benchmark: 'cluster', date: env('DATE'), commit: env('COMMIT'), dirty: env('DIRTY') === 'true',
   switchboard_version: env('SB_VERSION'), switchboard_engine: env('SB_ENGINE'),
-  redis_version: env('REDIS_VERSION'),
+  redis_version: env('REDIS_VERSION'), nats_version: env('NATS_VERSION'), nats_storage: env('NATS_STORAGE'),
   socketio_versions: versions(['socket.io', 'socket.io-client', '@socket.io/redis-adapter', 'redis']),
   node_version: process.version,
   machine: { nproc: (await import('node:os')).cpus().length, mem_kb: Math.round((await import('node:os')).totalmem() / 1024) },
