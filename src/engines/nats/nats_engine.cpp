@@ -52,7 +52,9 @@ constexpr uint64_t kMaxBackoffMs = 5000;
 // Publishers on several nodes racing on one channel: each refusal means another publication
 // got in, so the loop ends, but not before the caller's deadline (see publish).
 constexpr int kMaxPublishAttempts = 1000;
-constexpr size_t kMaxJobs = 1'000'000;  // worker backlog bound (an outage skips writes anyway)
+constexpr size_t kMaxJobs = 1'000'000;
+constexpr size_t kMaxSessionRevs = 1'000'000;  // writeSession's cache (~100 B an entry)  // worker
+                                               // backlog bound (an outage skips writes anyway)
 
 constexpr const char* kHdrEpoch = "Sb-Epoch";
 constexpr const char* kHdrOffset = "Sb-Offset";
@@ -693,6 +695,7 @@ public:
 
     void removeSession(std::string_view id) override {
         post([this, key = encodeToken(id)] {
+            session_revs_.erase(key);
             if (up_) {
                 purgeKey(bucketStream("sessions"), "$KV." + bucket("sessions") + "." + key);
             }
@@ -1216,15 +1219,30 @@ private:
             return;  // the holder rewrites it periodically; a write lost to an outage recurs
         }
         const int len = static_cast<int>(value.size());
+        if (session_revs_.size() > kMaxSessionRevs) {
+            session_revs_.clear();  // a cache: the slow path below is always right
+        }
+        uint64_t rev = 0;
         if (take) {
-            uint64_t rev = 0;
-            kvStore_Put(&rev, kv_sessions_, key.c_str(), value.data(), len);
+            if (kvStore_Put(&rev, kv_sessions_, key.c_str(), value.data(), len) == NATS_OK) {
+                session_revs_[key] = {rev, holder};
+            }
             return;
+        }
+        // Fast path: this node wrote the record last, for the same holder, at `rev`; if nobody
+        // wrote since, an update at that revision keeps the fence in one round trip.
+        if (auto it = session_revs_.find(key);
+            it != session_revs_.end() && it->second.second == holder) {
+            if (kvStore_Update(&rev, kv_sessions_, key.c_str(), value.data(), len,
+                               it->second.first) == NATS_OK) {
+                it->second.first = rev;
+                return;
+            }
+            session_revs_.erase(it);
         }
         for (int attempt = 0; attempt < 3; ++attempt) {
             kvEntry* e = nullptr;
             natsStatus s = kvStore_Get(&e, kv_sessions_, key.c_str());
-            uint64_t rev = 0;
             if (s == NATS_NOT_FOUND) {
                 s = kvStore_Create(&rev, kv_sessions_, key.c_str(), value.data(), len);
             } else if (s == NATS_OK) {
@@ -1241,6 +1259,7 @@ private:
                 return;
             }
             if (s == NATS_OK) {
+                session_revs_[key] = {rev, holder};
                 return;
             }
             // Someone wrote in between: read again and decide again.
@@ -1782,6 +1801,8 @@ private:
     std::unordered_map<std::string, Owned> owned_;  // by presence key; guarded by owned_mu_
 
     // Worker only.
+    // Session key → (revision, holder) of this node's last write of it: see writeSession.
+    std::unordered_map<std::string, std::pair<uint64_t, std::string>> session_revs_;
     bool ever_up_ = false;
     uint64_t reconnects_ = 0;
     uint64_t node_rev_ = 0;
