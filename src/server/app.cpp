@@ -137,6 +137,7 @@ struct App::Impl {
     };
     std::unordered_map<std::string, HttpRoute> http_routes;
     std::unordered_map<std::string, StreamRoute> stream_routes;
+    std::vector<std::function<void(uint32_t)>> on_shutdown;
     std::atomic<size_t> connections{0};
     std::atomic<bool> stopping{false};
     // The current server TLS context (null without TLS). Loops keep their own reference for
@@ -371,6 +372,9 @@ struct LoopCtx final {
                 es->behavior().on_shutdown(*es);
             }
             es->end("server shutting down");
+        }
+        for (const auto& fn : app->on_shutdown) {
+            fn(loop.id());
         }
         // Closing frees nothing before the end of the iteration: the links stay valid.
         for (HttpConnection* c = http_head; c != nullptr; c = c->http_next) {
@@ -909,6 +913,11 @@ App& App::postAsync(std::string path, AsyncHttpHandler handler, uint32_t timeout
     r.post_async = std::move(handler);
     r.async_timeout_ms = timeout_ms;
     r.allow = allowHeader(r);
+    return *this;
+}
+
+App& App::onShutdown(std::function<void(uint32_t)> fn) {
+    impl_->on_shutdown.push_back(std::move(fn));
     return *this;
 }
 

@@ -252,6 +252,10 @@ public:
     ConnectionCounts connectionCounts() const;
     // Called on the signal-waiting thread when SIGHUP arrives (handle_signals only).
     void onReload(std::function<void()> fn) { on_reload_ = std::move(fn); }
+    // Before listen(): called on each loop's thread (with its index) when the graceful
+    // shutdown begins there, after its WebSockets and streams were told; for layers that hold
+    // requests open (long-polling) and must answer them now.
+    App& onShutdown(std::function<void(uint32_t loop)> fn);
 
     struct Impl;
 

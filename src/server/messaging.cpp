@@ -18,7 +18,7 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
       poll_(options_, base.ping_interval_ms),
       api_(options_.api_key, options_.api_rate_limit, [this] {
           const ConnectionCounts c = app_.connectionCounts();
-          return c.websocket + c.stream;
+          return c.websocket + c.stream + poll_.sessions();
       }) {
     options_.normalize();
     app_.ws("/ws", native_.route());
@@ -31,6 +31,7 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
         const ConnectionCounts counts = app_.connectionCounts();
         m.websocket_connections = counts.websocket;
         m.sse_connections = counts.stream;
+        m.poll_sessions = poll_.sessions();
         m.http_connections = counts.http;
         for (size_t i = 0; i < app_.loopCount(); ++i) {
             m.backlog_bytes += app_.loopAt(i).backlog_bytes.load(std::memory_order_relaxed);

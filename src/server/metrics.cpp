@@ -54,6 +54,7 @@ std::string renderMetrics(const MetricsSnapshot& m) {
     labelled("switchboard_connections", "gauge", "Open connections by transport.", "transport",
              {{"websocket", m.websocket_connections},
               {"sse", m.sse_connections},
+              {"poll", m.poll_sessions},
               {"http", m.http_connections}});
     labelled("switchboard_connections_refused_total", "counter",
              "Connections refused at accept, by the limit that refused them.", "reason",

@@ -253,6 +253,7 @@ Poll::Poll(const messaging::Options& options, uint32_t ping_interval_ms)
 Poll::~Poll() = default;
 
 void Poll::registerRoutes(App& app) {
+    app.onShutdown([this](uint32_t loop) { shutdown(loop); });
     // A poll waits at most kMaxWaitMs; the route's timeout is only a stuck loop's safety net.
     app.getAsync(
         "/poll",
@@ -356,9 +357,11 @@ void Poll::open(uint32_t loop, const http::Request& req, HttpResponder responder
             hub_->close(prev->client);
         }
         sessions_[loop].erase(old);
+        open_.fetch_sub(1, std::memory_order_relaxed);
     }
     node.key() = session.pos.session;
     sessions_[loop].insert(std::move(node));
+    open_.fetch_add(1, std::memory_order_relaxed);
     session.sendBatch(responder);
     session.armExpiry();
 }
@@ -382,7 +385,17 @@ void Poll::close(Session* s) {
         }
         hub_->close(s->client);
         sessions_[loop].erase(it);
+        open_.fetch_sub(1, std::memory_order_relaxed);
     });
+}
+
+void Poll::shutdown(uint32_t loop) {
+    if (loop >= sessions_.size()) {
+        return;
+    }
+    for (auto& [id, s] : sessions_[loop]) {
+        s->disconnect(messaging::Disconnect{1001, "server shutting down; reconnect", true});
+    }
 }
 
 void Poll::onPost(const http::Request& req, std::string_view body, HttpResponder responder) {

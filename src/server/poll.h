@@ -15,6 +15,7 @@
 // has expired. A session no GET has asked for in wait + 15 s is closed (its session TTL runs).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
@@ -34,6 +35,8 @@ public:
     // GET and POST /poll (before App::listen); attach() after it, before the loops run.
     void registerRoutes(App& app);
     void attach(messaging::Hub* hub, App& app);
+    // Open sessions, every loop (any thread).
+    uint64_t sessions() const { return open_.load(std::memory_order_relaxed); }
 
     struct Session;
 
@@ -43,6 +46,9 @@ private:
     // On `loop`: a new session there, answered with its first batch.
     void open(uint32_t loop, const http::Request& req, HttpResponder responder);
     void close(Session* s);
+    // Loop `loop`, graceful shutdown: every session there is told (1001, reconnect) and its
+    // waiting poll answered.
+    void shutdown(uint32_t loop);
 
     size_t max_queue_;
     uint32_t ping_interval_ms_;
@@ -50,6 +56,7 @@ private:
     std::vector<loop::EventLoop*> loops_;
     // Per loop (its thread only): the sessions living there, by session id.
     std::vector<std::unordered_map<std::string, std::unique_ptr<Session>>> sessions_;
+    std::atomic<uint64_t> open_{0};
 };
 
 }  // namespace sb::server
