@@ -1,8 +1,9 @@
 // The /poll adapter (see poll.h). A Session is a messaging::Peer without a socket: deliveries
 // go into its queue (bounded by messaging.outbound_limit, the same policy as a socket's
 // backlog), and a GET takes them as one batch. The last batch is kept until the next GET
-// acknowledges it, so a response lost on the way is sent again. Requests for a session run on
-// the loop it lives on (Hub::withSessionHolder); nothing here is touched by another thread.
+// acknowledges it, so a response lost on the way is sent again. Polls and requests for a
+// session run on the loop it lives on (this adapter's index; POSTs through
+// Hub::withSessionHolder); nothing but the index is touched by another thread.
 #include "server/poll.h"
 
 #include "base/log.h"
@@ -289,32 +290,39 @@ void Poll::onGet(const http::Request& req, HttpResponder responder) {
     const uint64_t ack = parseNumber(ack_param, 0);
     const uint32_t wait_ms = static_cast<uint32_t>(std::min<uint64_t>(
         parseNumber(queryParam(req.query, "wait"), kDefaultWaitMs / 1000) * 1000, kMaxWaitMs));
-    const bool found = hub_->withSessionHolder(
-        session, [this, session, ack, wait_ms, responder](messaging::Client* c) {
-            const uint32_t loop = loop::EventLoop::current()->id();
-            auto it = sessions_[loop].find(session);
-            if (c == nullptr || it == sessions_[loop].end() || &it->second->client != c) {
-                responder.reply(jsonError(410, Error::kNotFound,
-                                          "session " + session +
-                                              " is not polled here (it expired, or another "
-                                              "transport holds it): reopen with GET "
-                                              "/poll?session=…&lastEventId=…"));
-                return;
-            }
-            it->second->poll(ack, wait_ms, responder);
-        });
-    if (!found) {
+    // Found through this adapter's own index, not the session's holder: a session that was
+    // disconnected (takeover, /api/disconnect) is no longer held, but its last batch, with the
+    // disconnect event, is still to be fetched.
+    std::optional<uint32_t> loop;
+    {
+        std::lock_guard lock(index_mu_);
+        if (auto it = index_.find(session); it != index_.end()) {
+            loop = it->second;
+        }
+    }
+    if (!loop) {
         responder.reply(jsonError(410, Error::kNotFound,
                                   "session " + session +
-                                      " is not held by this server (it expired, or its poller "
-                                      "went away): reopen with GET "
-                                      "/poll?session=…&lastEventId=…"));
+                                      " is not polled on this server (it expired, or its poller "
+                                      "went away): reopen with GET /poll?session=…&lastEventId=…"));
+        return;
     }
+    loops_[*loop]->post([this, l = *loop, session, ack, wait_ms, responder] {
+        auto it = sessions_[l].find(session);
+        if (it == sessions_[l].end() || it->second->closing) {
+            responder.reply(jsonError(410, Error::kNotFound,
+                                      "session " + session +
+                                          " ended: reopen with GET "
+                                          "/poll?session=…&lastEventId=…"));
+            return;
+        }
+        it->second->poll(ack, wait_ms, responder);
+    });
 }
 
 void Poll::open(uint32_t loop, const http::Request& req, HttpResponder responder) {
     SessionRequest open;
-    SessionRefusal no = parseSessionRequest(*hub_, req, true, &open);
+    SessionRefusal no = parseSessionRequest(*hub_, req, false, &open);
     if (no.status != 0) {
         HttpReply r = jsonError(no.status, Error::kBadRequest, no.message);
         std::string body;
@@ -357,11 +365,15 @@ void Poll::open(uint32_t loop, const http::Request& req, HttpResponder responder
             hub_->close(prev->client);
         }
         sessions_[loop].erase(old);
-        open_.fetch_sub(1, std::memory_order_relaxed);
+        open_.fetch_sub(1, std::memory_order_relaxed);  // the index entry is rewritten below
     }
     node.key() = session.pos.session;
     sessions_[loop].insert(std::move(node));
     open_.fetch_add(1, std::memory_order_relaxed);
+    {
+        std::lock_guard lock(index_mu_);
+        index_[session.pos.session] = loop;
+    }
     session.sendBatch(responder);
     session.armExpiry();
 }
@@ -386,6 +398,10 @@ void Poll::close(Session* s) {
         hub_->close(s->client);
         sessions_[loop].erase(it);
         open_.fetch_sub(1, std::memory_order_relaxed);
+        std::lock_guard lock(index_mu_);
+        if (auto ix = index_.find(id); ix != index_.end() && ix->second == loop) {
+            index_.erase(ix);
+        }
     });
 }
 

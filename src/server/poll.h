@@ -18,6 +18,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -28,7 +30,7 @@ namespace sb::server {
 
 class Poll {
 public:
-    // `ping_interval_ms`: sent in `connected`; the wait of a poll is capped at it.
+    // `ping_interval_ms`: sent in `connected`. A poll waits at most 30 s.
     Poll(const messaging::Options& options, uint32_t ping_interval_ms);
     ~Poll();
 
@@ -57,6 +59,9 @@ private:
     // Per loop (its thread only): the sessions living there, by session id.
     std::vector<std::unordered_map<std::string, std::unique_ptr<Session>>> sessions_;
     std::atomic<uint64_t> open_{0};
+    // Session id → the loop it lives on (any thread, under index_mu_).
+    std::mutex index_mu_;
+    std::unordered_map<std::string, uint32_t> index_;
 };
 
 }  // namespace sb::server

@@ -184,7 +184,7 @@ void Sse::registerRoutes(App& app) {
 StreamAccept Sse::checkRequest(const http::Request& req) {
     StreamAccept out;
     auto open = std::make_unique<SessionRequest>();
-    SessionRefusal no = parseSessionRequest(*hub_, req, true, open.get());
+    SessionRefusal no = parseSessionRequest(*hub_, req, false, open.get());
     if (no.status != 0) {
         out.status = no.status;
         out.code = std::move(no.code);
