@@ -2,7 +2,7 @@ import { type BackoffOptions } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';
 import { Subscription, type SubscriptionHost, type SubscriptionOptions } from './subscription.js';
-import { type StorageLike, type TransportFactory, type TransportName, type WebSocketLike } from './transport.js';
+import { type EventSourceLike, type FetchLike, type StorageLike, type TransportFactory, type TransportName, type WebSocketLike } from './transport.js';
 import type { ConnectedInfo, DisconnectedInfo, HistoryOptions, HistoryResult, PresenceResult, PublishOptions, PublishResult } from './types.js';
 /** Timers and time; injectable for tests. */
 export interface Clock {
@@ -27,8 +27,12 @@ export interface SwitchboardOptions {
     session?: string;
     /** A WebSocket implementation where there is no global one (Node 20: `import WebSocket from 'ws'`). */
     WebSocket?: WebSocketLike;
+    /** An EventSource implementation where there is no global one (Node: npm `eventsource`). */
+    EventSource?: EventSourceLike;
+    /** A fetch implementation (default: the global one; sse and polling POST and poll with it). */
+    fetch?: FetchLike;
     /** The transports to try, in order. Default ['websocket', 'sse', 'polling'] (those with no
-     *  implementation are skipped; today only 'websocket' has one). */
+     *  implementation are skipped: sse without an EventSource, polling without fetch). */
     transports?: TransportName[];
     /** Transport implementations by name, over those registered with registerTransport(). */
     transportFactories?: Partial<Record<TransportName, TransportFactory>>;
@@ -49,6 +53,14 @@ export interface SwitchboardOptions {
     maxBufferedBytes?: number;
     /** Acknowledgements are batched for this long (ms). Default 100. */
     ackDelayMs?: number;
+    /** On a fallback transport (sse, polling), WebSocket is tried again in the background after
+     *  this long (ms), then after twice as long each time it fails, up to `upgradeMaxMs`; when it
+     *  works the session moves over to it. Default 30000; 0: never. */
+    upgradeAfterMs?: number;
+    /** The longest wait between two WebSocket probes (ms). Default 600000. */
+    upgradeMaxMs?: number;
+    /** Long-polling: how long a poll may wait on the server (seconds, 1–30). Default 25. */
+    pollWaitSeconds?: number;
     /** Where the transport that worked is remembered per origin; null: nowhere. Default localStorage if any. */
     storage?: StorageLike | null;
     /** For tests: time and timers. */
@@ -111,6 +123,14 @@ export declare class Switchboard extends Emitter<SwitchboardEvents> implements S
     private heartbeatMs;
     private generation;
     private waiters;
+    private probe;
+    private probeState;
+    private probeTimer;
+    private probeDeadline;
+    private probeDelay;
+    private probeConnectId;
+    /** The transport being left ended while the probe's connect was on its way. */
+    private oldEnded;
     constructor(url: string, options?: SwitchboardOptions);
     get state(): ConnectionState;
     /** The session id (after `connected`); keep it to resume after a page reload. */
@@ -157,6 +177,10 @@ export declare class Switchboard extends Emitter<SwitchboardEvents> implements S
     private failAll;
     private setState;
     private factoryFor;
+    /** The context a transport is made with. */
+    private transportContext;
+    /** The connect request (user, info, name, session) with a fresh id. */
+    private connectMessage;
     private startAttempt;
     private onTransportOpen;
     private onMessage;
@@ -169,6 +193,15 @@ export declare class Switchboard extends Emitter<SwitchboardEvents> implements S
     private rejectWaiters;
     /** Closes the transport and clears every per-connection timer. */
     private teardown;
+    private scheduleProbe;
+    private startProbe;
+    /** WebSocket works: let the requests in flight on the current transport finish first. */
+    private probeOpened;
+    private probeDrain;
+    private probeMessage;
+    private probeFailed;
+    private clearProbeTimers;
+    private cancelProbe;
     private startHeartbeat;
     private scheduleHeartbeat;
     private heartbeat;

@@ -3,6 +3,9 @@ import { Emitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';
 import { closePolicy, isAuthError } from './policy.js';
 import { Subscription } from './subscription.js';
+import { resolveEventSource, resolveFetch } from './http.js';
+import { pollingTransport } from './polling.js';
+import { sseTransport } from './sse.js';
 import { defaultStorage, endpoints, registeredTransport, TransportSelector, TRANSPORT_ORDER, } from './transport.js';
 import { webSocketTransport } from './websocket.js';
 const realClock = {
@@ -18,6 +21,8 @@ const DEFAULTS = {
     maxQueue: 1000,
     maxBufferedBytes: 1 << 20,
     ackDelayMs: 100,
+    upgradeAfterMs: 30000,
+    upgradeMaxMs: 600000,
 };
 /** `default:room` and `room` are one channel, which the server calls `room`. */
 export function canonicalChannel(channel) {
@@ -49,6 +54,9 @@ export class Switchboard extends Emitter {
         this.heartbeatMs = 0;
         this.generation = 0;
         this.waiters = [];
+        this.probeState = 'idle';
+        this.probeDelay = 0;
+        this.probeConnectId = 0;
         this.opts = { ...options };
         this.clock = options.clock ?? realClock;
         this.random = options.random ?? Math.random;
@@ -224,6 +232,9 @@ export class Switchboard extends Emitter {
         }
         if (this._state !== 'connected' || !this.transport)
             return;
+        // Moving to another transport: requests wait for it (see probeOpened).
+        if (this.probeState === 'draining' || this.probeState === 'connecting')
+            return;
         const limit = this.opts.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes;
         while (this.queue.length > 0) {
             if (this.transport.bufferedAmount() > limit) {
@@ -285,9 +296,53 @@ export class Switchboard extends Emitter {
         const given = this.opts.transportFactories?.[name];
         if (given)
             return given;
+        const registered = registeredTransport(name);
+        if (registered)
+            return registered;
         if (name === 'websocket')
             return webSocketTransport;
-        return registeredTransport(name);
+        // The HTTP transports need fetch, and SSE an EventSource (Node: pass one).
+        if (name === 'sse')
+            return resolveEventSource(this.opts.EventSource) && resolveFetch(this.opts.fetch) ? sseTransport : undefined;
+        if (name === 'polling')
+            return resolveFetch(this.opts.fetch) ? pollingTransport : undefined;
+        return undefined;
+    }
+    /** The context a transport is made with. */
+    transportContext(handlers) {
+        const connect = {};
+        if (this.opts.user)
+            connect.user = this.opts.user;
+        if (this.opts.info)
+            connect.info = this.opts.info;
+        if (this.opts.name)
+            connect.name = this.opts.name;
+        if (this._session)
+            connect.session = this._session;
+        const positions = [];
+        for (const sub of this.subs.values()) {
+            if (sub.state !== 'closed' && sub.pos)
+                positions.push({ channel: sub.channel, epoch: sub.pos.epoch, offset: sub.pos.offset });
+        }
+        return {
+            baseUrl: this.ep.baseUrl, wsUrl: this.ep.wsUrl, token: this.token, WebSocket: this.opts.WebSocket,
+            EventSource: this.opts.EventSource, fetch: this.opts.fetch, connect, positions, timers: this.clock,
+            pingTimeoutMs: this.opts.pingTimeoutMs ?? DEFAULTS.pingTimeoutMs, pollWaitSeconds: this.opts.pollWaitSeconds,
+            handlers,
+        };
+    }
+    /** The connect request (user, info, name, session) with a fresh id. */
+    connectMessage() {
+        const msg = { type: 'connect', id: this.nextId++ };
+        if (this.opts.user)
+            msg.user = this.opts.user;
+        if (this.opts.info)
+            msg.info = this.opts.info;
+        if (this.opts.name)
+            msg.name = this.opts.name;
+        if (this._session)
+            msg.session = this._session;
+        return msg;
     }
     async startAttempt() {
         this.retryTimer = undefined;
@@ -321,18 +376,27 @@ export class Switchboard extends Emitter {
         const handlers = {
             onOpen: () => { if (this.transport === t)
                 this.onTransportOpen(); },
-            onMessage: (m) => { if (this.transport === t)
-                this.onMessage(m); },
+            onMessage: (m) => {
+                if (this.transport !== t)
+                    return;
+                // The probe's connect takes the session over: the 4004 that ends this one is expected.
+                if (this.probeState === 'connecting' && m.type === 'disconnect')
+                    return;
+                this.onMessage(m);
+            },
             onClose: (code, reason, opened) => {
-                if (this.transport === t)
-                    this.endAttempt(code, reason, opened);
+                if (this.transport !== t)
+                    return;
+                if (this.probeState === 'connecting') {
+                    this.oldEnded = reason || `closed ${code}`;
+                    return;
+                }
+                this.endAttempt(code, reason, opened);
             },
             onError: (err) => { if (this.transport === t)
                 this.emit('error', new SwitchboardError('bad_message', err.message)); },
         };
-        t = factory({
-            baseUrl: this.ep.baseUrl, wsUrl: this.ep.wsUrl, token: this.token, WebSocket: this.opts.WebSocket, handlers,
-        });
+        t = factory(this.transportContext(handlers));
         this.transport = t;
         this.connectTimer = this.clock.setTimeout(() => {
             this.connectTimer = undefined;
@@ -346,17 +410,8 @@ export class Switchboard extends Emitter {
         this.transportOpened = true;
         this.selector.opened();
         this.lastReceived = this.clock.now();
-        const msg = { type: 'connect', id: 0 };
-        if (this.opts.user)
-            msg.user = this.opts.user;
-        if (this.opts.info)
-            msg.info = this.opts.info;
-        if (this.opts.name)
-            msg.name = this.opts.name;
-        if (this._session)
-            msg.session = this._session;
-        this.connectId = this.nextId++;
-        msg.id = this.connectId;
+        const msg = this.connectMessage();
+        this.connectId = msg.id;
         this.sendNow(msg);
     }
     onMessage(m) {
@@ -378,6 +433,8 @@ export class Switchboard extends Emitter {
                 p.reject(new SwitchboardError(String(m.code ?? 'internal'), String(m.message ?? ''), { request: p.msg.type }));
             else
                 p.resolve(m);
+            if (this.probeState === 'draining')
+                this.probeDrain();
             return;
         }
         switch (type) {
@@ -468,6 +525,7 @@ export class Switchboard extends Emitter {
             sub.ackSent = 0;
         this.startHeartbeat(info.pingInterval);
         this.scheduleRefresh(info.expiresIn);
+        this.scheduleProbe();
         this.flush();
         this.emit('connected', info);
         const waiters = this.waiters;
@@ -485,7 +543,10 @@ export class Switchboard extends Emitter {
         this.requeueInFlight();
         // Node's `ws` tells the HTTP status of a refused handshake; browsers do not.
         const status = /Unexpected server response: (\d{3})/.exec(reason)?.[1];
-        if (!opened && status) {
+        // A refusal other than 401 may come from a proxy that blocks this transport only (an
+        // Upgrade refused with 403, say): with other transports to try, it is a failure to connect.
+        const others = this.selector.order.length > 1;
+        if (!opened && status && (status === '401' || !others)) {
             if (status === '401') {
                 if (this.opts.getToken) {
                     this.needToken = true;
@@ -545,6 +606,7 @@ export class Switchboard extends Emitter {
     /** Closes the transport and clears every per-connection timer. */
     teardown(code, reason) {
         this.generation++;
+        this.cancelProbe();
         for (const sub of this.subs.values())
             if (sub.state !== 'closed')
                 sub.state = 'pending';
@@ -561,6 +623,154 @@ export class Switchboard extends Emitter {
         this._connected = undefined;
         if (t)
             t.close(code, reason);
+    }
+    // ---- the upgrade back to WebSocket -------------------------------------------------------
+    //
+    // Connected over sse or polling, the client opens a WebSocket in the background now and then.
+    // When one opens: requests stop going out and those in flight are answered (draining), then
+    // the probe sends `connect` resuming the session. That takes the session over from the HTTP
+    // transport (the server ends it with 4004); the resume replays from where that transport's
+    // connection started, duplicates are dropped by offset, so nothing is lost or doubled. Then
+    // the probe is the transport, remembered for the origin, and `connected` is emitted again.
+    scheduleProbe() {
+        const after = this.opts.upgradeAfterMs ?? DEFAULTS.upgradeAfterMs;
+        const current = this.transport?.name;
+        if (after <= 0 || !current || current === 'websocket' || !this.selector.order.includes('websocket'))
+            return;
+        if (this.probeTimer !== undefined || this.probe)
+            return;
+        if (this.probeDelay === 0)
+            this.probeDelay = after;
+        this.probeTimer = this.clock.setTimeout(() => { this.probeTimer = undefined; this.startProbe(); }, this.probeDelay);
+    }
+    startProbe() {
+        if (this._state !== 'connected' || this.probe)
+            return;
+        const factory = this.factoryFor('websocket');
+        if (!factory)
+            return;
+        let t;
+        const handlers = {
+            onOpen: () => { if (this.probe === t)
+                this.probeOpened(); },
+            onMessage: (m) => {
+                if (this.probe === t)
+                    this.probeMessage(m);
+                else if (this.transport === t)
+                    this.onMessage(m);
+            },
+            onClose: (code, reason, opened) => {
+                if (this.probe === t)
+                    this.probeFailed(`WebSocket probe closed ${code}${reason ? ` (${reason})` : ''}`);
+                else if (this.transport === t)
+                    this.endAttempt(code, reason, opened);
+            },
+            onError: (err) => {
+                if (this.transport === t)
+                    this.emit('error', new SwitchboardError('bad_message', err.message));
+            },
+        };
+        t = factory(this.transportContext(handlers));
+        this.probe = t;
+        this.probeState = 'opening';
+        const ms = this.opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
+        this.probeDeadline = this.clock.setTimeout(() => {
+            this.probeDeadline = undefined;
+            this.probeFailed(`WebSocket probe: no connected within ${ms} ms`);
+        }, ms);
+        t.open();
+    }
+    /** WebSocket works: let the requests in flight on the current transport finish first. */
+    probeOpened() {
+        this.probeState = 'draining';
+        this.probeDrain();
+    }
+    probeDrain() {
+        if (this.probeState !== 'draining' || !this.probe)
+            return;
+        for (const p of this.pending.values())
+            if (p.sent)
+                return;
+        this.probeState = 'connecting';
+        const msg = this.connectMessage();
+        this.probeConnectId = msg.id;
+        try {
+            this.probe.send(msg);
+        }
+        catch (err) {
+            this.probeFailed(`WebSocket probe: ${err.message}`);
+        }
+    }
+    probeMessage(m) {
+        if (m.id === undefined || m.id !== this.probeConnectId || this.probeState !== 'connecting')
+            return;
+        if (m.type !== 'connected') {
+            this.probeFailed(`WebSocket probe: connect refused (${String(m.code ?? m.type)})`);
+            return;
+        }
+        // The session is the probe's now: the old transport is closed without being heard again.
+        const probe = this.probe;
+        const old = this.transport;
+        this.clearProbeTimers();
+        this.probe = undefined;
+        this.probeState = 'idle';
+        this.probeDelay = 0;
+        this.oldEnded = undefined;
+        this.notice = undefined;
+        this.generation++;
+        for (const k of ['heartbeatTimer', 'refreshTimer', 'flushTimer']) {
+            if (this[k] !== undefined) {
+                this.clock.clearTimeout(this[k]);
+                this[k] = undefined;
+            }
+        }
+        this.transport = probe;
+        this.transportOpened = true;
+        old?.close(1000, 'moved to WebSocket');
+        this.selector.switchTo('websocket');
+        this.requeueInFlight();
+        this.lastReceived = this.clock.now();
+        this.onConnected(m);
+    }
+    probeFailed(why) {
+        if (!this.probe && this.probeState === 'idle')
+            return;
+        const t = this.probe;
+        const wasDraining = this.probeState === 'draining' || this.probeState === 'connecting';
+        this.clearProbeTimers();
+        this.probe = undefined;
+        this.probeState = 'idle';
+        t?.close(1000, why);
+        const max = this.opts.upgradeMaxMs ?? DEFAULTS.upgradeMaxMs;
+        this.probeDelay = Math.min(max, Math.max(this.probeDelay, 1) * 2);
+        const oldEnded = this.oldEnded;
+        this.oldEnded = undefined;
+        if (oldEnded !== undefined) {
+            // The session may have moved to the failed probe: resume it on a new connection.
+            this.endAttempt(1006, `${oldEnded} (while moving to WebSocket: ${why})`, true);
+            return;
+        }
+        if (this._state === 'connected') {
+            this.scheduleProbe();
+            if (wasDraining)
+                this.flush();
+        }
+    }
+    clearProbeTimers() {
+        for (const k of ['probeTimer', 'probeDeadline']) {
+            if (this[k] !== undefined) {
+                this.clock.clearTimeout(this[k]);
+                this[k] = undefined;
+            }
+        }
+    }
+    cancelProbe() {
+        this.clearProbeTimers();
+        const t = this.probe;
+        this.probe = undefined;
+        this.probeState = 'idle';
+        this.oldEnded = undefined;
+        t?.close(1000, 'connection ended');
     }
     // ---- heartbeat and token refresh --------------------------------------------------------
     startHeartbeat(pingIntervalS) {

@@ -9,3 +9,6 @@ export { backoffCap, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 export { closePolicy } from './policy.js';
 export { endpoints, registerTransport, TransportSelector, TRANSPORT_ORDER, } from './transport.js';
 export { SUBPROTOCOL, webSocketTransport } from './websocket.js';
+export { sseTransport } from './sse.js';
+export { pollingTransport } from './polling.js';
+export { eventId } from './http.js';

@@ -55,6 +55,14 @@ export class TransportSelector {
             catch { /* quota, privacy */ }
         }
     }
+    /** Another transport took over (an upgrade back to WebSocket): it is current and remembered. */
+    switchTo(name) {
+        const at = this.available.indexOf(name);
+        if (at < 0)
+            return;
+        this.index = at;
+        this.opened();
+    }
     /**
      * The current transport failed before it opened: move on. Returns true when every transport
      * has now failed in a row (the caller backs off before trying again from the first one).

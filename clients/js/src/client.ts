@@ -3,9 +3,13 @@ import { Emitter } from './emitter.js';
 import { SwitchboardError } from './errors.js';
 import { closePolicy, isAuthError, type DisconnectNotice } from './policy.js';
 import { Subscription, type SubscriptionHost, type SubscriptionOptions } from './subscription.js';
+import { resolveEventSource, resolveFetch } from './http.js';
+import { pollingTransport } from './polling.js';
+import { sseTransport } from './sse.js';
 import {
-  defaultStorage, endpoints, registeredTransport, TransportSelector, type StorageLike, type Transport,
-  type TransportFactory, type TransportName, type WebSocketLike, TRANSPORT_ORDER,
+  defaultStorage, endpoints, registeredTransport, TransportSelector, type ChannelPosition, type EventSourceLike,
+  type FetchLike, type StorageLike, type Transport, type TransportFactory, type TransportHandlers, type TransportName,
+  type WebSocketLike, TRANSPORT_ORDER,
 } from './transport.js';
 import type {
   ConnectedInfo, DisconnectedInfo, HistoryOptions, HistoryResult, Position, PresenceEvent, PresenceResult,
@@ -43,8 +47,12 @@ export interface SwitchboardOptions {
   session?: string;
   /** A WebSocket implementation where there is no global one (Node 20: `import WebSocket from 'ws'`). */
   WebSocket?: WebSocketLike;
+  /** An EventSource implementation where there is no global one (Node: npm `eventsource`). */
+  EventSource?: EventSourceLike;
+  /** A fetch implementation (default: the global one; sse and polling POST and poll with it). */
+  fetch?: FetchLike;
   /** The transports to try, in order. Default ['websocket', 'sse', 'polling'] (those with no
-   *  implementation are skipped; today only 'websocket' has one). */
+   *  implementation are skipped: sse without an EventSource, polling without fetch). */
   transports?: TransportName[];
   /** Transport implementations by name, over those registered with registerTransport(). */
   transportFactories?: Partial<Record<TransportName, TransportFactory>>;
@@ -65,6 +73,14 @@ export interface SwitchboardOptions {
   maxBufferedBytes?: number;
   /** Acknowledgements are batched for this long (ms). Default 100. */
   ackDelayMs?: number;
+  /** On a fallback transport (sse, polling), WebSocket is tried again in the background after
+   *  this long (ms), then after twice as long each time it fails, up to `upgradeMaxMs`; when it
+   *  works the session moves over to it. Default 30000; 0: never. */
+  upgradeAfterMs?: number;
+  /** The longest wait between two WebSocket probes (ms). Default 600000. */
+  upgradeMaxMs?: number;
+  /** Long-polling: how long a poll may wait on the server (seconds, 1–30). Default 25. */
+  pollWaitSeconds?: number;
   /** Where the transport that worked is remembered per origin; null: nowhere. Default localStorage if any. */
   storage?: StorageLike | null;
   /** For tests: time and timers. */
@@ -109,6 +125,8 @@ const DEFAULTS = {
   maxQueue: 1000,
   maxBufferedBytes: 1 << 20,
   ackDelayMs: 100,
+  upgradeAfterMs: 30_000,
+  upgradeMaxMs: 600_000,
 };
 
 /** `default:room` and `room` are one channel, which the server calls `room`. */
@@ -157,6 +175,15 @@ export class Switchboard extends Emitter<SwitchboardEvents> implements Subscript
   private heartbeatMs = 0;
   private generation = 0;
   private waiters: Array<{ resolve(info: ConnectedInfo): void; reject(err: SwitchboardError): void }> = [];
+  // The upgrade back to WebSocket: a probe connection opened beside a fallback transport.
+  private probe: Transport | undefined;
+  private probeState: 'idle' | 'opening' | 'draining' | 'connecting' = 'idle';
+  private probeTimer: unknown;
+  private probeDeadline: unknown;
+  private probeDelay = 0;
+  private probeConnectId = 0;
+  /** The transport being left ended while the probe's connect was on its way. */
+  private oldEnded: string | undefined;
 
   constructor(url: string, options: SwitchboardOptions = {}) {
     super();
@@ -327,6 +354,8 @@ export class Switchboard extends Emitter<SwitchboardEvents> implements Subscript
   private flush(): void {
     if (this.flushTimer !== undefined) { this.clock.clearTimeout(this.flushTimer); this.flushTimer = undefined; }
     if (this._state !== 'connected' || !this.transport) return;
+    // Moving to another transport: requests wait for it (see probeOpened).
+    if (this.probeState === 'draining' || this.probeState === 'connecting') return;
     const limit = this.opts.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes;
     while (this.queue.length > 0) {
       if (this.transport.bufferedAmount() > limit) {
@@ -386,8 +415,42 @@ export class Switchboard extends Emitter<SwitchboardEvents> implements Subscript
   private factoryFor(name: TransportName): TransportFactory | undefined {
     const given = this.opts.transportFactories?.[name];
     if (given) return given;
+    const registered = registeredTransport(name);
+    if (registered) return registered;
     if (name === 'websocket') return webSocketTransport;
-    return registeredTransport(name);
+    // The HTTP transports need fetch, and SSE an EventSource (Node: pass one).
+    if (name === 'sse') return resolveEventSource(this.opts.EventSource) && resolveFetch(this.opts.fetch) ? sseTransport : undefined;
+    if (name === 'polling') return resolveFetch(this.opts.fetch) ? pollingTransport : undefined;
+    return undefined;
+  }
+
+  /** The context a transport is made with. */
+  private transportContext(handlers: TransportHandlers) {
+    const connect: Record<string, unknown> = {};
+    if (this.opts.user) connect.user = this.opts.user;
+    if (this.opts.info) connect.info = this.opts.info;
+    if (this.opts.name) connect.name = this.opts.name;
+    if (this._session) connect.session = this._session;
+    const positions: ChannelPosition[] = [];
+    for (const sub of this.subs.values()) {
+      if (sub.state !== 'closed' && sub.pos) positions.push({ channel: sub.channel, epoch: sub.pos.epoch, offset: sub.pos.offset });
+    }
+    return {
+      baseUrl: this.ep.baseUrl, wsUrl: this.ep.wsUrl, token: this.token, WebSocket: this.opts.WebSocket,
+      EventSource: this.opts.EventSource, fetch: this.opts.fetch, connect, positions, timers: this.clock,
+      pingTimeoutMs: this.opts.pingTimeoutMs ?? DEFAULTS.pingTimeoutMs, pollWaitSeconds: this.opts.pollWaitSeconds,
+      handlers,
+    };
+  }
+
+  /** The connect request (user, info, name, session) with a fresh id. */
+  private connectMessage(): Record<string, unknown> {
+    const msg: Record<string, unknown> = { type: 'connect', id: this.nextId++ };
+    if (this.opts.user) msg.user = this.opts.user;
+    if (this.opts.info) msg.info = this.opts.info;
+    if (this.opts.name) msg.name = this.opts.name;
+    if (this._session) msg.session = this._session;
+    return msg;
   }
 
   private async startAttempt(): Promise<void> {
@@ -418,15 +481,20 @@ export class Switchboard extends Emitter<SwitchboardEvents> implements Subscript
     let t: Transport;
     const handlers = {
       onOpen: () => { if (this.transport === t) this.onTransportOpen(); },
-      onMessage: (m: Record<string, unknown>) => { if (this.transport === t) this.onMessage(m); },
+      onMessage: (m: Record<string, unknown>) => {
+        if (this.transport !== t) return;
+        // The probe's connect takes the session over: the 4004 that ends this one is expected.
+        if (this.probeState === 'connecting' && m.type === 'disconnect') return;
+        this.onMessage(m);
+      },
       onClose: (code: number, reason: string, opened: boolean) => {
-        if (this.transport === t) this.endAttempt(code, reason, opened);
+        if (this.transport !== t) return;
+        if (this.probeState === 'connecting') { this.oldEnded = reason || `closed ${code}`; return; }
+        this.endAttempt(code, reason, opened);
       },
       onError: (err: Error) => { if (this.transport === t) this.emit('error', new SwitchboardError('bad_message', err.message)); },
     };
-    t = factory({
-      baseUrl: this.ep.baseUrl, wsUrl: this.ep.wsUrl, token: this.token, WebSocket: this.opts.WebSocket, handlers,
-    });
+    t = factory(this.transportContext(handlers));
     this.transport = t;
     this.connectTimer = this.clock.setTimeout(() => {
       this.connectTimer = undefined;
@@ -440,13 +508,8 @@ export class Switchboard extends Emitter<SwitchboardEvents> implements Subscript
     this.transportOpened = true;
     this.selector.opened();
     this.lastReceived = this.clock.now();
-    const msg: Record<string, unknown> = { type: 'connect', id: 0 };
-    if (this.opts.user) msg.user = this.opts.user;
-    if (this.opts.info) msg.info = this.opts.info;
-    if (this.opts.name) msg.name = this.opts.name;
-    if (this._session) msg.session = this._session;
-    this.connectId = this.nextId++;
-    msg.id = this.connectId;
+    const msg = this.connectMessage();
+    this.connectId = msg.id as number;
     this.sendNow(msg);
   }
 
@@ -465,6 +528,7 @@ export class Switchboard extends Emitter<SwitchboardEvents> implements Subscript
       this.settle(p);
       if (type === 'error') p.reject(new SwitchboardError(String(m.code ?? 'internal'), String(m.message ?? ''), { request: p.msg.type }));
       else p.resolve(m);
+      if (this.probeState === 'draining') this.probeDrain();
       return;
     }
     switch (type) {
@@ -545,6 +609,7 @@ export class Switchboard extends Emitter<SwitchboardEvents> implements Subscript
 
     this.startHeartbeat(info.pingInterval);
     this.scheduleRefresh(info.expiresIn);
+    this.scheduleProbe();
     this.flush();
     this.emit('connected', info);
     const waiters = this.waiters;
@@ -563,7 +628,10 @@ export class Switchboard extends Emitter<SwitchboardEvents> implements Subscript
 
     // Node's `ws` tells the HTTP status of a refused handshake; browsers do not.
     const status = /Unexpected server response: (\d{3})/.exec(reason)?.[1];
-    if (!opened && status) {
+    // A refusal other than 401 may come from a proxy that blocks this transport only (an
+    // Upgrade refused with 403, say): with other transports to try, it is a failure to connect.
+    const others = this.selector.order.length > 1;
+    if (!opened && status && (status === '401' || !others)) {
       if (status === '401') {
         if (this.opts.getToken) { this.needToken = true; }
         else { this.stop(code, reason, new SwitchboardError('invalid_token', `handshake refused: ${reason}`)); return; }
@@ -613,6 +681,7 @@ export class Switchboard extends Emitter<SwitchboardEvents> implements Subscript
   /** Closes the transport and clears every per-connection timer. */
   private teardown(code: number, reason: string): void {
     this.generation++;
+    this.cancelProbe();
     for (const sub of this.subs.values()) if (sub.state !== 'closed') sub.state = 'pending';
     for (const k of ['retryTimer', 'connectTimer', 'heartbeatTimer', 'refreshTimer', 'flushTimer', 'ackTimer'] as const) {
       if (this[k] !== undefined) { this.clock.clearTimeout(this[k]); this[k] = undefined; }
@@ -623,6 +692,139 @@ export class Switchboard extends Emitter<SwitchboardEvents> implements Subscript
     this._client = undefined;
     this._connected = undefined;
     if (t) t.close(code, reason);
+  }
+
+  // ---- the upgrade back to WebSocket -------------------------------------------------------
+  //
+  // Connected over sse or polling, the client opens a WebSocket in the background now and then.
+  // When one opens: requests stop going out and those in flight are answered (draining), then
+  // the probe sends `connect` resuming the session. That takes the session over from the HTTP
+  // transport (the server ends it with 4004); the resume replays from where that transport's
+  // connection started, duplicates are dropped by offset, so nothing is lost or doubled. Then
+  // the probe is the transport, remembered for the origin, and `connected` is emitted again.
+
+  private scheduleProbe(): void {
+    const after = this.opts.upgradeAfterMs ?? DEFAULTS.upgradeAfterMs;
+    const current = this.transport?.name;
+    if (after <= 0 || !current || current === 'websocket' || !this.selector.order.includes('websocket')) return;
+    if (this.probeTimer !== undefined || this.probe) return;
+    if (this.probeDelay === 0) this.probeDelay = after;
+    this.probeTimer = this.clock.setTimeout(() => { this.probeTimer = undefined; this.startProbe(); }, this.probeDelay);
+  }
+
+  private startProbe(): void {
+    if (this._state !== 'connected' || this.probe) return;
+    const factory = this.factoryFor('websocket');
+    if (!factory) return;
+    let t: Transport;
+    const handlers: TransportHandlers = {
+      onOpen: () => { if (this.probe === t) this.probeOpened(); },
+      onMessage: (m) => {
+        if (this.probe === t) this.probeMessage(m);
+        else if (this.transport === t) this.onMessage(m);
+      },
+      onClose: (code, reason, opened) => {
+        if (this.probe === t) this.probeFailed(`WebSocket probe closed ${code}${reason ? ` (${reason})` : ''}`);
+        else if (this.transport === t) this.endAttempt(code, reason, opened);
+      },
+      onError: (err) => {
+        if (this.transport === t) this.emit('error', new SwitchboardError('bad_message', err.message));
+      },
+    };
+    t = factory(this.transportContext(handlers));
+    this.probe = t;
+    this.probeState = 'opening';
+    const ms = this.opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
+    this.probeDeadline = this.clock.setTimeout(() => {
+      this.probeDeadline = undefined;
+      this.probeFailed(`WebSocket probe: no connected within ${ms} ms`);
+    }, ms);
+    t.open();
+  }
+
+  /** WebSocket works: let the requests in flight on the current transport finish first. */
+  private probeOpened(): void {
+    this.probeState = 'draining';
+    this.probeDrain();
+  }
+
+  private probeDrain(): void {
+    if (this.probeState !== 'draining' || !this.probe) return;
+    for (const p of this.pending.values()) if (p.sent) return;
+    this.probeState = 'connecting';
+    const msg = this.connectMessage();
+    this.probeConnectId = msg.id as number;
+    try {
+      this.probe.send(msg);
+    } catch (err) {
+      this.probeFailed(`WebSocket probe: ${(err as Error).message}`);
+    }
+  }
+
+  private probeMessage(m: Record<string, unknown>): void {
+    if (m.id === undefined || m.id !== this.probeConnectId || this.probeState !== 'connecting') return;
+    if (m.type !== 'connected') {
+      this.probeFailed(`WebSocket probe: connect refused (${String(m.code ?? m.type)})`);
+      return;
+    }
+    // The session is the probe's now: the old transport is closed without being heard again.
+    const probe = this.probe!;
+    const old = this.transport;
+    this.clearProbeTimers();
+    this.probe = undefined;
+    this.probeState = 'idle';
+    this.probeDelay = 0;
+    this.oldEnded = undefined;
+    this.notice = undefined;
+    this.generation++;
+    for (const k of ['heartbeatTimer', 'refreshTimer', 'flushTimer'] as const) {
+      if (this[k] !== undefined) { this.clock.clearTimeout(this[k]); this[k] = undefined; }
+    }
+    this.transport = probe;
+    this.transportOpened = true;
+    old?.close(1000, 'moved to WebSocket');
+    this.selector.switchTo('websocket');
+    this.requeueInFlight();
+    this.lastReceived = this.clock.now();
+    this.onConnected(m);
+  }
+
+  private probeFailed(why: string): void {
+    if (!this.probe && this.probeState === 'idle') return;
+    const t = this.probe;
+    const wasDraining = this.probeState === 'draining' || this.probeState === 'connecting';
+    this.clearProbeTimers();
+    this.probe = undefined;
+    this.probeState = 'idle';
+    t?.close(1000, why);
+    const max = this.opts.upgradeMaxMs ?? DEFAULTS.upgradeMaxMs;
+    this.probeDelay = Math.min(max, Math.max(this.probeDelay, 1) * 2);
+    const oldEnded = this.oldEnded;
+    this.oldEnded = undefined;
+    if (oldEnded !== undefined) {
+      // The session may have moved to the failed probe: resume it on a new connection.
+      this.endAttempt(1006, `${oldEnded} (while moving to WebSocket: ${why})`, true);
+      return;
+    }
+    if (this._state === 'connected') {
+      this.scheduleProbe();
+      if (wasDraining) this.flush();
+    }
+  }
+
+  private clearProbeTimers(): void {
+    for (const k of ['probeTimer', 'probeDeadline'] as const) {
+      if (this[k] !== undefined) { this.clock.clearTimeout(this[k]); this[k] = undefined; }
+    }
+  }
+
+  private cancelProbe(): void {
+    this.clearProbeTimers();
+    const t = this.probe;
+    this.probe = undefined;
+    this.probeState = 'idle';
+    this.oldEnded = undefined;
+    t?.close(1000, 'connection ended');
   }
 
   // ---- heartbeat and token refresh --------------------------------------------------------

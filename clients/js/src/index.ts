@@ -16,8 +16,11 @@ export {
   endpoints, registerTransport, TransportSelector, TRANSPORT_ORDER,
 } from './transport.js';
 export type {
-  StorageLike, Transport, TransportContext, TransportFactory, TransportHandlers, TransportName,
-  WebSocketInstance, WebSocketLike,
+  ChannelPosition, ConnectParams, EventSourceInstance, EventSourceLike, FetchLike, StorageLike, Timers,
+  Transport, TransportContext, TransportFactory, TransportHandlers, TransportName, WebSocketInstance, WebSocketLike,
 } from './transport.js';
 export { SUBPROTOCOL, webSocketTransport } from './websocket.js';
+export { sseTransport } from './sse.js';
+export { pollingTransport } from './polling.js';
+export { eventId } from './http.js';
 export type * from './types.js';

@@ -38,6 +38,46 @@ export interface Transport {
   close(code?: number, reason?: string): void;
 }
 
+/** The fields of the client's `connect` (HTTP transports send them on their opening request). */
+export interface ConnectParams {
+  user?: string;
+  info?: Record<string, unknown>;
+  name?: string;
+  /** The session to resume. */
+  session?: string;
+}
+
+/** A channel's last delivered position (HTTP transports resume from it: `lastEventId`). */
+export interface ChannelPosition {
+  channel: string;
+  epoch: string;
+  offset: number;
+}
+
+/** Timers (the client's clock, so tests can drive them). */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** The browser EventSource API as used here (npm `eventsource` implements it too). */
+export interface EventSourceLike {
+  new (url: string, init?: { withCredentials?: boolean }): EventSourceInstance;
+}
+export interface EventSourceInstance {
+  readonly readyState: number;
+  onopen: ((ev: any) => void) | null;
+  onmessage: ((ev: { data: string; lastEventId?: string }) => void) | null;
+  /** npm `eventsource` puts the HTTP status in `code` and a `message`; browsers say nothing. */
+  onerror: ((ev: any) => void) | null;
+  close(): void;
+}
+
+/** `fetch` as used here (global in browsers and Node ≥ 18). */
+export type FetchLike = (input: string, init?: {
+  method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal; cache?: string;
+}) => Promise<{ status: number; ok: boolean; text(): Promise<string> }>;
+
 /** What a transport factory gets from the client. */
 export interface TransportContext {
   /** The server's origin URL: `http(s)://host:port` (with the base path, if any). */
@@ -48,6 +88,21 @@ export interface TransportContext {
   token?: string;
   /** The WebSocket implementation (websocket transport). */
   WebSocket?: WebSocketLike;
+  /** The EventSource implementation (sse transport). */
+  EventSource?: EventSourceLike;
+  /** The fetch implementation (sse and polling transports). */
+  fetch?: FetchLike;
+  /** The connect request's fields: a transport that connects with its opening request (sse,
+   *  polling) sends them there, and answers the client's `connect` with what that request got. */
+  connect?: ConnectParams;
+  /** Each subscribed channel's last delivered position, to resume from exactly (sse, polling). */
+  positions?: ChannelPosition[];
+  /** Timers for the transport's own deadlines (the client's clock). */
+  timers?: Timers;
+  /** How long past the server's ping interval silence means a dead link (ms). */
+  pingTimeoutMs?: number;
+  /** Long-polling: how long a poll may wait on the server for events (seconds, ≤ 30). */
+  pollWaitSeconds?: number;
   handlers: TransportHandlers;
 }
 
@@ -136,6 +191,14 @@ export class TransportSelector {
     if (name && this.storage) {
       try { this.storage.setItem(STORAGE_PREFIX + this.origin, name); } catch { /* quota, privacy */ }
     }
+  }
+
+  /** Another transport took over (an upgrade back to WebSocket): it is current and remembered. */
+  switchTo(name: TransportName): void {
+    const at = this.available.indexOf(name);
+    if (at < 0) return;
+    this.index = at;
+    this.opened();
   }
 
   /**

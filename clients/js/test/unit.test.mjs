@@ -544,7 +544,7 @@ describe('transport negotiation', () => {
     assert.equal(net.last.name, 'websocket');
   });
 
-  test('transports without an implementation are skipped (today: only websocket exists)', () => {
+  test('transports without an implementation are skipped', () => {
     const sel = new TransportSelector(['websocket', 'sse', 'polling'], (n) => n === 'websocket', 'http://x', undefined);
     assert.deepEqual(sel.order, ['websocket']);
     const none = new TransportSelector(['sse'], () => false, 'http://x', undefined);

@@ -1,0 +1,2 @@
+import type { TransportFactory } from './transport.js';
+export declare const pollingTransport: TransportFactory;
