@@ -1079,6 +1079,14 @@ Outcome<void> Hub::ack(Client& c, std::string_view channel, uint64_t offset) {
     return {};
 }
 
+void Hub::end(Client& c, const Disconnect& d) {
+    if (c.gone_) {
+        return;
+    }
+    c.gone_ = true;
+    c.peer_->disconnect(d);
+}
+
 void Hub::replay(Client& c, Replay r) {
     for (Replay::Channel& rc : r.channels) {
         Client::Sub* sub = c.find(rc.channel);

@@ -73,6 +73,10 @@ public:
     bool connected() const { return connected_; }
     // The peer is closing (slow consumer, takeover, disconnect): nothing more reaches it.
     bool closing() const { return gone_; }
+    // Requests may also come from other connections than its own (the POSTs of an SSE or
+    // long-polling session, Hub::withSessionHolder). Set by those adapters; off for /ws.
+    void setRemoteRequests(bool on) { remote_requests_ = on; }
+    bool remoteRequests() const { return remote_requests_; }
 
 private:
     friend class Hub;
@@ -107,6 +111,7 @@ private:
     uint32_t limited_in_row_ = 0;
     bool connected_ = false;
     bool gone_ = false;  // the peer is closing: nothing more is delivered
+    bool remote_requests_ = false;
 };
 
 // What a subscribe (or a resume) found: the channel's top position and, when a position was
@@ -226,6 +231,9 @@ public:
     // Writes the publications of `r` to `c` after the adapter's reply. Stops at once if the
     // connection goes (a slow consumer during a long replay).
     void replay(Client& c, Replay r);
+    // Ends the client's connection with `d` (its loop thread), as the adapter would: for
+    // requests that reached it another way (Hub::withSessionHolder). Idempotent.
+    void end(Client& c, const Disconnect& d);
 
     // ---- Requests of a connection or of the server (any thread) ----
     // `c` null: the server publishes (client_publish does not apply).

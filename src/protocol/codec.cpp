@@ -665,6 +665,34 @@ std::optional<MsgType> msgTypeFromName(std::string_view name) {
     return std::nullopt;
 }
 
+base::Expected<std::string, std::string> parseInfo(std::string_view json) {
+    if (json.empty()) {
+        return std::string();
+    }
+    if (json.size() > kMaxFrameBytes) {
+        return base::unexpected(std::string("info must be at most 1024 bytes of JSON"));
+    }
+    ThreadParser& parser = threadParser();
+    dom::element root;
+    const auto err = parser.parse(json, &root);
+    if (err != simdjson::SUCCESS) {
+        parser.trim();
+        return base::unexpected(std::string("info is not valid JSON: ") +
+                                simdjson::error_message(err));
+    }
+    const bool object = root.is_object();
+    parser.trim();
+    if (!object) {
+        return base::unexpected(std::string("info must be a JSON object"));
+    }
+    std::string out;
+    appendMinified(&out, json);
+    if (out.size() > kMaxInfoBytes) {
+        return base::unexpected(std::string("info must be at most 1024 bytes of JSON"));
+    }
+    return out;
+}
+
 base::Expected<Request, ParseError> parseRequest(std::string_view frame) {
     if (frame.size() > kMaxFrameBytes) {
         return fail(ParseErrorKind::kBadJson, "frame larger than 16 MiB");

@@ -105,6 +105,11 @@ struct ParseError {
 // which keeps its capacity for frames up to 64 KiB so that steady traffic does not allocate.
 base::Expected<Request, ParseError> parseRequest(std::string_view frame);
 
+// A client's `info` given outside a request (the `info` query parameter of /sse and /poll):
+// exactly one JSON object, minified, at most kMaxInfoBytes — the rules of connect's "info".
+// Empty input: empty (no info). Error: a message naming the rule broken.
+base::Expected<std::string, std::string> parseInfo(std::string_view json);
+
 // ---- Encoders ------------------------------------------------------------------------------
 // Each appends one complete JSON object (no trailing newline) to *out. String arguments are
 // quoted and escaped; `*_json` arguments are raw JSON text embedded as is and must be valid

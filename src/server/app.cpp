@@ -132,7 +132,8 @@ struct App::Impl {
         HttpHandler post;
         AsyncHttpHandler get_async;
         AsyncHttpHandler post_async;
-        uint32_t async_timeout_ms = 0;
+        uint32_t get_timeout_ms = 0;
+        uint32_t post_timeout_ms = 0;
         std::string allow;  // the "Allow: ...\r\n" line of its 405s (RFC 9110 §15.5.6)
     };
     std::unordered_map<std::string, HttpRoute> http_routes;
@@ -680,7 +681,9 @@ void HttpConnection::process(uint8_t* data, size_t len, bool resuming) {
             state->last = last;
             state->head_only = head_only;
             awaiting_ = state;
-            loop()->timers().schedule(this, it->second.async_timeout_ms);
+            loop()->timers().schedule(this, async == &it->second.post_async
+                                                ? it->second.post_timeout_ms
+                                                : it->second.get_timeout_ms);
             std::string rest(view.substr(consumed));
             (*async)(req, body, HttpResponder(state));
             if (awaiting_ == state) {
@@ -903,7 +906,7 @@ App& App::post(std::string path, HttpHandler handler) {
 App& App::getAsync(std::string path, AsyncHttpHandler handler, uint32_t timeout_ms) {
     Impl::HttpRoute& r = impl_->http_routes[std::move(path)];
     r.get_async = std::move(handler);
-    r.async_timeout_ms = timeout_ms;
+    r.get_timeout_ms = timeout_ms;
     r.allow = allowHeader(r);
     return *this;
 }
@@ -911,7 +914,7 @@ App& App::getAsync(std::string path, AsyncHttpHandler handler, uint32_t timeout_
 App& App::postAsync(std::string path, AsyncHttpHandler handler, uint32_t timeout_ms) {
     Impl::HttpRoute& r = impl_->http_routes[std::move(path)];
     r.post_async = std::move(handler);
-    r.async_timeout_ms = timeout_ms;
+    r.post_timeout_ms = timeout_ms;
     r.allow = allowHeader(r);
     return *this;
 }

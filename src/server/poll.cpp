@@ -334,6 +334,7 @@ void Poll::open(uint32_t loop, const http::Request& req, HttpResponder responder
     }
     auto s = std::make_unique<Session>(this, loop, loops_[loop], hub_->stats(loop));
     Session& session = *s;
+    session.client.setRemoteRequests(true);  // its requests are POSTs
     hub_->open(session.client, loop);
     // Registered before connecting: deliveries during the connect find it.
     std::string pending_id = "pending:" + std::to_string(reinterpret_cast<uintptr_t>(&session));
@@ -360,10 +361,17 @@ void Poll::open(uint32_t loop, const http::Request& req, HttpResponder responder
     // A session another poller of this loop held (a reopen) is replaced.
     if (auto old = sessions_[loop].find(session.pos.session); old != sessions_[loop].end()) {
         Session* prev = old->second.get();
-        if (!prev->closing) {
-            prev->closing = true;
-            hub_->close(prev->client);
+        if (prev->has_parked) {
+            // Its waiting poll gets what the session still had (the takeover's 4004 among it).
+            prev->has_parked = false;
+            if (prev->queue.empty()) {
+                prev->parked.reply(Session::json(prev->emptyBatch()));
+            } else {
+                prev->sendBatch(prev->parked);
+            }
         }
+        prev->closing = true;
+        hub_->close(prev->client);  // idempotent; its deferred close finds another session
         sessions_[loop].erase(old);
         open_.fetch_sub(1, std::memory_order_relaxed);  // the index entry is rewritten below
     }

@@ -136,7 +136,11 @@ SessionRefusal parseSessionRequest(const messaging::Hub& hub, const http::Reques
     }
     out->channels = queryParams(req.query, "channel");
     out->user = queryParam(req.query, "user");
-    out->info = queryParam(req.query, "info");
+    auto info = protocol::parseInfo(queryParam(req.query, "info"));
+    if (!info) {
+        return refuse(400, Error::kBadRequest, info.error());
+    }
+    out->info = std::move(*info);
     // Last-Event-ID (an EventSource reconnecting) wins over the parameter (a first request that
     // starts from a stored position).
     std::string id(req.header("Last-Event-ID"));
@@ -282,38 +286,48 @@ void postToSession(messaging::Hub& hub_ref, const http::Request& req, std::strin
     }
     messaging::Hub* hub = hub_;
     const uint32_t ping_s = ping_interval_s;
-    const bool found = hub->withSessionHolder(
-        session, [hub, ping_s, responder, user, frame = std::string(body)](messaging::Client* c) {
-            if (c == nullptr) {
-                responder.reply(jsonError(410, Error::kNotFound,
-                                          "the session's stream has ended: open GET /sse again"));
+    const bool found = hub->withSessionHolder(session, [hub, ping_s, responder, user,
+                                                        frame = std::string(body)](
+                                                           messaging::Client* c) {
+        if (c != nullptr && !c->remoteRequests()) {
+            // Held by a /ws connection: its requests come on its socket.
+            responder.reply(jsonError(404, Error::kNotFound,
+                                      "no stream or poller of this server holds the "
+                                      "session (a WebSocket does: send requests there)"));
+            return;
+        }
+        if (c == nullptr) {
+            responder.reply(jsonError(410, Error::kNotFound,
+                                      "the session's stream or poller has ended: open it again"));
+            return;
+        }
+        if (user && c->identity().user != *user) {
+            responder.reply(
+                jsonError(403, Error::kPermissionDenied, "the session belongs to another user"));
+            return;
+        }
+        messaging::Stats& stats = hub->localStats();
+        stats.messages_in.add();
+        stats.bytes_in.add(frame.size());
+        switch (hub->admit(*c)) {
+            case messaging::Admission::kOk:
+                break;
+            case messaging::Admission::kAbuse:
+                // As on /ws: a session that keeps going past the limit is ended (1008).
+                hub->end(*c, messaging::kRateLimitAbuse);
+                [[fallthrough]];
+            case messaging::Admission::kLimited:
+                responder.reply(jsonError(429, Error::kRateLimited,
+                                          "too many requests: slow down (limit " +
+                                              std::to_string(hub->options().rate_limit) + "/s)"));
                 return;
-            }
-            if (user && c->identity().user != *user) {
-                responder.reply(jsonError(403, Error::kPermissionDenied,
-                                          "the session belongs to another user"));
-                return;
-            }
-            messaging::Stats& stats = hub->localStats();
-            stats.messages_in.add();
-            stats.bytes_in.add(frame.size());
-            switch (hub->admit(*c)) {
-                case messaging::Admission::kOk:
-                    break;
-                case messaging::Admission::kLimited:
-                case messaging::Admission::kAbuse:
-                    responder.reply(jsonError(429, Error::kRateLimited,
-                                              "too many requests: slow down (limit " +
-                                                  std::to_string(hub->options().rate_limit) +
-                                                  "/s)"));
-                    return;
-            }
-            PostSink sink(*c, stats);
-            handleRequest(*hub, sink, frame, ping_s);
-            responder.reply(HttpReply{.status = 200,
-                                      .content_type = "application/json",
-                                      .body = std::move(sink.body()) + "\n"});
-        });
+        }
+        PostSink sink(*c, stats);
+        handleRequest(*hub, sink, frame, ping_s);
+        responder.reply(HttpReply{.status = 200,
+                                  .content_type = "application/json",
+                                  .body = std::move(sink.body()) + "\n"});
+    });
     if (!found) {
         responder.reply(jsonError(404, Error::kNotFound,
                                   "no stream of this server holds session " + session +

@@ -204,6 +204,7 @@ void Sse::onOpen(transport::EventStream& es) {
     }
     auto owned = std::make_unique<Connection>(es, hub_->stats(loop));
     Connection& conn = *owned;
+    conn.client.setRemoteRequests(true);  // its requests are POSTs
     hub_->open(conn.client, loop);
     es.setData(std::move(owned));  // destroys the request (moved from)
     if (!req) {
