@@ -201,9 +201,8 @@ bool openSession(messaging::Hub& hub, messaging::Client& client, SessionRequest&
                 if (rc.channel != ch.channel || !h) {
                     continue;
                 }
-                std::erase_if(rc.unacked, [&](const broker::PubPtr& q) {
-                    return q->epoch == from.epoch && q->offset <= from.offset;
-                });
+                // Un-acked publications stay (at-least-once: sent again until acked, even
+                // those the client says it had); after them, what history has past `from`.
                 rc.pubs = std::move(h->result.pubs);
                 rc.gap = false;
                 recovered = h->result.recovered;
@@ -269,24 +268,25 @@ void postToSession(messaging::Hub& hub_ref, const http::Request& req, std::strin
                                   "name the session: ?session=<id> or X-Switchboard-Session"));
         return;
     }
-    // With auth on, the request carries the token of the session's user.
+    // With auth on, a request for an authenticated session carries its user's token; an
+    // anonymous session (an anonymous namespace) is reached by its id alone, as its stream was.
     std::optional<std::string> user;
+    bool anonymous = true;
     if (hub_->authEnabled()) {
         const std::string token = requestToken(req);
-        auto claims = hub_->verify(token, "connection token");
-        if (token.empty() || !claims) {
-            responder.reply(jsonError(401,
-                                      token.empty() ? Error::kTokenRequired : Error::kInvalidToken,
-                                      token.empty() ? std::string("send the session's token "
-                                                                  "(Authorization: Bearer)")
-                                                    : claims.error().message));
-            return;
+        if (!token.empty()) {
+            auto claims = hub_->verify(token, "connection token");
+            if (!claims) {
+                responder.reply(jsonError(401, Error::kInvalidToken, claims.error().message));
+                return;
+            }
+            user = claims->sub;
+            anonymous = false;
         }
-        user = claims->sub;
     }
     messaging::Hub* hub = hub_;
     const uint32_t ping_s = ping_interval_s;
-    const bool found = hub->withSessionHolder(session, [hub, ping_s, responder, user,
+    const bool found = hub->withSessionHolder(session, [hub, ping_s, responder, user, anonymous,
                                                         frame = std::string(body)](
                                                            messaging::Client* c) {
         if (c != nullptr && !c->remoteRequests()) {
@@ -301,7 +301,12 @@ void postToSession(messaging::Hub& hub_ref, const http::Request& req, std::strin
                                       "the session's stream or poller has ended: open it again"));
             return;
         }
-        if (user && c->identity().user != *user) {
+        if (anonymous && c->identity().authenticated) {
+            responder.reply(jsonError(401, Error::kTokenRequired,
+                                      "send the session's token (Authorization: Bearer)"));
+            return;
+        }
+        if (user && (!c->identity().authenticated || c->identity().user != *user)) {
             responder.reply(
                 jsonError(403, Error::kPermissionDenied, "the session belongs to another user"));
             return;
