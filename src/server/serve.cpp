@@ -9,9 +9,9 @@
 
 #include "base/log.h"
 #include "server/app.h"
-#include "server/demo_page.h"
 #include "server/messaging.h"
 #include "server/settings.h"
+#include "server/static_files.h"
 
 extern char** environ;
 
@@ -58,10 +58,8 @@ int runServe(int argc, char** argv) {
     }
     app.get("/healthz",
             [](const http::Request&, std::string_view) { return HttpReply{.body = "ok\n"}; });
-    app.get("/", [](const http::Request&, std::string_view) {
-        return HttpReply{.content_type = "text/html; charset=utf-8",
-                         .body = std::string(kDemoPage)};
-    });
+    // The chat demo at `/`, the echo console at /echo.html, /switchboard.min.js (embedded).
+    serveStaticFiles(app);
     // The messaging service (/ws, /api/*, /metrics): its limits come from [messaging], its
     // timers from [websocket].
     Messaging messaging(app, cfg->messaging, cfg->websocket, cfg->compression, cfg->broker);

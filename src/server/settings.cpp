@@ -564,6 +564,22 @@ void finish(LoadedConfig* loaded) {
         constexpr uint32_t kMax = std::numeric_limits<uint32_t>::max();
         c.websocket.idle_timeout_ms = ping == 0 ? 0 : (ping > kMax - 10'000 ? kMax : ping + 10'000);
     }
+    if (c.messaging.namespaces.empty()) {
+        // No [namespaces.*] table at all (e.g. `switchboard serve` with no arguments): a
+        // built-in "chat" namespace, for the chat demo at `/` (web/). Any configured namespace
+        // replaces it.
+        messaging::NamespaceOptions chat;
+        chat.presence = true;
+        chat.join_leave = true;
+        chat.history_size = 100;
+        chat.history_ttl_ms = 3'600'000;  // 1 h
+        c.messaging.namespaces.emplace("chat", chat);
+        for (const char* key :
+             {"namespaces.chat", "namespaces.chat.presence", "namespaces.chat.join_leave",
+              "namespaces.chat.history_size", "namespaces.chat.history_ttl"}) {
+            loaded->sources.emplace(key, "built-in: no namespace configured");
+        }
+    }
     c.messaging.normalize();
 }
 

@@ -27,7 +27,7 @@ after(async () => {
 
 async function openDemo() {
   const page = await context.newPage();
-  await page.goto(`http://127.0.0.1:${server.port}/`);
+  await page.goto(`http://127.0.0.1:${server.port}/echo.html`);
   // The page logs "connected as CLIENT" once its `connect` is answered.
   await page.waitForFunction(() => /connected as /.test(document.getElementById('log').textContent),
     null, { timeout: 15000 });

@@ -102,7 +102,7 @@ async function pageEcho({ url, messages }) {
 }
 
 test('https:// demo page loads and its chat connects over wss:// /ws', { timeout: 60000 }, async () => {
-  const resp = await page.goto(`${origin(trusted)}/`);
+  const resp = await page.goto(`${origin(trusted)}/echo.html`);
   assert.equal(resp.status(), 200);
   const tlsInfo = await resp.securityDetails();
   assert.ok(tlsInfo, 'no TLS details for the page');
@@ -129,7 +129,7 @@ test('wss:// /echo from the page: text and binary, 0 B to 1 MiB', { timeout: 900
 test('a server whose certificate is not in the SPKI list: the page does not load', { timeout: 60000 }, async () => {
   const p = await browser.context.newPage();
   try {
-    const err = await p.goto(`${origin(other)}/`).then(() => null, (e) => e);
+    const err = await p.goto(`${origin(other)}/echo.html`).then(() => null, (e) => e);
     assert.ok(err, 'https page of a server with an untrusted certificate loaded');
     assert.match(err.message, /ERR_CERT_/, `navigation failed, but not on the certificate: ${err.message}`);
   } finally {

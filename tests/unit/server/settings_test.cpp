@@ -54,10 +54,17 @@ TEST(Settings, DefaultsAreTheOptionStructs) {
     EXPECT_EQ(c.messaging.outbound_limit, size_t{1} << 20);
     EXPECT_EQ(c.messaging.max_message_size, 0u);
     EXPECT_EQ(c.log_level, base::LogLevel::kInfo);
-    ASSERT_EQ(c.messaging.namespaces.size(), 1u);  // normalize() added "default"
+    // normalize() added "default"; no namespace configured: the built-in "chat" (demo page).
+    ASSERT_EQ(c.messaging.namespaces.size(), 2u);
     EXPECT_TRUE(c.messaging.namespaces.contains("default"));
+    const auto& chat = c.messaging.namespaces.at("chat");
+    EXPECT_TRUE(chat.presence && chat.join_leave);
+    EXPECT_EQ(chat.history_size, 100u);
     EXPECT_EQ(c.messaging.effectiveMaxMessageSize(), 64u * 1024 + 4 * 1024);
-    EXPECT_TRUE(l->sources.empty());
+    for (const auto& [key, source] : l->sources) {
+        EXPECT_TRUE(key.starts_with("namespaces.chat")) << key;
+        EXPECT_EQ(source, "built-in: no namespace configured") << key;
+    }
 }
 
 TEST(Settings, EveryDocumentedKeyKeepsItsFlagAndEnvironmentName) {
