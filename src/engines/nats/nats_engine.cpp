@@ -25,6 +25,7 @@
 #include "broker/random_id.h"
 #include "engines/nats/codec.h"
 #include "engines/redis/wire.h"
+#include "engines/shared.h"
 
 namespace sb::engines::nats {
 
@@ -61,23 +62,6 @@ constexpr const char* kHdrOffset = "Sb-Offset";
 constexpr const char* kHdrTime = "Sb-Time";
 constexpr const char* kHdrKind = "Sb-Kind";  // "j" / "l": a join / leave event, not stored
 
-uint64_t clockMs(clockid_t id) {
-    timespec ts{};
-    clock_gettime(id, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
-}
-uint64_t wallMs() {
-    return clockMs(CLOCK_REALTIME);
-}
-// Publications carry the publisher's wall-clock time; the server measures delivery latency and
-// history age on the monotonic clock.
-uint64_t toMonotonic(uint64_t wall_ms) {
-    const int64_t shift = static_cast<int64_t>(clockMs(CLOCK_MONOTONIC)) -
-                          static_cast<int64_t>(clockMs(CLOCK_REALTIME));
-    const int64_t t = static_cast<int64_t>(wall_ms) + shift;
-    return t > 0 ? static_cast<uint64_t>(t) : 0;
-}
-
 std::string_view header(natsMsg* m, const char* key) {
     const char* v = nullptr;
     if (natsMsgHeader_Get(m, key, &v) != NATS_OK || v == nullptr) {
@@ -96,11 +80,6 @@ std::string lastError(natsStatus s) {
     }
     return out;
 }
-
-struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
 
 struct MsgDeleter {
     void operator()(natsMsg* m) const { natsMsg_Destroy(m); }
@@ -1450,16 +1429,7 @@ private:
             }
             c.last = StreamPos{ev.pub->epoch, ev.pub->offset};
         }
-        broker::LoopSink* sink = sink_.load(std::memory_order_acquire);
-        uint64_t bits = c.loops;
-        if (sink == nullptr) {
-            return;
-        }
-        while (bits != 0) {
-            const uint32_t loop_id = static_cast<uint32_t>(__builtin_ctzll(bits));
-            bits &= bits - 1;
-            sink->deliver(loop_id, bits == 0 ? std::move(ev) : ev);
-        }
+        handToLoops(sink_.load(std::memory_order_acquire), c.loops, std::move(ev));
     }
 
     // ---- worker ----

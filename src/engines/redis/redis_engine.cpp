@@ -25,6 +25,7 @@
 #include "engines/redis/redis_conn.h"
 #include "engines/redis/scripts.h"
 #include "engines/redis/wire.h"
+#include "engines/shared.h"
 #include "loop/event_loop.h"
 #include "net/tls.h"
 
@@ -49,21 +50,6 @@ constexpr uint64_t kMinBackoffMs = 100;   // first retry after a loss
 constexpr uint64_t kMaxBackoffMs = 5000;  // and the ceiling: a restarted Redis is found fast
 constexpr size_t kShards = 16;
 
-uint64_t clockMs(clockid_t id) {
-    timespec ts{};
-    clock_gettime(id, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
-}
-
-// Publications carry Redis's wall-clock time; the server measures delivery latency and history
-// age on the monotonic clock, so shift the stamp by the difference between the two clocks.
-uint64_t toMonotonic(uint64_t wall_ms) {
-    const uint64_t wall = clockMs(CLOCK_REALTIME);
-    const uint64_t mono = clockMs(CLOCK_MONOTONIC);
-    const uint64_t age = wall > wall_ms ? wall - wall_ms : 0;
-    return mono > age ? mono - age : 0;
-}
-
 uint64_t replyNumber(const Reply& r) {
     if (r.type == Reply::Type::kInteger) {
         return static_cast<uint64_t>(r.integer);
@@ -86,13 +72,6 @@ enum Script : uint8_t {
 constexpr std::array<std::string_view, kScriptCount> kScriptBodies = {
     scripts::kPublish,   scripts::kSnapshot, scripts::kPresenceAdd, scripts::kPresenceRemove,
     scripts::kHeartbeat, scripts::kReap,     scripts::kSaveSession,
-};
-
-struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const noexcept {
-        return std::hash<std::string_view>{}(s);
-    }
 };
 
 }  // namespace
@@ -1110,16 +1089,7 @@ private:
             }
             c.last = StreamPos{ev.pub->epoch, ev.pub->offset};
         }
-        broker::LoopSink* sink = sink_.load(std::memory_order_acquire);
-        uint64_t bits = c.loops;
-        if (sink == nullptr) {
-            return;
-        }
-        while (bits != 0) {
-            const uint32_t loop_id = static_cast<uint32_t>(__builtin_ctzll(bits));
-            bits &= bits - 1;
-            sink->deliver(loop_id, bits == 0 ? std::move(ev) : ev);
-        }
+        handToLoops(sink_.load(std::memory_order_acquire), c.loops, std::move(ev));
     }
 
     // After a reconnect, channel `name` is subscribed again: what was published while this
