@@ -38,7 +38,9 @@ export interface SwitchboardOptions {
     transportFactories?: Partial<Record<TransportName, TransportFactory>>;
     /** Reconnect delay: full jitter in [0, min(maxMs, minMs·2^attempt)]. Default {500, 30000}. */
     backoff?: Partial<BackoffOptions>;
-    /** A request's reply must come within this (ms, from the call; queued time counts). Default 10000. */
+    /** A request's reply must come within this (ms), counted from when the request is actually
+     *  sent: time in the send queue (offline, reconnecting) does not count, and a request sent
+     *  again after a reconnect gets the full time again. Default 10000. */
     requestTimeoutMs?: number;
     /** The transport must open and `connected` come within this (ms). Default 10000. */
     connectTimeoutMs?: number;
@@ -169,6 +171,12 @@ export declare class Switchboard extends Emitter<SwitchboardEvents> implements S
     _unsubscribe(sub: Subscription): Promise<void>;
     private request;
     private settle;
+    /**
+     * The request went out on the transport: its reply must come within requestTimeoutMs from
+     * now. Time spent in the queue (offline, reconnecting, transport buffer full) does not count:
+     * a queued request waits for the connection, until disconnect() or a close not retried.
+     */
+    private markSent;
     /** Sends what the queue holds while connected and the transport's buffer has room. */
     private flush;
     private sendNow;

@@ -196,14 +196,7 @@ export class Switchboard extends Emitter {
             }
             const id = this.nextId++;
             const p = {
-                id, msg: { ...msg, id }, resolve, reject, retry: !!o.retry, control: !!o.control, sent: false,
-                timer: this.clock.setTimeout(() => {
-                    this.pending.delete(id);
-                    const i = this.queue.indexOf(p);
-                    if (i >= 0)
-                        this.queue.splice(i, 1);
-                    reject(new SwitchboardError('timeout', `no reply to ${String(msg.type)} within ${this.opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs} ms`));
-                }, this.opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs),
+                id, msg: { ...msg, id }, resolve, reject, retry: !!o.retry, control: !!o.control, sent: false, timer: undefined,
             };
             this.pending.set(id, p);
             if (o.control) {
@@ -213,7 +206,7 @@ export class Switchboard extends Emitter {
                     reject(new SwitchboardError('connection_lost', 'not connected'));
                     return;
                 }
-                p.sent = true;
+                this.markSent(p);
                 return;
             }
             this.queue.push(p);
@@ -221,8 +214,32 @@ export class Switchboard extends Emitter {
         });
     }
     settle(p) {
-        this.clock.clearTimeout(p.timer);
+        if (p.timer !== undefined) {
+            this.clock.clearTimeout(p.timer);
+            p.timer = undefined;
+        }
         this.pending.delete(p.id);
+    }
+    /**
+     * The request went out on the transport: its reply must come within requestTimeoutMs from
+     * now. Time spent in the queue (offline, reconnecting, transport buffer full) does not count:
+     * a queued request waits for the connection, until disconnect() or a close not retried.
+     */
+    markSent(p) {
+        p.sent = true;
+        if (p.timer !== undefined)
+            this.clock.clearTimeout(p.timer);
+        const ms = this.opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
+        p.timer = this.clock.setTimeout(() => {
+            p.timer = undefined;
+            if (this.pending.get(p.id) !== p)
+                return;
+            this.pending.delete(p.id);
+            const i = this.queue.indexOf(p);
+            if (i >= 0)
+                this.queue.splice(i, 1);
+            p.reject(new SwitchboardError('timeout', `no reply to ${String(p.msg.type)} within ${ms} ms`));
+        }, ms);
     }
     /** Sends what the queue holds while connected and the transport's buffer has room. */
     flush() {
@@ -247,7 +264,7 @@ export class Switchboard extends Emitter {
                 this.queue.unshift(p);
                 return;
             }
-            p.sent = true;
+            this.markSent(p);
         }
     }
     sendNow(msg) {
@@ -268,7 +285,12 @@ export class Switchboard extends Emitter {
             if (!p.sent)
                 continue;
             if (p.retry && !p.control) {
+                // Sent again on the next connection; its reply deadline starts over then.
                 p.sent = false;
+                if (p.timer !== undefined) {
+                    this.clock.clearTimeout(p.timer);
+                    p.timer = undefined;
+                }
                 again.push(p);
             }
             else {

@@ -58,7 +58,9 @@ export interface SwitchboardOptions {
   transportFactories?: Partial<Record<TransportName, TransportFactory>>;
   /** Reconnect delay: full jitter in [0, min(maxMs, minMs·2^attempt)]. Default {500, 30000}. */
   backoff?: Partial<BackoffOptions>;
-  /** A request's reply must come within this (ms, from the call; queued time counts). Default 10000. */
+  /** A request's reply must come within this (ms), counted from when the request is actually
+   *  sent: time in the send queue (offline, reconnecting) does not count, and a request sent
+   *  again after a reconnect gets the full time again. Default 10000. */
   requestTimeoutMs?: number;
   /** The transport must open and `connected` come within this (ms). Default 10000. */
   connectTimeoutMs?: number;
@@ -325,19 +327,13 @@ export class Switchboard extends Emitter<SwitchboardEvents> implements Subscript
       }
       const id = this.nextId++;
       const p: Pending = {
-        id, msg: { ...msg, id }, resolve, reject, retry: !!o.retry, control: !!o.control, sent: false,
-        timer: this.clock.setTimeout(() => {
-          this.pending.delete(id);
-          const i = this.queue.indexOf(p);
-          if (i >= 0) this.queue.splice(i, 1);
-          reject(new SwitchboardError('timeout', `no reply to ${String(msg.type)} within ${this.opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs} ms`));
-        }, this.opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs),
+        id, msg: { ...msg, id }, resolve, reject, retry: !!o.retry, control: !!o.control, sent: false, timer: undefined,
       };
       this.pending.set(id, p);
       if (o.control) {
         // The client's own requests for this connection: sent at once, never queued.
         if (!this.sendNow(p.msg)) { this.settle(p); reject(new SwitchboardError('connection_lost', 'not connected')); return; }
-        p.sent = true;
+        this.markSent(p);
         return;
       }
       this.queue.push(p);
@@ -346,8 +342,27 @@ export class Switchboard extends Emitter<SwitchboardEvents> implements Subscript
   }
 
   private settle(p: Pending): void {
-    this.clock.clearTimeout(p.timer);
+    if (p.timer !== undefined) { this.clock.clearTimeout(p.timer); p.timer = undefined; }
     this.pending.delete(p.id);
+  }
+
+  /**
+   * The request went out on the transport: its reply must come within requestTimeoutMs from
+   * now. Time spent in the queue (offline, reconnecting, transport buffer full) does not count:
+   * a queued request waits for the connection, until disconnect() or a close not retried.
+   */
+  private markSent(p: Pending): void {
+    p.sent = true;
+    if (p.timer !== undefined) this.clock.clearTimeout(p.timer);
+    const ms = this.opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
+    p.timer = this.clock.setTimeout(() => {
+      p.timer = undefined;
+      if (this.pending.get(p.id) !== p) return;
+      this.pending.delete(p.id);
+      const i = this.queue.indexOf(p);
+      if (i >= 0) this.queue.splice(i, 1);
+      p.reject(new SwitchboardError('timeout', `no reply to ${String(p.msg.type)} within ${ms} ms`));
+    }, ms);
   }
 
   /** Sends what the queue holds while connected and the transport's buffer has room. */
@@ -365,7 +380,7 @@ export class Switchboard extends Emitter<SwitchboardEvents> implements Subscript
       }
       const p = this.queue.shift()!;
       if (!this.sendNow(p.msg)) { this.queue.unshift(p); return; }
-      p.sent = true;
+      this.markSent(p);
     }
   }
 
@@ -385,7 +400,9 @@ export class Switchboard extends Emitter<SwitchboardEvents> implements Subscript
     for (const p of [...this.pending.values()].sort((a, b) => a.id - b.id)) {
       if (!p.sent) continue;
       if (p.retry && !p.control) {
+        // Sent again on the next connection; its reply deadline starts over then.
         p.sent = false;
+        if (p.timer !== undefined) { this.clock.clearTimeout(p.timer); p.timer = undefined; }
         again.push(p);
       } else {
         this.settle(p);

@@ -502,6 +502,64 @@ describe('requests and the send queue', () => {
     ctx.net.last.receive({ type: 'error', id: m.id, code: 'presence_disabled', message: 'off' });
     await assert.rejects(q, (e) => e instanceof SwitchboardError && e.code === 'presence_disabled' && e.message === 'off');
   });
+
+  test('a request queued offline does not time out while the client reconnects: requestTimeoutMs starts when it is sent', async () => {
+    // backoff up to 30 s (the default), requests 10 s: a publish typed offline must wait.
+    const ctx = make({ random: () => 0.99, options: { requestTimeoutMs: 10000, backoff: { minMs: 30000, maxMs: 30000 } } });
+    await connected(ctx);
+    ctx.net.last.drop(1006);
+    await settle();
+    const p = ctx.client.publish('chat:a', 'offline', { idempotencyKey: 'k-off' });
+    let outcome;
+    p.then((r) => { outcome = r; }, (e) => { outcome = e; });
+    const d = ctx.events.filter(([n]) => n === 'disconnected').pop()[1];
+    assert.ok(d.delayMs > 20000, `backoff ${d.delayMs}`);
+    await ctx.clock.advance(d.delayMs);            // 29.7 s offline: no timeout
+    assert.equal(outcome, undefined, `settled while queued: ${outcome?.code}`);
+    assert.equal(ctx.client.queued, 1);
+    const t = ctx.net.last;
+    t.handshake();
+    await settle();
+    const pub = t.lastOfType('publish');
+    assert.equal(pub.idempotency_key, 'k-off');
+    await ctx.clock.advance(9999);
+    assert.equal(outcome, undefined);
+    t.receive({ type: 'published', id: pub.id, channel: 'chat:a', epoch: 'e', offset: 3 });
+    assert.equal((await p).offset, 3);
+  });
+
+  test('sent, then no reply: timeout after requestTimeoutMs from the send; a resend after a reconnect gets the full time again', async () => {
+    const ctx = make({ random: () => 0.5, options: { requestTimeoutMs: 2000, backoff: { minMs: 10000, maxMs: 10000 } } });
+    await connected(ctx);
+    let outcome;
+    const p = ctx.client.history('chat:a', { limit: 1 });
+    p.then((r) => { outcome = r; }, (e) => { outcome = e; });
+    await ctx.clock.advance(1500);
+    ctx.net.last.drop(1006);                        // in flight: re-queued (a read is safe to resend)
+    await settle();
+    await ctx.clock.advance(5000);                  // reconnecting: no timeout
+    assert.equal(outcome, undefined);
+    const t = ctx.net.last;
+    t.handshake();
+    await settle();
+    assert.equal(t.sentOfType('history').length, 1);
+    await ctx.clock.advance(1999);
+    assert.equal(outcome, undefined, 'timed out before requestTimeoutMs from the resend');
+    await ctx.clock.advance(1);
+    assert.equal(outcome?.code, 'timeout');
+    assert.equal(ctx.client.queued, 0);
+  });
+
+  test('queued requests end with client_closed on disconnect() (they never wait forever once stopped)', async () => {
+    const ctx = make();
+    await connected(ctx);
+    ctx.net.last.drop(1006);
+    await settle();
+    const p = ctx.client.publish('chat:a', 'x', { idempotencyKey: 'k' });
+    ctx.client.disconnect();
+    await assert.rejects(p, (e) => e.code === 'client_closed');
+    assert.equal(ctx.client.queued, 0);
+  });
 });
 
 describe('transport negotiation', () => {
