@@ -217,6 +217,12 @@ target and protocol:
   --mode plain|native    plain: raw messages to any echo/broadcast server (default for
                          connect, echo, ramp); native: switchboard.v1.json connect, ping/pong,
                          subscribe/publish (default for fanout)
+  --transport ws|sse|poll  fanout subscribers (connect: the connections) over WebSocket
+                         (default), Server-Sent Events (GET /sse?channel=...) or long-polling
+                         (GET /poll, then GET /poll?session=S&ack=N&wait=W on one keep-alive
+                         connection) on the host and port of --url; native mode, ws:// URLs.
+                         Publishers stay on WebSocket
+  --poll-wait S          --transport poll: the wait of each poll in seconds (default 25)
   --subprotocol P        offer this subprotocol (plain mode; repeatable)
   --deflate              offer permessage-deflate
 connections:
@@ -289,6 +295,7 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
                           "' (connect, echo, fanout or ramp)");
     }
     bool interval_set = false;
+    bool mode_set = false;
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
         std::string_view inline_value;
@@ -377,6 +384,7 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
             if (!v) {
                 return base::fail(v.error().message);
             }
+            mode_set = true;
             if (*v == "plain") {
                 o.mode = Mode::kPlain;
             } else if (*v == "native") {
@@ -384,6 +392,22 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
             } else {
                 return bad(*v, "plain or native");
             }
+        } else if (a == "--transport") {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            if (*v == "ws") {
+                o.transport = Transport::kWs;
+            } else if (*v == "sse") {
+                o.transport = Transport::kSse;
+            } else if (*v == "poll") {
+                o.transport = Transport::kPoll;
+            } else {
+                return bad(*v, "ws, sse or poll");
+            }
+        } else if (a == "--poll-wait") {
+            r = count(30, &o.poll_wait_s);
         } else if (a == "--subprotocol") {
             auto v = value();
             if (!v) {
@@ -493,6 +517,9 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
             return base::fail(r.error().message);
         }
     }
+    if (o.transport != Transport::kWs && !mode_set) {
+        o.mode = Mode::kNative;  // the HTTP transports have no plain form
+    }
     if (o.urls.empty()) {
         o.urls.push_back(defaultUrl(o));
     }
@@ -509,6 +536,19 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
         }
         if (o.mode == Mode::kPlain && o.interval_ms <= 0) {
             return base::fail("plain fanout has no acknowledgements to pace on: give --interval");
+        }
+    }
+    if (o.transport != Transport::kWs) {
+        if (o.scenario != Scenario::kFanout && o.scenario != Scenario::kConnect) {
+            return base::fail("--transport sse|poll is for fanout and connect");
+        }
+        if (o.mode != Mode::kNative) {
+            return base::fail("--transport sse|poll speaks the native protocol: drop --mode plain");
+        }
+        for (const std::string& u : o.urls) {
+            if (!u.starts_with("ws://")) {
+                return base::fail("--transport sse|poll needs ws:// targets (no TLS): '" + u + "'");
+            }
         }
     }
     if (o.scenario == Scenario::kRamp) {

@@ -19,6 +19,18 @@ const char* scenarioName(Scenario s) {
     return "?";
 }
 
+const char* transportName(Transport t) {
+    switch (t) {
+        case Transport::kWs:
+            return "ws";
+        case Transport::kSse:
+            return "sse";
+        case Transport::kPoll:
+            return "poll";
+    }
+    return "?";
+}
+
 uint32_t targetCount(const BenchOptions& o) {
     return o.urls.empty() ? 1 : static_cast<uint32_t>(o.urls.size());
 }

@@ -12,8 +12,13 @@ enum class Scenario : uint8_t { kConnect, kEcho, kFanout, kRamp };
 // kPlain: raw WebSocket messages, any server. kNative: switchboard.v1.json (docs/protocol.md):
 // every connection sends `connect`; echo uses ping/pong, fanout subscribe/publish.
 enum class Mode : uint8_t { kPlain, kNative };
+// How fanout subscribers (and connect's connections) reach the server: WebSocket (the --url),
+// or the HTTP transports of docs/protocol.md on the same host and port: a Server-Sent Events
+// stream (GET /sse) or a long-polling loop (GET /poll). Native only; publishers stay on /ws.
+enum class Transport : uint8_t { kWs, kSse, kPoll };
 
 const char* scenarioName(Scenario s);
+const char* transportName(Transport t);
 
 struct BenchOptions {
     Scenario scenario = Scenario::kEcho;
@@ -27,6 +32,9 @@ struct BenchOptions {
     // the broker; one per node spreads the cost of publishing over the nodes.
     std::vector<std::string> publish_urls;
     Mode mode = Mode::kPlain;
+    Transport transport = Transport::kWs;
+    // --transport poll: the `wait` of every poll (seconds the server holds an empty one).
+    uint32_t poll_wait_s = 25;
     // Offered in the handshake (native mode always offers switchboard.v1.json).
     std::vector<std::string> subprotocols;
     bool deflate = false;  // offer permessage-deflate

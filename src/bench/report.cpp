@@ -216,8 +216,11 @@ std::string resultJsonBody(const BenchResult& r) {
 std::string formatTable(const BenchOptions& o, const BenchResult& r) {
     const Counters& k = r.counters;
     std::string t;
-    t += format("switchboard bench %s  %s  (%s mode, %u process%s, %.2f s%s)\n", r.scenario.c_str(),
-                targetLabel(o).c_str(), o.mode == Mode::kNative ? "native" : "plain", r.procs,
+    t += format("switchboard bench %s  %s  (%s mode%s%s, %u process%s, %.2f s%s)\n",
+                r.scenario.c_str(), targetLabel(o).c_str(),
+                o.mode == Mode::kNative ? "native" : "plain",
+                o.transport == Transport::kWs ? "" : ", over ",
+                o.transport == Transport::kWs ? "" : transportName(o.transport), r.procs,
                 r.procs == 1 ? "" : "es", r.elapsed_s, r.interrupted ? ", INTERRUPTED" : "");
     t += format("  connections    attempted %" PRIu64 "  ok %" PRIu64 "  failed %" PRIu64
                 "  reconnects %" PRIu64 "  dropped %" PRIu64 "  closed cleanly %" PRIu64
@@ -314,6 +317,7 @@ std::string toJson(const BenchOptions& o, const BenchResult& r) {
     std::string j = "{\"scenario\":" + jsonString(r.scenario) + ",\"url\":" + jsonString(o.url) +
                     targetsJson(o) +
                     ",\"mode\":" + jsonString(o.mode == Mode::kNative ? "native" : "plain") +
+                    ",\"transport\":" + jsonString(transportName(o.transport)) +
                     ",\"options\":" + optionsJson(o) + ",";
     j += resultJsonBody(r);
     j += "}\n";

@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "bench/delivery.h"
+#include "bench/http_sub.h"
 #include "client/ws_client.h"
 #include "net/socket.h"
 #include "net/stream_conn.h"
@@ -179,6 +180,7 @@ struct Conn {
     Role role = Role::kIdle;
     State state = State::kIdle;
     transport::WebSocket* ws = nullptr;
+    HttpSub* http = nullptr;  // --transport sse|poll: the subscriber's stream or poll loop
     uint64_t connect_start_ns = 0;
     uint32_t gen = 0;           // bumped per (re)connect and close: stale timer entries skip
     uint32_t attempts = 0;      // failed reconnects in a row
@@ -213,7 +215,7 @@ struct Due {
 
 }  // namespace
 
-struct Runner::Impl {
+struct Runner::Impl final : HttpSubSink {
     // The 1 ms pacing tick (timerfd on the loop).
     struct Ticker final : loop::Pollable {
         Impl* impl = nullptr;
@@ -251,7 +253,20 @@ struct Runner::Impl {
     void markReady(Conn& c);
     void scheduleReconnect(Conn& c);
     void onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<uint8_t> data);
+    void onText(Conn& c, ws::Opcode op, std::string_view text);
     void onClose(transport::WebSocket& ws, uint16_t code);
+    // A connection ended: by us (`clean`: as agreed) or by the server or the network; `kind`
+    // names it in the error counts.
+    void connClosed(Conn& c, bool clean, const std::string& kind);
+    // --transport sse|poll.
+    bool overHttp(const Conn& c) const {
+        return opts_.transport != Transport::kWs && c.role != Role::kPublisher;
+    }
+    void startHttp(Conn& c, const client::ClientOptions& opts);
+    void closeHttp(Conn& c);
+    void onHttpOpen(uint32_t slot, HttpSub* sub, const std::string& err) override;
+    void onHttpEvent(uint32_t slot, std::string_view json) override;
+    void onHttpClosed(uint32_t slot, std::string_view why) override;
     void sendText(Conn& c, std::string_view text);
 
     // Traffic.
@@ -260,7 +275,7 @@ struct Runner::Impl {
     // `intended_ns`: the scheduled send time of a paced run (latency is measured from it);
     // 0 = now.
     bool sendEcho(Conn& c, uint64_t intended_ns = 0);
-    void onEchoReply(Conn& c, ws::Opcode op, std::span<uint8_t> data);
+    void onEchoReply(Conn& c, ws::Opcode op, size_t size);
     bool publish(Conn& c, uint64_t intended_ns = 0);
     void onSubscribed(Conn& c, std::string_view json);
     void onPublisherMessage(Conn& c, std::string_view type, std::string_view json);
@@ -327,6 +342,7 @@ struct Runner::Impl {
     uint32_t pending_connects_ = 0;
     uint32_t resolved_initial_ = 0;
     uint64_t open_ = 0;
+    uint64_t http_open_ = 0;      // HttpSub connections open (they are not in sockets_)
     uint64_t outstanding_ = 0;    // echo requests in flight, all connections
     uint64_t unacked_total_ = 0;  // native publishes in flight
     uint32_t traffic_done_count_ = 0;
@@ -565,6 +581,10 @@ void Runner::Impl::startConnect(Conn& c) {
         sa->sin_addr.s_addr = htonl(0x7F000001u + c.src_index % src_addrs_);
         opts.source.len = sizeof(sockaddr_in);
     }
+    if (overHttp(c)) {
+        startHttp(c, opts);
+        return;
+    }
     const std::vector<client::WsUrl>& per_room = urls_[c.target];
     const client::WsUrl& url = per_room[per_room.size() == 1 ? 0 : c.room % per_room.size()];
     const uint32_t slot = c.slot;
@@ -630,6 +650,11 @@ void Runner::Impl::handshakeDone(Conn& c) {
     ++result_.counters.connects_ok;
     c.connected_ok = true;
     ++sample().connects;
+    if (c.role == Role::kSubscriber && c.http != nullptr) {
+        // The opening GET subscribed (with `since` on a reconnect): ready at `subscribed`.
+        c.resubscribing = opts_.recover && !c.epoch.empty();
+        return;
+    }
     if (c.role == Role::kSubscriber && native_) {
         scratch_ = R"({"type":"subscribe","id":"s","channel":")";
         scratch_ += opts_.channel_prefix;
@@ -661,6 +686,7 @@ void Runner::Impl::openingFailed(Conn& c, std::string_view code) {
     if (c.ws != nullptr) {
         c.ws->end(ws::close_code::kNormal, "bench: refused");
     }
+    closeHttp(c);
     error("error_" + std::string(code));
     c.attempts = kMaxReconnectAttempts;  // no point retrying what the server refuses
     connectFailed(c);
@@ -700,6 +726,84 @@ void Runner::Impl::scheduleReconnect(Conn& c) {
     due_.push(Due{now_ns_ + backoff_ms * kMsNs, c.slot, c.gen, DueKind::kReconnect});
 }
 
+void Runner::Impl::startHttp(Conn& c, const client::ClientOptions& opts) {
+    const std::vector<client::WsUrl>& per_room = urls_[c.target];
+    const client::WsUrl& url = per_room[per_room.size() == 1 ? 0 : c.room % per_room.size()];
+    HttpSubOptions h;
+    h.kind = opts_.transport == Transport::kSse ? HttpKind::kSse : HttpKind::kPoll;
+    h.host = url.host;
+    h.port = url.port;
+    h.source = opts.source;
+    h.open_timeout_ms = opts.handshake_timeout_ms;
+    h.poll_wait_s = opts_.poll_wait_s;
+    h.target = h.kind == HttpKind::kSse ? "/sse" : "/poll";
+    if (c.role == Role::kSubscriber) {
+        const std::string channel = opts_.channel_prefix + std::to_string(c.room);
+        h.target += "?channel=";
+        appendQueryValue(&h.target, channel);
+        // A reopen resumes from the last delivery, as with `since` on /ws.
+        if (opts_.recover && !c.epoch.empty()) {
+            h.target += "&since=";
+            appendQueryValue(&h.target, channel + "!" + c.epoch + "!" + std::to_string(c.offset));
+        }
+    }
+    openHttpSub(loop_, std::move(h), this, c.slot);
+}
+
+void Runner::Impl::closeHttp(Conn& c) {
+    if (c.http == nullptr) {
+        return;
+    }
+    HttpSub* sub = c.http;
+    c.http = nullptr;
+    --http_open_;
+    sub->closeByUs();
+    connClosed(c, true, "close_http");
+}
+
+void Runner::Impl::onHttpOpen(uint32_t slot, HttpSub* sub, const std::string& err) {
+    if (sub == nullptr) {
+        onConnected(slot, nullptr, err);
+        return;
+    }
+    now_ns_ = monotonicNs();
+    --pending_connects_;
+    Conn& c = conns_[slot];
+    c.http = sub;
+    ++http_open_;
+    ++open_;
+    result_.counters.open_peak = std::max(result_.counters.open_peak, open_);
+    c.closing_by_us = false;
+    if (phase_ >= Phase::kClosing) {
+        c.closing_by_us = true;
+        closeHttp(c);
+        return;
+    }
+    c.state = State::kOpening;  // `connected` (and `subscribed`) come on the stream
+    fillConnectWindow();
+}
+
+void Runner::Impl::onHttpEvent(uint32_t slot, std::string_view json) {
+    Conn& c = conns_[slot];
+    if (c.http == nullptr) {
+        return;
+    }
+    now_ns_ = monotonicNs();
+    result_.counters.bytes_received += json.size();
+    onText(c, ws::Opcode::kText, json);
+}
+
+void Runner::Impl::onHttpClosed(uint32_t slot, std::string_view why) {
+    Conn& c = conns_[slot];
+    if (c.http == nullptr) {
+        return;
+    }
+    now_ns_ = monotonicNs();
+    c.http = nullptr;
+    --http_open_;
+    connClosed(c, false, "http_" + std::string(why));
+}
+
 void Runner::Impl::sendText(Conn& c, std::string_view text) {
     if (c.ws != nullptr) {
         c.ws->sendText(text);
@@ -713,7 +817,11 @@ void Runner::Impl::onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<
     }
     now_ns_ = monotonicNs();
     result_.counters.bytes_received += data.size();
-    std::string_view text(reinterpret_cast<const char*>(data.data()), data.size());
+    onText(*c, op, std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
+}
+
+void Runner::Impl::onText(Conn& conn, ws::Opcode op, std::string_view text) {
+    Conn* c = &conn;
     std::string_view type;
     if (native_) {
         type = jsonStringField(text, "type");
@@ -743,7 +851,7 @@ void Runner::Impl::onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<
             if (native_ && type != "pong") {
                 return;  // events we did not ask for
             }
-            onEchoReply(*c, op, data);
+            onEchoReply(*c, op, text.size());
             return;
         case Role::kPublisher:
             if (native_) {
@@ -774,21 +882,26 @@ void Runner::Impl::onClose(transport::WebSocket& ws, uint16_t code) {
     now_ns_ = monotonicNs();
     ws.data<ConnRef>()->conn = nullptr;
     c->ws = nullptr;
+    connClosed(*c, code == ws::close_code::kNormal, "close_" + std::to_string(code));
+}
+
+void Runner::Impl::connClosed(Conn& conn, bool clean, const std::string& kind) {
+    Conn* c = &conn;
     ++c->gen;
     --open_;
     Counters& k = result_.counters;
     if (c->closing_by_us) {
         c->state = State::kClosed;
-        if (code == ws::close_code::kNormal) {
+        if (clean) {
             ++k.closed_clean;
         } else {
-            error("close_" + std::to_string(code));
+            error(kind);
         }
         return;
     }
     // Dropped by the server or the network.
     ++k.drops;
-    error("close_" + std::to_string(code));
+    error(kind);
     if (c->in_flight.size() > 0) {
         k.unanswered += c->in_flight.size();
         outstanding_ -= c->in_flight.size();
@@ -865,7 +978,7 @@ bool Runner::Impl::sendEcho(Conn& c, uint64_t intended_ns) {
     return true;
 }
 
-void Runner::Impl::onEchoReply(Conn& c, ws::Opcode op, std::span<uint8_t> data) {
+void Runner::Impl::onEchoReply(Conn& c, ws::Opcode op, size_t size) {
     Counters& k = result_.counters;
     if (c.in_flight.size() == 0) {
         ++k.bad_replies;
@@ -877,7 +990,7 @@ void Runner::Impl::onEchoReply(Conn& c, ws::Opcode op, std::span<uint8_t> data) 
     ++k.msgs_received;
     ++sample().received;
     last_rx_ns_ = now_ns_;
-    const bool ok = native_ || (op == op_ && data.size() == payload_.size());
+    const bool ok = native_ || (op == op_ && size == payload_.size());
     if (!ok) {
         ++k.bad_replies;
         error("bad_reply");
@@ -1151,6 +1264,9 @@ void Runner::Impl::startClosing() {
         if (c.ws != nullptr) {
             c.closing_by_us = true;
             c.ws->end(ws::close_code::kNormal, "bench done");
+        } else if (c.http != nullptr) {
+            c.closing_by_us = true;
+            closeHttp(c);
         }
     }
 }
@@ -1211,7 +1327,7 @@ void Runner::Impl::tick() {
         checkDrain();
     }
     if (phase_ == Phase::kClosing) {
-        if (sockets_.size == 0 && pending_connects_ == 0) {
+        if (sockets_.size == 0 && http_open_ == 0 && pending_connects_ == 0) {
             finish();
         } else if (now_ns_ >= close_deadline_ns_) {
             // Peers that never answered our close: drop them (freed at the end of this

@@ -1,7 +1,9 @@
 // One process's share of a bench scenario (connect, echo, fanout) on one event loop, driven
-// through our own client engine (client::connect + transport::WebSocket). Phases: connect
-// (paced), a barrier (every process ready), traffic, drain, clean close (1000). A Coordinator
-// joins the barriers: directly in a single process, over pipes with `--procs K`.
+// through our own client engine (client::connect + transport::WebSocket), or for
+// `--transport sse|poll` subscribers through bench/http_sub.h (SSE streams, poll loops).
+// Phases: connect (paced), a barrier (every process ready), traffic, drain, clean close
+// (1000). A Coordinator joins the barriers: directly in a single process, over pipes with
+// `--procs K`.
 #pragma once
 
 #include <atomic>

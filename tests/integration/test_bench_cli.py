@@ -136,6 +136,39 @@ class Suite:
         check(k["expected"] == 600 and k["deliveries"] == 600 and k["lost"] == 0, f"deliveries {k}")
         check("(+2 more)" in p.stdout, "the table does not say there are more URLs")
 
+    def fanout_http_transports(self):
+        # Subscribers over SSE and long-polling (publishers on /ws): every delivery exactly
+        # once and in order, as over WebSocket.
+        for transport in ("sse", "poll"):
+            name = f"fanout-{transport}.json"
+            p = self.bench("fanout", "--url", self.url("/ws"), "--transport", transport,
+                           "-c", "20", "--publishers", "2", "--rooms", "2", "-n", "50",
+                           "-w", "4", "--json", str(self.tmp / name))
+            self.expect_ok(p)
+            j = self.json_of(name)
+            k = j["counters"]
+            check(j["transport"] == transport, f"transport {j.get('transport')}")
+            # 2 rooms x (1 publisher x 50 publications) x 10 subscribers.
+            check(k["expected"] == 1000 and k["deliveries"] == 1000, f"{transport}: {k}")
+            check(k["lost"] == 0 and k["duplicates"] == 0 and k["out_of_order"] == 0,
+                  f"{transport}: checks {k}")
+            check(k["connects_ok"] == 22 and k["closed_clean"] == 22, f"{transport}: conns {k}")
+            check(j["error_total"] == 0, f"{transport}: errors {j['errors']}")
+            check(f"over {transport}" in p.stdout, f"{transport}: not in the table header")
+
+    def connect_http_transports(self):
+        for transport in ("sse", "poll"):
+            name = f"connect-{transport}.json"
+            p = self.bench("connect", "--url", self.url("/ws"), "--transport", transport,
+                           "-c", "50", "--hold", "0.3s", "--json", str(self.tmp / name))
+            self.expect_ok(p)
+            k = self.json_of(name)["counters"]
+            check(k["connects_ok"] == 50 and k["closed_clean"] == 50, f"{transport}: {k}")
+        p = self.bench("echo", "--url", self.url("/ws"), "--transport", "sse")
+        check(p.returncode == 2 and "fanout and connect" in p.stderr, f"echo over sse: {p}")
+        p = self.bench("fanout", "--transport", "carrier-pigeon")
+        check(p.returncode == 2, "unknown transport")
+
     def ramp_and_html(self):
         p = self.bench("ramp", "--url", self.url("/echo"), "--start", "10", "--step", "10",
                        "--step-duration", "0.5s", "--interval", "20ms", "--max-steps", "2",
@@ -272,6 +305,8 @@ def main() -> int:
         s.case("connect: ramp, hold, clean close", s.connect)
         s.case("fanout: native rooms, no loss/dup/reorder", s.fanout_native)
         s.case("fanout: several --url and --publish-url", s.fanout_several_urls)
+        s.case("fanout: subscribers over SSE and long-polling", s.fanout_http_transports)
+        s.case("connect: over SSE and long-polling", s.connect_http_transports)
         s.case("ramp: steps, verdict, HTML", s.ramp_and_html)
         s.case("echo: self-contained HTML report", s.echo_html)
         s.case("errors: refused", s.refused)
