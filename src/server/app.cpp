@@ -200,6 +200,9 @@ private:
     // After a response with "Connection: close": half-close, wait (bounded) for the FIN.
     void linger();
     bool upgrade(const http::Request& req, WsRoute& route, uint8_t* rest, size_t rest_len);
+    // A long-lived connection (WebSocket, stream) from a client behind a trusted proxy, over
+    // server.connection_rate_per_ip: answered 429. True if refused.
+    bool refusedForwardedRate();
     void startStream(const http::Request& req, StreamRoute& route);
 
 public:
@@ -718,8 +721,7 @@ void HttpConnection::process(uint8_t* data, size_t len, bool resuming) {
     }
 }
 
-bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* rest,
-                             size_t rest_len) {
+bool HttpConnection::refusedForwardedRate() {
     App::Impl* app = ctx_->app;
     // Behind a trusted proxy the per-IP rate applies here, to the forwarded client address
     // (at accept every connection came from the proxy).
@@ -729,6 +731,15 @@ bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* 
         reject(errorResponse(429, "connection_rate_limited",
                              "this client address opens connections too fast; retry in a second",
                              true, "Retry-After: 1\r\n"));
+        return true;
+    }
+    return false;
+}
+
+bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* rest,
+                             size_t rest_len) {
+    App::Impl* app = ctx_->app;
+    if (refusedForwardedRate()) {
         return false;
     }
     ws::UpgradePolicy policy{.subprotocols = route.subprotocols,
@@ -784,12 +795,7 @@ bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* 
 
 void HttpConnection::startStream(const http::Request& req, StreamRoute& route) {
     App::Impl* app = ctx_->app;
-    if (via_proxy_ && !isTrustedProxy(app->options.trusted_proxies, ip_) &&
-        (app->options.limit_loopback || !isLoopback(ip_)) && !app->admitRate(ip_)) {
-        app->refused_rate.fetch_add(1, std::memory_order_relaxed);
-        reject(errorResponse(429, "connection_rate_limited",
-                             "this client address opens connections too fast; retry in a second",
-                             true, "Retry-After: 1\r\n"));
+    if (refusedForwardedRate()) {
         return;
     }
     if (app->stopping.load(std::memory_order_relaxed)) {
@@ -826,8 +832,7 @@ void HttpConnection::startStream(const http::Request& req, StreamRoute& route) {
 }
 
 void HttpConnection::finishAsync(HttpReply r) {
-    std::shared_ptr<HttpResponder::State> state = std::move(awaiting_);
-    awaiting_.reset();
+    std::shared_ptr<HttpResponder::State> state = std::move(awaiting_);  // leaves it null
     if (isClosed() || lingering_ || !state) {
         return;
     }

@@ -87,6 +87,27 @@ Error errorOf(protocol::ParseErrorKind k) {
     return Error::kInternal;
 }
 
+messaging::PeerStatus peerStatusOf(transport::SendStatus st, size_t payload,
+                                   messaging::Stats& stats, const messaging::Client& c,
+                                   size_t limit) {
+    switch (st) {
+        case transport::SendStatus::kWritten:
+        case transport::SendStatus::kQueued:
+            stats.bytes_out.add(payload);
+            return messaging::PeerStatus::kSent;
+        case transport::SendStatus::kDropped:
+            return messaging::PeerStatus::kDropped;
+        case transport::SendStatus::kOverLimit:
+            stats.slow_consumer_disconnects.add();
+            SB_INFO("client %s: slow consumer (outbound limit %zu bytes passed): closing",
+                    c.id().c_str(), limit);
+            return messaging::PeerStatus::kGone;
+        case transport::SendStatus::kClosed:
+            break;
+    }
+    return messaging::PeerStatus::kGone;
+}
+
 std::string queryParam(std::string_view query, std::string_view name) {
     auto all = queryParams(query, name);
     return all.empty() ? std::string() : std::move(all.front());

@@ -14,6 +14,7 @@
 #include "http/request.h"
 #include "messaging/hub.h"
 #include "protocol/codec.h"
+#include "transport/websocket.h"
 
 namespace sb::server {
 
@@ -37,6 +38,12 @@ public:
 // Handles one request. `ping_interval_s` goes into `connected`.
 void handleRequest(messaging::Hub& hub, RequestSink& sink, std::string_view frame,
                    uint32_t ping_interval_s);
+
+// What a transport's send status is to the core (messaging::Peer::deliver): counts the bytes
+// sent and, when the outbound limit (`limit`) was passed, the slow consumer (logged).
+messaging::PeerStatus peerStatusOf(transport::SendStatus st, size_t payload,
+                                   messaging::Stats& stats, const messaging::Client& c,
+                                   size_t limit);
 
 // Native JSON of an event.
 void encodeEvent(std::string* out, const broker::Event& ev, bool gap);

@@ -84,25 +84,10 @@ struct NativeWs::Connection final : public transport::SocketData,
 
     // A status of the transport as the core sees it; counts what was sent.
     PeerStatus account(transport::SendStatus st, size_t payload) {
-        switch (st) {
-            case transport::SendStatus::kWritten:
-            case transport::SendStatus::kQueued:
-                stats_->bytes_out.add(payload);
-                return PeerStatus::kSent;
-            case transport::SendStatus::kDropped:
-                return PeerStatus::kDropped;
-            case transport::SendStatus::kOverLimit:
-                stats_->slow_consumer_disconnects.add();
-                SB_INFO("client %s: slow consumer (outbound limit %zu bytes passed): closing %u",
-                        client_.id().c_str(), ws->behavior().max_backlog,
-                        ws->behavior().over_limit_close_code);
-                ended = true;
-                return PeerStatus::kGone;
-            case transport::SendStatus::kClosed:
-                break;
-        }
-        ended = true;
-        return PeerStatus::kGone;
+        const PeerStatus ps =
+            peerStatusOf(st, payload, *stats_, client_, ws->behavior().max_backlog);
+        ended = ended || ps == PeerStatus::kGone;
+        return ps;
     }
 
     // A reply to a request; false once the connection is gone.

@@ -57,24 +57,9 @@ struct Sse::Connection final : public transport::SocketData, public messaging::P
     bool ended = false;
 
     PeerStatus account(transport::SendStatus st, size_t payload) {
-        switch (st) {
-            case transport::SendStatus::kWritten:
-            case transport::SendStatus::kQueued:
-                stats->bytes_out.add(payload);
-                return PeerStatus::kSent;
-            case transport::SendStatus::kDropped:
-                return PeerStatus::kDropped;
-            case transport::SendStatus::kOverLimit:
-                stats->slow_consumer_disconnects.add();
-                SB_INFO("client %s: slow consumer (outbound limit %zu bytes passed): closing",
-                        client.id().c_str(), es->behavior().max_backlog);
-                ended = true;
-                return PeerStatus::kGone;
-            case transport::SendStatus::kClosed:
-                break;
-        }
-        ended = true;
-        return PeerStatus::kGone;
+        const PeerStatus ps = peerStatusOf(st, payload, *stats, client, es->behavior().max_backlog);
+        ended = ended || ps == PeerStatus::kGone;
+        return ps;
     }
 
     // An event without an id (replies, join/leave, disconnect).

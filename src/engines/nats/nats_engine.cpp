@@ -53,9 +53,8 @@ constexpr uint64_t kMaxBackoffMs = 5000;
 // Publishers on several nodes racing on one channel: each refusal means another publication
 // got in, so the loop ends, but not before the caller's deadline (see publish).
 constexpr int kMaxPublishAttempts = 1000;
-constexpr size_t kMaxJobs = 1'000'000;
-constexpr size_t kMaxSessionRevs = 1'000'000;  // writeSession's cache (~100 B an entry)  // worker
-                                               // backlog bound (an outage skips writes anyway)
+constexpr size_t kMaxJobs = 1'000'000;  // worker backlog bound (an outage skips writes anyway)
+constexpr size_t kMaxSessionRevs = 1'000'000;  // bounds writeSession's cache
 
 constexpr const char* kHdrEpoch = "Sb-Epoch";
 constexpr const char* kHdrOffset = "Sb-Offset";
