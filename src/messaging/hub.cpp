@@ -481,6 +481,12 @@ void Hub::control(std::string_view message) {
         return;
     }
     const char kind = message[0];
+    if (kind == 'r') {
+        if (RelaySink* sink = relay_.load(std::memory_order_acquire)) {
+            sink->relay(message.substr(1));
+        }
+        return;
+    }
     if (kind == 't') {
         const std::string_view id = message.substr(1);
         const uint64_t holder = sessions_.holder(id);
@@ -516,6 +522,28 @@ std::vector<uint64_t> Hub::serialsOf(std::string_view user) {
         serials.push_back(it->second);
     }
     return serials;
+}
+
+void Hub::sendRelay(std::string_view node, std::string message) {
+    message.insert(message.begin(), 'r');
+    engine_->sendControl(node, std::move(message));
+}
+
+std::string Hub::sessionNode(std::string_view id, bool* unavailable) {
+    *unavailable = false;
+    if (!engine_->sharesSessions()) {
+        return {};
+    }
+    const std::optional<broker::SessionRecord> rec = engine_->loadSession(id, unavailable);
+    if (!rec) {
+        return {};
+    }
+    const size_t colon = rec->holder.find(':');  // holderOf: "<node tag>:<serial>"
+    if (colon == std::string::npos || colon == 0) {
+        return {};
+    }
+    std::string node = rec->holder.substr(0, colon);
+    return node == engine_->nodeTag() ? std::string() : node;
 }
 
 std::string Hub::holderOf(uint64_t serial) const {

@@ -176,6 +176,15 @@ enum class Admission : uint8_t {
     kAbuse,    // the client keeps going past the limit: disconnect it (kRateLimitAbuse)
 };
 
+// The receiver of the server's own node-to-node messages (server/session_relay.h), which
+// travel as engine control messages that start with 'r'.
+class RelaySink {
+public:
+    virtual ~RelaySink() = default;
+    // On the engine's thread: must be cheap and must not call the engine (post to a loop).
+    virtual void relay(std::string_view message) = 0;
+};
+
 class Hub final : public broker::LoopSink {
 public:
     // One Fanout per loop; `loops[i]->id()` must be i. `engine`: where offsets, history,
@@ -291,11 +300,24 @@ public:
     StatsTotals totals() const;
     const Options& options() const { return options_; }
 
+    // ---- Node to node (a shared engine) ----
+    // This node's tag; empty without a shared engine (there is no other node).
+    std::string_view nodeTag() const { return engine_->nodeTag(); }
+    // Any thread: `message` to node `node`, where it reaches the RelaySink. Fire-and-forget.
+    void sendRelay(std::string_view node, std::string message);
+    // Any thread, once at startup (null: none). Relayed messages that come before are dropped.
+    void setRelaySink(RelaySink* sink) { relay_.store(sink, std::memory_order_release); }
+    // The node that holds session `id` according to the shared store: its tag, or empty when
+    // the session is unknown, expired or held by this node — or when the engine could not be
+    // asked, and then `*unavailable` is set. One engine round trip (a loop thread may call it,
+    // as a resume does).
+    std::string sessionNode(std::string_view id, bool* unavailable);
+
     // broker::LoopSink (publishing thread): queue for the loop and wake it.
     void deliver(uint32_t loop_id, broker::Event ev) override;
     // broker::LoopSink (engine thread): another node resumed a session held here ("t" + id), or
     // asks to disconnect a client ("d" + "0"/"1" reconnect + client id) or a user's
-    // connections ("u" + "0"/"1" + user) held here.
+    // connections ("u" + "0"/"1" + user) held here; "r" + message: for the RelaySink.
     void control(std::string_view message) override;
 
 private:
@@ -355,6 +377,8 @@ private:
     std::unordered_map<std::string, uint64_t> directory_;  // guarded by directory_mu_
     // Authenticated users → their connections' serials (guarded by directory_mu_).
     std::unordered_multimap<std::string, uint64_t> users_;
+
+    std::atomic<RelaySink*> relay_{nullptr};
 
     std::thread housekeeper_;
     uint64_t next_session_refresh_ms_ = 0;  // housekeeping thread only

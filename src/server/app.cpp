@@ -122,6 +122,7 @@ struct HttpResponder::State {
     bool last = false;
     bool head_only = false;
     std::atomic<bool> replied{false};
+    std::function<void(HttpReply)> sink;  // HttpResponder::to: no connection
 };
 
 struct App::Impl {
@@ -757,9 +758,15 @@ bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* 
         reject(ws::buildRejection(d.error));
         return false;
     }
+    // The negotiated subprotocol may pick another protocol's adapter on this path.
+    const auto variant = route.variants.find(d.subprotocol);
+    const bool own = variant == route.variants.end();
+    const auto& on_upgrade = own ? route.on_upgrade : variant->second.on_upgrade;
+    const transport::WebSocketBehavior* behavior =
+        own ? &route.behavior : &variant->second.behavior;
     UpgradeCheck check;
-    if (route.on_upgrade) {
-        check = route.on_upgrade(req);
+    if (on_upgrade) {
+        check = on_upgrade(req);
         if (check.status != 0) {
             SB_INFO("websocket: handshake from %s refused (%u): %s", ip_.c_str(), check.status,
                     check.message.c_str());
@@ -776,7 +783,7 @@ bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* 
     }
     write(resp, n);
     auto* sock =
-        new transport::WebSocket(loop(), -1, &route.behavior, ws::Role::kServer, d.deflate);
+        new transport::WebSocket(loop(), -1, behavior, ws::Role::kServer, d.deflate);
     upgraded_ = true;  // the connection slot moves to the WebSocket
     bump(ctx_->http_open, -1);
     bump(ctx_->ws_open, 1);
@@ -855,8 +862,18 @@ void HttpConnection::finishAsync(HttpReply r) {
     }
 }
 
+HttpResponder HttpResponder::to(std::function<void(HttpReply)> sink) {
+    auto s = std::make_shared<State>();
+    s->sink = std::move(sink);
+    return HttpResponder(std::move(s));
+}
+
 void HttpResponder::reply(HttpReply r) const {
     if (!s_ || s_->replied.exchange(true)) {
+        return;
+    }
+    if (s_->sink) {
+        s_->sink(std::move(r));
         return;
     }
     auto s = s_;
@@ -868,7 +885,7 @@ void HttpResponder::reply(HttpReply r) const {
 }
 
 bool HttpResponder::clientPresent() const {
-    return s_ && s_->conn != nullptr;
+    return s_ && (s_->conn != nullptr || s_->sink);
 }
 
 App::App(ServerOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {

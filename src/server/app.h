@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +48,15 @@ struct WsRoute {
     // Optional, on the connection's loop thread: looks at a valid upgrade request (after the
     // RFC 6455 checks, before the 101) and accepts or refuses it, e.g. by its credentials.
     std::function<UpgradeCheck(const http::Request&)> on_upgrade;
+    // Other protocols on the same path (/ws: native JSON or STOMP), chosen by the subprotocol
+    // the handshake negotiated, which must also be listed in `subprotocols`: a connection that
+    // negotiated one of these keys gets that variant's behavior and upgrade check instead of
+    // the route's own.
+    struct Variant {
+        transport::WebSocketBehavior behavior;
+        std::function<UpgradeCheck(const http::Request&)> on_upgrade;
+    };
+    std::map<std::string, Variant, std::less<>> variants;
 };
 
 struct HttpReply {
@@ -69,8 +79,11 @@ public:
     struct State;
     HttpResponder() = default;
     explicit HttpResponder(std::shared_ptr<State> s) : s_(std::move(s)) {}
+    // A responder whose reply goes to `sink` (called once, on the replying thread) instead of
+    // a connection: a request that another node relayed here (server/session_relay.h).
+    static HttpResponder to(std::function<void(HttpReply)> sink);
     void reply(HttpReply r) const;
-    // The client is still there (loop thread of the connection only).
+    // The client is still there (loop thread of the connection only; a sink's: always).
     bool clientPresent() const;
 
 private:

@@ -3,6 +3,8 @@
 #include "base/log.h"
 #include "server/auth_config.h"
 #include "server/metrics.h"
+#include "server/session_open.h"
+#include "server/session_relay.h"
 
 namespace sb::server {
 
@@ -13,6 +15,7 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
     : app_(app),
       options_(std::move(options)),
       broker_(std::move(broker)),
+      ping_interval_s_(base.ping_interval_ms / 1000),
       native_(options_, base, compression),
       sse_(options_, base.ping_interval_ms),
       poll_(options_, base.ping_interval_ms),
@@ -99,10 +102,28 @@ base::Result<void> Messaging::attach() {
             broker_.nats.url.c_str(), broker_.nats.prefix.c_str(),
             broker_.nats_storage == BrokerConfig::NatsStorage::kMemory ? "memory" : "file");
     }
-    hub_ = std::make_unique<messaging::Hub>(options_, std::move(loops), std::move(engine));
+    hub_ = std::make_unique<messaging::Hub>(options_, loops, std::move(engine));
+    if (!hub_->nodeTag().empty()) {
+        // Other nodes: the POSTs and polls of SSE and long-polling sessions they hold are
+        // relayed to them, and theirs for sessions held here are run here.
+        relay_ = std::make_unique<SessionRelay>(*hub_, std::move(loops));
+        const uint32_t ping_s = ping_interval_s_;
+        relay_->setHandler(RelayRequest::Kind::kPost,
+                           [hub = hub_.get(), ping_s](const RelayRequest& r, HttpResponder out) {
+                               if (!runSessionPost(*hub, r, out, ping_s)) {
+                                   out.reply(jsonError(404, messaging::Error::kNotFound,
+                                                       "no stream or poller holds session " +
+                                                           r.session + " any more: open it again"));
+                               }
+                           });
+        relay_->setHandler(RelayRequest::Kind::kPoll,
+                           [this](const RelayRequest& r, HttpResponder out) {
+                               poll_.pollRelayed(r, std::move(out));
+                           });
+    }
     native_.attach(hub_.get());
-    sse_.attach(hub_.get());
-    poll_.attach(hub_.get(), app_);
+    sse_.attach(hub_.get(), relay_.get());
+    poll_.attach(hub_.get(), app_, relay_.get());
     api_.attach(hub_.get());
     hub_->setAuth(std::move(*auth));
     if (!hub_->authEnabled()) {

@@ -42,11 +42,13 @@ private:
     App& app_;
     messaging::Options options_;
     BrokerConfig broker_;
+    uint32_t ping_interval_s_;  // [websocket] ping_interval: in `connected` on every transport
     NativeWs native_;
     Sse sse_;
     Poll poll_;
     HttpApi api_;
-    std::unique_ptr<messaging::Hub> hub_;
+    std::unique_ptr<SessionRelay> relay_;  // a shared engine: requests for other nodes' sessions
+    std::unique_ptr<messaging::Hub> hub_;  // destroyed first
 };
 
 }  // namespace sb::server

@@ -25,6 +25,13 @@ constexpr uint32_t kMaxWaitMs = 30'000;
 // then runs, and a later poll reopens it with lastEventId).
 constexpr uint32_t kExpiryGraceMs = 15'000;
 
+HttpReply notPolledHere(const std::string& session) {
+    return jsonError(410, Error::kNotFound,
+                     "session " + session +
+                         " is not polled on this server (it expired, or its poller went away): "
+                         "reopen with GET /poll?session=…&lastEventId=…");
+}
+
 uint64_t parseNumber(const std::string& s, uint64_t fallback) {
     if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos) {
         return fallback;
@@ -270,8 +277,9 @@ void Poll::registerRoutes(App& app) {
         30'000);
 }
 
-void Poll::attach(messaging::Hub* hub, App& app) {
+void Poll::attach(messaging::Hub* hub, App& app, SessionRelay* relay) {
     hub_ = hub;
+    relay_ = relay;
     loops_.clear();
     for (size_t i = 0; i < app.loopCount(); ++i) {
         loops_.push_back(&app.loopAt(i));
@@ -290,6 +298,28 @@ void Poll::onGet(const http::Request& req, HttpResponder responder) {
     const uint64_t ack = parseNumber(ack_param, 0);
     const uint32_t wait_ms = static_cast<uint32_t>(std::min<uint64_t>(
         parseNumber(queryParam(req.query, "wait"), kDefaultWaitMs / 1000) * 1000, kMaxWaitMs));
+    if (pollHere(session, ack, wait_ms, responder)) {
+        return;
+    }
+    // Polled on another node (behind a load balancer): relayed there.
+    if (relay_ != nullptr && relay_->forward(RelayRequest{.kind = RelayRequest::Kind::kPoll,
+                                                          .session = session,
+                                                          .ack = ack,
+                                                          .wait_ms = wait_ms},
+                                             responder, wait_ms + kRelayPostTimeoutMs)) {
+        return;
+    }
+    responder.reply(notPolledHere(session));
+}
+
+void Poll::pollRelayed(const RelayRequest& r, HttpResponder responder) {
+    if (!pollHere(r.session, r.ack, std::min(r.wait_ms, kMaxWaitMs), responder)) {
+        responder.reply(notPolledHere(r.session));
+    }
+}
+
+bool Poll::pollHere(const std::string& session, uint64_t ack, uint32_t wait_ms,
+                    const HttpResponder& responder) {
     // Found through this adapter's own index, not the session's holder: a session that was
     // disconnected (takeover, /api/disconnect) is no longer held, but its last batch, with the
     // disconnect event, is still to be fetched.
@@ -301,11 +331,7 @@ void Poll::onGet(const http::Request& req, HttpResponder responder) {
         }
     }
     if (!loop) {
-        responder.reply(jsonError(410, Error::kNotFound,
-                                  "session " + session +
-                                      " is not polled on this server (it expired, or its poller "
-                                      "went away): reopen with GET /poll?session=…&lastEventId=…"));
-        return;
+        return false;
     }
     loops_[*loop]->post([this, l = *loop, session, ack, wait_ms, responder] {
         auto it = sessions_[l].find(session);
@@ -318,6 +344,7 @@ void Poll::onGet(const http::Request& req, HttpResponder responder) {
         }
         it->second->poll(ack, wait_ms, responder);
     });
+    return true;
 }
 
 void Poll::open(uint32_t loop, const http::Request& req, HttpResponder responder) {
@@ -423,7 +450,7 @@ void Poll::shutdown(uint32_t loop) {
 }
 
 void Poll::onPost(const http::Request& req, std::string_view body, HttpResponder responder) {
-    postToSession(*hub_, req, body, std::move(responder), ping_interval_ms_ / 1000);
+    postToSession(*hub_, req, body, std::move(responder), ping_interval_ms_ / 1000, relay_);
 }
 
 }  // namespace sb::server

@@ -25,6 +25,7 @@
 
 #include "messaging/hub.h"
 #include "server/app.h"
+#include "server/session_relay.h"
 
 namespace sb::server {
 
@@ -35,8 +36,11 @@ public:
     ~Poll();
 
     // GET and POST /poll (before App::listen); attach() after it, before the loops run.
+    // `relay` (null: a single node) takes polls and POSTs for sessions other nodes hold.
     void registerRoutes(App& app);
-    void attach(messaging::Hub* hub, App& app);
+    void attach(messaging::Hub* hub, App& app, SessionRelay* relay);
+    // A poll another node relayed here (any loop thread): answered as a direct one would be.
+    void pollRelayed(const RelayRequest& r, HttpResponder responder);
     // Open sessions, every loop (any thread).
     uint64_t sessions() const { return open_.load(std::memory_order_relaxed); }
 
@@ -45,6 +49,10 @@ public:
 private:
     void onGet(const http::Request& req, HttpResponder responder);
     void onPost(const http::Request& req, std::string_view body, HttpResponder responder);
+    // A poll for `session` if a poller of this node has it (any loop thread); false, having
+    // answered nothing, if not.
+    bool pollHere(const std::string& session, uint64_t ack, uint32_t wait_ms,
+                  const HttpResponder& responder);
     // On `loop`: a new session there, answered with its first batch.
     void open(uint32_t loop, const http::Request& req, HttpResponder responder);
     void close(Session* s);
@@ -55,6 +63,7 @@ private:
     size_t max_queue_;
     uint32_t ping_interval_ms_;
     messaging::Hub* hub_ = nullptr;
+    SessionRelay* relay_ = nullptr;
     std::vector<loop::EventLoop*> loops_;
     // Per loop (its thread only): the sessions living there, by session id.
     std::vector<std::unordered_map<std::string, std::unique_ptr<Session>>> sessions_;

@@ -256,39 +256,51 @@ bool openSession(messaging::Hub& hub, messaging::Client& client, SessionRequest&
     return true;
 }
 
-void postToSession(messaging::Hub& hub_ref, const http::Request& req, std::string_view body,
-                   HttpResponder responder, uint32_t ping_interval_s) {
-    messaging::Hub* hub_ = &hub_ref;
-    std::string session(req.header("X-Switchboard-Session"));
-    if (session.empty()) {
-        session = queryParam(req.query, "session");
+void postToSession(messaging::Hub& hub, const http::Request& req, std::string_view body,
+                   HttpResponder responder, uint32_t ping_interval_s, SessionRelay* relay) {
+    RelayRequest r{.kind = RelayRequest::Kind::kPost};
+    r.session = std::string(req.header("X-Switchboard-Session"));
+    if (r.session.empty()) {
+        r.session = queryParam(req.query, "session");
     }
-    if (session.empty()) {
+    if (r.session.empty()) {
         responder.reply(jsonError(400, Error::kBadRequest,
                                   "name the session: ?session=<id> or X-Switchboard-Session"));
         return;
     }
     // With auth on, a request for an authenticated session carries its user's token; an
     // anonymous session (an anonymous namespace) is reached by its id alone, as its stream was.
-    std::optional<std::string> user;
-    bool anonymous = true;
-    if (hub_->authEnabled()) {
+    if (hub.authEnabled()) {
         const std::string token = requestToken(req);
         if (!token.empty()) {
-            auto claims = hub_->verify(token, "connection token");
+            auto claims = hub.verify(token, "connection token");
             if (!claims) {
                 responder.reply(jsonError(401, Error::kInvalidToken, claims.error().message));
                 return;
             }
-            user = claims->sub;
-            anonymous = false;
+            r.user = claims->sub;
         }
     }
-    messaging::Hub* hub = hub_;
+    r.body = std::string(body);
+    if (runSessionPost(hub, r, responder, ping_interval_s)) {
+        return;
+    }
+    // Held by another node (behind a load balancer): relayed there.
+    if (relay != nullptr && relay->forward(r, responder, kRelayPostTimeoutMs)) {
+        return;
+    }
+    responder.reply(jsonError(404, Error::kNotFound,
+                              "no stream of this server holds session " + r.session +
+                                  ": open GET /sse?session=… first (requests go to the "
+                                  "server that holds the stream)"));
+}
+
+bool runSessionPost(messaging::Hub& hub_ref, const RelayRequest& r, HttpResponder responder,
+                    uint32_t ping_interval_s) {
+    messaging::Hub* hub = &hub_ref;
     const uint32_t ping_s = ping_interval_s;
-    const bool found = hub->withSessionHolder(session, [hub, ping_s, responder, user, anonymous,
-                                                        frame = std::string(body)](
-                                                           messaging::Client* c) {
+    return hub->withSessionHolder(r.session, [hub, ping_s, responder, user = r.user,
+                                              frame = r.body](messaging::Client* c) {
         if (c != nullptr && !c->remoteRequests()) {
             // Held by a /ws connection: its requests come on its socket.
             responder.reply(jsonError(404, Error::kNotFound,
@@ -301,7 +313,7 @@ void postToSession(messaging::Hub& hub_ref, const http::Request& req, std::strin
                                       "the session's stream or poller has ended: open it again"));
             return;
         }
-        if (anonymous && c->identity().authenticated) {
+        if (!user && c->identity().authenticated) {
             responder.reply(jsonError(401, Error::kTokenRequired,
                                       "send the session's token (Authorization: Bearer)"));
             return;
@@ -333,12 +345,6 @@ void postToSession(messaging::Hub& hub_ref, const http::Request& req, std::strin
                                   .content_type = "application/json",
                                   .body = std::move(sink.body()) + "\n"});
     });
-    if (!found) {
-        responder.reply(jsonError(404, Error::kNotFound,
-                                  "no stream of this server holds session " + session +
-                                      ": open GET /sse?session=… first (requests go to the "
-                                      "server that holds the stream)"));
-    }
 }
 
 }  // namespace sb::server

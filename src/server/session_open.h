@@ -21,6 +21,7 @@
 #include "http/request.h"
 #include "messaging/hub.h"
 #include "server/app.h"
+#include "server/session_relay.h"
 #include "transport/websocket.h"
 
 namespace sb::server {
@@ -70,8 +71,16 @@ HttpReply jsonError(uint16_t status, messaging::Error e, std::string_view messag
 
 // POST /sse, POST /poll: one native request (`body`) for the session the request names
 // (?session= or X-Switchboard-Session), run on the loop of the connection that holds it and
-// answered in the response. With auth on, the request carries the session user's token.
+// answered in the response. With auth on, the request carries the session user's token. A
+// session that another node holds: the request is relayed there through `relay` (if set).
 void postToSession(messaging::Hub& hub, const http::Request& req, std::string_view body,
-                   HttpResponder responder, uint32_t ping_interval_s);
+                   HttpResponder responder, uint32_t ping_interval_s, SessionRelay* relay);
+// How long a node waits for the node it relayed a POST to.
+inline constexpr uint32_t kRelayPostTimeoutMs = 10'000;
+
+// The checked POST `r` (its user verified) run for a session held on this node: false, with
+// nothing answered, when no connection here holds it.
+bool runSessionPost(messaging::Hub& hub, const RelayRequest& r, HttpResponder responder,
+                    uint32_t ping_interval_s);
 
 }  // namespace sb::server

@@ -218,7 +218,7 @@ void Sse::onClose(transport::EventStream& es) {
 }
 
 void Sse::onPost(const http::Request& req, std::string_view body, HttpResponder responder) {
-    postToSession(*hub_, req, body, std::move(responder), ping_interval_s_);
+    postToSession(*hub_, req, body, std::move(responder), ping_interval_s_, relay_);
 }
 
 }  // namespace sb::server

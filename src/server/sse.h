@@ -32,7 +32,11 @@ public:
 
     // GET and POST /sse (before App::listen); attach() gives the hub before the loops run.
     void registerRoutes(App& app);
-    void attach(messaging::Hub* hub) { hub_ = hub; }
+    // `relay` (null: a single node) takes POSTs for sessions other nodes hold.
+    void attach(messaging::Hub* hub, SessionRelay* relay) {
+        hub_ = hub;
+        relay_ = relay;
+    }
 
     struct Connection;
 
@@ -45,6 +49,7 @@ private:
     transport::EventStreamBehavior behavior_;
     uint32_t ping_interval_s_;
     messaging::Hub* hub_ = nullptr;
+    SessionRelay* relay_ = nullptr;
 };
 
 }  // namespace sb::server

@@ -41,6 +41,12 @@ and its own nodes):
    nodes 2 and 3 (/api and /ws) a duplicate; subscribers get it once.
 3e. channels_spread: 24 channels (spread over each node's subscriptions), a subscriber on
    every node, publications from every node: each channel's exact sequence everywhere.
+3g. http_sessions_any_node: an SSE stream on node 1 whose POSTs (publish, presence,
+   subscribe) go to nodes 2 and 3, and a long-polling session on node 2 polled and POSTed
+   through nodes 1 and 3 (a poll parked there answered by a later publication; a 768 KiB
+   batch, relayed in pieces, whole and in order): each is relayed to the node that holds the
+   session; unknown sessions get 404/410 as on one node; once the holder is killed with -9, a
+   relayed POST gets 504 after the relay's 10 s wait.
 3f. resume_after_node_death: at_least_once: a client subscribed before the channel's first
    publication receives 1..3, acks nothing, and its node is killed with -9; its session
    resumed on another node says recovered:true and gets 1..3, then what follows.
@@ -97,11 +103,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
 from harness import Deadline, Reporter  # noqa: E402
-from messaging import (API_KEY, CheckFailed, Client, check, compress,  # noqa: E402
+from messaging import (API_KEY, CheckFailed, Client, check, compress, http_call,  # noqa: E402
                        parse_metrics, require_websockets, short, stream_report)
 import cluster  # noqa: E402
 from cluster import (ClusterError, HAProxy, Nats, Node, Publisher, Redis,  # noqa: E402
                      RunDir, broker_toml, free_port, http_api)
+from sse import SseStream  # noqa: E402
 
 require_websockets()
 
@@ -166,6 +173,13 @@ async def aapi_ok(ep, name: str, body: dict | None = None):
 
 async def aget(node: Node, path: str):
     return await asyncio.to_thread(node.get, path, D(5))
+
+
+async def ahttp(node: Node, method: str, path: str, body=None, headers: dict | None = None,
+                timeout: float | None = None):
+    """(status, parsed JSON or text) of a request to `node` without the API key."""
+    return await asyncio.to_thread(http_call, node, method, path, body, None, headers,
+                                   timeout if timeout is not None else D(5))
 
 
 async def ametrics(node: Node) -> dict[str, float]:
@@ -935,6 +949,123 @@ class Suite:
             await stop_clients([a, b])
 
     # ============================================================= 3d. idempotency_across_nodes
+    async def case_http_sessions_any_node(self):
+        # protocol.md, "Behind a load balancer": the POSTs of an SSE or long-polling session
+        # and the polls of a long-polling one may reach any node; the node that holds the
+        # session runs them (relayed over the engine), so no sticky sessions are needed.
+        _, nodes = self.cluster(3)
+        await self.wait_formed(nodes)
+        n1, n2, n3 = nodes
+        ch = "room:anynode"
+        stream = None
+        try:
+            # SSE: the stream on n1, its requests through n2 and n3.
+            stream = await SseStream.open(n1, f"/sse?channel={ch}&user=carol", name="sse@n1",
+                                          timeout=D(5))
+            connected = await stream.opened(1, timeout=D(5))
+            sid = connected.get("session")
+            check(isinstance(sid, str) and sid, f"sse@n1: connected without a session: "
+                  f"{short(connected)}")
+            st, out = await ahttp(n2, "POST", f"/sse?session={sid}",
+                                  {"type": "publish", "id": 1, "channel": ch, "data": "via-n2"})
+            check(st == 200 and isinstance(out, dict) and out.get("type") == "published" and
+                  out.get("id") == 1,
+                  f"POST /sse to n2 for a session held on n1 → {st} {short(out)}, expected "
+                  "the publish's reply, relayed from n1")
+            await stream.expect(lambda j: j.get("type") == "message" and
+                                j.get("data") == "via-n2", D(5), "the publication POSTed to n2")
+            st, out = await ahttp(n3, "POST", "/sse", {"type": "presence", "id": 2,
+                                                       "channel": ch},
+                                  headers={"X-Switchboard-Session": sid})
+            users = {c.get("user") for c in (out or {}).get("clients", [])} \
+                if isinstance(out, dict) else set()
+            check(st == 200 and "carol" in users,
+                  f"POST /sse presence to n3 for the n1 session → {st} {short(out)}, expected "
+                  "a presence reply listing carol")
+            # A subscribe relayed from n3 takes effect on n1's stream.
+            ch2 = "room:anynode2"
+            st, out = await ahttp(n3, "POST", f"/sse?session={sid}",
+                                  {"type": "subscribe", "id": 3, "channel": ch2})
+            check(st == 200 and isinstance(out, dict) and out.get("type") == "subscribed",
+                  f"POST /sse subscribe to n3 → {st} {short(out)}")
+            await aapi_ok(n2, "publish", {"channel": ch2, "data": "on-ch2"})
+            await stream.expect(lambda j: j.get("type") == "message" and
+                                j.get("channel") == ch2, D(5), f"a publication on {ch2}")
+
+            # Long-polling: the session opens on n2, its polls and POSTs go to n1 and n3.
+            st, first = await ahttp(n2, "GET", f"/poll?channel={ch}&user=dave")
+            check(st == 200 and isinstance(first, dict) and first.get("seq") == 1,
+                  f"GET /poll on n2 → {st} {short(first)}")
+            psid = next((e.get("session") for e in first.get("events", [])
+                         if e.get("type") == "connected"), None)
+            check(psid, f"the first batch has no connected event: {short(first)}")
+            await aapi_ok(n3, "publish", {"channel": ch, "data": "poll-1"})
+            got = []
+            seq = 1
+            deadline = Deadline(D(10))
+            while "poll-1" not in got and not deadline.expired():
+                st, b = await ahttp(n3, "GET", f"/poll?session={psid}&ack={seq}&wait=2",
+                                    timeout=D(10))
+                check(st == 200 and isinstance(b, dict),
+                      f"GET /poll on n3 for the session on n2 → {st} {short(b)}, expected a "
+                      "batch relayed from n2")
+                seq = b.get("seq") or seq
+                got += [e.get("data") for e in b.get("events", []) if e.get("type") == "message"]
+            check("poll-1" in got, f"polls through n3 got {got}, expected poll-1")
+            # A poll that waits on n2 (asked through n1) is answered when a publication comes.
+            waiting = asyncio.ensure_future(
+                ahttp(n1, "GET", f"/poll?session={psid}&ack={seq}&wait=20", timeout=D(25)))
+            await asyncio.sleep(0.3)  # let the poll park on n2 first
+            check(not waiting.done(), f"a poll through n1 with nothing to get answered at once: "
+                  f"{short(waiting.result() if waiting.done() else None)}")
+            st, out = await ahttp(n1, "POST", f"/poll?session={psid}",
+                                  {"type": "publish", "id": 7, "channel": ch, "data": "poll-2"})
+            check(st == 200 and isinstance(out, dict) and out.get("type") == "published",
+                  f"POST /poll to n1 for the session on n2 → {st} {short(out)}")
+            st, b = await asyncio.wait_for(waiting, D(10))
+            data = [e.get("data") for e in (b or {}).get("events", [])
+                    if e.get("type") == "message"] if isinstance(b, dict) else []
+            check(st == 200 and data == ["poll-2"],
+                  f"the poll waiting through n1 → {st} {short(b)}, expected poll-2 only")
+            seq = b.get("seq") or seq
+            # A batch bigger than one engine message (relayed in pieces): 48 × 16 KiB.
+            big = [f"{i:03d}" + "x" * 16_000 for i in range(48)]
+            for d in big:
+                await aapi_ok(n2, "publish", {"channel": ch, "data": d})
+            got = []
+            deadline = Deadline(D(10))
+            while len(got) < len(big) and not deadline.expired():
+                st, b = await ahttp(n3, "GET", f"/poll?session={psid}&ack={seq}&wait=2",
+                                    timeout=D(10))
+                check(st == 200 and isinstance(b, dict), f"GET /poll on n3 → {st} {short(b)}")
+                seq = b.get("seq") or seq
+                got += [e.get("data") for e in b.get("events", []) if e.get("type") == "message"]
+            check(got == big, f"the big batch through n3: {len(got)} of {len(big)} in order "
+                  f"({[g[:3] for g in got][:60]})")
+
+            # Sessions no node holds: the same answers as on one node.
+            st, out = await ahttp(n2, "POST", "/sse?session=s_" + "0" * 32,
+                                  {"type": "ping", "id": 1})
+            check(st == 404, f"POST /sse for an unknown session → {st} {short(out)}, want 404")
+            st, out = await ahttp(n1, "GET", "/poll?session=s_" + "0" * 32 + "&ack=1&wait=1")
+            check(st == 410, f"GET /poll for an unknown session → {st} {short(out)}, want 410")
+
+            # The holder dies: a relayed request is answered 504 within the relay's wait.
+            if not SELFTEST:
+                n1.kill9()
+                t0 = time.monotonic()
+                st, out = await ahttp(n2, "POST", f"/sse?session={sid}",
+                                      {"type": "ping", "id": 9}, timeout=D(20))
+                took = time.monotonic() - t0
+                check(st in (404, 410, 504),
+                      f"POST /sse for the session of a node killed with -9 → {st} "
+                      f"{short(out)} after {took:.1f}s, expected 504 (or 404/410 once the "
+                      "session record names no holder)")
+                self.rep.note(f"relay to a dead node: {st} after {took:.1f}s")
+        finally:
+            if stream is not None:
+                await stream.close()
+
     async def case_idempotency_across_nodes(self):
         # protocol.md, publish: a second publish with the same idempotency_key to the same
         # channel within the window is not published again (the HTTP API shares the keys).
@@ -1968,6 +2099,7 @@ CASES = [  # (name, timeout in s before the sanitizer factor, needs a shared bro
     ("takeover_across_nodes", 40, False),
     ("idempotency_across_nodes", 40, False),
     ("channels_spread", 40, False),
+    ("http_sessions_any_node", 60, False),
     ("resume_after_node_death", 40, True),
     ("kill9_under_load", 90, True),
     ("broker_restart", 60, True),
