@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Transport benchmark: the same Switchboard build, the same publishers, and subscribers over
-# WebSocket (/ws), Server-Sent Events (GET /sse) and long-polling (GET /poll) in one run, with
-# our own load tester (`switchboard bench fanout|connect --transport ws|sse|poll`). A fresh
+# WebSocket (/ws), Server-Sent Events (GET /sse), long-polling (GET /poll) and, with
+# TRANSPORTS=stomp, STOMP on /ws (v12.stomp) in one run, with our own load tester
+# (`switchboard bench fanout|connect --transport ws|sse|poll|stomp`). A fresh
 # server for every run, server pinned to one core and the generator to the other; loopback
 # only. Prints the tables (medians of ROUNDS) and writes bench/results/transports-<date>.json
 # and the markdown next to it (.md).
@@ -23,7 +24,7 @@
 # Environment (all optional):
 #   SB_BIN        default build/release/switchboard; server and generator are the same binary
 #                 (started with no SWITCHBOARD_* variables, --config from this script)
-#   TRANSPORTS="ws sse poll"  ROUNDS=3  FANOUT="1000 10000" ("" skips)  WINDOW=16  SIZE=64
+#   TRANSPORTS="ws sse poll" (or any of ws sse poll stomp)  ROUNDS=3  FANOUT="1000 10000" ("" skips)  WINDOW=16  SIZE=64
 #   MSGS_TOTAL=2000000 (deliveries per fan-out run)  DRAIN=20 (s after the last publish)
 #   IDLE_CONNS=10000 (0 skips)  IDLE_SETTLE=1 (s between "all open" and the RSS sample)
 #   SERVER_CORE=0 GEN_CORE=1  RUN_TIMEOUT=120 (s; a generator still running is stopped)
@@ -66,7 +67,8 @@ PIN_GEN=("${PRIO[@]}" taskset -c "$GEN_CORE")
 SB_ENV=(env)
 for v in $(compgen -e); do [[ $v == SWITCHBOARD_* ]] && SB_ENV+=(-u "$v"); done
 for t in $TRANSPORTS; do
-    [[ $t == ws || $t == sse || $t == poll ]] || { log "TRANSPORTS: ws, sse, poll"; exit 2; }
+    [[ $t == ws || $t == sse || $t == poll || $t == stomp ]] ||
+        { log "TRANSPORTS: ws, sse, poll, stomp"; exit 2; }
 done
 [[ -x $SB_BIN ]] || { log "no $SB_BIN (set SB_BIN)"; exit 1; }
 [[ $("$SB_BIN" bench --help) == *--transport* ]] || { log "$SB_BIN bench has no --transport"; exit 1; }
@@ -144,7 +146,7 @@ json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\t'/ }; printf '"%
 # Open connections of one transport by the server's own count (/metrics).
 gauge() {
     local name=$1
-    [[ $name == ws ]] && name=websocket
+    [[ $name == ws || $name == stomp ]] && name=websocket  # STOMP is a WebSocket on /ws
     curl -s --max-time 2 "http://127.0.0.1:$SPORT/metrics" |
         awk -v t="$name" '$1 == "switchboard_connections{transport=\"" t "\"}" { print $2 }' || true
 }
@@ -282,7 +284,7 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 const transports = meta.transports.split(/\s+/).filter(Boolean);
-const NAME = { ws: 'WebSocket', sse: 'SSE', poll: 'long-polling' };
+const NAME = { ws: 'WebSocket', sse: 'SSE', poll: 'long-polling', stomp: 'STOMP' };
 const stat = (rs, get) => {
   const v = rs.filter((r) => r.ok).map(get).filter(Number.isFinite);
   return v.length ? { median: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length } : null;

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs what building (and, with "test", testing) Switchboard needs on Debian 12, and only
-# what is missing: a second run costs a few dpkg queries. Run as root (or with sudo on PATH).
+# what is missing: a second run costs a few dpkg queries and a file comparison. Run as root (or
+# with sudo on PATH), from the repository's root.
 set -euo pipefail
 mode=${1:-build}
 
 pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev libsimdjson-dev libtomlplusplus-dev libhiredis-dev libnats-dev)
+# Node in every mode: the build embeds uPlot from node_modules (the /admin dashboard).
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 if [ "$mode" = test ]; then
   pkgs+=(libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev
          python3 python3-websockets python3-jwt python3-cryptography chromium openssl
          redis-server nats-server haproxy)
-  command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 fi
 
 missing=()
@@ -23,8 +25,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if [ "$mode" = test ] && [ -f package-lock.json ]; then
-  # Reinstall node packages only when the lock file changed since the last install.
+if [ -f package-lock.json ]; then
+  # The pinned node packages (package-lock.json): uplot, embedded by the build, and the test
+  # suites' packages. Reinstalled only when the lock file changed since the last install.
   stamp=node_modules/.sb-lock-stamp
   if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
     npm ci --no-audit --no-fund --loglevel=error

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bench/report.h"
+#include "bench/storm.h"
 #include "bench/workers.h"
 #include "loop/event_loop.h"
 #include "net/tls.h"
@@ -190,7 +191,7 @@ int runRamp(const BenchOptions& base, bool progress) {
 }  // namespace
 
 std::string benchHelp() {
-    return R"(usage: switchboard bench <connect|echo|fanout|ramp> [flags]
+    return R"(usage: switchboard bench <connect|echo|fanout|ramp|storm> [flags]
 
 Load tester for any WebSocket server (ws://, wss://), with a native mode for Switchboard rooms.
   connect   open -c connections (at --rate/s), hold them --hold, close them cleanly (1000)
@@ -199,6 +200,11 @@ Load tester for any WebSocket server (ws://, wss://), with a native mode for Swi
             them: delivery latency, deliveries/s, loss, duplicates and order per subscriber
   ramp      echo steps of --step more connections (one message per --interval each) until
             p95 passes --max-p95 or the error rate passes --max-error-rate
+  storm     fanout under a server restart: starts --server-cmd, connects -c subscribers,
+            stops the server (SIGTERM, or --kill9) --storm-at after all connected and starts
+            it again; clients reconnect with full-jitter backoff and the server's hints:
+            time until all are back, time away per client, recoveries, 503 refusals and the
+            new server's peak CPU and RSS
 
 target and protocol:
   --url URL              ws:// or wss://host:port/path (default ws://127.0.0.1:8080/echo,
@@ -217,11 +223,12 @@ target and protocol:
   --mode plain|native    plain: raw messages to any echo/broadcast server (default for
                          connect, echo, ramp); native: switchboard.v1.json connect, ping/pong,
                          subscribe/publish (default for fanout)
-  --transport ws|sse|poll  fanout subscribers (connect: the connections) over WebSocket
-                         (default), Server-Sent Events (GET /sse?channel=...) or long-polling
-                         (GET /poll, then GET /poll?session=S&ack=N&wait=W on one keep-alive
-                         connection) on the host and port of --url; native mode, ws:// URLs.
-                         Publishers stay on WebSocket
+  --transport ws|sse|poll|stomp  fanout subscribers (connect: the connections) over
+                         WebSocket (default), Server-Sent Events (GET /sse?channel=...),
+                         long-polling (GET /poll, then GET /poll?session=S&ack=N&wait=W on one
+                         keep-alive connection) on the host and port of --url, or STOMP 1.2 on
+                         the --url (subprotocol v12.stomp, SUBSCRIBE /topic/<channel>); native
+                         mode, ws:// URLs. Publishers stay on the native protocol
   --poll-wait S          --transport poll: the wait of each poll in seconds (default 25)
   --subprotocol P        offer this subprotocol (plain mode; repeatable)
   --deflate              offer permessage-deflate
@@ -248,6 +255,12 @@ traffic:
   --rooms K              fanout rooms (default 1); native channels are <prefix><room>
   --channel-prefix S     native channel prefix (default "bench.")
   --drain T              after the last message, wait this long for replies (default 2s)
+storm:
+  --server-cmd CMD       the server to run (sh -c), listening on the --url's port
+  --kill9                stop it with SIGKILL (a crash; default SIGTERM, a graceful shutdown)
+  --handover             start a second server instead (its command passes --handover-socket):
+                         it takes the listening sockets over and the first one drains
+  --storm-at T           how long after every client connected (default 3s)
 ramp:
   --start N --step N     connections of the first step and added per step (default 100)
   --step-duration T      length of each step (default 5s); interval defaults to 100ms
@@ -273,7 +286,7 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
     BenchOptions o;
     *help = false;
     if (argc < 1) {
-        return base::fail("missing scenario (connect, echo, fanout or ramp)");
+        return base::fail("missing scenario (connect, echo, fanout, ramp or storm)");
     }
     std::string_view scenario = argv[0];
     if (scenario == "--help" || scenario == "-h" || scenario == "help") {
@@ -290,9 +303,17 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
         o.conns = 100;
     } else if (scenario == "ramp") {
         o.scenario = Scenario::kRamp;
+    } else if (scenario == "storm") {
+        o.scenario = Scenario::kFanout;
+        o.mode = Mode::kNative;
+        o.conns = 1000;
+        o.full_jitter = true;
+        o.storm.enabled = true;
+        o.interval_ms = 100;  // each publisher 10/s: something to recover
+        o.duration_s = 15;
     } else {
         return base::fail("unknown scenario '" + std::string(scenario) +
-                          "' (connect, echo, fanout or ramp)");
+                          "' (connect, echo, fanout, ramp or storm)");
     }
     bool interval_set = false;
     bool mode_set = false;
@@ -403,8 +424,10 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
                 o.transport = Transport::kSse;
             } else if (*v == "poll") {
                 o.transport = Transport::kPoll;
+            } else if (*v == "stomp") {
+                o.transport = Transport::kStomp;
             } else {
-                return bad(*v, "ws, sse or poll");
+                return bad(*v, "ws, sse, poll or stomp");
             }
         } else if (a == "--poll-wait") {
             r = count(30, &o.poll_wait_s);
@@ -442,6 +465,18 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
             o.reconnect = false;
         } else if (a == "--no-recover") {
             o.recover = false;
+        } else if (a == "--server-cmd") {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            o.storm.server_cmd = std::string(*v);
+        } else if (a == "--kill9") {
+            o.storm.kill9 = true;
+        } else if (a == "--handover") {
+            o.storm.handover = true;
+        } else if (a == "--storm-at") {
+            r = seconds(&o.storm.at_s);
         } else if (a == "-n" || a == "--messages") {
             r = count(uint64_t{1} << 40, &o.messages);
         } else if (a == "-d" || a == "--duration") {
@@ -540,16 +575,23 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
     }
     if (o.transport != Transport::kWs) {
         if (o.scenario != Scenario::kFanout && o.scenario != Scenario::kConnect) {
-            return base::fail("--transport sse|poll is for fanout and connect");
+            return base::fail("--transport sse|poll|stomp is for fanout and connect");
         }
         if (o.mode != Mode::kNative) {
-            return base::fail("--transport sse|poll speaks the native protocol: drop --mode plain");
+            return base::fail(
+                "--transport sse|poll|stomp publishes with the native protocol: drop --mode plain");
         }
         for (const std::string& u : o.urls) {
             if (!u.starts_with("ws://")) {
-                return base::fail("--transport sse|poll needs ws:// targets (no TLS): '" + u + "'");
+                return base::fail("--transport sse|poll|stomp needs ws:// targets (no TLS): '" + u +
+                                  "'");
             }
         }
+    }
+    if (o.storm.enabled && o.storm.server_cmd.empty()) {
+        return base::fail(
+            "storm starts the server itself: give --server-cmd \"switchboard serve --port P "
+            "...\" with the --url's port");
     }
     if (o.scenario == Scenario::kRamp) {
         if (o.ramp_step == 0 || o.ramp_step_s <= 0 || o.ramp_max_steps == 0) {
@@ -600,6 +642,9 @@ int runBench(int argc, char** argv) {
     const bool progress = o.progress == 1 || (o.progress == -1 && isatty(STDERR_FILENO) == 1);
     if (o.scenario == Scenario::kRamp) {
         return runRamp(o, progress);
+    }
+    if (o.storm.enabled) {
+        return runStorm(std::move(o), progress, &g_interrupt);
     }
     if (o.procs == 0) {
         o.procs = procsNeeded(o);

@@ -27,6 +27,8 @@ const char* transportName(Transport t) {
             return "sse";
         case Transport::kPoll:
             return "poll";
+        case Transport::kStomp:
+            return "stomp";
     }
     return "?";
 }

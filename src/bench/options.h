@@ -14,10 +14,22 @@ enum class Scenario : uint8_t { kConnect, kEcho, kFanout, kRamp };
 enum class Mode : uint8_t { kPlain, kNative };
 // How fanout subscribers (and connect's connections) reach the server: WebSocket (the --url),
 // or the HTTP transports of docs/protocol.md on the same host and port: a Server-Sent Events
-// stream (GET /sse) or a long-polling loop (GET /poll). Native only; publishers stay on /ws.
-enum class Transport : uint8_t { kWs, kSse, kPoll };
+// stream (GET /sse) or a long-polling loop (GET /poll), or STOMP on the --url (subprotocol
+// v12.stomp, docs/stomp.md). Native only; publishers stay on /ws.
+enum class Transport : uint8_t { kWs, kSse, kPoll, kStomp };
 
 const char* scenarioName(Scenario s);
+
+struct StormOptions {
+    bool enabled = false;
+    // Run with /bin/sh -c; it must serve the run's --url (a fixed port).
+    std::string server_cmd;
+    bool kill9 = false;  // SIGKILL (a crash) instead of SIGTERM (a graceful shutdown)
+    // Start a second server instead of stopping the first: it takes the listening sockets over
+    // (the command must pass --handover-socket) and the first drains (a zero-downtime restart).
+    bool handover = false;
+    double at_s = 3;  // seconds after every client connected
+};
 const char* transportName(Transport t);
 
 struct BenchOptions {
@@ -77,6 +89,10 @@ struct BenchOptions {
     double drain_s = 2;
     // Reopen connections the server dropped during the run (counted as reconnects).
     bool reconnect = true;
+    // Reconnect like a production client (clients/js): the server's reconnect_after_ms first,
+    // then full jitter over 100 ms doubling to 5 s, with no limit on attempts (storm); off:
+    // 100 ms doubling to 3.2 s with little jitter, giving up after 6 failures.
+    bool full_jitter = false;
     // Native fanout: a reconnected subscriber resubscribes with `since` (its last delivery's
     // epoch and offset), so the server replays what it missed.
     bool recover = true;
@@ -99,6 +115,9 @@ struct BenchOptions {
     double ramp_max_p95_ms = 50;
     double ramp_max_error_rate = 0.01;
     uint32_t ramp_max_steps = 20;
+
+    // storm (bench/storm.h): the scenario is fanout with full_jitter; this is the rest.
+    StormOptions storm;
 
     // Set by the top level, inherited by workers: the common time origin (CLOCK_MONOTONIC ns)
     // of the timeline, so samples of different processes line up.

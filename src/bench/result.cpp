@@ -9,7 +9,7 @@ namespace sb::bench {
 
 namespace {
 
-constexpr uint8_t kResultWireVersion = 3;
+constexpr uint8_t kResultWireVersion = 4;  // 4: downtime and rejoin histograms
 
 void putDouble(std::string* out, double d) {
     putVarint(out, std::bit_cast<uint64_t>(d));
@@ -168,6 +168,8 @@ void BenchResult::merge(const BenchResult& o) {
     connect_ns.merge(o.connect_ns);
     latency_ns.merge(o.latency_ns);
     send_lag_ns.merge(o.send_lag_ns);
+    downtime_ns.merge(o.downtime_ns);
+    rejoin_ns.merge(o.rejoin_ns);
     timeline.merge(o.timeline);
     elapsed_s = std::max(elapsed_s, o.elapsed_s);
     connect_s = std::max(connect_s, o.connect_s);
@@ -206,6 +208,8 @@ void BenchResult::serialize(std::string* out) const {
     connect_ns.serialize(out);
     latency_ns.serialize(out);
     send_lag_ns.serialize(out);
+    downtime_ns.serialize(out);
+    rejoin_ns.serialize(out);
     timeline.serialize(out);
     putDouble(out, elapsed_s);
     putDouble(out, connect_s);
@@ -278,6 +282,13 @@ base::Result<BenchResult> BenchResult::deserialize(std::string_view in) {
         return base::fail(lag.error().message);
     }
     r.send_lag_ns = std::move(*lag);
+    for (Histogram* h : {&r.downtime_ns, &r.rejoin_ns}) {
+        auto d = Histogram::deserialize(&in);
+        if (!d) {
+            return base::fail(d.error().message);
+        }
+        *h = std::move(*d);
+    }
     if (!r.timeline.deserialize(&in)) {
         return bad("corrupt timeline");
     }

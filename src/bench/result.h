@@ -98,6 +98,11 @@ struct BenchResult {
     // message it delayed instead of hiding them (no coordinated omission).
     Histogram latency_ns;
     Histogram send_lag_ns;  // paced runs: how late each send left against its schedule
+    // Subscribers the server dropped that came back (reconnected, resubscribed): how long each
+    // was away (drop → ready again), and when each was ready again (ns since the common time
+    // origin; its max() is when the last one was back: `storm` measures from the kill).
+    Histogram downtime_ns;
+    Histogram rejoin_ns;
     Timeline timeline;
     double elapsed_s = 0;            // whole run (longest process)
     double connect_s = 0;            // start to the end of the connect phase (longest process)

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstring>
 #include <queue>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -199,6 +200,8 @@ struct Conn {
     std::string epoch;
     uint64_t offset = 0;
     bool resubscribing = false;  // the pending `subscribe` carries `since`
+    uint64_t hint_ms = 0;        // the server's reconnect_after_ms (its last `disconnect`)
+    uint64_t dropped_ns = 0;     // when the server dropped it (0: not since it was last ready)
     uint64_t unique = 0;
     uint64_t expected = 0;
 };
@@ -253,6 +256,8 @@ struct Runner::Impl final : HttpSubSink {
     void markReady(Conn& c);
     void scheduleReconnect(Conn& c);
     void onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<uint8_t> data);
+    // --transport stomp: one server frame (the server sends one per WebSocket message).
+    void onStompFrame(Conn& c, std::string_view frame);
     void onText(Conn& c, ws::Opcode op, std::string_view text);
     void onClose(transport::WebSocket& ws, uint16_t code);
     // A connection ended: by us (`clean`: as agreed) or by the server or the network; `kind`
@@ -260,7 +265,12 @@ struct Runner::Impl final : HttpSubSink {
     void connClosed(Conn& c, bool clean, const std::string& kind);
     // --transport sse|poll.
     bool overHttp(const Conn& c) const {
-        return opts_.transport != Transport::kWs && c.role != Role::kPublisher;
+        return (opts_.transport == Transport::kSse || opts_.transport == Transport::kPoll) &&
+               c.role != Role::kPublisher;
+    }
+    // --transport stomp: subscribers (connect: the connections) speak STOMP on the WebSocket.
+    bool overStomp(const Conn& c) const {
+        return opts_.transport == Transport::kStomp && c.role != Role::kPublisher;
     }
     void startHttp(Conn& c, const client::ClientOptions& opts);
     void closeHttp(Conn& c);
@@ -325,6 +335,7 @@ struct Runner::Impl final : HttpSubSink {
     bool expected_known_ = false;
 
     uint64_t t0_ns_ = 0;
+    std::minstd_rand rng_{std::random_device{}()};  // full-jitter reconnects
     uint64_t now_ns_ = 0;
     uint64_t start_ns_ = 0;
     uint64_t go_ns_ = 0;
@@ -585,6 +596,9 @@ void Runner::Impl::startConnect(Conn& c) {
         startHttp(c, opts);
         return;
     }
+    if (overStomp(c)) {
+        opts.subprotocols = {"v12.stomp"};
+    }
     const std::vector<client::WsUrl>& per_room = urls_[c.target];
     const client::WsUrl& url = per_room[per_room.size() == 1 ? 0 : c.room % per_room.size()];
     const uint32_t slot = c.slot;
@@ -618,7 +632,11 @@ void Runner::Impl::onConnected(uint32_t slot, transport::WebSocket* ws, const st
         ws->end(ws::close_code::kNormal, "bench done");
         return;
     }
-    if (native_) {
+    if (overStomp(c)) {
+        c.state = State::kOpening;
+        using namespace std::string_view_literals;
+        sendText(c, "CONNECT\naccept-version:1.2\nhost:bench\nheart-beat:0,0\n\n\0"sv);
+    } else if (native_) {
         c.state = State::kOpening;
         sendText(c, R"({"type":"connect","id":"c","name":"switchboard-bench"})");
     } else {
@@ -637,7 +655,8 @@ void Runner::Impl::connectFailed(Conn& c) {
         checkConnectPhaseDone();
         return;
     }
-    if (opts_.reconnect && phase_ < Phase::kClosing && c.attempts < kMaxReconnectAttempts) {
+    if (opts_.reconnect && phase_ < Phase::kClosing &&
+        (opts_.full_jitter || c.attempts < kMaxReconnectAttempts)) {
         scheduleReconnect(c);
     } else {
         markTrafficDone(c);
@@ -654,6 +673,21 @@ void Runner::Impl::handshakeDone(Conn& c) {
         // The opening GET subscribed (with `since` on a reconnect): ready at `subscribed`.
         c.resubscribing = opts_.recover && !c.epoch.empty();
         return;
+    }
+    if (c.role == Role::kSubscriber && overStomp(c)) {
+        // No recovery over STOMP (it has no `since`): a reconnect subscribes from now.
+        scratch_ = "SUBSCRIBE\nid:0\nreceipt:s\ndestination:/topic/";
+        // The same channel as the native publishers': a name without ':' is in the default
+        // namespace, which a STOMP destination must spell out if the name holds a '.'.
+        if (opts_.channel_prefix.find(':') == std::string::npos) {
+            scratch_ += "default:";
+        }
+        scratch_ += opts_.channel_prefix;
+        scratch_ += std::to_string(c.room);
+        scratch_ += "\n\n";
+        scratch_ += '\0';
+        sendText(c, scratch_);
+        return;  // ready at the RECEIPT
     }
     if (c.role == Role::kSubscriber && native_) {
         scratch_ = R"({"type":"subscribe","id":"s","channel":")";
@@ -708,6 +742,11 @@ void Runner::Impl::onSubscribed(Conn& c, std::string_view json) {
 void Runner::Impl::markReady(Conn& c) {
     c.state = State::kReady;
     c.attempts = 0;
+    if (c.dropped_ns != 0) {
+        result_.downtime_ns.record(now_ns_ - std::min(now_ns_, c.dropped_ns));
+        result_.rejoin_ns.record(now_ns_ - std::min(now_ns_, t0_ns_));
+        c.dropped_ns = 0;
+    }
     if (!c.initial_done) {
         c.initial_done = true;
         c.participant = true;
@@ -721,8 +760,16 @@ void Runner::Impl::markReady(Conn& c) {
 void Runner::Impl::scheduleReconnect(Conn& c) {
     ++c.attempts;
     c.state = State::kIdle;
-    const uint64_t backoff_ms = (uint64_t{100} << std::min<uint32_t>(c.attempts - 1, 5)) +
-                                (c.slot * 7919u + c.attempts * 104729u) % 100;
+    uint64_t backoff_ms = (uint64_t{100} << std::min<uint32_t>(c.attempts - 1, 5)) +
+                          (c.slot * 7919u + c.attempts * 104729u) % 100;
+    if (opts_.full_jitter) {
+        // As clients/js reconnects: the server's hint first, then full jitter over an
+        // exponential ceiling (100 ms doubling, capped at 5 s), however many attempts.
+        const uint64_t ceiling =
+            std::min<uint64_t>(5'000, uint64_t{100} << std::min<uint32_t>(c.attempts - 1, 6));
+        backoff_ms = c.hint_ms > 0 ? c.hint_ms : rng_() % (ceiling + 1);
+        c.hint_ms = 0;
+    }
     due_.push(Due{now_ns_ + backoff_ms * kMsNs, c.slot, c.gen, DueKind::kReconnect});
 }
 
@@ -820,11 +867,44 @@ void Runner::Impl::onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<
     onText(*c, op, std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
 }
 
+void Runner::Impl::onStompFrame(Conn& c, std::string_view frame) {
+    const std::string_view command = frame.substr(0, frame.find('\n'));
+    if (command == "ERROR") {
+        if (c.state == State::kOpening) {
+            openingFailed(c, "stomp");
+        } else {
+            error("error_stomp");
+        }
+        return;
+    }
+    if (c.state == State::kOpening) {
+        if (command == "CONNECTED") {
+            handshakeDone(c);
+        } else if (command == "RECEIPT") {
+            markReady(c);  // of the SUBSCRIBE
+        }
+        return;
+    }
+    if (command == "MESSAGE" && c.role == Role::kSubscriber) {
+        const std::string_view head = frame.substr(0, frame.find("\n\n"));
+        onDelivery(c, frame, false, head.find("\ngap:true") != std::string_view::npos);
+    }
+}
+
 void Runner::Impl::onText(Conn& conn, ws::Opcode op, std::string_view text) {
     Conn* c = &conn;
+    if (overStomp(*c)) {
+        onStompFrame(*c, text);
+        return;
+    }
     std::string_view type;
     if (native_) {
         type = jsonStringField(text, "type");
+        if (type == "disconnect") {
+            // A graceful shutdown says when to come back (server.reconnect_spread).
+            (void)jsonUintField(text, "reconnect_after_ms", &c->hint_ms);
+            return;
+        }
         if (c->state == State::kOpening) {
             if (type == "connected") {
                 handshakeDone(*c);
@@ -901,6 +981,9 @@ void Runner::Impl::connClosed(Conn& conn, bool clean, const std::string& kind) {
     }
     // Dropped by the server or the network.
     ++k.drops;
+    if (c->initial_done && c->dropped_ns == 0) {
+        c->dropped_ns = now_ns_;
+    }
     error(kind);
     if (c->in_flight.size() > 0) {
         k.unanswered += c->in_flight.size();

@@ -108,7 +108,8 @@ struct Fanout {
 
     // Drain scratch, reused (no allocation per delivery in steady state).
     std::vector<Mail> batch;
-    std::vector<std::string> shared;  // per event of a run: the adapter's encoded bytes
+    // Per event of a run and scratch slot (Peer::kScratchSlots each): the adapter's bytes.
+    std::vector<std::string> shared;
     // Per event of the run: its channel's local subscribers (null: none on this loop).
     std::vector<const std::vector<Local>*> targets;
     std::vector<uint32_t> order;      // the run's events with subscribers, grouped by channel
@@ -209,13 +210,15 @@ void Fanout::deliverRun(size_t begin, size_t end) {
         return;
     }
     const size_t n = end - begin;
-    if (shared.size() < n) {
-        shared.resize(n);
+    if (shared.size() < n * Peer::kScratchSlots) {
+        shared.resize(n * Peer::kScratchSlots);
     }
     targets.assign(n, nullptr);
     order.clear();
-    for (uint32_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < n * Peer::kScratchSlots; ++i) {
         shared[i].clear();
+    }
+    for (uint32_t i = 0; i < n; ++i) {
         const broker::Event& ev = batch[begin + i].event;
         const std::string& channel =
             ev.kind == EventKind::kPublication ? ev.pub->channel : ev.channel;
@@ -272,7 +275,7 @@ void Fanout::deliverTo(Client* c, Client::Sub* sub, uint32_t rel) {
         return;
     }
     const broker::Event& ev = batch[run_begin + rel].event;
-    std::string* scratch = &shared[rel];
+    std::string* scratch = &shared[rel * Peer::kScratchSlots + c->peer_->scratchSlot()];
     if (ev.kind != EventKind::kPublication) {
         // Join/leave: best effort, never a reason to cut a client off.
         PeerStatus st = c->peer_->deliver(Delivery{ev, false, scratch}, true);
@@ -919,6 +922,9 @@ Outcome<Connected> Hub::connect(Client& c, std::string_view user, std::string in
         out.expires_in = left < 0 ? 0 : static_cast<uint64_t>(left);
     }
     out.resumed = resumed.has_value();
+    if (!session.empty()) {
+        (resumed ? localStats().resumes : localStats().resumes_failed).add();
+    }
     if (!resumed) {
         c.session_ = sessions_.create(c.serial_, owner);
         out.session_id = c.session_;

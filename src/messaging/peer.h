@@ -23,10 +23,11 @@ struct Delivery {
     // Publication only: something was skipped before it on this channel (drop policy,
     // max_unacked): the client learns it may have missed messages.
     bool gap = false;
-    // Fan-out: scratch shared by every subscriber of this event on this loop, empty at first.
-    // An adapter may encode the event into it once and reuse the bytes for the next
-    // subscribers (an adapter whose bytes depend on the subscriber must not use it). Null for
-    // one-off deliveries (replay, gap), which the adapter encodes each time.
+    // Fan-out: scratch shared by every subscriber of this event on this loop whose peer has the
+    // same scratch slot (Peer::scratchSlot), empty at first. An adapter may encode the event
+    // into it once and reuse the bytes for the next subscribers (an adapter whose bytes depend
+    // on the subscriber must not use it). Null for one-off deliveries (replay, gap), which the
+    // adapter encodes each time.
     std::string* shared = nullptr;
 };
 
@@ -35,13 +36,25 @@ struct Delivery {
 // iteration, so the core may keep using the Client after a kGone.
 class Peer {
 public:
+    // Delivery::shared is one scratch per event, loop and slot: adapters that encode an event
+    // into different bytes (a WebSocket frame, an event-stream block) take different slots, or
+    // a subscriber of one would be sent the other's bytes.
+    static constexpr size_t kScratchSlots = 2;
+    static constexpr uint8_t kWebSocketSlot = 0;    // a native JSON text frame (/ws)
+    static constexpr uint8_t kEventStreamSlot = 1;  // a "data:" block (/sse)
+
+    explicit Peer(uint8_t scratch_slot = kWebSocketSlot) : scratch_slot_(scratch_slot) {}
     virtual ~Peer() = default;
+    uint8_t scratchSlot() const { return scratch_slot_; }
     // Queues one event. droppable: if the outbound limit would be passed, skip it (kDropped)
     // and keep the connection; otherwise the connection is a slow consumer and is closed.
     virtual PeerStatus deliver(const Delivery& d, bool droppable) = 0;
     // Ends the connection: tells the client why (in its protocol, if it can) and closes with
     // d.code. Idempotent.
     virtual void disconnect(const Disconnect& d) = 0;
+
+private:
+    uint8_t scratch_slot_;
 };
 
 }  // namespace sb::messaging

@@ -3,9 +3,27 @@
 // closes) into the same set.
 #pragma once
 
+#include <array>
+#include <cstdint>
+#include <string_view>
+
 #include "base/stats.h"
 
 namespace sb::messaging {
+
+// The close codes /metrics counts disconnects by (the reconnect rate, by why): each of the
+// protocol's codes (docs/protocol.md, Close codes) and "other". A fixed set: bounded labels.
+inline constexpr std::array<uint16_t, 12> kCountedCloseCodes = {1000, 1001, 1002, 1006, 1007, 1008,
+                                                                1009, 4000, 4001, 4003, 4004, 4005};
+// The index of `code` in kCountedCloseCodes, or its size for "other".
+constexpr size_t closeCodeIndex(uint16_t code) {
+    for (size_t i = 0; i < kCountedCloseCodes.size(); ++i) {
+        if (kCountedCloseCodes[i] == code) {
+            return i;
+        }
+    }
+    return kCountedCloseCodes.size();
+}
 
 struct Stats {
     base::Gauge clients;  // open connections of the core's adapters (all transports)
@@ -22,7 +40,11 @@ struct Stats {
     base::Counter recoveries_failed;
     base::Counter rate_limited;
     base::Counter protocol_errors;
-    base::Counter takeovers;                  // sessions resumed while another connection held them
+    base::Counter takeovers;       // sessions resumed while another connection held them
+    base::Counter resumes;         // connects that resumed their session
+    base::Counter resumes_failed;  // connects that named a session gone (expired, unknown)
+    // Messaging connections that ended, by close code (kCountedCloseCodes, then "other").
+    std::array<base::Counter, kCountedCloseCodes.size() + 1> disconnects;
     base::LatencyHistogram delivery_latency;  // publish → handed to the subscriber's transport
 };
 
@@ -32,7 +54,8 @@ struct StatsTotals {
     uint64_t clients_total = 0, messages_in = 0, bytes_in = 0, messages_out = 0, bytes_out = 0,
              publications = 0, deliveries = 0, slow_consumer_disconnects = 0,
              slow_consumer_drops = 0, recoveries_recovered = 0, recoveries_failed = 0,
-             rate_limited = 0, protocol_errors = 0, takeovers = 0;
+             rate_limited = 0, protocol_errors = 0, takeovers = 0, resumes = 0, resumes_failed = 0;
+    std::array<uint64_t, kCountedCloseCodes.size() + 1> disconnects{};
     base::LatencyHistogram::Snapshot delivery_latency;
 
     void add(const Stats& s) {
@@ -51,6 +74,11 @@ struct StatsTotals {
         rate_limited += s.rate_limited.value();
         protocol_errors += s.protocol_errors.value();
         takeovers += s.takeovers.value();
+        resumes += s.resumes.value();
+        resumes_failed += s.resumes_failed.value();
+        for (size_t i = 0; i < disconnects.size(); ++i) {
+            disconnects[i] += s.disconnects[i].value();
+        }
         s.delivery_latency.addTo(&delivery_latency);
     }
 };

@@ -693,6 +693,38 @@ base::Expected<std::string, std::string> parseInfo(std::string_view json) {
     return out;
 }
 
+base::Expected<std::string, std::string> parseData(std::string_view json) {
+    if (json.size() > kMaxFrameBytes) {
+        return base::unexpected(std::string("data larger than 16 MiB"));
+    }
+    ThreadParser& parser = threadParser();
+    dom::element root;
+    const auto err = parser.parse(json, &root);
+    parser.trim();
+    if (err != simdjson::SUCCESS) {
+        return base::unexpected(std::string("not valid JSON: ") + simdjson::error_message(err));
+    }
+    std::string out;
+    appendMinified(&out, json);
+    return out;
+}
+
+std::optional<std::string> jsonStringValue(std::string_view json) {
+    if (json.size() < 2 || json.front() != '"') {
+        return std::nullopt;  // most data is not a string: no parse
+    }
+    ThreadParser& parser = threadParser();
+    dom::element root;
+    std::optional<std::string> out;
+    std::string_view text;
+    if (parser.parse(json, &root) == simdjson::SUCCESS &&
+        root.get_string().get(text) == simdjson::SUCCESS) {
+        out.emplace(text);
+    }
+    parser.trim();
+    return out;
+}
+
 base::Expected<Request, ParseError> parseRequest(std::string_view frame) {
     if (frame.size() > kMaxFrameBytes) {
         return fail(ParseErrorKind::kBadJson, "frame larger than 16 MiB");

@@ -110,6 +110,13 @@ base::Expected<Request, ParseError> parseRequest(std::string_view frame);
 // Empty input: empty (no info). Error: a message naming the rule broken.
 base::Expected<std::string, std::string> parseInfo(std::string_view json);
 
+// A publication's `data` given outside a request (a STOMP body sent as JSON): exactly one JSON
+// value of any type, nested at most kMaxDepth, minified. Error: a message saying why not.
+base::Expected<std::string, std::string> parseData(std::string_view json);
+// The decoded text of `json` when it is a single JSON string (a publication's data as
+// parseRequest and parseData write it); nullopt for any other value or invalid JSON.
+std::optional<std::string> jsonStringValue(std::string_view json);
+
 // ---- Encoders ------------------------------------------------------------------------------
 // Each appends one complete JSON object (no trailing newline) to *out. String arguments are
 // quoted and escaped; `*_json` arguments are raw JSON text embedded as is and must be valid

@@ -1,8 +1,10 @@
 #include "server/app.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,12 +12,15 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <optional>
+#include <random>
 #include <thread>
 #include <unordered_map>
 
 #include "base/log.h"
 #include "http/request.h"
 #include "loop/event_loop.h"
+#include "net/handover.h"
 #include "net/socket.h"
 #include "net/stream_conn.h"
 #include "net/tls.h"
@@ -62,7 +67,13 @@ void bump(std::atomic<uint64_t>& counter, int64_t delta) {
                   std::memory_order_relaxed);
 }
 
+static_assert(static_cast<size_t>(ws::UpgradeError::kRequestHasBody) == 9 &&
+                  kHandshakeFailureReasons[8] == "request_has_body",
+              "kHandshakeFailureReasons follows ws::UpgradeError");
+
 constexpr uint32_t kLingerMs = 2'000;  // after an error response, wait this long for the FIN
+// Shutdown: how long a connection accepted but silent may still send its first request.
+constexpr uint32_t kFreshGraceMs = 1'000;
 
 // An address without its v4-mapped prefix ("::ffff:10.0.0.1" is "10.0.0.1").
 std::string_view plainIp(std::string_view ip) {
@@ -162,6 +173,20 @@ struct App::Impl {
     std::atomic<uint64_t> refused_max{0};
     std::atomic<uint64_t> refused_ip{0};
     std::atomic<uint64_t> refused_rate{0};
+    // The node's session admission bucket (server.admission_rate), guarded by admission_mu.
+    std::mutex admission_mu;
+    double admission_tokens = -1;  // -1: not started (full on first use)
+    uint64_t admission_ms = 0;
+    uint64_t admission_logged_s = 0;
+    std::atomic<uint64_t> refused_admission{0};
+    std::array<std::atomic<uint64_t>, kHandshakeFailureReasons.size()> handshake_failures{};
+    void handshakeFailed(size_t reason) {
+        handshake_failures[reason].fetch_add(1, std::memory_order_relaxed);
+    }
+    // server.handover_socket: where a successor asks for our listening sockets (-1: off), and
+    // the inode of the socket file we created (so we remove only our own at exit).
+    int handover_fd = -1;
+    ino_t handover_ino = 0;
     // Last member: destroyed first, while the counters above its connections touch are alive.
     std::vector<std::unique_ptr<LoopCtx>> loops;
 
@@ -169,6 +194,15 @@ struct App::Impl {
     bool admitIp(const std::string& ip, IpEntry** entry);
     // False when the IP opens connections faster than connection_rate_per_ip.
     bool admitRate(const std::string& ip);
+    // The main thread, when a successor connected to the handover socket: hands it every
+    // loop's listening sockets; once it confirms, the graceful shutdown begins.
+    void serveHandover(App& app);
+    // Closes the handover socket and removes its file unless a successor replaced it.
+    void closeHandover();
+    // False when the node admits sessions faster than admission_rate (counted and logged).
+    bool admitSession();
+    // The 503 of a refused admission: Retry-After jittered over the reconnect spread.
+    std::string admissionRefusal(bool head_only = false) const;
     void releaseIp(IpEntry* entry);
 };
 
@@ -223,14 +257,47 @@ private:
     bool lingering_ = false;
     bool upgraded_ = false;
     bool tls_counted_ = false;  // the TLS handshake's outcome went into the loop's counters
+    // No request parsed yet. Accepted just before a shutdown (or a hand-over), such a
+    // connection still gets an answer to its first request (an upgrade: 503 shutting_down),
+    // so its client is told to reconnect instead of finding the connection reset.
+    bool fresh_ = true;
 };
 
-// One listening socket of a loop: the main port, and the TLS port when it is separate.
+// One listening socket of a loop: the main port, and the TLS port when it is separate. A loop
+// has one of each, or several after a hand-over from a server that ran more loops.
 struct Listener final : loop::Pollable {
     LoopCtx* ctx = nullptr;
     int fd = -1;
-    bool tls = false;
+    bool tls = false;       // speaks TLS
+    bool tls_port = false;  // the separate TLS port (tls.port), not the main one
     void onEvents(uint32_t) override;
+};
+
+// How long a loop's iterations take (from epoll_wait's return to the end of the iteration's
+// work): an event that becomes ready meanwhile waits that long. The longest over a sliding
+// window of 10 to 20 s, written by the loop and read by any thread (/metrics).
+struct LoopLag {
+    static constexpr uint64_t kWindowMs = 10'000;
+    std::atomic<uint32_t> current{0};
+    std::atomic<uint32_t> previous{0};
+    uint64_t window_start_ms = 0;  // loop thread only
+
+    void note(uint64_t started_ms, uint64_t now_ms) {
+        if (now_ms - window_start_ms >= kWindowMs) {
+            previous.store(now_ms - window_start_ms >= 2 * kWindowMs ? 0 : current.load(),
+                           std::memory_order_relaxed);
+            current.store(0, std::memory_order_relaxed);
+            window_start_ms = now_ms;
+        }
+        const auto busy = static_cast<uint32_t>(now_ms - std::min(now_ms, started_ms));
+        if (busy > current.load(std::memory_order_relaxed)) {
+            current.store(busy, std::memory_order_relaxed);
+        }
+    }
+    uint32_t maxMs() const {
+        return std::max(current.load(std::memory_order_relaxed),
+                        previous.load(std::memory_order_relaxed));
+    }
 };
 
 struct LoopCtx final {
@@ -252,13 +319,11 @@ struct LoopCtx final {
     std::atomic<uint64_t> tls_resumed{0};
     std::atomic<uint64_t> tls_failed{0};
     loop::EventLoop loop;
-    Listener listeners[2];  // [0] the main port, [1] a separate TLS port (fd -1 when none)
+    std::vector<std::unique_ptr<Listener>> listeners;  // stable addresses: registered with epoll
+    LoopLag lag;
     std::thread thread;
 
     explicit LoopCtx(App::Impl* a) : app(a) {
-        for (Listener& l : listeners) {
-            l.ctx = this;
-        }
         sockets.global_count = &a->connections;
         sockets.owner = this;
         sockets.on_remove = [](transport::SocketList* list, transport::WebSocket* ws) {
@@ -275,11 +340,20 @@ struct LoopCtx final {
         };
     }
     ~LoopCtx() {
-        for (Listener& l : listeners) {
-            if (l.fd >= 0) {
-                ::close(l.fd);
+        for (auto& l : listeners) {
+            if (l->fd >= 0) {
+                ::close(l->fd);
             }
         }
+    }
+
+    void addListener(int fd, bool tls, bool tls_port) {
+        auto l = std::make_unique<Listener>();
+        l->ctx = this;
+        l->fd = fd;
+        l->tls = tls;
+        l->tls_port = tls_port;
+        listeners.push_back(std::move(l));
     }
 
     // A listening socket is readable: accept everything pending (edge-triggered).
@@ -362,14 +436,17 @@ struct LoopCtx final {
     // its HTTP connections (idle ones now, busy ones after their current request).
     void beginShutdown() {
         shutting_down = true;
-        for (Listener& l : listeners) {
-            if (l.fd >= 0) {
-                loop.remove(l.fd);
-                ::close(l.fd);
-                l.fd = -1;
+        for (auto& l : listeners) {
+            if (l->fd >= 0) {
+                loop.remove(l->fd);
+                ::close(l->fd);  // a successor that took them over keeps them open
+                l->fd = -1;
             }
         }
         for (transport::WebSocket* ws = sockets.head; ws != nullptr; ws = ws->list_next) {
+            if (ws->behavior().on_shutdown) {
+                ws->behavior().on_shutdown(*ws);
+            }
             ws->end(ws::close_code::kGoingAway, "server shutting down; reconnect");
         }
         for (transport::EventStream* es = streams.head; es != nullptr; es = es->list_next) {
@@ -440,6 +517,97 @@ bool App::Impl::admitRate(const std::string& ip) {
     }
     b.tokens -= 1.0;
     return true;
+}
+
+void App::Impl::serveHandover(App& app) {
+    std::vector<int> main_fds, tls_fds;
+    for (auto& ctx : loops) {
+        // Read from the main thread: the fds change only in beginShutdown, which has not run
+        // (stopping is false, and it is set only here and by stop() on this same thread).
+        for (auto& l : ctx->listeners) {
+            (l->tls_port ? tls_fds : main_fds).push_back(l->fd);
+        }
+    }
+    std::string who;
+    if (!net::serveHandover(handover_fd, main_fds, tls_fds, 10'000, &who)) {
+        SB_WARN("handover: %s", who.c_str());
+        return;
+    }
+    SB_INFO("handover: %s took over the listening sockets: draining (clients reconnect to it)",
+            who.c_str());
+    closeHandover();
+    app.stop();
+}
+
+void App::Impl::closeHandover() {
+    if (handover_fd < 0) {
+        return;
+    }
+    ::close(handover_fd);
+    handover_fd = -1;
+    struct stat st {};
+    if (::stat(options.handover_socket.c_str(), &st) == 0 && st.st_ino == handover_ino) {
+        ::unlink(options.handover_socket.c_str());
+    }
+}
+
+bool App::Impl::admitSession() {
+    const double rate = options.admission_rate;
+    if (rate == 0) {
+        return true;
+    }
+    const uint64_t now = loop::EventLoop::monotonicMs();
+    std::lock_guard lock(admission_mu);
+    if (admission_tokens < 0) {
+        admission_tokens = rate;
+        admission_ms = now;
+    }
+    admission_tokens =
+        std::min(rate, admission_tokens + static_cast<double>(now - admission_ms) * rate / 1000.0);
+    admission_ms = now;
+    if (admission_tokens < 1.0) {
+        refused_admission.fetch_add(1, std::memory_order_relaxed);
+        if (now / 1000 != admission_logged_s) {
+            admission_logged_s = now / 1000;
+            SB_WARN(
+                "admission: refusing new sessions over %u/s (server.admission_rate): clients "
+                "are told to retry later (503 with Retry-After)",
+                options.admission_rate);
+        }
+        return false;
+    }
+    admission_tokens -= 1.0;
+    return true;
+}
+
+namespace {
+
+uint32_t jitteredDelayMs(uint32_t spread_ms) {
+    if (spread_ms == 0) {
+        return 0;
+    }
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    return static_cast<uint32_t>(rng() % spread_ms);
+}
+
+// Retry-After of a refused admission: whole seconds (RFC 9110 §10.2.3), at least 1, spread
+// like the shutdown's delays so that the refused clients do not all come back in one second.
+uint32_t retryAfterS(uint32_t spread_ms) {
+    return 1 + jitteredDelayMs(spread_ms + 1000) / 1000;
+}
+
+std::string admissionMessage(uint32_t after_s) {
+    return "the server is admitting new connections at its limit (server.admission_rate); "
+           "retry in " +
+           std::to_string(after_s) + " s";
+}
+
+}  // namespace
+
+std::string App::Impl::admissionRefusal(bool head_only) const {
+    const uint32_t after_s = retryAfterS(options.reconnect_spread_ms);
+    return errorResponse(503, "overloaded", admissionMessage(after_s), true,
+                         "Retry-After: " + std::to_string(after_s) + "\r\n", head_only);
 }
 
 void App::Impl::releaseIp(IpEntry* entry) {
@@ -556,6 +724,14 @@ void HttpConnection::endForShutdown() {
     if (!buf_.empty() || skip_body_ > 0 || awaiting_) {
         return;  // mid-request: its response goes with "Connection: close", then it ends
     }
+    if (fresh_) {
+        // Its first request is still to come: answered, then it ends (see fresh_). A second at
+        // most: a socket a browser opened speculatively must not hold the exit for long.
+        loop()->timers().cancel(this);
+        loop()->timers().schedule(
+            this, std::min<uint32_t>(kFreshGraceMs, ctx_->app->options.handshake_timeout_ms));
+        return;
+    }
     // Between requests. The last response may still sit in the loop's cork (this runs as a
     // posted task, before the end-of-iteration flush) or in the backlog: send it first.
     uncork();
@@ -607,7 +783,7 @@ void HttpConnection::process(uint8_t* data, size_t len, bool resuming) {
             len -= n;
             continue;
         }
-        if (ctx_->shutting_down && !resuming) {
+        if (ctx_->shutting_down && !resuming && !fresh_) {
             return;  // a request begun after the shutdown: not served (onData ends us)
         }
         resuming = false;
@@ -626,6 +802,7 @@ void HttpConnection::process(uint8_t* data, size_t len, bool resuming) {
             return;
         }
         parser_.reset();
+        fresh_ = false;
         const size_t head = req.head_size;
         if (via_proxy_) {
             if (std::string client = forwardedFor(req, app->options.trusted_proxies);
@@ -743,15 +920,22 @@ bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* 
     if (refusedForwardedRate()) {
         return false;
     }
+    if (!app->stopping.load(std::memory_order_relaxed) && !app->admitSession()) {
+        reject(app->admissionRefusal());
+        return false;
+    }
     ws::UpgradePolicy policy{.subprotocols = route.subprotocols,
                              .allowed_origins = app->options.allowed_origins,
                              .deflate = route.deflate};
     ws::UpgradeDecision d = ws::evaluateUpgrade(req, policy);
     if (d.error != ws::UpgradeError::kNone || app->stopping.load(std::memory_order_relaxed)) {
         if (d.error == ws::UpgradeError::kNone) {
+            app->handshakeFailed(kHandshakeFailureReasons.size() - 1);
             reject(errorResponse(503, "shutting_down", "the server is shutting down; reconnect"));
             return false;
         }
+        // kHandshakeFailureReasons lists the UpgradeError values in order, from index 0.
+        app->handshakeFailed(static_cast<size_t>(d.error) - 1);
         SB_INFO("websocket: handshake from %s refused (%u): %.*s", ip_.c_str(),
                 ws::statusFor(d.error), static_cast<int>(ws::describe(d.error).size()),
                 ws::describe(d.error).data());
@@ -768,6 +952,7 @@ bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* 
     if (on_upgrade) {
         check = on_upgrade(req);
         if (check.status != 0) {
+            app->handshakeFailed(check.status == 403 ? 10 : 9);  // forbidden, unauthorized
             SB_INFO("websocket: handshake from %s refused (%u): %s", ip_.c_str(), check.status,
                     check.message.c_str());
             reject(errorResponse(check.status, check.code, check.message, true,
@@ -782,8 +967,7 @@ bool HttpConnection::upgrade(const http::Request& req, WsRoute& route, uint8_t* 
         return false;
     }
     write(resp, n);
-    auto* sock =
-        new transport::WebSocket(loop(), -1, behavior, ws::Role::kServer, d.deflate);
+    auto* sock = new transport::WebSocket(loop(), -1, behavior, ws::Role::kServer, d.deflate);
     upgraded_ = true;  // the connection slot moves to the WebSocket
     bump(ctx_->http_open, -1);
     bump(ctx_->ws_open, 1);
@@ -807,6 +991,10 @@ void HttpConnection::startStream(const http::Request& req, StreamRoute& route) {
     }
     if (app->stopping.load(std::memory_order_relaxed)) {
         reject(errorResponse(503, "shutting_down", "the server is shutting down; reconnect"));
+        return;
+    }
+    if (!app->admitSession()) {
+        reject(app->admissionRefusal());
         return;
     }
     StreamAccept check;
@@ -1022,8 +1210,27 @@ base::Result<void> App::listen() {
     if (!ep) {
         return base::unexpected(ep.error());
     }
-    if (auto r = checkFree(*ep, options_.reuse_port, "--port"); !r) {
-        return r;
+    // A server running with the same handover socket gives us its listening sockets (and the
+    // connections queued on them) instead of us binding: see net/handover.h.
+    std::optional<net::HandedSockets> handed;
+    if (!options_.handover_socket.empty()) {
+        auto h = net::requestHandover(options_.handover_socket, 10'000);
+        if (!h) {
+            return base::fail(h.error().message + " (server.handover_socket)");
+        }
+        handed = std::move(*h);
+        if (handed && split == handed->tls.empty()) {
+            net::acceptHandover(&*handed);  // never sent: close it (the old one keeps serving)
+            return base::fail("the running server at " + options_.handover_socket +
+                              (split ? " has no separate TLS port and this one has tls.port set"
+                                     : " has a separate TLS port and this one has none") +
+                              ": give both the same [tls] port settings");
+        }
+    }
+    if (!handed) {
+        if (auto r = checkFree(*ep, options_.reuse_port, "--port"); !r) {
+            return r;
+        }
     }
     net::Endpoint tls_ep;
     if (split) {
@@ -1032,23 +1239,58 @@ base::Result<void> App::listen() {
             return base::unexpected(e.error());
         }
         tls_ep = *e;
-        if (auto r = checkFree(tls_ep, options_.reuse_port, "tls.port"); !r) {
-            return r;
+        if (!handed) {
+            if (auto r = checkFree(tls_ep, options_.reuse_port, "tls.port"); !r) {
+                return r;
+            }
         }
     }
+    if (handed) {
+        // The port is the one the sockets listen on (the configured one may be 0).
+        auto local = net::localEndpoint(handed->main.front());
+        if (!local) {
+            return base::unexpected(local.error());
+        }
+        setPort(&*ep, local->port());
+        if (split) {
+            auto tlocal = net::localEndpoint(handed->tls.front());
+            if (tlocal) {
+                setPort(&tls_ep, tlocal->port());
+            }
+        }
+    }
+    // Loop i takes the handed sockets i, i+n, …; a loop left without one binds its own into
+    // the same SO_REUSEPORT group, so every loop accepts and no handed socket is orphaned.
+    auto sockets_for = [&](unsigned i, const std::vector<int>* handed_fds, const net::Endpoint& e,
+                           std::vector<int>* out) -> base::Result<void> {
+        if (handed_fds != nullptr) {
+            for (size_t k = i; k < handed_fds->size(); k += n) {
+                out->push_back((*handed_fds)[k]);
+            }
+        }
+        if (out->empty()) {
+            auto fd = net::listenOn(e);
+            if (!fd) {
+                return base::unexpected(fd.error());
+            }
+            out->push_back(*fd);
+        }
+        return {};
+    };
     for (unsigned i = 0; i < n; ++i) {
         auto ctx = std::make_unique<LoopCtx>(impl_.get());
         ctx->loop.setId(i);
         ctx->tls_ctx = impl_->tls_ctx;
         // Port 0: the first loop picks a free port, the others join it.
-        auto fd = net::listenOn(*ep);
-        if (!fd) {
-            return base::unexpected(fd.error());
+        std::vector<int> main_fds;
+        if (auto r = sockets_for(i, handed ? &handed->main : nullptr, *ep, &main_fds); !r) {
+            return r;
         }
-        ctx->listeners[0].fd = *fd;
-        ctx->listeners[0].tls = tls.enabled() && !split;
+        for (int fd : main_fds) {
+            ctx->addListener(fd, tls.enabled() && !split, false);
+        }
         if (i == 0) {
-            auto local = net::localEndpoint(*fd);
+            auto local = net::localEndpoint(main_fds.front());
             if (!local) {
                 return base::unexpected(local.error());
             }
@@ -1056,22 +1298,43 @@ base::Result<void> App::listen() {
             setPort(&*ep, port_);
         }
         if (split) {
-            auto tfd = net::listenOn(tls_ep);
-            if (!tfd) {
-                return base::unexpected(tfd.error());
+            std::vector<int> tls_fds;
+            if (auto r = sockets_for(i, handed ? &handed->tls : nullptr, tls_ep, &tls_fds); !r) {
+                return r;
             }
-            ctx->listeners[1].fd = *tfd;
-            ctx->listeners[1].tls = true;
+            for (int fd : tls_fds) {
+                ctx->addListener(fd, true, true);
+            }
         }
-        for (Listener& l : ctx->listeners) {
-            if (l.fd >= 0) {
-                ctx->loop.add(l.fd, &l, EPOLLIN | EPOLLET);
-            }
+        for (auto& l : ctx->listeners) {
+            ctx->loop.add(l->fd, l.get(), EPOLLIN | EPOLLET);
         }
         net::StreamConn::installLoopHooks(ctx->loop);
+        LoopCtx* c = ctx.get();
+        // Last hook: the iteration's work is done (nowMs() is when epoll_wait returned).
+        ctx->loop.addIterationHook(
+            [c] { c->lag.note(c->loop.nowMs(), loop::EventLoop::monotonicMs()); });
         impl_->loops.push_back(std::move(ctx));
     }
-    tls_port_ = !tls.enabled() ? 0 : split ? tls.port : port_;
+    tls_port_ = !tls.enabled() ? 0 : split ? (handed ? tls_ep.port() : tls.port) : port_;
+    if (handed) {
+        SB_INFO(
+            "took over %zu listening socket(s) on port %u from pid %d (handover): it stops "
+            "accepting and drains",
+            handed->main.size() + handed->tls.size(), port_, handed->old_pid);
+        net::acceptHandover(&*handed);
+    }
+    if (!options_.handover_socket.empty()) {
+        auto fd = net::listenForSuccessor(options_.handover_socket);
+        if (!fd) {
+            return base::fail(fd.error().message + " (server.handover_socket)");
+        }
+        impl_->handover_fd = *fd;
+        struct stat st {};
+        if (::stat(options_.handover_socket.c_str(), &st) == 0) {
+            impl_->handover_ino = st.st_ino;
+        }
+    }
     return {};
 }
 
@@ -1094,10 +1357,44 @@ base::Result<void> App::reloadTls(const TlsOptions& tls) {
     return {};
 }
 
+HandshakeFailures App::handshakeFailures() const {
+    HandshakeFailures out{};
+    for (size_t i = 0; i < out.size(); ++i) {
+        out[i] = impl_->handshake_failures[i].load(std::memory_order_relaxed);
+    }
+    return out;
+}
+
+std::vector<uint32_t> App::loopLagMs() const {
+    std::vector<uint32_t> out;
+    for (const auto& ctx : impl_->loops) {
+        out.push_back(ctx->lag.maxMs());
+    }
+    return out;
+}
+
+bool App::admitSession() {
+    return impl_->admitSession();
+}
+
+uint32_t App::reconnectDelayMs() const {
+    return jitteredDelayMs(options_.reconnect_spread_ms);
+}
+
+HttpReply App::admissionRefusal() const {
+    const uint32_t after_s = retryAfterS(options_.reconnect_spread_ms);
+    return HttpReply{.status = 503,
+                     .content_type = "application/json",
+                     .body = "{\"error\":\"overloaded\",\"message\":\"" +
+                             jsonEscape(admissionMessage(after_s)) + "\"}\n",
+                     .extra_headers = "Retry-After: " + std::to_string(after_s) + "\r\n"};
+}
+
 RefusedCounts App::refusedCounts() const {
     RefusedCounts r{.max_connections = impl_->refused_max.load(std::memory_order_relaxed),
                     .per_ip = impl_->refused_ip.load(std::memory_order_relaxed),
-                    .rate = impl_->refused_rate.load(std::memory_order_relaxed)};
+                    .rate = impl_->refused_rate.load(std::memory_order_relaxed),
+                    .admission = impl_->refused_admission.load(std::memory_order_relaxed)};
     for (const auto& ctx : impl_->loops) {
         r.ping_floods += ctx->sockets.ping_floods.load(std::memory_order_relaxed);
     }
@@ -1177,8 +1474,16 @@ int App::run() {
     if (tls_port_ != 0 && !main_tls) {
         SB_INFO("listening on %s:%u (tls)", options_.host.c_str(), tls_port_);
     }
-    // Wait for a stop request: a signal, or stop() from another thread.
+    // Wait for a stop request: a signal, stop() from another thread, or a successor that took
+    // the listening sockets over (server.handover_socket).
     while (!impl_->stopping.load()) {
+        if (impl_->handover_fd >= 0) {
+            pollfd p{.fd = impl_->handover_fd, .events = POLLIN, .revents = 0};
+            if (::poll(&p, 1, 0) > 0) {
+                impl_->serveHandover(*this);
+                continue;
+            }
+        }
         if (options_.handle_signals) {
             timespec ts{0, 100'000'000};
             int sig = sigtimedwait(&set, nullptr, &ts);
@@ -1196,6 +1501,7 @@ int App::run() {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
     }
+    impl_->closeHandover();  // a successor now would find nobody to take over from
     // Drain: wait until every connection is gone or the timeout passes.
     const uint64_t deadline = loop::EventLoop::monotonicMs() + options_.shutdown_timeout_ms;
     while (impl_->connections.load() > 0 && loop::EventLoop::monotonicMs() < deadline) {

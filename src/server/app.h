@@ -10,6 +10,7 @@
 //   app.listen("0.0.0.0", 8080); app.run();
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -161,6 +162,17 @@ struct ServerOptions {
     // thousands of users reconnect within seconds after a restart while a single flooding
     // host gets no further than that.
     uint32_t connection_rate_per_ip = 500;
+    // New sessions per second this node admits (WebSocket upgrades, SSE streams and
+    // long-polling opens, from every client together; token bucket, burst one second's worth).
+    // Over it a client gets a fast 503 with a jittered Retry-After before any session work
+    // (resume, recovery, presence) is done, so a reconnect storm after a restart queues in the
+    // clients' backoff instead of in the server. 0 = unlimited. See docs/benchmarks.md
+    // (Reconnect storms) for the figures behind the default.
+    uint32_t admission_rate = 0;
+    // Graceful shutdown: each client is told to reconnect after a random delay in
+    // [0, reconnect_spread_ms) (native `disconnect`'s reconnect_after_ms; Retry-After of
+    // refusals), so N clients come back at about N per spread rather than all at once.
+    uint32_t reconnect_spread_ms = 5'000;
     // Apply connection_rate_per_ip to loopback peers too. Off by default: a loopback peer is a
     // proxy or a tool on this host, and limiting it would throttle every user behind it.
     bool limit_loopback = false;
@@ -190,6 +202,12 @@ struct ServerOptions {
     // net::addressInUse). The loops of this App share the port either way.
     bool reuse_port = false;
     TlsOptions tls;
+    // A Unix socket path (e.g. /run/switchboard/handover.sock) for restarts that refuse no
+    // connection: a new server started with the same path takes this one's listening sockets
+    // over (and the connections queued on them), then this one stops accepting and drains
+    // (its clients are told to reconnect, and do, to the new one). Empty: off. The file is
+    // the owner's only (0600) and the peer must be the same user.
+    std::string handover_socket;
     // SO_SNDBUF of accepted sockets; 0 = the kernel's autotuning (up to net.ipv4.tcp_wmem's
     // maximum, 4 MiB on Debian). A cap bounds the kernel memory a stalled client can pin on
     // top of our own outbound limit, at the cost of throughput on long fat links.
@@ -208,8 +226,17 @@ struct RefusedCounts {
     uint64_t max_connections = 0;  // server.max_connections reached
     uint64_t per_ip = 0;           // server.max_connections_per_ip reached
     uint64_t rate = 0;             // server.connection_rate_per_ip exceeded
+    uint64_t admission = 0;        // server.admission_rate exceeded (upgrades and opens)
     uint64_t ping_floods = 0;      // WebSockets closed 1008 for too many pings (not at accept)
 };
+
+// WebSocket upgrades refused, by reason (see App::handshakeFailures): the label values of
+// /metrics, a fixed set.
+inline constexpr std::array<std::string_view, 12> kHandshakeFailureReasons = {
+    "method_not_allowed", "bad_http_version", "not_upgrade", "missing_connection_upgrade",
+    "missing_host",       "bad_key",          "bad_version", "forbidden_origin",
+    "request_has_body",   "unauthorized",     "forbidden",   "shutting_down"};
+using HandshakeFailures = std::array<uint64_t, kHandshakeFailureReasons.size()>;
 
 // Open connections of an App (see App::connectionCounts).
 struct ConnectionCounts {
@@ -249,6 +276,12 @@ public:
     // Any thread: handshake counters summed over the loops.
     TlsCounts tlsCounts() const;
     RefusedCounts refusedCounts() const;
+    // Any thread: refused WebSocket upgrades by kHandshakeFailureReasons (admission and rate
+    // refusals are in refusedCounts).
+    HandshakeFailures handshakeFailures() const;
+    // Any thread: per event loop, the longest delay of its 100 ms probe timer over the last
+    // 10 to 20 s (how late the loop ran what was due: a busy or blocked loop).
+    std::vector<uint32_t> loopLagMs() const;
     // The event loops (valid after listen()); loop i has id() == i. For layers that keep
     // per-loop state (the messaging hub) and post work to a loop.
     size_t loopCount() const;
@@ -263,6 +296,13 @@ public:
     // instant across loops. A WebSocket is counted from its upgrade until the end of the loop
     // iteration in which it closed.
     ConnectionCounts connectionCounts() const;
+    // Any thread: one more session may open now (server.admission_rate; true when unlimited).
+    // For adapters that open sessions outside the App's upgrade and stream paths (/poll).
+    bool admitSession();
+    // Any thread: a reconnect delay for one client, uniform in [0, reconnect_spread_ms).
+    uint32_t reconnectDelayMs() const;
+    // The 503 of a refused admission, with its jittered Retry-After.
+    HttpReply admissionRefusal() const;
     // Called on the signal-waiting thread when SIGHUP arrives (handle_signals only).
     void onReload(std::function<void()> fn) { on_reload_ = std::move(fn); }
     // Before listen(): called on each loop's thread (with its index) when the graceful

@@ -17,6 +17,7 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
       broker_(std::move(broker)),
       ping_interval_s_(base.ping_interval_ms / 1000),
       native_(options_, base, compression),
+      stomp_(options_, base),
       sse_(options_, base.ping_interval_ms),
       poll_(options_, base.ping_interval_ms),
       api_(options_.api_key, options_.api_rate_limit, [this] {
@@ -24,7 +25,16 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
           return c.websocket + c.stream + poll_.sessions();
       }) {
     options_.normalize();
-    app_.ws("/ws", native_.route());
+    // Graceful shutdown: each client is told when to come back, spread over
+    // server.reconnect_spread.
+    auto delay = [this] { return app_.reconnectDelayMs(); };
+    native_.setReconnectDelay(delay);
+    sse_.setReconnectDelay(delay);
+    poll_.setReconnectDelay(delay);
+    // One /ws route: the native protocol, or STOMP when the client negotiates v1x.stomp.
+    WsRoute ws_route = native_.route();
+    stomp_.addTo(&ws_route);
+    app_.ws("/ws", std::move(ws_route));
     sse_.registerRoutes(app_);
     poll_.registerRoutes(app_);
     api_.registerRoutes(app_);
@@ -46,6 +56,9 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
         m.refused_max = refused.max_connections;
         m.refused_ip = refused.per_ip;
         m.refused_rate = refused.rate;
+        m.refused_admission = refused.admission;
+        m.handshake_failures = app_.handshakeFailures();
+        m.loop_lag_ms = app_.loopLagMs();
         m.ping_floods = refused.ping_floods;
         m.api_rate_limited = api_.rateLimited();
         if (app_.tlsPort() != 0) {
@@ -122,6 +135,7 @@ base::Result<void> Messaging::attach() {
                            });
     }
     native_.attach(hub_.get());
+    stomp_.attach(hub_.get());
     sse_.attach(hub_.get(), relay_.get());
     poll_.attach(hub_.get(), app_, relay_.get());
     api_.attach(hub_.get());

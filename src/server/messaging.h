@@ -1,5 +1,6 @@
 // The messaging service as the server runs it: the transport-neutral core (messaging::Hub)
-// with its adapters — the native protocol at /ws (NativeWs), the HTTP API under /api/
+// with its adapters — the native protocol at /ws (NativeWs), STOMP on /ws by subprotocol
+// (StompWs), the HTTP API under /api/
 // (HttpApi) — and /metrics. Construct before App::listen (it registers the routes), attach()
 // after (the Hub needs the loops).
 #pragma once
@@ -14,6 +15,7 @@
 #include "server/poll.h"
 #include "server/settings.h"
 #include "server/sse.h"
+#include "server/stomp_ws.h"
 
 namespace sb::server {
 
@@ -37,6 +39,8 @@ public:
 
     messaging::Hub& hub() { return *hub_; }
     bool attached() const { return hub_ != nullptr; }
+    // Open long-polling sessions (any thread), for the /admin dashboard.
+    uint64_t pollSessions() const { return poll_.sessions(); }
 
 private:
     App& app_;
@@ -44,6 +48,7 @@ private:
     BrokerConfig broker_;
     uint32_t ping_interval_s_;  // [websocket] ping_interval: in `connected` on every transport
     NativeWs native_;
+    StompWs stomp_;  // STOMP on /ws, by subprotocol
     Sse sse_;
     Poll poll_;
     HttpApi api_;

@@ -57,10 +57,12 @@ std::string renderMetrics(const MetricsSnapshot& m) {
               {"poll", m.poll_sessions},
               {"http", m.http_connections}});
     labelled("switchboard_connections_refused_total", "counter",
-             "Connections refused at accept, by the limit that refused them.", "reason",
+             "Connections refused before a session opened, by the limit that refused them.",
+             "reason",
              {{"max_connections", m.refused_max},
               {"max_connections_per_ip", m.refused_ip},
-              {"connection_rate_per_ip", m.refused_rate}});
+              {"connection_rate_per_ip", m.refused_rate},
+              {"admission_rate", m.refused_admission}});
     metric("switchboard_clients", "gauge",
            "Open connections of the messaging protocol (the /ws endpoint).",
            static_cast<uint64_t>(s.clients < 0 ? 0 : s.clients));
@@ -86,6 +88,44 @@ std::string renderMetrics(const MetricsSnapshot& m) {
         labelled("switchboard_tls_handshakes_total", "counter",
                  "TLS handshakes: full, resumed from a ticket or session id, failed.", "result",
                  {{"full", m.tls_full}, {"resumed", m.tls_resumed}, {"failed", m.tls_failed}});
+    }
+    labelled("switchboard_session_resumes_total", "counter",
+             "Connects that named a session: resumed, or gone (expired or unknown: a new one).",
+             "result", {{"resumed", s.resumes}, {"not_found", s.resumes_failed}});
+    // The reconnect rate, by why connections ended (WebSocket close codes, a fixed set).
+    std::snprintf(line, sizeof line,
+                  "# HELP switchboard_disconnects_total Messaging WebSocket connections that "
+                  "ended, by close code.\n# TYPE switchboard_disconnects_total counter\n");
+    out += line;
+    for (size_t i = 0; i < s.disconnects.size(); ++i) {
+        const std::string code = i < messaging::kCountedCloseCodes.size()
+                                     ? std::to_string(messaging::kCountedCloseCodes[i])
+                                     : std::string("other");
+        std::snprintf(line, sizeof line, "switchboard_disconnects_total{code=\"%s\"} %llu\n",
+                      code.c_str(), static_cast<unsigned long long>(s.disconnects[i]));
+        out += line;
+    }
+    std::snprintf(line, sizeof line,
+                  "# HELP switchboard_handshake_failures_total WebSocket upgrades refused, by "
+                  "reason.\n# TYPE switchboard_handshake_failures_total counter\n");
+    out += line;
+    for (size_t i = 0; i < kHandshakeFailureReasons.size(); ++i) {
+        std::snprintf(line, sizeof line,
+                      "switchboard_handshake_failures_total{reason=\"%.*s\"} %llu\n",
+                      static_cast<int>(kHandshakeFailureReasons[i].size()),
+                      kHandshakeFailureReasons[i].data(),
+                      static_cast<unsigned long long>(m.handshake_failures[i]));
+        out += line;
+    }
+    std::snprintf(line, sizeof line,
+                  "# HELP switchboard_loop_lag_seconds Longest event-loop iteration over the last "
+                  "10-20 s, per loop (how long a ready event may wait).\n# TYPE "
+                  "switchboard_loop_lag_seconds gauge\n");
+    out += line;
+    for (size_t i = 0; i < m.loop_lag_ms.size(); ++i) {
+        std::snprintf(line, sizeof line, "switchboard_loop_lag_seconds{loop=\"%zu\"} %.3f\n", i,
+                      m.loop_lag_ms[i] / 1000.0);
+        out += line;
     }
     metric("switchboard_session_takeovers_total", "counter",
            "Sessions resumed while another connection held them (that one closed 4004).",

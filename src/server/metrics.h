@@ -7,6 +7,7 @@
 
 #include "broker/engine.h"
 #include "messaging/stats.h"
+#include "server/app.h"
 
 namespace sb::server {
 
@@ -20,9 +21,12 @@ struct MetricsSnapshot {
     uint64_t channels = 0;
     uint64_t sessions = 0;
     uint64_t refused_max = 0, refused_ip = 0, refused_rate = 0;  // connections refused at accept
+    uint64_t refused_admission = 0;  // sessions refused by server.admission_rate
     uint64_t api_rate_limited = 0;
-    uint64_t ping_floods = 0;     // WebSockets closed 1008 for too many pings  // HTTP API calls
-                                  // refused by api.rate_limit
+    uint64_t ping_floods = 0;  // WebSockets closed 1008 for too many pings  // HTTP API calls
+                               // refused by api.rate_limit
+    HandshakeFailures handshake_failures{};  // by kHandshakeFailureReasons
+    std::vector<uint32_t> loop_lag_ms;       // per loop (App::loopLagMs)
     broker::EngineStatus engine;  // availability and, for a shared engine, the cluster's nodes
     bool tls = false;             // the server speaks TLS: the handshake family is rendered
     uint64_t tls_full = 0, tls_resumed = 0, tls_failed = 0;

@@ -63,6 +63,14 @@ std::optional<broker::StreamPos> position(const std::optional<protocol::Since>& 
 }
 
 // Native JSON of an event.
+std::string shutdownNotice(uint32_t reconnect_after_ms) {
+    std::string json;
+    protocol::encodeDisconnect(&json, 1001, "server shutting down; reconnect", true);
+    json.pop_back();  // the closing brace: one more field
+    json += R"(,"reconnect_after_ms":)" + std::to_string(reconnect_after_ms) + "}";
+    return json;
+}
+
 void encodeEvent(std::string* out, const broker::Event& ev, bool gap) {
     if (ev.kind == broker::EventKind::kPublication) {
         const broker::Publication& p = *ev.pub;

@@ -47,6 +47,10 @@ messaging::PeerStatus peerStatusOf(transport::SendStatus st, size_t payload,
 
 // Native JSON of an event.
 void encodeEvent(std::string* out, const broker::Event& ev, bool gap);
+// The `disconnect` of a graceful shutdown (1001, reconnect) with `reconnect_after_ms`: when
+// this client should come back (server.reconnect_spread), so a node's clients do not all
+// reconnect in the same instant.
+std::string shutdownNotice(uint32_t reconnect_after_ms);
 
 messaging::Error errorOf(protocol::ParseErrorKind k);
 

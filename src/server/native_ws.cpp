@@ -167,8 +167,17 @@ NativeWs::NativeWs(const messaging::Options& options, const transport::WebSocket
     behavior_.on_message = [this](transport::WebSocket& ws, ws::Opcode op, std::span<uint8_t> d) {
         onMessage(ws, op, d);
     };
-    behavior_.on_close = [this](transport::WebSocket& ws, uint16_t, std::string_view) {
+    behavior_.on_close = [this](transport::WebSocket& ws, uint16_t code, std::string_view) {
+        if (auto* conn = ws.data<Connection>()) {
+            conn->stats_->disconnects[messaging::closeCodeIndex(code)].add();
+        }
         onClose(ws);
+    };
+    behavior_.on_shutdown = [this](transport::WebSocket& ws) {
+        // Before the 1001 close: when to come back. Not counted against the outbound limit's
+        // policy: the connection is ending either way.
+        (void)ws.sendText(shutdownNotice(reconnect_delay_ ? reconnect_delay_() : 0),
+                          {.droppable = true});
     };
 }
 
@@ -189,8 +198,9 @@ UpgradeCheck NativeWs::checkUpgrade(const http::Request& req) {
             out.status = 401;
             out.code = messaging::errorInfo(Error::kTokenRequired).code;
             out.message =
-                "this server needs a connection token: an Authorization: Bearer header, a token "
-                "query parameter, or \"token\" in the connect message";
+                "this server needs a connection token on the upgrade: an Authorization: Bearer "
+                "header or a token query parameter (\"token\" in connect works only where some "
+                "namespace takes anonymous clients)";
         }
         return out;
     }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "messaging/hub.h"
 #include "server/app.h"
@@ -23,6 +24,9 @@ public:
     WsRoute route();
     // After App::listen: the hub every connection talks to.
     void attach(messaging::Hub* hub) { hub_ = hub; }
+    // Before the loops run: each client's reconnect delay at a graceful shutdown
+    // (App::reconnectDelayMs).
+    void setReconnectDelay(std::function<uint32_t()> fn) { reconnect_delay_ = std::move(fn); }
 
     struct Connection;
 
@@ -37,6 +41,7 @@ private:
     bool compression_;
     uint32_t ping_interval_s_;
     messaging::Hub* hub_ = nullptr;
+    std::function<uint32_t()> reconnect_delay_;
 };
 
 }  // namespace sb::server

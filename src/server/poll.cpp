@@ -188,11 +188,16 @@ struct Poll::Session final : public messaging::Peer, private loop::TimerNode {
     }
 
     void disconnect(const messaging::Disconnect& d) override {
+        std::string json;
+        protocol::encodeDisconnect(&json, d.code, d.reason, d.reconnect);
+        endWith(std::move(json));
+    }
+
+    // The last event (a `disconnect`): the session ends once a poll has taken it.
+    void endWith(std::string json) {
         if (ended) {
             return;
         }
-        std::string json;
-        protocol::encodeDisconnect(&json, d.code, d.reason, d.reconnect);
         queue.push_back(std::move(json));
         ended = true;
         scheduleFlush();
@@ -279,6 +284,7 @@ void Poll::registerRoutes(App& app) {
 
 void Poll::attach(messaging::Hub* hub, App& app, SessionRelay* relay) {
     hub_ = hub;
+    app_ = &app;
     relay_ = relay;
     loops_.clear();
     for (size_t i = 0; i < app.loopCount(); ++i) {
@@ -348,6 +354,11 @@ bool Poll::pollHere(const std::string& session, uint64_t ack, uint32_t wait_ms,
 }
 
 void Poll::open(uint32_t loop, const http::Request& req, HttpResponder responder) {
+    // A new session, like a WebSocket upgrade: under the node's admission rate.
+    if (!app_->admitSession()) {
+        responder.reply(app_->admissionRefusal());
+        return;
+    }
     SessionRequest open;
     SessionRefusal no = parseSessionRequest(*hub_, req, false, &open);
     if (no.status != 0) {
@@ -445,7 +456,7 @@ void Poll::shutdown(uint32_t loop) {
         return;
     }
     for (auto& [id, s] : sessions_[loop]) {
-        s->disconnect(messaging::Disconnect{1001, "server shutting down; reconnect", true});
+        s->endWith(shutdownNotice(reconnect_delay_ ? reconnect_delay_() : 0));
     }
 }
 

@@ -39,6 +39,8 @@ public:
     // `relay` (null: a single node) takes polls and POSTs for sessions other nodes hold.
     void registerRoutes(App& app);
     void attach(messaging::Hub* hub, App& app, SessionRelay* relay);
+    // Before the loops run: each client's reconnect delay at a graceful shutdown.
+    void setReconnectDelay(std::function<uint32_t()> fn) { reconnect_delay_ = std::move(fn); }
     // A poll another node relayed here (any loop thread): answered as a direct one would be.
     void pollRelayed(const RelayRequest& r, HttpResponder responder);
     // Open sessions, every loop (any thread).
@@ -64,6 +66,8 @@ private:
     uint32_t ping_interval_ms_;
     messaging::Hub* hub_ = nullptr;
     SessionRelay* relay_ = nullptr;
+    App* app_ = nullptr;
+    std::function<uint32_t()> reconnect_delay_;
     std::vector<loop::EventLoop*> loops_;
     // Per loop (its thread only): the sessions living there, by session id.
     std::vector<std::unordered_map<std::string, std::unique_ptr<Session>>> sessions_;

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "base/log.h"
+#include "server/admin.h"
 #include "server/app.h"
 #include "server/messaging.h"
 #include "server/settings.h"
@@ -63,6 +64,8 @@ int runServe(int argc, char** argv) {
     // The messaging service (/ws, /api/*, /metrics): its limits come from [messaging], its
     // timers from [websocket].
     Messaging messaging(app, cfg->messaging, cfg->websocket, cfg->compression, cfg->broker);
+    // The /admin dashboard (off until admin.password is set): its pages, calls and /admin/ws.
+    Admin admin(app, cfg->admin, describe(*loaded), cfg->websocket, cfg->compression);
     // Ready = able to serve: with a shared engine, only while it answers, so a load balancer
     // takes a node cut off from Redis out of rotation (its clients reconnect to the others).
     app.get("/readyz", [&messaging](const http::Request&, std::string_view) {
@@ -82,6 +85,7 @@ int runServe(int argc, char** argv) {
         std::fprintf(stderr, "switchboard serve: %s\n", r.error().message.c_str());
         return 2;
     }
+    admin.attach(&messaging.hub(), [&messaging] { return messaging.pollSessions(); });
     if (app.tlsPort() != 0 && cfg->server.allowed_origins.empty()) {
         SB_WARN(
             "TLS is on and server.allowed_origins is empty: any web page may open WebSockets "
@@ -91,7 +95,7 @@ int runServe(int argc, char** argv) {
     // SIGHUP: read file + environment + flags again; namespaces apply to new subscriptions,
     // the API key and the log level at once. Restart-only settings that changed are named in
     // the log.
-    app.onReload([argc, argv, &app, &messaging, running = *loaded] {
+    app.onReload([argc, argv, &app, &messaging, &admin, running = *loaded] {
         auto fresh = loadConfig(argc, argv, environ);
         if (!fresh) {
             SB_ERROR("reload failed: %s; keeping the running configuration",
@@ -99,6 +103,7 @@ int runServe(int argc, char** argv) {
             return;
         }
         messaging.reload(fresh->config.messaging);
+        admin.reload(fresh->config.admin, describe(*fresh));
         if (auto r = app.reloadTls(fresh->config.server.tls); !r) {
             SB_ERROR("reload: %s; keeping the running certificate", r.error().message.c_str());
         } else if (app.tlsPort() != 0) {
@@ -117,7 +122,9 @@ int runServe(int argc, char** argv) {
                 "restart",
                 fresh->config.messaging.effectiveMaxMessageSize());
         }
-        SB_INFO("reload: namespaces, auth keys, api.key, TLS certificate and log level applied");
+        SB_INFO(
+            "reload: namespaces, auth keys, api.key, [admin], TLS certificate and log level "
+            "applied");
     });
     return app.run();
 }

@@ -47,6 +47,13 @@ config::Schema<ServeConfig> buildSchema() {
                  "processes); off = another listener on the port is a startup error"},
         [](auto& c) -> auto& { return c.server.reuse_port; });
     s.add(
+        {.key = "server.handover_socket",
+         .flag = "--handover-socket",
+         .kind = Kind::kString,
+         .help = "Unix socket path for zero-downtime restarts: a new server started with the "
+                 "same path takes over the listening sockets, the old one drains; empty = off"},
+        [](auto& c) -> auto& { return c.server.handover_socket; });
+    s.add(
         {.key = "server.log_level",
          .flag = "--log-level",
          .kind = Kind::kLogLevel,
@@ -77,6 +84,21 @@ config::Schema<ServeConfig> buildSchema() {
          .kind = Kind::kDuration,
          .help = "SIGTERM: time allowed for close handshakes and draining"},
         [](auto& c) -> auto& { return c.server.shutdown_timeout_ms; });
+    s.add(
+        {.key = "server.reconnect_spread",
+         .flag = "--reconnect-spread",
+         .kind = Kind::kDuration,
+         .help = "SIGTERM: clients are told to reconnect after a random delay up to this (so "
+                 "they do not all come back at once); 0 = at once"},
+        [](auto& c) -> auto& { return c.server.reconnect_spread_ms; });
+    s.add(
+        {.key = "server.admission_rate",
+         .flag = "--admission-rate",
+         .kind = Kind::kUint,
+         .help = "new sessions/s this node admits (WebSocket, SSE, poll; 503 + Retry-After "
+                 "above): a reconnect storm waits in the clients' backoff; 0 = unlimited",
+         .max = 10'000'000},
+        [](auto& c) -> auto& { return c.server.admission_rate; });
     s.add(
         {.key = "server.max_connections",
          .flag = "--max-connections",
@@ -246,6 +268,24 @@ config::Schema<ServeConfig> buildSchema() {
          .apply = Apply::kReload,
          .max = 10'000'000},
         [](auto& c) -> auto& { return c.messaging.api_rate_limit; });
+    // [admin]: the /admin dashboard (docs/admin.md).
+    s.add(
+        {.key = "admin.password",
+         .flag = "--admin-password",
+         .kind = Kind::kString,
+         .help = "password of the /admin dashboard (prefer SWITCHBOARD_ADMIN_PASSWORD: a flag "
+                 "shows in process lists); empty = /admin off; a new one ends every login",
+         .apply = Apply::kReload,
+         .secret = true},
+        [](auto& c) -> auto& { return c.admin.password; });
+    s.add(
+        {.key = "admin.session_ttl",
+         .flag = "--admin-session-ttl",
+         .kind = Kind::kDuration,
+         .help = "how long a dashboard login lasts (from the login, not renewed by activity)",
+         .apply = Apply::kReload,
+         .min = 60'000},
+        [](auto& c) -> auto& { return c.admin.session_ttl_ms; });
     // [broker]: the engine (docs/cluster.md).
     s.add(
         {.key = "broker.engine",

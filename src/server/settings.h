@@ -13,6 +13,7 @@
 #include "engines/nats/nats_engine.h"
 #include "engines/redis/redis_engine.h"
 #include "messaging/options.h"
+#include "server/admin.h"
 #include "server/app.h"
 #include "transport/websocket.h"
 
@@ -48,6 +49,7 @@ struct ServeConfig {
     std::vector<std::string> echo_subprotocols = {"echo"};  // what the demo page asks for
     messaging::Options messaging;                           // normalize()d by the loader
     BrokerConfig broker;
+    AdminOptions admin;  // the /admin dashboard; defaults and their reasons: admin.h
     // Startup, reloads and refusals, without a line per connection.
     base::LogLevel log_level = base::LogLevel::kInfo;
     bool log_json = false;  // plain lines read best on a terminal; JSON for log pipelines

@@ -47,8 +47,10 @@ thread_local std::string t_event;  // one-off event scratch (the loop's thread)
 }  // namespace
 
 struct Sse::Connection final : public transport::SocketData, public messaging::Peer {
+    // Its own scratch slot: a "data:" block is not the WebSocket frame /ws keeps for the same
+    // event (messaging::Peer::kScratchSlots).
     Connection(transport::EventStream& stream, messaging::Stats& loop_stats)
-        : client(*this), es(&stream), stats(&loop_stats) {}
+        : Peer(kEventStreamSlot), client(*this), es(&stream), stats(&loop_stats) {}
 
     messaging::Client client;
     transport::EventStream* es;
@@ -83,8 +85,8 @@ struct Sse::Connection final : public transport::SocketData, public messaging::P
             appendData(&ev, json);
             return account(es->send(ev, droppable), ev.size());
         }
-        // The data block is the same for every subscriber of the event on this loop: built
-        // once (d.shared); the id before it is this stream's.
+        // The data block is the same for every stream the event goes to on this loop: built
+        // once (d.shared, this adapter's scratch slot); the id before it is this stream's.
         std::string local;
         std::string* block = &local;
         if (d.shared != nullptr && !d.gap) {
@@ -141,11 +143,9 @@ Sse::Sse(const messaging::Options& options, uint32_t ping_interval_ms)
     appendData(&behavior_.heartbeat, R"({"type":"ping"})");
     behavior_.on_open = [this](transport::EventStream& es) { onOpen(es); };
     behavior_.on_close = [this](transport::EventStream& es, std::string_view) { onClose(es); };
-    behavior_.on_shutdown = [](transport::EventStream& es) {
+    behavior_.on_shutdown = [this](transport::EventStream& es) {
         if (auto* conn = es.data<Connection>()) {
-            std::string json;
-            protocol::encodeDisconnect(&json, 1001, "server shutting down; reconnect", true);
-            conn->send(json);
+            conn->send(shutdownNotice(reconnect_delay_ ? reconnect_delay_() : 0));
             conn->ended = true;
         }
     };

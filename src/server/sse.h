@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,8 @@ public:
     // GET and POST /sse (before App::listen); attach() gives the hub before the loops run.
     void registerRoutes(App& app);
     // `relay` (null: a single node) takes POSTs for sessions other nodes hold.
+    // Before the loops run: each client's reconnect delay at a graceful shutdown.
+    void setReconnectDelay(std::function<uint32_t()> fn) { reconnect_delay_ = std::move(fn); }
     void attach(messaging::Hub* hub, SessionRelay* relay) {
         hub_ = hub;
         relay_ = relay;
@@ -50,6 +53,7 @@ private:
     uint32_t ping_interval_s_;
     messaging::Hub* hub_ = nullptr;
     SessionRelay* relay_ = nullptr;
+    std::function<uint32_t()> reconnect_delay_;
 };
 
 }  // namespace sb::server

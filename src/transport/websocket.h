@@ -109,6 +109,9 @@ struct WebSocketBehavior {
     std::function<void(WebSocket&, uint16_t, std::string_view)> on_close;
     // The outbound backlog has drained (resume producing).
     std::function<void(WebSocket&)> on_drain;
+    // The server's graceful shutdown, just before its 1001 close: the adapter may tell the
+    // client more in its own protocol (the native one: when to reconnect). Loop thread.
+    std::function<void(WebSocket&)> on_shutdown;
 };
 
 // How a message is sent.

@@ -80,9 +80,10 @@ async function openChat(name, viewport) {
   page.on('request', (r) => { if (!r.url().startsWith(`${origin}/`) && !r.url().startsWith('data:')) external.push(r.url()); });
   page.on('websocket', (ws) => { if (!ws.url().startsWith(`ws://127.0.0.1:${proxy.port}/`)) external.push(ws.url()); });
   page.on('pageerror', (e) => external.push(`pageerror: ${e.message}`));
-  // WebSocket only: the fallbacks (SSE, long-polling) are chat_fallback.test.mjs's. Without
-  // this, the pages fall back to SSE while the server restarts, and one loaded run in about 15
-  // lost bob's first message after the restart on that path (under investigation).
+  // WebSocket only: the fallbacks (SSE, long-polling) are chat_fallback.test.mjs's, its server
+  // restart included. (Without this, a page that came back from the cut or the restart over SSE
+  // while the other one was on WebSocket met the server's mixed WebSocket/SSE fan-out bug, fixed
+  // since: one of the two lost every publication, bob's first message after the restart.)
   await page.goto(`${origin}/?transports=websocket#lobby`);
   await connected(page);
   return { browser, page, external, name };

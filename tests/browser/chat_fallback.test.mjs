@@ -4,7 +4,11 @@
 // long-polling with `/?transports=polling`. Both chat with each other and with carol (the JS
 // client in Node over a WebSocket straight to the server): presence, typing, messages; then the
 // network drops under both pages (proxy cut) while carol publishes: reconnecting…, connected,
-// and every message once, in order. No request may leave the page's origin.
+// and every message once, in order; then the server restarts (memory engine): both pages reload
+// the room and the first message after it reaches everyone. carol (and dave, after the restart)
+// also subscribe to the room over their WebSocket: a channel with WebSocket, SSE and long-polling
+// subscribers on one event loop (the server once lost every publication for an SSE stream that
+// came after a WebSocket in a channel's fan-out). No request may leave the page's origin.
 //   SB_SERVER=build/release/switchboard node --test tests/browser/chat_fallback.test.mjs
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -62,6 +66,8 @@ let dir;
 let alice;        // { browser, page, external: [] }
 let bob;
 let carol;        // Node client, straight to the server
+let carolRoom;    // what carol's subscription to the room received
+let dave;         // Node client, straight to the server after the restart
 const screenshots = [];
 
 async function openChat(name, viewport, query = '') {
@@ -125,12 +131,32 @@ before(async () => {
   origin = `http://127.0.0.1:${proxy.port}`;
   carol = new Switchboard(`ws://127.0.0.1:${server.port}/ws`, { user: 'carol', WebSocket, storage: null });
   await carol.connect();
+  // Subscribed before the pages: first in the room's fan-out.
+  carolRoom = subscribeRoom(carol);
+  await carolRoom.sub.ready;
 });
+
+// A Node client's subscription to the room: the "user: text" lines it received, in order.
+function subscribeRoom(c) {
+  const r = { lines: [], errors: [] };
+  c.on('error', (e) => r.errors.push(`${e.code}: ${e.message}`));
+  r.sub = c.subscribe('chat:lobby', { onMessage: (m) => r.lines.push(`${m.data?.user}: ${m.data?.text}`) });
+  return r;
+}
+
+async function until(pred, what, ms = 30000) {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms: ${typeof what === 'function' ? what() : what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 after(async () => {
   await alice?.browser.close();
   await bob?.browser.close();
   carol?.disconnect();
+  dave?.disconnect();
   await proxy?.close();
   const alive = server?.alive();
   await server?.stop();
@@ -161,6 +187,9 @@ test('WebSocket refused: SSE by itself; polling when asked; chat, presence and t
   const expected = ['alice: over sse', 'bob: over poll', 'carol: over ws'];
   assert.deepEqual(await lines(alice.page), expected);
   assert.deepEqual(await lines(bob.page), expected);
+  await until(() => carolRoom.lines.length >= expected.length, () => `carol's subscription got ${JSON.stringify(carolRoom.lines)}`);
+  assert.deepEqual(carolRoom.lines, expected);
+  assert.deepEqual(carolRoom.errors, []);
   await shot(alice, 'sse');
   await shot(bob, 'polling');
 });
@@ -183,9 +212,48 @@ test('the network drops under SSE and polling: reconnecting…, connected, nothi
     const offs = await offsets(who.page);
     assert.equal(new Set(offs).size, offs.length, `${who.name}: a message shown twice`);
   }
-  assert.equal(await text(alice.page, '#transport'), 'via sse');
+  // Still a fallback, SSE or long-polling: after the SSE stream failed, alice's client tries
+  // polling at once (then WebSocket, then backs off): when the network came back between the
+  // two, it is on polling (2 of 30 loaded runs), as it may be.
+  assert.match(await text(alice.page, '#transport'), /^via (sse|polling)$/);
   assert.equal(await text(bob.page, '#transport'), 'via polling');
   await shot(alice, 'sse-after-drop');
+});
+
+test('the server restarts (memory engine): both pages reload the room; the first message after it reaches everyone', { timeout: 120000 }, async () => {
+  carol.disconnect();
+  await server.stop();                        // history and sessions are gone with it
+  for (const who of [alice, bob]) {
+    await who.page.waitForFunction(() => document.getElementById('conn-state').textContent === 'reconnecting…', null, WAIT);
+  }
+  server = await startServer({ kind: 'switchboard' });
+  // dave (WebSocket) subscribes to the room before the pages are back: first in its fan-out.
+  dave = new Switchboard(`ws://127.0.0.1:${server.port}/ws`, { user: 'dave', WebSocket, storage: null });
+  await dave.connect();
+  const daveRoom = subscribeRoom(dave);
+  await daveRoom.sub.ready;
+  proxy.upstream(server.port);
+  for (const who of [alice, bob]) {
+    await showsText(who.page, '#conn-note', 'missed messages — reloaded');
+    await who.page.waitForFunction(() => document.getElementById('conn-state').textContent === 'connected', null, WAIT);
+    await showsText(who.page, '#messages', 'Messages were missed while disconnected: the room was reloaded.');
+    assert.deepEqual(await lines(who.page), [], `${who.name}: old messages still shown after the reload`);
+  }
+  await say(bob.page, 'still here?');
+  await showsText(alice.page, '#messages', 'still here?');
+  await say(alice.page, 'yes');
+  await showsText(bob.page, '#messages', 'yes');
+  const expected = ['bob: still here?', 'alice: yes'];
+  for (const who of [alice, bob]) {
+    await msgCount(who.page, expected.length);
+    assert.deepEqual(await lines(who.page), expected, `${who.name}'s messages after the restart`);
+  }
+  await until(() => daveRoom.lines.length >= expected.length, () => `dave's subscription got ${JSON.stringify(daveRoom.lines)}`);
+  assert.deepEqual(daveRoom.lines, expected);
+  assert.deepEqual(daveRoom.errors, []);
+  assert.match(await text(alice.page, '#transport'), /^via (sse|polling)$/, 'alice: a fallback (see the network drop)');
+  assert.equal(await text(bob.page, '#transport'), 'via polling');
+  await shot(alice, 'sse-after-restart');
 });
 
 test('no request left the page\'s origin; no page errors', () => {

@@ -75,6 +75,7 @@ from harness import Deadline, Reporter  # noqa: E402
 from messaging import (API_KEY, CheckFailed, Client, Server, api_ok_async,  # noqa: E402
                        check, compress, metrics_async, require_websockets, run_case, short,
                        suite_arguments, wait_metric)
+from sse import parse_id  # noqa: E402
 
 require_websockets()
 
@@ -108,7 +109,6 @@ history_size = 1000
 """
 
 SESSION_RE = re.compile(r"^s_[0-9a-f]{32}$")
-ID_RE = re.compile(r"^(s_[0-9a-f]{32})((?:\|[^|!]+![^|!]*![0-9]+)*)$")
 SLOW_METRIC = "switchboard_slow_consumer_disconnects_total"
 
 
@@ -139,18 +139,6 @@ def sanitizer_reports() -> list[str]:
 
 def uniq(prefix: str) -> str:
     return f"{prefix}-{random.randrange(1 << 30):x}"
-
-
-def parse_id(s: str) -> tuple[str, dict[str, tuple[str, int]]]:
-    m = ID_RE.match(s or "")
-    check(m is not None, f"batch id {s!r} is not <session>|<channel>!<epoch>!<offset>|…")
-    chans = {}
-    for item in m.group(2).split("|")[1:]:
-        ch, ep, off = item.split("!")
-        chans[ch] = (ep, int(off))
-    names = [x.split("!")[0] for x in m.group(2).split("|")[1:]]
-    check(names == sorted(names), f"batch id {s!r}: channels not sorted by name")
-    return m.group(1), chans
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 
 1. 20 subscribers; a burst of publications, each acknowledged (`published`) before the
    signal; SIGTERM. Every subscriber must receive every one of them, in order, and then
-   close 1001 with a reason starting "server shutting down; reconnect"; the process exits 0
-   within --shutdown-timeout (5 s here).
+   close 1001 with a reason starting "server shutting down; reconnect", after a `disconnect`
+   event whose reconnect_after_ms is spread over server.reconnect_spread (default 5 s: 0..4999,
+   at least 10 different values among 20); the process exits 0 within --shutdown-timeout
+   (5 s here).
 2. The same with one client that never reads nor answers the close: the others still get
    1001, no new connection is accepted while the server drains, and the process still
    exits 0 within the shutdown timeout.
@@ -173,6 +175,18 @@ class Suite:
             bad = [r for r in results if isinstance(r, BaseException)]
             check(not bad, f"{len(bad)} of {len(clients)} subscribers: {bad[0] if bad else ''}")
             disc = sum(1 for t in results if "disconnect" in t)
+            # Each is told when to come back, spread over server.reconnect_spread (5 s).
+            delays = []
+            for c in clients:
+                ev = [m for m in c.all if m.get("type") == "disconnect"]
+                check(ev and ev[-1].get("code") == 1001 and ev[-1].get("reconnect") is True,
+                      f"{c.name}: no disconnect 1001 before the close: {short(ev)}")
+                ms = ev[-1].get("reconnect_after_ms")
+                check(isinstance(ms, int) and 0 <= ms < 5000,
+                      f"{c.name}: reconnect_after_ms {ms!r}, want 0..4999")
+                delays.append(ms)
+            check(len(set(delays)) >= 10,
+                  f"20 subscribers told to come back after {sorted(delays)} ms: not spread")
             print(f"NOTE       {len(clients)} subscribers got all {len(pubs)} then 1001 "
                   f"({in_flight} deliveries not yet read at SIGTERM; {disc} also got a "
                   f"`disconnect` event); exit after {took:.2f}s", flush=True)

@@ -923,10 +923,13 @@ async def case_sigterm(binary: str):
             await st.expect_type("message", 5, offset=p["offset"])
         s.proc.signal(signal.SIGTERM)
         for st in streams:
-            d = (await st.expect_type("disconnect", 10))["json"]
+            d = dict((await st.expect_type("disconnect", 10))["json"])
+            after_ms = d.pop("reconnect_after_ms", None)
             check(d == {"type": "disconnect", "code": 1001,
-                        "reason": "server shutting down; reconnect", "reconnect": True},
-                  f"{st.name}: {short(d)}")
+                        "reason": "server shutting down; reconnect", "reconnect": True} and
+                  isinstance(after_ms, int) and 0 <= after_ms < 5000,
+                  f"{st.name}: {short(d)} reconnect_after_ms {after_ms!r} (want 0..4999: the "
+                  "default server.reconnect_spread is 5 s)")
             await st.wait_eof(10)
             after = [e["json"] for e in st.events[st.events.index(
                 next(e for e in st.events if e["json"].get("type") == "disconnect")) + 1:]]

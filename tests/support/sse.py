@@ -105,7 +105,7 @@ class SseParser:
 
 
 def parse_id(s: str) -> tuple[str, dict[str, tuple[str, int]]]:
-    m = ID_RE.match(s)
+    m = ID_RE.match(s or "")
     check(m is not None, f"event id {s!r} is not <session>|<channel>!<epoch>!<offset>|…")
     chans = {}
     for item in m.group(2).split("|")[1:]:

@@ -216,6 +216,8 @@ export declare class Switchboard extends Emitter<SwitchboardEvents> implements S
     private scheduleRefresh;
     private refreshToken;
     private sendSubscribe;
+    /** A subscribe was refused, or got no reply: try again, give up, or leave it to the reconnect. */
+    private subscribeError;
     private subscribeFailed;
     /**
      * The channel is live at `pos` (the server's current position). `takePos`: the delivered

@@ -197,6 +197,7 @@ export class Switchboard extends Emitter {
             const id = this.nextId++;
             const p = {
                 id, msg: { ...msg, id }, resolve, reject, retry: !!o.retry, control: !!o.control, sent: false, timer: undefined,
+                onReply: o.onReply,
             };
             this.pending.set(id, p);
             if (o.control) {
@@ -451,8 +452,11 @@ export class Switchboard extends Emitter {
         if (typeof id === 'number' && this.pending.has(id) && type !== 'message') {
             const p = this.pending.get(id);
             this.settle(p);
-            if (type === 'error')
-                p.reject(new SwitchboardError(String(m.code ?? 'internal'), String(m.message ?? ''), { request: p.msg.type }));
+            const err = type === 'error' ? new SwitchboardError(String(m.code ?? 'internal'), String(m.message ?? ''), { request: p.msg.type }) : undefined;
+            if (p.onReply)
+                this.call(() => p.onReply(m, err));
+            if (err)
+                p.reject(err);
             else
                 p.resolve(m);
             if (this.probeState === 'draining')
@@ -478,6 +482,9 @@ export class Switchboard extends Emitter {
             }
             case 'disconnect':
                 this.notice = { code: Number(m.code), reason: String(m.reason ?? ''), reconnect: m.reconnect !== false };
+                if (typeof m.reconnect_after_ms === 'number' && m.reconnect_after_ms > 0) {
+                    this.notice.afterMs = Math.min(m.reconnect_after_ms, 60000); // a bound on a bad value
+                }
                 return;
             case 'error':
                 // Errors without a request to match: rate_limited and bad_frame carry no id.
@@ -600,6 +607,9 @@ export class Switchboard extends Emitter {
             delay = 0;
         else
             delay = backoffDelay(this.attempt++, this.backoffOpts, this.random);
+        // The server's own spread comes first (reconnect storms, docs/operations.md).
+        if ((opened || wasConnected) && this.notice?.afterMs !== undefined)
+            delay = Math.max(delay, this.notice.afterMs);
         this.setState('reconnecting');
         this.retryTimer = this.clock.setTimeout(() => { void this.startAttempt(); }, delay);
         this.emit('disconnected', { code, reason: reason || policy.why, reconnect: true, delayMs: delay });
@@ -866,38 +876,52 @@ export class Switchboard extends Emitter {
             if (gen !== this.generation || sub.state !== 'subscribing')
                 return;
         }
-        let r;
-        try {
-            r = await this.request(msg, { control: true });
-        }
-        catch (e) {
-            const err = e;
+        // The reply is handled as it arrives, not after an `await`: the channel's publications that
+        // follow it (the replay, live ones) may come in the same turn — the HTTP transports hand a
+        // subscribe's reply over together with the stream events held while it was in flight — and
+        // a publication for a subscription not yet `subscribed` is dropped.
+        let answered = false;
+        const onReply = (r, err) => {
+            answered = true;
             if (sub.state !== 'subscribing' || gen !== this.generation)
                 return;
-            if (err.code === 'connection_lost' || err.code === 'client_closed')
-                return; // the reconnect subscribes again
-            if (err.code === 'already_subscribed') {
-                this.markSubscribed(sub, sub.pos ?? { epoch: '', offset: 0 }, undefined, undefined, false);
+            if (err) {
+                this.subscribeError(sub, gen, cause, err);
                 return;
             }
-            if (err.code === 'timeout' || err.code === 'unavailable' || err.code === 'rate_limited' || err.code === 'internal') {
-                // Transient: try again on this connection after a backoff delay.
-                sub.state = 'pending';
-                this.clock.setTimeout(() => {
-                    if (sub.state === 'pending' && this._state === 'connected' && gen === this.generation)
-                        void this.sendSubscribe(sub, cause);
-                }, backoffDelay(1, this.backoffOpts, this.random));
-                this.emit('error', err);
+            const pos = { epoch: String(r.epoch ?? ''), offset: Number(r.offset ?? 0) };
+            const recovered = typeof r.recovered === 'boolean' ? r.recovered : undefined;
+            this.markSubscribed(sub, pos, recovered, since ? cause : undefined, !since || pos.epoch !== since.epoch);
+        };
+        try {
+            await this.request(msg, { control: true, onReply });
+        }
+        catch (e) {
+            // No reply (timeout, the connection ended): a reply was handled by onReply.
+            if (answered || sub.state !== 'subscribing' || gen !== this.generation)
                 return;
-            }
-            this.subscribeFailed(sub, err);
+            this.subscribeError(sub, gen, cause, e);
+        }
+    }
+    /** A subscribe was refused, or got no reply: try again, give up, or leave it to the reconnect. */
+    subscribeError(sub, gen, cause, err) {
+        if (err.code === 'connection_lost' || err.code === 'client_closed')
+            return; // the reconnect subscribes again
+        if (err.code === 'already_subscribed') {
+            this.markSubscribed(sub, sub.pos ?? { epoch: '', offset: 0 }, undefined, undefined, false);
             return;
         }
-        if (sub.state !== 'subscribing' || gen !== this.generation)
+        if (err.code === 'timeout' || err.code === 'unavailable' || err.code === 'rate_limited' || err.code === 'internal') {
+            // Transient: try again on this connection after a backoff delay.
+            sub.state = 'pending';
+            this.clock.setTimeout(() => {
+                if (sub.state === 'pending' && this._state === 'connected' && gen === this.generation)
+                    void this.sendSubscribe(sub, cause);
+            }, backoffDelay(1, this.backoffOpts, this.random));
+            this.emit('error', err);
             return;
-        const pos = { epoch: String(r.epoch ?? ''), offset: Number(r.offset ?? 0) };
-        const recovered = typeof r.recovered === 'boolean' ? r.recovered : undefined;
-        this.markSubscribed(sub, pos, recovered, since ? cause : undefined, !since || pos.epoch !== since.epoch);
+        }
+        this.subscribeFailed(sub, err);
     }
     subscribeFailed(sub, err) {
         sub.state = 'closed';

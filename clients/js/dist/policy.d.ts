@@ -3,6 +3,9 @@ export interface DisconnectNotice {
     code: number;
     reason: string;
     reconnect: boolean;
+    /** A graceful shutdown (1001): when to come back, drawn by the server so that its clients
+     *  do not all reconnect at once. The first attempt waits at least this long. */
+    afterMs?: number;
 }
 /** What the client does after a connection ended. */
 export interface ClosePolicy {

@@ -354,6 +354,70 @@ describe('client over the HTTP transports', () => {
   });
 });
 
+describe('sse: publications that came while a subscribe was in flight', () => {
+  // The transport holds stream events while a subscribe's POST is in flight and hands them over
+  // right after its reply, in the same turn; the client must take the reply (the channel is
+  // subscribed) before them, or it drops them as publications of a channel it is not
+  // subscribed to yet: a subscribe's replay was lost, and so was a publication made just as
+  // a page subscribed again after a server restart.
+  function start(sinceOpt) {
+    const clock = new FakeClock();
+    const fetch = new FakeFetch();
+    const c = new Switchboard('http://sb.test', { transports: ['sse'], storage: null, fetch: fetch.fn, EventSource: FakeEventSource, clock, random: () => 0, upgradeAfterMs: 0 });
+    const got = [];
+    const recoveries = [];
+    const sub = c.subscribe('chat:a', { since: sinceOpt, onMessage: (m) => got.push(m.offset), onRecovered: (r) => recoveries.push(r) });
+    c.connect();
+    return { c, fetch, got, recoveries, sub, es: FakeEventSource.last };
+  }
+
+  test('a live publication held during the subscribe is delivered after the subscribed reply', async () => {
+    const { c, fetch, got, sub, es } = start();
+    es.emit(CONNECTED);
+    await settle();
+    const post = fetch.last('POST');
+    assert.equal(JSON.parse(post.init.body).type, 'subscribe');
+    // The server subscribed the stream and fanned a publication out before the POST's response came.
+    es.emit({ type: 'message', channel: 'chat:a', epoch: 'e', offset: 1, data: 'first' });
+    fetch.answer(post, 200, { type: 'subscribed', id: JSON.parse(post.init.body).id, channel: 'chat:a', epoch: 'e', offset: 0 });
+    await settle();
+    assert.equal(sub.status, 'subscribed');
+    es.emit({ type: 'message', channel: 'chat:a', epoch: 'e', offset: 2, data: 'second' });
+    await settle();
+    assert.deepEqual(got, [1, 2]);
+    c.disconnect();
+  });
+
+  test('the replay of a subscribe with since, held while it was in flight, is delivered in full', async () => {
+    const { c, fetch, got, recoveries, es } = start({ epoch: 'e', offset: 2 });
+    es.emit(CONNECTED);
+    await settle();
+    const post = fetch.last('POST');
+    assert.deepEqual(JSON.parse(post.init.body).since, { epoch: 'e', offset: 2 });
+    for (const offset of [3, 4, 5]) es.emit({ type: 'message', channel: 'chat:a', epoch: 'e', offset, data: offset });
+    fetch.answer(post, 200, { type: 'subscribed', id: JSON.parse(post.init.body).id, channel: 'chat:a', epoch: 'e', offset: 5, recovered: true });
+    await settle();
+    assert.deepEqual(got, [3, 4, 5]);
+    assert.deepEqual(recoveries.map((r) => [r.recovered, r.cause]), [[true, 'subscribe']]);
+    c.disconnect();
+  });
+
+  test('a refused subscribe still fails the subscription; the held events of other channels flow', async () => {
+    const { c, fetch, sub, es } = start();
+    const errors = [];
+    c.on('error', (e) => errors.push(e.code));
+    es.emit(CONNECTED);
+    await settle();
+    const post = fetch.last('POST');
+    fetch.answer(post, 200, { type: 'error', id: JSON.parse(post.init.body).id, code: 'permission_denied', message: 'no' });
+    await settle();
+    await assert.rejects(sub.ready, (e) => e.code === 'permission_denied');
+    assert.equal(sub.status, 'closed');
+    assert.deepEqual(errors, ['permission_denied']);
+    c.disconnect();
+  });
+});
+
 describe('negotiation and the upgrade back to WebSocket', () => {
   function make(opts = {}, remembered) {
     const clock = new FakeClock();

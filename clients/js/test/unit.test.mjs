@@ -151,6 +151,28 @@ describe('connection state machine', () => {
     assert.equal(ctx.events.filter(([n]) => n === 'connected').pop()[1].resumed, true);
   });
 
+  test('a graceful shutdown\'s reconnect_after_ms delays the first attempt (the server spreads its clients)', async () => {
+    const ctx = make({ random: () => 0.5, options: { backoff: { minMs: 100, maxMs: 8000 } } });
+    await connected(ctx);
+    ctx.net.last.receive({ type: 'disconnect', code: 1001, reason: 'server shutting down; reconnect', reconnect: true, reconnect_after_ms: 2750 });
+    ctx.net.last.drop(1001, 'server shutting down; reconnect');
+    await settle();
+    const d = ctx.events.filter(([n]) => n === 'disconnected').pop()[1];
+    assert.equal(d.reconnect, true);
+    assert.equal(d.delayMs, 2750);
+    const before = ctx.net.transports.length;
+    await ctx.clock.advance(2749);
+    assert.equal(ctx.net.transports.length, before, 'no attempt before the hint');
+    await ctx.clock.advance(1);
+    assert.equal(ctx.net.transports.length, before + 1, 'the attempt at the hint');
+    // Without a hint (a crash: 1006) the usual backoff applies.
+    ctx.net.last.handshake();
+    await settle();
+    ctx.net.last.drop(1006);
+    await settle();
+    assert.ok(ctx.events.filter(([n]) => n === 'disconnected').pop()[1].delayMs < 2750);
+  });
+
   test('every connecting is followed by connected or disconnected; an attempt that never opens backs off', async () => {
     const ctx = make({ random: () => 0.5, options: { backoff: { minMs: 1000, maxMs: 8000 } } });
     ctx.client.connect();

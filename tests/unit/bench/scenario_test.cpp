@@ -372,6 +372,27 @@ TEST(BenchScenario, NativeFanoutAgainstTheMessagingLayer) {
     EXPECT_TRUE(r.errors.empty());
 }
 
+TEST(BenchScenario, FanoutToStompSubscribers) {
+    // Native publishers, subscribers over STOMP on the same /ws (docs/stomp.md): the same
+    // channels ("bench.N", spelled /topic/default:bench.N), every delivery once and in order.
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kFanout, server.url("/ws"));
+    o.mode = Mode::kNative;
+    o.transport = Transport::kStomp;
+    o.conns = 10;
+    o.publishers = 2;
+    o.rooms = 2;
+    o.messages = 30;
+    o.window = 4;
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.connects_ok, 12u);
+    EXPECT_EQ(r.counters.publishes_acked, 60u);
+    EXPECT_EQ(r.counters.expected, 2u * 30 * 5);
+    EXPECT_EQ(r.counters.deliveries, r.counters.expected);
+    EXPECT_EQ(r.counters.lost + r.counters.duplicates + r.counters.out_of_order, 0u);
+    EXPECT_TRUE(r.errors.empty());
+}
+
 TEST(BenchScenario, NativeEchoUsesPingPong) {
     TestServer server;
     BenchOptions o = baseOptions(Scenario::kEcho, server.url("/ws"));

@@ -78,11 +78,14 @@ TEST(Settings, EveryDocumentedKeyKeepsItsFlagAndEnvironmentName) {
         {"server.port", "--port", "SWITCHBOARD_PORT"},
         {"server.threads", "--threads", "SWITCHBOARD_THREADS"},
         {"server.reuse_port", "--reuse-port", "SWITCHBOARD_REUSE_PORT"},
+        {"server.handover_socket", "--handover-socket", "SWITCHBOARD_HANDOVER_SOCKET"},
         {"server.log_level", "--log-level", "SWITCHBOARD_LOG_LEVEL"},
         {"server.log_json", "--log-json", "SWITCHBOARD_LOG_JSON"},
         {"server.max_header_bytes", "--max-header-bytes", "SWITCHBOARD_MAX_HEADER_BYTES"},
         {"server.handshake_timeout", "--handshake-timeout", "SWITCHBOARD_HANDSHAKE_TIMEOUT"},
         {"server.shutdown_timeout", "--shutdown-timeout", "SWITCHBOARD_SHUTDOWN_TIMEOUT"},
+        {"server.reconnect_spread", "--reconnect-spread", "SWITCHBOARD_RECONNECT_SPREAD"},
+        {"server.admission_rate", "--admission-rate", "SWITCHBOARD_ADMISSION_RATE"},
         {"server.max_connections", "--max-connections", "SWITCHBOARD_MAX_CONNECTIONS"},
         {"server.max_connections_per_ip", "--max-connections-per-ip",
          "SWITCHBOARD_MAX_CONNECTIONS_PER_IP"},
@@ -111,6 +114,8 @@ TEST(Settings, EveryDocumentedKeyKeepsItsFlagAndEnvironmentName) {
         {"messaging.max_message_size", "", "SWITCHBOARD_MESSAGING_MAX_MESSAGE_SIZE"},
         {"api.key", "--api-key", "SWITCHBOARD_API_KEY"},
         {"api.rate_limit", "--api-rate-limit", "SWITCHBOARD_API_RATE_LIMIT"},
+        {"admin.password", "--admin-password", "SWITCHBOARD_ADMIN_PASSWORD"},
+        {"admin.session_ttl", "--admin-session-ttl", "SWITCHBOARD_ADMIN_SESSION_TTL"},
         {"broker.engine", "--broker-engine", "SWITCHBOARD_BROKER_ENGINE"},
         {"broker.redis_address", "--redis-address", "SWITCHBOARD_BROKER_REDIS_ADDRESS"},
         {"broker.redis_username", "--redis-username", "SWITCHBOARD_BROKER_REDIS_USERNAME"},
@@ -155,7 +160,7 @@ TEST(Settings, EveryDocumentedKeyKeepsItsFlagAndEnvironmentName) {
 TEST(Settings, OnlyLogLevelApiTlsAuthAndNamespacesApplyOnReload) {
     for (const auto& s : serveSchema().settings()) {
         bool reload = s.key == "server.log_level" || s.key.starts_with("api.") ||
-                      s.key.starts_with("auth.") ||
+                      s.key.starts_with("auth.") || s.key.starts_with("admin.") ||
                       (s.key.starts_with("tls.") && s.key != "tls.port");
         EXPECT_EQ(s.spec.apply == config::Apply::kReload, reload) << s.key;
     }
