@@ -130,9 +130,10 @@ struct RecoverResult {
 struct ChannelSummary {
     std::string channel;
     StreamPos top;
-    size_t presence = 0;  // entries in the presence set
-    size_t loops = 0;     // loops with at least one local subscriber
-    size_t history = 0;   // publications kept
+    size_t presence = 0;     // entries in the presence set
+    size_t loops = 0;        // loops with at least one local subscriber
+    size_t history = 0;      // publications kept
+    size_t subscribers = 0;  // this node's subscribed clients (filled by the messaging Hub)
 };
 
 // One node of a cluster sharing an engine (for /api/info and /metrics).

@@ -76,6 +76,15 @@ const Client::Sub* Client::find(std::string_view channel) const {
 
 // ---- Fanout: one per loop --------------------------------------------------------------------
 
+// Lookups by string_view in maps keyed by std::string, without a temporary string.
+struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+static_assert(std::tuple_size_v<decltype(NamespaceStats::loops)> == broker::kMaxLoops + 1,
+              "a slot per loop and one for other threads");
+
 struct Fanout {
     // What crosses loops: an event for local subscribers, or an order for one local client.
     struct Mail {
@@ -114,7 +123,10 @@ struct Fanout {
     std::vector<const std::vector<Local>*> targets;
     std::vector<uint32_t> order;      // the run's events with subscribers, grouped by channel
     std::vector<uint32_t> delivered;  // per event of the run: subscribers it was handed to
-    size_t run_begin = 0;             // the run's first mail in batch
+    // Namespace name -> its counters (Hub::namespaceStats), so a publish looks them up without
+    // the Hub's lock. Loop thread only.
+    std::unordered_map<std::string, NamespaceStats*, NameHash, std::equal_to<>> ns_cache;
+    size_t run_begin = 0;  // the run's first mail in batch
 
     void post(Mail m) {
         bool wake;
@@ -263,6 +275,12 @@ void Fanout::deliverRun(size_t begin, size_t end) {
         const broker::Event& ev = batch[begin + i].event;
         if (ev.kind == EventKind::kPublication) {
             stats.deliveries.add(delivered[i]);
+            // Per namespace: one add per event and loop, not per subscriber.
+            if (const auto* subs = targets[i]; subs != nullptr && !subs->empty()) {
+                if (NamespaceStats* ns = subs->front().sub->ns_stats) {
+                    ns->loops[index].deliveries.add(delivered[i]);
+                }
+            }
             const uint64_t pub_us = ev.pub->time_ms * 1000;
             stats.delivery_latency.observeUs(now_us > pub_us ? now_us - pub_us : 0, delivered[i]);
         }
@@ -338,6 +356,10 @@ Hub::Hub(Options options, std::vector<loop::EventLoop*> loops,
     options_.normalize();
     snapshots_.push_back(std::make_unique<NamespaceMap>(options_.namespaces));
     namespaces_.store(snapshots_.back().get(), std::memory_order_release);
+    // Every configured namespace has its series from the start (zeros before any use).
+    for (const auto& [name, ns] : *snapshots_.back()) {
+        namespaceStats(name);
+    }
     for (size_t i = 0; i < loops.size(); ++i) {
         auto f = std::make_unique<Fanout>();
         f->hub = this;
@@ -561,6 +583,9 @@ void Hub::reloadNamespaces(NamespaceMap namespaces) {
     // Old snapshots stay alive: existing subscriptions point into them (reloads are rare).
     snapshots_.push_back(std::make_unique<NamespaceMap>(std::move(o.namespaces)));
     namespaces_.store(snapshots_.back().get(), std::memory_order_release);
+    for (const auto& [name, ns] : *snapshots_.back()) {
+        namespaceStats(name);
+    }
     SB_INFO("namespaces reloaded: %zu configured; new subscriptions use the new options",
             snapshots_.back()->size());
 }
@@ -711,6 +736,70 @@ Stats& Hub::localStats() {
     return *outside_stats_;
 }
 
+Hub::SubscriberShard& Hub::shardOf(std::string_view channel) {
+    return subscriber_shards_[std::hash<std::string_view>{}(channel) % subscriber_shards_.size()];
+}
+
+std::vector<broker::ChannelSummary> Hub::channels() {
+    std::vector<broker::ChannelSummary> out = engine_->channels();
+    for (broker::ChannelSummary& c : out) {
+        SubscriberShard& shard = shardOf(c.channel);
+        std::lock_guard lock(shard.mu);
+        if (auto it = shard.counts.find(c.channel); it != shard.counts.end()) {
+            c.subscribers = it->second;
+        }
+    }
+    return out;
+}
+
+size_t Hub::statsSlot() const {
+    loop::EventLoop* l = loop::EventLoop::current();
+    if (l != nullptr && l->id() < fanouts_.size() && fanouts_[l->id()]->loop == l) {
+        return l->id();
+    }
+    return broker::kMaxLoops;  // threads that are not loops share the last slot
+}
+
+NamespaceStats* Hub::namespaceStats(std::string_view name) {
+    Fanout* f = nullptr;
+    if (const size_t slot = statsSlot(); slot < fanouts_.size()) {
+        f = fanouts_[slot].get();
+        if (auto it = f->ns_cache.find(name); it != f->ns_cache.end()) {
+            return it->second;
+        }
+    }
+    NamespaceStats* out = nullptr;
+    {
+        std::lock_guard lock(ns_stats_mu_);
+        auto it = ns_stats_.find(name);
+        if (it == ns_stats_.end()) {
+            auto fresh = std::make_unique<NamespaceStats>();
+            fresh->name = std::string(name);
+            it = ns_stats_.emplace(std::string(name), std::move(fresh)).first;
+        }
+        out = it->second.get();
+    }
+    if (f != nullptr) {
+        f->ns_cache.emplace(std::string(name), out);
+    }
+    return out;
+}
+
+std::vector<NamespaceTotals> Hub::namespaceTotals() const {
+    std::vector<NamespaceTotals> out;
+    std::lock_guard lock(ns_stats_mu_);
+    for (const auto& [name, ns] : ns_stats_) {
+        NamespaceTotals t{.name = name};
+        for (const auto& l : ns->loops) {
+            t.publications += l.publications.value();
+            t.deliveries += l.deliveries.value();
+            t.subscriptions += l.subscriptions.value();
+        }
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
 Stats& Hub::stats(uint32_t loop_index) {
     return fanouts_.at(loop_index)->stats;
 }
@@ -801,6 +890,16 @@ void Hub::close(Client& c) {
 }
 
 void Hub::detachSub(Client& c, Client::Sub& s) {
+    if (s.ns_stats != nullptr) {
+        s.ns_stats->loops[c.fanout_->index].subscriptions.add(-1);
+    }
+    {
+        SubscriberShard& shard = shardOf(s.channel);
+        std::lock_guard lock(shard.mu);
+        if (auto it = shard.counts.find(s.channel); it != shard.counts.end() && --it->second == 0) {
+            shard.counts.erase(it);
+        }
+    }
     if (c.fanout_->removeLocal(&c, s.channel)) {
         engine_->loopUnsubscribed(s.channel, c.fanout_->index);
     }
@@ -993,6 +1092,15 @@ bool Hub::attach(Client& c, std::string_view channel, const NamespaceOptions& ns
     auto sub = std::make_unique<Client::Sub>();
     sub->channel = std::string(channel);
     sub->ns = &ns;
+    if (auto ref = parseChannel(channel)) {
+        sub->ns_stats = namespaceStats(ref->ns);
+        sub->ns_stats->loops[f->index].subscriptions.add(1);
+    }
+    {
+        SubscriberShard& shard = shardOf(channel);
+        std::lock_guard lock(shard.mu);
+        ++shard.counts[std::string(channel)];
+    }
     sub->epoch = r.top.epoch;
     sub->last_offset = r.top.offset;  // fan-out skips what the replay will send
     // What the client has until the replay runs: everything before the first publication owed
@@ -1212,6 +1320,7 @@ Outcome<Published> Hub::publish(Client* c, std::string_view channel, std::string
     }
     if (!p.duplicate) {
         localStats().publications.add();
+        namespaceStats(ns_name)->loops[statsSlot()].publications.add();
     }
     return Published{std::string(r->canonical), std::move(p.pos), p.duplicate};
 }
@@ -1249,6 +1358,9 @@ Outcome<std::vector<Published>> Hub::broadcast(std::span<const std::string_view>
         }
         if (!p.duplicate) {
             stats.publications.add();
+            if (auto ref = parseChannel(t.canonical)) {
+                namespaceStats(ref->ns)->loops[statsSlot()].publications.add();
+            }
         }
         out.push_back(Published{std::string(t.canonical), std::move(p.pos), p.duplicate});
     }

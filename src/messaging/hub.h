@@ -10,10 +10,12 @@
 // loop (Fanout), drained at the end of the loop's iteration.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -92,6 +94,7 @@ private:
         // so a replay cut short is resumed where it stopped, not at the top.
         uint64_t received = 0;
         bool gap = false;  // something was skipped: the next publication says gap:true
+        NamespaceStats* ns_stats = nullptr;  // its namespace's counters (Hub::namespaceStats)
     };
     Sub* find(std::string_view channel);
     const Sub* find(std::string_view channel) const;
@@ -285,7 +288,8 @@ public:
     Outcome<auth::Claims> verify(std::string_view token, std::string_view what) const;
     // Some namespace takes clients without a token (auth off counts as yes).
     bool anonymousAllowed() const;
-    std::vector<broker::ChannelSummary> channels() { return engine_->channels(); }
+    // The engine's channels, with this node's subscriber counts filled in.
+    std::vector<broker::ChannelSummary> channels();
     size_t channelCount() { return engine_->channelCount(); }
     // Any thread: the engine can serve requests (/readyz), and what it says about the cluster.
     bool engineAvailable() const { return engine_->available(); }
@@ -298,6 +302,9 @@ public:
     // Loop `loop_index`'s stats (written on that loop's thread only).
     Stats& stats(uint32_t loop_index);
     StatsTotals totals() const;
+    // Any thread: per namespace that has had a subscriber or a publication, its figures summed
+    // over the loops, by name.
+    std::vector<NamespaceTotals> namespaceTotals() const;
     const Options& options() const { return options_; }
 
     // ---- Node to node (a shared engine) ----
@@ -356,6 +363,10 @@ private:
                                                        std::string_view owner,
                                                        std::optional<broker::SessionRecord> rec);
     void housekeeping();
+    // The counters of namespace `name` (created on first use, kept for the Hub's life), and the
+    // calling thread's slot in them.
+    NamespaceStats* namespaceStats(std::string_view name);
+    size_t statsSlot() const;
 
     Options options_;
     std::unique_ptr<broker::Engine> engine_;
@@ -379,6 +390,19 @@ private:
     std::unordered_multimap<std::string, uint64_t> users_;
 
     std::atomic<RelaySink*> relay_{nullptr};
+
+    // Per-namespace counters by name; entries are never removed (a namespace dropped by a
+    // reload keeps its figures). A loop finds them through its Fanout's cache first.
+    // This node's subscribers per channel (for channels()), sharded by channel hash: updated
+    // on subscribe and unsubscribe, never on the fan-out path.
+    struct SubscriberShard {
+        std::mutex mu;
+        std::unordered_map<std::string, size_t> counts;
+    };
+    std::array<SubscriberShard, 16> subscriber_shards_;
+    SubscriberShard& shardOf(std::string_view channel);
+    mutable std::mutex ns_stats_mu_;
+    std::map<std::string, std::unique_ptr<NamespaceStats>, std::less<>> ns_stats_;
 
     std::thread housekeeper_;
     uint64_t next_session_refresh_ms_ = 0;  // housekeeping thread only

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "base/stats.h"
@@ -46,6 +47,26 @@ struct Stats {
     // Messaging connections that ended, by close code (kCountedCloseCodes, then "other").
     std::array<base::Counter, kCountedCloseCodes.size() + 1> disconnects;
     base::LatencyHistogram delivery_latency;  // publish → handed to the subscriber's transport
+};
+
+// One namespace's figures (bounded labels: namespaces are configured). Counters per loop, each
+// written by that loop's thread (slot kMaxLoops: threads that are not loops), on a cache line
+// of its own; an entry lives as long as the Hub, so a pointer to it stays valid.
+struct NamespaceStats {
+    struct alignas(64) PerLoop {
+        base::Counter publications;  // accepted (duplicates excluded)
+        base::Counter deliveries;    // publications handed to subscribers' transports
+        base::Gauge subscriptions;   // open subscriptions of this loop's clients
+    };
+    std::string name;
+    std::array<PerLoop, 65> loops;  // broker::kMaxLoops + 1
+};
+
+// A namespace's figures summed over the loops (a scrape).
+struct NamespaceTotals {
+    std::string name;
+    uint64_t publications = 0, deliveries = 0;
+    int64_t subscriptions = 0;
 };
 
 // The sum of every loop's Stats at one moment (a scrape).

@@ -375,14 +375,18 @@ void appendEngine(std::string* out, const broker::EngineStatus& e) {
 void appendChannel(std::string* out, const broker::ChannelSummary& c) {
     *out += "{\"channel\":";
     protocol::appendJsonString(out, c.channel);
-    *out += ",\"presence\":" + std::to_string(c.presence) +
+    *out += ",\"subscribers\":" + std::to_string(c.subscribers) +
+            ",\"presence\":" + std::to_string(c.presence) +
             ",\"loops\":" + std::to_string(c.loops) + ",\"history\":" + std::to_string(c.history) +
             ",\"offset\":" + std::to_string(c.top.offset) + "}";
 }
 
-// Busiest first: presence entries (the subscribers a presence namespace knows), then the loops
-// holding subscribers, then history.
+// Busiest first: this node's subscribers, then presence entries (cluster-wide where the
+// namespace keeps presence), then the loops holding subscribers, then history.
 bool busier(const broker::ChannelSummary& a, const broker::ChannelSummary& b) {
+    if (a.subscribers != b.subscribers) {
+        return a.subscribers > b.subscribers;
+    }
     if (a.presence != b.presence) {
         return a.presence > b.presence;
     }
@@ -946,6 +950,39 @@ void Admin::tick(uint64_t now_ms, double seconds) {
             out += "\":" + std::to_string(v);
         }
         std::vector<broker::ChannelSummary> channels = hub_->channels();
+        // Publications per second of every channel: its offset's growth since the last tick
+        // (same epoch). A map of every channel, rebuilt each second, only while someone looks.
+        std::unordered_map<std::string, broker::StreamPos> offsets_now;
+        offsets_now.reserve(channels.size());
+        std::vector<std::pair<double, size_t>> by_rate;  // (rate, index in channels)
+        for (size_t i = 0; i < channels.size(); ++i) {
+            const broker::ChannelSummary& c = channels[i];
+            if (auto it = prev_offsets_.find(c.channel); it != prev_offsets_.end() &&
+                                                         it->second.epoch == c.top.epoch &&
+                                                         c.top.offset > it->second.offset) {
+                by_rate.emplace_back(
+                    static_cast<double>(c.top.offset - it->second.offset) / seconds, i);
+            }
+            offsets_now.emplace(c.channel, c.top);
+        }
+        prev_offsets_ = std::move(offsets_now);
+        const size_t fastest = std::min(kTopChannels, by_rate.size());
+        std::partial_sort(by_rate.begin(), by_rate.begin() + static_cast<std::ptrdiff_t>(fastest),
+                          by_rate.end(), [&](const auto& a, const auto& b) {
+                              return a.first != b.first
+                                         ? a.first > b.first
+                                         : channels[a.second].channel < channels[b.second].channel;
+                          });
+        std::string fastest_json = "[";
+        for (size_t i = 0; i < fastest; ++i) {
+            const broker::ChannelSummary& c = channels[by_rate[i].second];
+            fastest_json += i == 0 ? "{\"channel\":" : ",{\"channel\":";
+            protocol::appendJsonString(&fastest_json, c.channel);
+            fastest_json += ",\"publications\":";
+            appendNum(&fastest_json, by_rate[i].first);
+            fastest_json += ",\"subscribers\":" + std::to_string(c.subscribers) + "}";
+        }
+        fastest_json += "]";
         const size_t top = std::min(kTopChannels, channels.size());
         std::partial_sort(channels.begin(), channels.begin() + static_cast<std::ptrdiff_t>(top),
                           channels.end(), busier);
@@ -957,7 +994,28 @@ void Admin::tick(uint64_t now_ms, double seconds) {
             }
             appendChannel(&out, channels[i]);
         }
-        out += "]},\"engine\":";
+        out += "],\"fastest\":" + fastest_json;
+        // Per namespace: subscriptions now, publications and deliveries per second.
+        out += "},\"namespaces\":[";
+        std::map<std::string, messaging::NamespaceTotals> ns_now;
+        first = true;
+        for (messaging::NamespaceTotals& n : hub_->namespaceTotals()) {
+            const auto before = prev_ns_.find(n.name);
+            const messaging::NamespaceTotals& b = before == prev_ns_.end() ? n : before->second;
+            out += first ? "{\"name\":\"" : ",{\"name\":\"";
+            first = false;
+            out += n.name;  // a configured name: [a-z0-9_-]
+            out += "\",\"subscriptions\":" + std::to_string(std::max<int64_t>(0, n.subscriptions)) +
+                   ",\"publications\":";
+            appendNum(&out, rate(n.publications, b.publications));
+            out += ",\"deliveries\":";
+            appendNum(&out, rate(n.deliveries, b.deliveries));
+            out += "}";
+            std::string name = n.name;
+            ns_now.emplace(std::move(name), std::move(n));
+        }
+        prev_ns_ = std::move(ns_now);
+        out += "],\"engine\":";
         appendEngine(&out, hub_->engineStatus());
         out += ",\"loops\":" + loops_json +
                "],\"admins\":" + std::to_string(watchers_.load(std::memory_order_relaxed)) + "}";

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -163,7 +164,9 @@ private:
 
     // Snapshot thread only: the previous second's totals.
     messaging::StatsTotals prev_;
-    std::vector<std::pair<uint64_t, uint64_t>> prev_loops_;  // per loop: messages in, out
+    std::vector<std::pair<uint64_t, uint64_t>> prev_loops_;            // per loop: messages in, out
+    std::map<std::string, messaging::NamespaceTotals> prev_ns_;        // by name
+    std::unordered_map<std::string, broker::StreamPos> prev_offsets_;  // by channel
     bool have_prev_ = false;
     uint64_t boot_ms_;
 

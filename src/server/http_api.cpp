@@ -287,6 +287,7 @@ HttpReply HttpApi::call(std::string_view name, const http::Request& req, std::st
             protocol::appendJsonString(&out, ch.top.epoch);
             out += ",\"offset\":" + std::to_string(ch.top.offset) +
                    ",\"presence\":" + std::to_string(ch.presence) +
+                   ",\"subscribers\":" + std::to_string(ch.subscribers) +
                    ",\"history\":" + std::to_string(ch.history) + "}";
         }
         out += "]}";

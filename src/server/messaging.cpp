@@ -59,6 +59,7 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
         m.refused_admission = refused.admission;
         m.handshake_failures = app_.handshakeFailures();
         m.loop_lag_ms = app_.loopLagMs();
+        m.namespaces = hub_->namespaceTotals();
         m.ping_floods = refused.ping_floods;
         m.api_rate_limited = api_.rateLimited();
         if (app_.tlsPort() != 0) {

@@ -127,6 +127,25 @@ std::string renderMetrics(const MetricsSnapshot& m) {
                       m.loop_lag_ms[i] / 1000.0);
         out += line;
     }
+    // Per namespace: configured names only ([a-z0-9_-]), so the label set stays small.
+    auto per_namespace = [&](const char* name, const char* type, const char* help, auto value) {
+        std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+        out += line;
+        for (const messaging::NamespaceTotals& ns : m.namespaces) {
+            std::snprintf(line, sizeof line, "%s{namespace=\"%s\"} %lld\n", name, ns.name.c_str(),
+                          static_cast<long long>(value(ns)));
+            out += line;
+        }
+    };
+    per_namespace("switchboard_namespace_publications_total", "counter",
+                  "Publications accepted, per namespace.",
+                  [](const messaging::NamespaceTotals& n) { return n.publications; });
+    per_namespace("switchboard_namespace_deliveries_total", "counter",
+                  "Publications handed to subscribers, per namespace.",
+                  [](const messaging::NamespaceTotals& n) { return n.deliveries; });
+    per_namespace("switchboard_namespace_subscriptions", "gauge",
+                  "Open subscriptions, per namespace.",
+                  [](const messaging::NamespaceTotals& n) { return n.subscriptions; });
     metric("switchboard_session_takeovers_total", "counter",
            "Sessions resumed while another connection held them (that one closed 4004).",
            s.takeovers);

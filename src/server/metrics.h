@@ -25,8 +25,9 @@ struct MetricsSnapshot {
     uint64_t api_rate_limited = 0;
     uint64_t ping_floods = 0;  // WebSockets closed 1008 for too many pings  // HTTP API calls
                                // refused by api.rate_limit
-    HandshakeFailures handshake_failures{};  // by kHandshakeFailureReasons
-    std::vector<uint32_t> loop_lag_ms;       // per loop (App::loopLagMs)
+    HandshakeFailures handshake_failures{};              // by kHandshakeFailureReasons
+    std::vector<uint32_t> loop_lag_ms;                   // per loop (App::loopLagMs)
+    std::vector<messaging::NamespaceTotals> namespaces;  // Hub::namespaceTotals
     broker::EngineStatus engine;  // availability and, for a shared engine, the cluster's nodes
     bool tls = false;             // the server speaks TLS: the handshake family is rendered
     uint64_t tls_full = 0, tls_resumed = 0, tls_failed = 0;

@@ -706,7 +706,9 @@ std::string describe(const LoadedConfig& loaded) {
     } else {
         out += " (messaging.max_message_size)";
     }
-    return out + "\n";
+    // Secret settings print as "<set>"; credentials inside a URL (nats://user:pass@host) would
+    // still show: they go too.
+    return admin::redactUrlCredentials(out + "\n");
 }
 
 std::string helpText(std::string_view cmd) {

@@ -193,6 +193,16 @@ test('under load the figures move: connections, messages per second, latency, ch
   await page.waitForFunction(() => /ms$/.test(document.getElementById('lat-p99').innerText), null, WAIT);
   await waitNumber('#channels-count', '>=', 1, 'channels');
   await showsText('#top-channels', CHANNEL);
+  // The fastest channels: the loaders' channel publishes, with its 3 subscribers.
+  await page.waitForFunction((ch) => [...document.querySelectorAll('#fastest-channels tbody tr')].some((tr) => {
+    const td = [...tr.children].map((c) => c.innerText);
+    return td[0] === ch && parseFloat(td[1]) > 0 && Number(td[2]) >= 3;
+  }), CHANNEL, WAIT);
+  // Per namespace: the loaders' namespace has their 3 subscriptions and publishes.
+  await page.waitForFunction(() => [...document.querySelectorAll('#namespaces tbody tr')].some((tr) => {
+    const td = [...tr.children].map((c) => c.innerText);
+    return td[0] === 'chat' && Number(td[1].replace(/,/g, '')) >= 3 && parseFloat(td[2]) > 0;
+  }), null, WAIT);
   // The charts got points (uPlot draws on canvases; their legend shows the series).
   await showsText('#chart-rates', 'messages in/s');
   assert.ok(await page.locator('#chart-rates canvas').count() >= 1, 'the rates chart is drawn');

@@ -132,6 +132,12 @@ def main():
         check(any(ln.startswith("# /ws max message size: 68KiB") for ln in lines),
               "derived /ws max message size printed")
         check(lines[-1:] == ["# configuration is valid"], "check-config says valid")
+        # Credentials inside a URL setting are not printed (secret settings show "<set>").
+        rc, out, err = run(args.server, "check-config", "--nats-url",
+                           "nats://alice:hunter2@10.0.0.5:4222")
+        check(rc == 0 and "hunter2" not in out and "alice" not in out and
+              "nats://<redacted>@10.0.0.5:4222" in out,
+              f"check-config redacts URL credentials: {[ln for ln in out.splitlines() if 'nats_url' in ln]}")
 
         # messaging.max_message_size is the /ws frame limit (close 1009 above it).
         small = os.path.join(tmp, "small.toml")

@@ -98,14 +98,18 @@
     $('loops').tBodies[0].replaceChildren(...s.loops.map((l) =>
       rowOf(cell(String(l.loop)), cell(int(l.clients)), cell(rate(l.messages_in)), cell(rate(l.messages_out)),
         cell(bytes(l.backlog_bytes)), cell(ms(l.lag_ms)))));
+    $('namespaces').tBodies[0].replaceChildren(...(s.namespaces ?? []).map((n) =>
+      rowOf(cell(n.name), cell(int(n.subscriptions)), cell(rate(n.publications)), cell(rate(n.deliveries)))));
     $('top-channels').tBodies[0].replaceChildren(...s.channels.top.map((c) => {
       const name = document.createElement('td');
       const b = document.createElement('button');
       b.type = 'button'; b.className = 'small'; b.textContent = c.channel;
       b.addEventListener('click', () => inspect(c.channel));
       name.append(b);
-      return rowOf(name, cell(int(c.presence)), cell(int(c.loops)), cell(int(c.history)), cell(int(c.offset)));
+      return rowOf(name, cell(int(c.subscribers)), cell(int(c.presence)), cell(int(c.loops)), cell(int(c.history)), cell(int(c.offset)));
     }));
+    $('fastest-channels').tBodies[0].replaceChildren(...(s.channels.fastest ?? []).map((c) =>
+      rowOf(cell(c.channel), cell(rate(c.publications)), cell(int(c.subscribers)))));
     const totals = [];
     for (const [k, v] of Object.entries(s.totals)) {
       const dt = document.createElement('dt'); dt.textContent = k.replaceAll('_', ' ');
