@@ -850,10 +850,13 @@ void Hub::open(Client& c, uint32_t loop_index) {
     f->stats.clients_total.add();
 }
 
-void Hub::close(Client& c) {
+void Hub::close(Client& c, uint16_t close_code) {
     Fanout* f = c.fanout_;
     if (f == nullptr) {
         return;
+    }
+    if (close_code != 0) {
+        f->stats.disconnects[closeCodeIndex(close_code)].add();
     }
     c.gone_ = true;
     for (auto& s : c.subs_) {

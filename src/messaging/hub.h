@@ -208,7 +208,9 @@ public:
     void open(Client& c, uint32_t loop_index);
     // The connection ended: subscriptions, presence and its hold on its session are released
     // (the session's TTL starts, unless another connection took it over). Idempotent.
-    void close(Client& c);
+    // `close_code`: a WebSocket's close code, counted once in Stats::disconnects (the
+    // reconnect rate by why); 0 for transports without one (SSE, long-polling).
+    void close(Client& c, uint16_t close_code = 0);
     // Spends one request token (messaging.rate_limit per second, burst twice that).
     Admission admit(Client& c);
 

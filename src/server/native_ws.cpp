@@ -168,10 +168,7 @@ NativeWs::NativeWs(const messaging::Options& options, const transport::WebSocket
         onMessage(ws, op, d);
     };
     behavior_.on_close = [this](transport::WebSocket& ws, uint16_t code, std::string_view) {
-        if (auto* conn = ws.data<Connection>()) {
-            conn->stats_->disconnects[messaging::closeCodeIndex(code)].add();
-        }
-        onClose(ws);
+        onClose(ws, code);
     };
     behavior_.on_shutdown = [this](transport::WebSocket& ws) {
         // Before the 1001 close: when to come back. Not counted against the outbound limit's
@@ -231,10 +228,10 @@ void NativeWs::onOpen(transport::WebSocket& ws) {
     ws.setData(std::move(conn));
 }
 
-void NativeWs::onClose(transport::WebSocket& ws) {
+void NativeWs::onClose(transport::WebSocket& ws, uint16_t code) {
     if (auto* conn = ws.data<Connection>()) {
         conn->ended = true;
-        hub_->close(conn->client_);
+        hub_->close(conn->client_, code);
     }
 }
 

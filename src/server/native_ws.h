@@ -35,7 +35,7 @@ private:
     UpgradeCheck checkUpgrade(const http::Request& req);
     void onOpen(transport::WebSocket& ws);
     void onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<uint8_t> data);
-    void onClose(transport::WebSocket& ws);
+    void onClose(transport::WebSocket& ws, uint16_t code);
 
     transport::WebSocketBehavior behavior_;
     bool compression_;

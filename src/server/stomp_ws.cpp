@@ -928,8 +928,8 @@ StompWs::StompWs(const messaging::Options& options, const transport::WebSocketBe
     behavior_.on_message = [this](transport::WebSocket& ws, ws::Opcode op, std::span<uint8_t> d) {
         onMessage(ws, op, d);
     };
-    behavior_.on_close = [this](transport::WebSocket& ws, uint16_t, std::string_view) {
-        onClose(ws);
+    behavior_.on_close = [this](transport::WebSocket& ws, uint16_t code, std::string_view) {
+        onClose(ws, code);
     };
     // A body may be as large as a native message's data; the frame around it as a whole
     // WebSocket message is bounded by max_message_size.
@@ -984,10 +984,10 @@ void StompWs::onOpen(transport::WebSocket& ws, Version max) {
     ws.setData(std::move(conn));
 }
 
-void StompWs::onClose(transport::WebSocket& ws) {
+void StompWs::onClose(transport::WebSocket& ws, uint16_t code) {
     if (auto* conn = ws.data<Connection>()) {
         conn->ended = true;
-        hub_->close(conn->client_);
+        hub_->close(conn->client_, code);
     }
 }
 

@@ -50,7 +50,7 @@ private:
     UpgradeCheck checkUpgrade(const http::Request& req);
     void onOpen(transport::WebSocket& ws, protocol::stomp::Version max);
     void onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<uint8_t> data);
-    void onClose(transport::WebSocket& ws);
+    void onClose(transport::WebSocket& ws, uint16_t code);
 
     transport::WebSocketBehavior behavior_;
     protocol::stomp::Limits limits_;
