@@ -39,6 +39,13 @@ struct WebSocket::ReaderSink {
     void onError(ws::WsError e) { ws->handleError(e); }
 };
 
+// An idle plain WebSocket is this object and nothing else (its reader, deflate state and
+// backlog stay empty until used): 200 bytes, a 208-byte malloc chunk. docs/benchmarks.md has
+// the measured breakdown; keep new per-connection state behind a pointer that is null by
+// default.
+static_assert(sizeof(void*) != 8 || sizeof(WebSocket) <= 200,
+              "idle WebSocket grew: keep rare state behind a pointer, allocated on first use");
+
 namespace {
 
 // Per-thread scratch for compressed or masked output; reused, so no allocation per message.
@@ -118,7 +125,7 @@ void SocketList::remove(WebSocket* ws) {
 }
 
 void WebSocket::start() {
-    const uint64_t now = loop()->nowMs();
+    const uint32_t now = static_cast<uint32_t>(loop()->nowMs());
     last_rx_ms_ = now;
     next_ping_ms_ = now + behavior_->ping_interval_ms;
     if (behavior_->ping_interval_ms > 0) {
@@ -138,7 +145,8 @@ void WebSocket::onTimer(loop::TimerNode* node) {
     if (self->isClosed()) {
         return;
     }
-    const uint64_t now = self->loop()->nowMs();
+    // Low 32 bits of the loop clock, compared by wrap-safe differences (see last_rx_ms_).
+    const uint32_t now = static_cast<uint32_t>(self->loop()->nowMs());
     if (self->state_ != State::kOpen) {
         // Close handshake timed out: the peer never answered or never closed TCP.
         self->notifyClose(ws::close_code::kAbnormal, "close handshake timed out");
@@ -146,28 +154,28 @@ void WebSocket::onTimer(loop::TimerNode* node) {
         return;
     }
     const WebSocketBehavior* b = self->behavior_;
-    if (b->idle_timeout_ms > 0 && now - self->last_rx_ms_ >= b->idle_timeout_ms) {
-        SB_DEBUG("websocket fd=%d silent for %llu ms: closing", self->fd(),
-                 static_cast<unsigned long long>(now - self->last_rx_ms_));
+    const uint32_t silent_ms = now - self->last_rx_ms_;
+    if (b->idle_timeout_ms > 0 && silent_ms >= b->idle_timeout_ms) {
+        SB_DEBUG("websocket fd=%d silent for %u ms: closing", self->fd(), silent_ms);
         self->sendClose(b->idle_close_code, "idle timeout");
         self->notifyClose(b->idle_close_code, "idle timeout");
         self->uncork();  // the close frame goes out before the socket is closed
         self->close();
         return;
     }
-    if (now >= self->next_ping_ms_) {
+    if (static_cast<int32_t>(now - self->next_ping_ms_) >= 0) {
         (void)self->ping();  // over the limit: the slow-consumer close is under way
         self->next_ping_ms_ = now + b->ping_interval_ms;
     }
-    uint64_t next = self->next_ping_ms_;
+    int64_t next_in = static_cast<int32_t>(self->next_ping_ms_ - now);
     if (b->idle_timeout_ms > 0) {
-        next = std::min<uint64_t>(next, self->last_rx_ms_ + b->idle_timeout_ms);
+        next_in = std::min<int64_t>(next_in, int64_t{b->idle_timeout_ms} - silent_ms);
     }
-    self->armTimer(next > now ? next - now : 1);
+    self->armTimer(next_in > 0 ? static_cast<uint64_t>(next_in) : 1);
 }
 
 void WebSocket::onData(uint8_t* data, size_t len) {
-    last_rx_ms_ = loop()->nowMs();
+    last_rx_ms_ = static_cast<uint32_t>(loop()->nowMs());
     if (state_ == State::kDone) {
         return;  // after the close handshake: discard until the peer closes TCP
     }

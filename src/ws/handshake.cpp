@@ -1,16 +1,16 @@
 // RFC 6455 §4 opening handshake. On the server it runs once per connection on the accept path
 // (tens of thousands per second), so the decision allocates only for negotiated extensions and
-// the accept key reuses a per-thread digest context.
+// the accept key is hashed in place (ws/sha1.h).
 #include "ws/handshake.h"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #include <cstring>
 #include <random>
 
 #include "base/ascii.h"
+#include "ws/sha1.h"
 
 namespace sb::ws {
 
@@ -182,35 +182,6 @@ bool isValidKey(std::string_view key) {
     return true;
 }
 
-// SHA-1 through a per-thread EVP context and a digest fetched once: about 3x faster than the
-// one-shot SHA1(), which in OpenSSL 3 fetches the algorithm and allocates a context per call.
-class Sha1 {
-public:
-    Sha1() : ctx_(EVP_MD_CTX_new()) {}
-    ~Sha1() { EVP_MD_CTX_free(ctx_); }
-    Sha1(const Sha1&) = delete;
-    Sha1& operator=(const Sha1&) = delete;
-
-    void digest(std::string_view a, std::string_view b, unsigned char out[SHA_DIGEST_LENGTH]) {
-        static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA1", nullptr);
-        unsigned int len = 0;
-        if (ctx_ != nullptr && md != nullptr && EVP_DigestInit_ex2(ctx_, md, nullptr) == 1 &&
-            EVP_DigestUpdate(ctx_, a.data(), a.size()) == 1 &&
-            EVP_DigestUpdate(ctx_, b.data(), b.size()) == 1 &&
-            EVP_DigestFinal_ex(ctx_, out, &len) == 1) {
-            return;
-        }
-        // Fallback (no context, or a provider without SHA-1 fetchable this way).
-        std::string joined;
-        joined.reserve(a.size() + b.size());
-        joined.append(a).append(b);
-        SHA1(reinterpret_cast<const unsigned char*>(joined.data()), joined.size(), out);
-    }
-
-private:
-    EVP_MD_CTX* ctx_;
-};
-
 struct ErrorInfo {
     uint16_t status;
     std::string_view code;     // snake_case, stable: clients and metrics key on it
@@ -260,11 +231,15 @@ void put(char** p, std::string_view s) {
 }  // namespace
 
 void computeAcceptKey(std::string_view client_key, char out[28]) {
-    thread_local Sha1 sha1;
-    unsigned char digest[SHA_DIGEST_LENGTH];
-    sha1.digest(client_key, kGuid, digest);
-    unsigned char b64[29];  // EVP_EncodeBlock writes 28 characters and a NUL
-    EVP_EncodeBlock(b64, digest, SHA_DIGEST_LENGTH);
+    // Our own SHA-1 (ws/sha1.h): libcrypto's digests would load OpenSSL's provider tables
+    // on the first connection, 2.3 MB for the life of the process.
+    Sha1 sha1;
+    sha1.update(client_key.data(), client_key.size());
+    sha1.update(kGuid.data(), kGuid.size());
+    uint8_t digest[Sha1::kDigestSize];
+    sha1.finish(digest);
+    unsigned char b64[29];  // EVP_EncodeBlock writes 28 characters and a NUL (no provider)
+    EVP_EncodeBlock(b64, digest, Sha1::kDigestSize);
     std::memcpy(out, b64, 28);
 }
 
