@@ -39,9 +39,10 @@ public:
     // Delivery::shared is one scratch per event, loop and slot: adapters that encode an event
     // into different bytes (a WebSocket frame, an event-stream block) take different slots, or
     // a subscriber of one would be sent the other's bytes.
-    static constexpr size_t kScratchSlots = 2;
+    static constexpr size_t kScratchSlots = 3;
     static constexpr uint8_t kWebSocketSlot = 0;    // a native JSON text frame (/ws)
     static constexpr uint8_t kEventStreamSlot = 1;  // a "data:" block (/sse)
+    static constexpr uint8_t kStompSlot = 2;        // a STOMP MESSAGE's shared tail (v12.stomp)
 
     explicit Peer(uint8_t scratch_slot = kWebSocketSlot) : scratch_slot_(scratch_slot) {}
     virtual ~Peer() = default;

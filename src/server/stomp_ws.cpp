@@ -44,6 +44,7 @@ constexpr uint16_t kCloseTryLater = 1013;
 constexpr uint32_t kAutoAckBatch = 64;
 
 thread_local std::string t_frame;  // one frame being built (the loop's thread)
+thread_local std::string t_tail;   // a MESSAGE's tail when there is no shared scratch for it
 
 enum class AckMode : uint8_t { kAuto, kClient, kClientIndividual };
 
@@ -184,7 +185,8 @@ struct StompWs::Connection final : public transport::SocketData,
     };
 
     Connection(StompWs& o, transport::WebSocket& socket, messaging::Stats& loop_stats, Version max)
-        : owner(&o),
+        : Peer(kStompSlot),
+          owner(&o),
           client_(*this),
           ws(&socket),
           stats_(&loop_stats),
@@ -289,14 +291,15 @@ struct StompWs::Connection final : public transport::SocketData,
         if (d.event.kind != broker::EventKind::kPublication) {
             return PeerStatus::kDropped;  // STOMP has no presence events
         }
-        // d.shared is not used: a MESSAGE's bytes depend on the subscription (its id, the
-        // message-id), so there is nothing to share between subscribers.
+        // d.shared (this adapter's slot) holds the MESSAGE's tail, the same for every
+        // subscriber of the event on this loop; only the head (subscription, message-id, ...)
+        // is built per subscriber.
         PeerStatus result = PeerStatus::kSent;
         for (auto& s : subs) {
             if (s->channel != d.event.pub->channel) {
                 continue;
             }
-            const PeerStatus st = sendMessage(*s, d.event.pub, d.gap, false, droppable);
+            const PeerStatus st = sendMessage(*s, d.event.pub, d.gap, false, droppable, d.shared);
             if (st == PeerStatus::kGone) {
                 return st;
             }
@@ -311,38 +314,79 @@ struct StompWs::Connection final : public transport::SocketData,
         fatal(d.reason, {}, nullptr, d.code);
     }
 
+    // One header line of a frame of this connection's version (escaped from 1.1 on).
+    void appendHeader(std::string* out, std::string_view name, std::string_view value) const {
+        out->append(name);
+        out->push_back(':');
+        if (version == Version::k10) {
+            out->append(value);
+        } else {
+            stomp::appendEscaped(out, value, version);
+        }
+        out->push_back('\n');
+    }
+
+    // The part of a MESSAGE after the per-subscription headers: the publication's headers,
+    // the blank line, the body and the NUL. A JSON string travels as its text; any other JSON
+    // value as JSON.
+    void encodeMessageTail(std::string* out, const broker::Publication& pub) const {
+        std::optional<std::string> text = protocol::jsonStringValue(pub.data);
+        const std::string_view body = text ? std::string_view(*text) : std::string_view(pub.data);
+        char digits[24];
+        appendHeader(out, "content-type", text ? "text/plain;charset=utf-8" : "application/json");
+        appendHeader(out, "channel", pub.channel);
+        appendHeader(out, "epoch", pub.epoch);
+        auto end = std::to_chars(digits, digits + sizeof digits, pub.offset).ptr;
+        appendHeader(out, "offset", std::string_view(digits, static_cast<size_t>(end - digits)));
+        if (!body.empty()) {
+            end = std::to_chars(digits, digits + sizeof digits, body.size()).ptr;
+            appendHeader(out, "content-length",
+                         std::string_view(digits, static_cast<size_t>(end - digits)));
+        }
+        out->push_back('\n');
+        out->append(body);
+        out->push_back('\0');
+    }
+
+    // A MESSAGE is a head that depends on the subscription (subscription, message-id,
+    // destination, ack, gap, redelivered) and a tail that depends only on the publication and
+    // the STOMP version (content-type, channel, epoch, offset, content-length, the body). The
+    // tail is encoded once per event and loop into `shared` (a version byte first; a
+    // subscriber of another version encodes its own), so a fan-out to N subscribers unescapes
+    // the JSON body and escapes the headers once, not N times.
     PeerStatus sendMessage(Sub& s, const broker::PubPtr& pub, bool gap, bool redelivered,
-                           bool droppable) {
+                           bool droppable, std::string* shared = nullptr) {
         const uint64_t token = next_token++;
         char token_text[24];
-        char offset_text[24];
         const auto tn = std::to_chars(token_text, token_text + sizeof token_text, token).ptr;
-        const auto on =
-            std::to_chars(offset_text, offset_text + sizeof offset_text, pub->offset).ptr;
         const std::string_view token_sv(token_text, static_cast<size_t>(tn - token_text));
-        // A JSON string travels as its text; any other JSON value as JSON.
-        std::optional<std::string> text = protocol::jsonStringValue(pub->data);
-        std::vector<HeaderView> h = {
-            {"subscription", s.id},
-            {"message-id", token_sv},
-            {"destination", s.destination},
-            {"content-type", text ? "text/plain;charset=utf-8" : "application/json"},
-            {"channel", pub->channel},
-            {"epoch", pub->epoch},
-            {"offset", std::string_view(offset_text, static_cast<size_t>(on - offset_text))},
-        };
-        if (s.ack != AckMode::kAuto) {
-            h.emplace_back("ack", token_sv);
-        }
-        if (gap) {
-            h.emplace_back("gap", "true");
-        }
-        if (redelivered) {
-            h.emplace_back("redelivered", "true");
+        const char version_tag = static_cast<char>('0' + static_cast<int>(version));
+        std::string_view tail;
+        if (shared != nullptr && !shared->empty() && (*shared)[0] == version_tag) {
+            tail = std::string_view(*shared).substr(1);
+        } else {
+            std::string* into = shared != nullptr && shared->empty() ? shared : &t_tail;
+            into->clear();
+            into->push_back(version_tag);
+            encodeMessageTail(into, *pub);
+            tail = std::string_view(*into).substr(1);
         }
         std::string& out = t_frame;
         out.clear();
-        stomp::encodeFrame(&out, Command::kMessage, h, text ? *text : pub->data, version);
+        out.append("MESSAGE\n");
+        appendHeader(&out, "subscription", s.id);
+        appendHeader(&out, "message-id", token_sv);
+        appendHeader(&out, "destination", s.destination);
+        if (s.ack != AckMode::kAuto) {
+            appendHeader(&out, "ack", token_sv);
+        }
+        if (gap) {
+            out.append("gap:true\n");
+        }
+        if (redelivered) {
+            out.append("redelivered:true\n");
+        }
+        out.append(tail);
         const PeerStatus st = sendFrame(out, droppable);
         if (st != PeerStatus::kSent) {
             return st;

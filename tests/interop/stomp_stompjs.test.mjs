@@ -383,6 +383,34 @@ describe('stompjs against switchboard', () => {
     assert.equal(r.closed, null);
   });
 
+  test('one publication to 1.0 and 1.2 subscribers on one loop: each MESSAGE escaped for its own version', async () => {
+    // The server encodes a MESSAGE's publication headers once per event and loop, for the
+    // first subscriber's version; a subscriber of another version must still get its own
+    // escaping (1.2: ':' in a value is "\\c"; 1.0: plain).
+    const channel = `chat:${name('mixed')}`;
+    const conns = [];
+    for (const protocol of ['v12.stomp', 'v10.stomp', 'v12.stomp']) {
+      const r = await raw(protocol);
+      const version = protocol === 'v10.stomp' ? '1.0' : '1.2';
+      r.ws.send(`CONNECT\naccept-version:${version}\nhost:x\n\n\0`);
+      await until(() => r.data.includes('\0'), 5000, 'CONNECTED');
+      r.data = '';
+      r.ws.send(`SUBSCRIBE\nid:s\ndestination:/topic/${channel}\nreceipt:r\n\n\0`);
+      await until(() => r.data.includes('receipt-id:r'), 5000, 'RECEIPT');
+      r.data = '';
+      conns.push({ r, version });
+    }
+    conns[0].r.ws.send(`SEND\ndestination:/topic/${channel}\n\nhello\0`);
+    for (const { r, version } of conns) {
+      await until(() => r.data.includes('MESSAGE') && r.data.endsWith('\0'), 5000, `MESSAGE (${version})`);
+      const escaped = version === '1.0' ? channel : channel.replace(':', '\\c');
+      assert.ok(r.data.includes(`\nchannel:${escaped}\n`), `${version}: ${JSON.stringify(r.data)}`);
+      assert.ok(r.data.includes('\ncontent-type:text/plain;charset=utf-8\n'), r.data);
+      assert.ok(r.data.endsWith('\n\nhello\0'), `${version}: ${JSON.stringify(r.data)}`);
+      r.ws.close();
+    }
+  });
+
   test('auth: a JWT in passcode or Authorization; none → ERROR token_required', async () => {
     const secret = 'k'.repeat(48);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-stomp-auth-'));
