@@ -45,6 +45,7 @@ Messaging::Messaging(App& app, messaging::Options options, const transport::WebS
         m.websocket_connections = counts.websocket;
         m.sse_connections = counts.stream;
         m.poll_sessions = poll_.sessions();
+        m.poll_waiting = poll_.waiting();
         m.http_connections = counts.http;
         for (size_t i = 0; i < app_.loopCount(); ++i) {
             m.backlog_bytes += app_.loopAt(i).backlog_bytes.load(std::memory_order_relaxed);

@@ -63,6 +63,9 @@ std::string renderMetrics(const MetricsSnapshot& m) {
               {"max_connections_per_ip", m.refused_ip},
               {"connection_rate_per_ip", m.refused_rate},
               {"admission_rate", m.refused_admission}});
+    metric("switchboard_poll_waiting", "gauge",
+           "Long-polling GETs parked on the server, waiting for events or their wait to end.",
+           m.poll_waiting);
     metric("switchboard_clients", "gauge",
            "Open connections of the messaging protocol (the /ws endpoint).",
            static_cast<uint64_t>(s.clients < 0 ? 0 : s.clients));

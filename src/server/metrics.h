@@ -16,6 +16,7 @@ struct MetricsSnapshot {
     uint64_t websocket_connections = 0;  // every WebSocket route (/ws, /echo, …)
     uint64_t sse_connections = 0;        // open Server-Sent Event streams (/sse)
     uint64_t poll_sessions = 0;          // long-polling sessions (/poll)
+    uint64_t poll_waiting = 0;           // of their GETs, those parked waiting for events
     uint64_t http_connections = 0;       // plain HTTP connections (API, pages, probes)
     uint64_t backlog_bytes = 0;          // queued for clients, not yet taken by the kernel
     uint64_t channels = 0;

@@ -58,7 +58,18 @@ struct Poll::Session final : public messaging::Peer, private loop::TimerNode {
         TimerNode::fire = &Session::onTimer;
         last_poll_ms = ev_loop->nowMs();
     }
-    ~Session() override { ev_loop->timers().cancel(this); }
+    ~Session() override {
+        setParked(false);
+        ev_loop->timers().cancel(this);
+    }
+
+    // Every change of has_parked goes through here, so Poll::waiting() stays exact.
+    void setParked(bool on) {
+        if (on != has_parked) {
+            has_parked = on;
+            owner->waiting_.fetch_add(on ? 1 : -1, std::memory_order_relaxed);
+        }
+    }
 
     Poll* owner;
     uint32_t loop_index;
@@ -71,8 +82,8 @@ struct Poll::Session final : public messaging::Peer, private loop::TimerNode {
     uint64_t next_seq = 0;
     uint64_t inflight_seq = 0;  // the last batch sent, kept until acknowledged
     std::string inflight;
-    HttpResponder parked;  // a GET waiting for events
-    bool has_parked = false;
+    HttpResponder parked;     // a GET waiting for events
+    bool has_parked = false;  // changed only by setParked
     uint64_t last_poll_ms = 0;
     bool ended = false;  // disconnected or slow: the next batch is the last
     bool flush_posted = false;
@@ -132,7 +143,7 @@ struct Poll::Session final : public messaging::Peer, private loop::TimerNode {
             Session& s = *it->second;
             s.flush_posted = false;
             if (s.has_parked && !s.queue.empty() && s.inflight_seq == 0) {
-                s.has_parked = false;
+                s.setParked(false);
                 s.sendBatch(s.parked);
                 s.armExpiry();
             }
@@ -218,7 +229,7 @@ struct Poll::Session final : public messaging::Peer, private loop::TimerNode {
         }
         if (has_parked) {
             // A newer poll replaces a waiting one (the client gave up on it).
-            has_parked = false;
+            setParked(false);
             parked.reply(json(emptyBatch()));
         }
         if (!queue.empty()) {
@@ -232,7 +243,7 @@ struct Poll::Session final : public messaging::Peer, private loop::TimerNode {
             return;
         }
         parked = r;
-        has_parked = true;
+        setParked(true);
         ev_loop->timers().cancel(this);
         ev_loop->timers().schedule(this, wait_ms);
     }
@@ -245,7 +256,7 @@ struct Poll::Session final : public messaging::Peer, private loop::TimerNode {
     static void onTimer(loop::TimerNode* node) {
         auto* self = static_cast<Session*>(node);
         if (self->has_parked) {
-            self->has_parked = false;
+            self->setParked(false);
             self->parked.reply(json(self->emptyBatch()));
             self->last_poll_ms = self->ev_loop->nowMs();
             self->armExpiry();
@@ -401,7 +412,7 @@ void Poll::open(uint32_t loop, const http::Request& req, HttpResponder responder
         Session* prev = old->second.get();
         if (prev->has_parked) {
             // Its waiting poll gets what the session still had (the takeover's 4004 among it).
-            prev->has_parked = false;
+            prev->setParked(false);
             if (prev->queue.empty()) {
                 prev->parked.reply(Session::json(prev->emptyBatch()));
             } else {
@@ -438,7 +449,7 @@ void Poll::close(Session* s) {
             return;
         }
         if (s->has_parked) {
-            s->has_parked = false;
+            s->setParked(false);
             s->parked.reply(Session::json(s->emptyBatch()));
         }
         hub_->close(s->client);

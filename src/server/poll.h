@@ -45,6 +45,11 @@ public:
     void pollRelayed(const RelayRequest& r, HttpResponder responder);
     // Open sessions, every loop (any thread).
     uint64_t sessions() const { return open_.load(std::memory_order_relaxed); }
+    // GETs parked waiting for events, every loop (any thread).
+    uint64_t waiting() const {
+        const int64_t n = waiting_.load(std::memory_order_relaxed);
+        return n < 0 ? 0 : static_cast<uint64_t>(n);
+    }
 
     struct Session;
 
@@ -72,6 +77,7 @@ private:
     // Per loop (its thread only): the sessions living there, by session id.
     std::vector<std::unordered_map<std::string, std::unique_ptr<Session>>> sessions_;
     std::atomic<uint64_t> open_{0};
+    std::atomic<int64_t> waiting_{0};
     // Session id → the loop it lives on (any thread, under index_mu_).
     std::mutex index_mu_;
     std::unordered_map<std::string, uint32_t> index_;

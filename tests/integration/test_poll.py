@@ -358,13 +358,19 @@ class Poller:
 
 
 async def parked_hint(server: Server, n: int = 1, timeout: float = 5.0):
-    """Best effort: waits until at least `n` HTTP connections besides the metrics request are
-    open (the polls we just sent have reached the server). Correctness never depends on it."""
+    """Waits until at least `n` polls are parked on the server (switchboard_poll_waiting), so
+    what the test does next happens while they wait. Best effort where the case is correct
+    either way: a timeout is not a failure here (use wait_parked for that)."""
     try:
-        await wait_metric(server, 'switchboard_connections{transport="http"}',
-                          lambda v: v >= n + 1, timeout, f"{n} open poll connection(s)")
+        await wait_parked(server, n, timeout)
     except CheckFailed:
         pass
+
+
+async def wait_parked(server: Server, n: int = 1, timeout: float = 5.0):
+    """Waits until at least `n` polls are parked on the server; fails after `timeout`."""
+    await wait_metric(server, "switchboard_poll_waiting", lambda v: v >= n, timeout,
+                      f"{n} parked poll(s)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1170,12 +1176,9 @@ async def case_reopen_while_poll_waits(binary: str, notes: list):
         r = await asyncio.wait_for(asyncio.shield(waiting), 10)
         p.take(r.json)
         waiting = asyncio.ensure_future(p.poll_raw(wait=25, timeout=80))
-        await parked_hint(s)
-        # The hint sees the poll's connection, not the poll parked: a GET read after the reopen
-        # polls the new session (same id) and waits its full 25 s, which is no hang but fails
-        # the 10 s bound below (seen once under ASan). Nothing exported says "parked" yet, so
-        # leave the request time to be read; a parked-polls gauge would make this exact.
-        await asyncio.sleep(0.5)
+        # Parked for certain before the reopen: a GET read after it would poll the new session
+        # (same id) and wait its full 25 s, past the 10 s bound below.
+        await wait_parked(s)
         q = Poller(s, "new")
         con = await q.open(session=p.session, lastEventId=p.last_id)
         check(con.get("resumed") is True, f"reopen → {short(con)}")
