@@ -10,13 +10,19 @@ namespace {
 
 constexpr std::string_view kStampTag = "sb1:";
 
+// Decimal digits then ':' (at most 19 digits: no overflow), as writeStamp writes them.
 bool parseNumber(std::string_view* s, uint64_t* v) {
-    const char* end = s->data() + s->size();
-    auto [p, ec] = std::from_chars(s->data(), end, *v);
-    if (ec != std::errc() || p == end || *p != ':') {
+    const size_t n = std::min<size_t>(s->size(), 20);
+    uint64_t x = 0;
+    size_t i = 0;
+    for (; i < n && (*s)[i] >= '0' && (*s)[i] <= '9'; ++i) {
+        x = x * 10 + static_cast<uint64_t>((*s)[i] - '0');
+    }
+    if (i == 0 || i == n || (*s)[i] != ':') {
         return false;
     }
-    s->remove_prefix(static_cast<size_t>(p - s->data()) + 1);
+    *v = x;
+    s->remove_prefix(i + 1);
     return true;
 }
 
@@ -66,12 +72,11 @@ void writeStamp(std::string* out, const Stamp& s, size_t size) {
     }
 }
 
-bool findStamp(std::string_view payload, Stamp* out) {
-    const size_t at = payload.find(kStampTag);
-    if (at == std::string_view::npos) {
+bool stampAt(std::string_view payload, Stamp* out) {
+    if (!payload.starts_with(kStampTag)) {
         return false;
     }
-    std::string_view s = payload.substr(at + kStampTag.size());
+    std::string_view s = payload.substr(kStampTag.size());
     uint64_t publisher = 0;
     if (!parseNumber(&s, &publisher) || publisher > UINT32_MAX || !parseNumber(&s, &out->seq) ||
         !parseNumber(&s, &out->sent_ns)) {
@@ -79,6 +84,11 @@ bool findStamp(std::string_view payload, Stamp* out) {
     }
     out->publisher = static_cast<uint32_t>(publisher);
     return true;
+}
+
+bool findStamp(std::string_view payload, Stamp* out) {
+    const size_t at = payload.find(kStampTag);
+    return at != std::string_view::npos && stampAt(payload.substr(at), out);
 }
 
 SequenceTracker::Verdict SequenceTracker::onReceive(uint64_t seq) {
