@@ -697,6 +697,7 @@ int runBench(int argc, char** argv) {
     BenchOptions o = std::move(*parsed);
     installSignals();
     const bool progress = o.progress == 1 || (o.progress == -1 && isatty(STDERR_FILENO) == 1);
+    o.progress = progress ? 1 : 0;  // the runners keep the progress line's numbers only then
     if (o.scenario == Scenario::kRamp) {
         return runRamp(o, progress);
     }

@@ -300,6 +300,11 @@ std::string formatTable(const BenchOptions& o, const BenchResult& r) {
             }
         }
     }
+    if (o.deflate) {
+        t += format("  deflate        %" PRIu64 " of %" PRIu64
+                    " handshakes negotiated permessage-deflate\n",
+                    k.compressed, k.connects_ok);
+    }
     t += "  errors         " + errorsLine(r) + "\n";
     for (const auto& [kind, message] : r.error_samples) {
         t += "    " + kind + ": " + message;

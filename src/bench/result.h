@@ -42,7 +42,8 @@ namespace sb::bench {
     X(recoveries)         /* native fanout: resubscribed with `since`, recovered:true */  \
     X(recoveries_failed)  /* native fanout: resubscribed with `since`, recovered:false */ \
     X(sends_skipped)      /* paced runs: sends dropped from a schedule >1 s behind */     \
-    X(offset_errors)      /* native fanout: a channel offset that is not the last + 1 */
+    X(offset_errors)      /* native fanout: a channel offset that is not the last + 1 */  \
+    X(compressed)         /* handshakes that negotiated permessage-deflate (--deflate) */
 
 struct Counters {
 #define SB_BENCH_FIELD(name) uint64_t name = 0;

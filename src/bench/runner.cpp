@@ -456,6 +456,14 @@ struct Runner::Impl final : HttpSubSink {
         cur_sample_ = &s;
         return s;
     }
+    // One record per message: the run's histogram is the exact merge of the timeline's at the
+    // end; the progress line's (recent_) only when there is a progress line.
+    void recordLatency(TimelineSample& now, uint64_t lat) {
+        now.latency.record(lat);
+        if (opts_.progress != 0) {
+            recent_.record(lat);
+        }
+    }
     void error(std::string_view kind) {
         result_.addError(kind);
         ++sample().errors;
@@ -799,6 +807,9 @@ BenchResult Runner::Impl::run() {
 
     now_ns_ = monotonicNs();
     sample().open = open_;
+    for (const TimelineSample& ts : result_.timeline.samples()) {
+        result_.latency_ns.merge(ts.latency);
+    }
     Counters& k = result_.counters;
     k.unanswered += outstanding_;
     if (k.unanswered > 0) {
@@ -899,6 +910,9 @@ void Runner::Impl::onConnected(uint32_t slot, transport::WebSocket* ws, const st
     }
     c.ws = ws;
     ws->setData(std::make_unique<ConnRef>(&c));
+    if (ws->compressionEnabled()) {
+        ++result_.counters.compressed;
+    }
     sockets_.add(ws);
     ++open_;
     result_.counters.open_peak = std::max(result_.counters.open_peak, open_);
@@ -1382,11 +1396,8 @@ void Runner::Impl::onEchoReply(Conn& c, ws::Opcode op, size_t size) {
     if (!ok) {
         ++k.bad_replies;
         error("bad_reply");
-    } else {
-        const uint64_t lat = now_ns_ - std::min(now_ns_, sent_at);
-        result_.latency_ns.record(lat);
-        recent_.record(lat);
-        sample().latency.record(lat);
+    } else if (sent_at >= measure_from_ns_) {
+        recordLatency(sample(), now_ns_ - std::min(now_ns_, sent_at));
     }
     if (opts_.interval_ms <= 0) {
         sendEcho(c);
@@ -1510,11 +1521,13 @@ bool Runner::Impl::fastDelivery(Conn& c, std::string_view msg) {
     size_t pos = pre.size();
     uint64_t offset = 0;
     constexpr std::string_view kData = R"(,"data":")";
-    if (!digitsAt(msg, &pos, &offset) || msg.compare(pos, kData.size(), kData) != 0) {
+    if (!digitsAt(msg, &pos, &offset) || msg.size() - pos < kData.size() ||
+        std::memcmp(msg.data() + pos, kData.data(), kData.size()) != 0) {
         return false;
     }
+    pos += kData.size();
     Stamp s;
-    if (!stampAt(msg.substr(pos + kData.size()), &s)) {
+    if (!stampAt({msg.data() + pos, msg.size() - pos}, &s)) {
         return false;
     }
     // gap:true is the encoder's last field (protocol::encodeMessage).
@@ -1581,10 +1594,7 @@ void Runner::Impl::deliver(Conn& c, const Stamp& s, bool gap) {
     }
     ++c.unique;
     if (s.sent_ns >= measure_from_ns_) {
-        const uint64_t lat = now_ns_ - std::min(now_ns_, s.sent_ns);
-        result_.latency_ns.record(lat);
-        recent_.record(lat);
-        now.latency.record(lat);
+        recordLatency(now, now_ns_ - std::min(now_ns_, s.sent_ns));
     }
     if (expected_known_ && c.participant && !c.complete && c.unique >= c.expected) {
         c.complete = true;
