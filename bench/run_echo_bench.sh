@@ -45,6 +45,9 @@
 #   THREADS="1 2" ("" skips the group)  THREADS_CONNS="1000" THREADS_INFLIGHT="8"
 #   THREADS_SIZE=64  THREADS_PROCS=2 (generator processes)  THREADS_SERVERS="switchboard uws"
 #   DEFLATE="100:8" (conns:in-flight pairs; "" skips the group)  DEFLATE_SIZE=64
+#   DRAIN=30: after the measured window the generator waits (at most DRAIN s) for the echoes
+#   still on their way; one still missing then is an error (a slow peer with 80,000 messages
+#   of 16 KiB in flight needs seconds to answer them all)
 #   SERVER_CORE=0 GEN_CORE=1  OUT (result path)
 #   SCHED=boost (default as root): server and generator each run in a session of their own
 #   whose autogroup and nice are -20, so other work on a shared machine gets about 1% of their
@@ -69,6 +72,7 @@ INFLIGHT=${INFLIGHT:-"1 8"}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_SETTLE=${IDLE_SETTLE:-1}
 IDLE_WARM=${IDLE_WARM:-1000}
+DRAIN=${DRAIN:-30}
 THREADS=${THREADS-"1 2"}
 THREADS_CONNS=${THREADS_CONNS:-1000}
 THREADS_INFLIGHT=${THREADS_INFLIGHT:-8}
@@ -284,8 +288,8 @@ run_echo() {
         record "$server" "$group" "$test" echo "$label" "$round" false ',"error":"server did not start"'; return
     fi
     gen_run "$pinned" "$WORK/echo.json" echo --url "ws://127.0.0.1:$SPORT/echo" -c "$conns" -w "$k" \
-        -s "$size" "${opcode[@]}" "${defl[@]}" -d "$DURATION" --warmup "$WARMUP" --procs "$procs" \
-        --server-pid "$SPID"
+        -s "$size" "${opcode[@]}" "${defl[@]}" -d "$DURATION" --warmup "$WARMUP" --drain "$DRAIN" \
+        --procs "$procs" --server-pid "$SPID"
     stop_server
     local res
     res=$(node "$REPO/bench/gen_result.mjs" "$WORK/echo.json" "$GEN_RC")
