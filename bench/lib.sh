@@ -33,3 +33,6 @@ wait_quiet() {
 
 # A run whose generator waited for a CPU more than NOISE_MAX of its time is re-run.
 is_noisy() { awk -v o="$1" -v n="$NOISE_MAX" 'BEGIN { exit !(o > n) }'; }
+
+# The number after "KEY": in a one-line JSON record (-1 when absent).
+field() { grep -oE "\"$2\":-?[0-9.]+" <<<"$1" | head -1 | grep -oE -- '-?[0-9.]+$' || echo -1; }

@@ -1,4 +1,6 @@
-// Writes docs/benchmarks.svg from the newest bench/results/echo-*.json and fanout-*.json:
+// Writes docs/benchmarks.svg from the newest bench/results/echo-*.json and fanout-*.json (the
+// main rows: one server thread, pinned, no compression; the threads and deflate groups are in
+// the tables only):
 // a self-contained SVG (no libraries, no scripts, no external fonts) with one row per test
 // and one bar per peer, the bar being the peer's median relative to Switchboard's on a log
 // scale, oriented so that right of the 1× line is better than Switchboard (for "lower is
@@ -48,7 +50,7 @@ const servers = [];
 const addServers = (list) => list.forEach((s) => servers.includes(s) || servers.push(s));
 if (echo) {
   addServers(echo.servers);
-  for (const t of echo.summary) {
+  for (const t of echo.summary.filter((x) => (x.group ?? 'main') === 'main')) {
     const label = t.label.replace(/ \((msg\/s)\)$/, '');
     const unit = t.kind === 'echo' ? 'msg/s' : t.kind === 'handshake' ? 'handshakes/s' : 'B/conn';
     rows.push({ group: 'echo', label, unit, higher: t.higher_is_better, cells: t.servers });
@@ -68,12 +70,13 @@ for (const [, x] of extras) {
 }
 if (fanout) {
   addServers(fanout.servers);
-  for (const t of fanout.summary) {
+  const rooms = fanout.latency?.rooms ?? 10000;
+  for (const t of fanout.summary.filter((x) => (x.group ?? 'main') === 'main')) {
     for (const [m, v] of Object.entries(t.metrics)) {
       if (m === 'deliveries_per_sec') {
         rows.push({ group: 'fan-out', label: t.label.replace(/ \(deliveries\/s\)$/, ''), unit: 'deliveries/s', higher: true, cells: v.servers });
       } else if (m === 'p50_us' || m === 'p99_us') {
-        rows.push({ group: 'fan-out', label: `latency 10,000 rooms × 1 msg/s, ${m.replace('_us', '').replace('p999', 'p99.9')}`, unit: 'µs', higher: false, cells: v.servers });
+        rows.push({ group: 'fan-out', label: `latency ${rooms.toLocaleString('en-US')} rooms × 1 msg/s${t.test.endsWith('_off') ? ', history and presence off' : ''}, ${m.replace('_us', '').replace('p999', 'p99.9')}`, unit: 'µs', higher: false, cells: v.servers });
       }
     }
   }

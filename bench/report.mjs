@@ -52,10 +52,16 @@ function us(v) {
 const ratio = (r) => (r == null || !Number.isFinite(r) ? '' : ` ${r.toFixed(r < 0.1 ? 3 : 2)}×`);
 
 function cell(s, fmt, isRef) {
-  if (!s || !s.ok_runs) return 'failed';
+  if (!s) return '—';
+  if (!s.ok_runs) return 'failed';
   const flag = s.generator_bound ? ' †' : '';
-  return `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})${isRef ? '' : ratio(s.ratio_vs_ref)}${flag}`;
+  const one = s.ratio_vs_one_thread != null ? `; ${s.ratio_vs_one_thread.toFixed(2)}× its 1-thread rate` : '';
+  return `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})${isRef ? '' : ratio(s.ratio_vs_ref)}${one}${flag}`;
 }
+
+// The rows of one group (main, threads, deflate; files from before the groups are all main)
+// and the servers that ran in them.
+const rowsOf = (d, group) => d.summary.filter((row) => (row.group ?? 'main') === group);
 
 function machine(runs) {
   const first = runs.find(Boolean).data;
@@ -76,27 +82,33 @@ function machine(runs) {
   return ['| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
 }
 
-// The servers of a result file, its reference server and a table header naming them.
-function tableOf(d) {
-  const servers = d.servers;
+// The servers of a result file (those in `rows` when given), its reference server and a table
+// header naming them.
+function tableOf(d, rows) {
+  const has = (row, s) => (row.servers ?? row.checks ?? {})[s] !== undefined;
+  const servers = rows ? d.servers.filter((s) => rows.some((row) => has(row, s))) : d.servers;
   const head = `| test | ${servers.map((s) => nameOf(s, d.versions)).join(' | ')} |`;
   return { servers, ref: d.reference ?? 'switchboard', head, sep: `|---|${servers.map(() => '---').join('|')}|` };
 }
 
-function echoTables(r) {
+function echoTables(r, group = 'main') {
   if (!r) return '_No echo result in bench/results/._';
   const d = r.data;
-  const { servers, ref, head, sep } = tableOf(d);
+  const rows = rowsOf(d, group);
+  if (rows.length === 0) return `_No ${group} rows in \`${r.file}\`._`;
+  const { servers, ref, head, sep } = tableOf(d, rows);
   const lines = [head, sep];
   const cpu = [head, sep];
   const behind = [];
-  for (const row of d.summary) {
+  for (const row of rows) {
     const fmt = row.kind === 'idle' ? bytes : si;
     lines.push(`| ${row.label} | ${servers.map((s) => cell(row.servers[s], fmt, s === ref)).join(' | ')} |`);
     if (row.kind !== 'idle') {
       cpu.push(`| ${row.label} | ${servers.map((s) => {
         const c = row.servers[s];
-        return c && c.server_cpu != null ? `${c.server_cpu.toFixed(2)} / ${c.gen_cpu.toFixed(2)}` : '—';
+        if (!c || c.server_cpu == null) return '—';
+        return `${c.server_cpu.toFixed(2)} / ${c.gen_cpu?.toFixed(2) ?? '—'}` +
+          (group === 'threads' && c.machine_cpu != null ? ` (machine ${c.machine_cpu.toFixed(2)})` : '');
       }).join(' | ')} |`);
     }
     const u = row.servers.uws;
@@ -111,11 +123,13 @@ function echoTables(r) {
       }
     }
   }
-  let out = `Medians of ${d.rounds} rounds (min–max); × = the peer's median ÷ Switchboard's ` +
+  const rounds = d.rounds === 1 ? 'One round (min–max are that run)' : `Medians of ${d.rounds} rounds (min–max)`;
+  let out = `${rounds}; × = the peer's median ÷ Switchboard's ` +
     `(for bytes per idle connection lower is better). † = the generator's core was full and the ` +
     `server's was not: the figure is a lower bound.\n\n${lines.join('\n')}\n\n` +
-    `CPU during the measurement, server / generator (cores, medians):\n\n${cpu.join('\n')}\n`;
-  if (servers.includes('uws')) {
+    `CPU during the measurement, server / generator (cores, medians${group === 'threads' ? '; machine: ' +
+      'every process on the box' : ''}):\n\n${cpu.join('\n')}\n`;
+  if (servers.includes('uws') && group === 'main') {
     out += behind.length === 0
       ? '\nIn this run Switchboard\'s median was at or above uWebSockets\' on every row.\n'
       : `\nRows where uWebSockets' median was ahead of Switchboard's in this run:\n\n${behind.map((b) => `- ${b}`).join('\n')}\n`;
@@ -123,14 +137,16 @@ function echoTables(r) {
   return out;
 }
 
-function fanoutTables(r) {
+function fanoutTables(r, group = 'main') {
   if (!r) return '_No fan-out result in bench/results/._';
   const d = r.data;
-  const { servers, ref, head, sep } = tableOf(d);
+  const rows = rowsOf(d, group);
+  if (rows.length === 0) return `_No ${group} rows in \`${r.file}\`._`;
+  const { servers, ref, head, sep } = tableOf(d, rows);
   const lines = [head, sep];
   const checks = [head, sep];
   const METRIC = { deliveries_per_sec: '', p50_us: 'p50', p90_us: 'p90', p99_us: 'p99', p999_us: 'p99.9', max_us: 'max' };
-  for (const row of d.summary) {
+  for (const row of rows) {
     for (const [metric, m] of Object.entries(row.metrics)) {
       const fmt = metric.endsWith('_us') ? us : si;
       const label = metric === 'deliveries_per_sec' ? row.label : `${row.label}: ${METRIC[metric] ?? metric}`;
@@ -140,14 +156,17 @@ function fanoutTables(r) {
       const c = row.checks?.[s];
       if (!c) return '—';
       const mem = c.server_hwm_kb ? `; ${Math.round(c.server_hwm_kb / 1024)} MB peak` : '';
-      return `${c.server_cpu?.toFixed(2) ?? '—'} / ${c.gen_cpu?.toFixed(2) ?? '—'}; lost ${c.lost}, dup ${c.duplicates}, ` +
-        `reordered ${c.out_of_order}; ${si(c.deliveries_checked)} checked${mem}`;
+      const machine = group === 'threads' && c.machine_cpu != null ? ` (machine ${c.machine_cpu.toFixed(2)})` : '';
+      const offsets = s === 'switchboard' || s === 'base' ? `, offset errors ${c.offset_errors ?? '—'}` : '';
+      return `${c.server_cpu?.toFixed(2) ?? '—'} / ${c.gen_cpu?.toFixed(2) ?? '—'}${machine}; lost ${c.lost}, dup ${c.duplicates}, ` +
+        `reordered ${c.out_of_order}${offsets}; ${si(c.deliveries_checked)} checked${mem}`;
     }).join(' | ')} |`);
   }
-  return `Medians of ${d.rounds} rounds (min–max); × = the peer's median ÷ Switchboard's (for ` +
-    `latency lower is better).\n\n${lines.join('\n')}\n\n` +
-    `CPU (server / generator, cores, medians), the checks summed over every run, and the ` +
-    `server's peak memory (VmHWM, median):\n\n${checks.join('\n')}\n`;
+  const rounds = d.rounds === 1 ? 'One round (min–max are that run)' : `Medians of ${d.rounds} rounds (min–max)`;
+  return `${rounds}; × = the peer's median ÷ Switchboard's (for latency lower is better). † = the ` +
+    `generator's core was full and the server's was not: the figure is a lower bound.\n\n${lines.join('\n')}\n\n` +
+    `CPU (server / generator, cores, medians${group === 'threads' ? '; machine: every process on the box' : ''}), ` +
+    `the checks summed over every run, and the server's peak memory (VmHWM, median):\n\n${checks.join('\n')}\n`;
 }
 
 function generatorTable(r) {
@@ -336,6 +355,27 @@ function tlsResumedTable(d, resumedConfigs, hap, { range, usf, ms, one }) {
     `${lines.join('\n')}\n\n`;
 }
 
+// The headline sentence: fan-out 1 room × 1,000 subscribers at 32 in flight, Switchboard with
+// history and presence on and off against uWebSockets, from the newest fan-out file.
+function headline(r) {
+  const d = r?.data;
+  const get = (test, s) => d?.summary.find((x) => x.test === test)?.metrics.deliveries_per_sec?.servers[s];
+  const on = get('broadcast_1000s_w32', 'switchboard');
+  const off = get('broadcast_1000s_w32_off', 'switchboard');
+  const u = get('broadcast_1000s_w32', 'uws');
+  if (!on?.ok_runs) return '_No 1,000 × 32 fan-out row in the newest fan-out result._';
+  const part = (c) => `${si(c.median)} (${si(c.min)}–${si(c.max)})${c.generator_bound ? ' †' : ''}`;
+  let t = `**Fan-out, 1 room × 1,000 subscribers, 32 publications in flight, 64 B** (${d.date}, ` +
+    `${d.rounds === 1 ? 'one round' : `medians of ${d.rounds} rounds`}): Switchboard ${part(on)} deliveries/s with ` +
+    'history and presence on';
+  if (off?.ok_runs) t += `, ${part(off)} with them off`;
+  if (u?.ok_runs) {
+    t += `; uWebSockets ${part(u)}, ${(u.median / on.median).toFixed(2)}× Switchboard's (on)` +
+      (off?.ok_runs ? ` and ${(u.median / off.median).toFixed(2)}× (off)` : '');
+  }
+  return `${t}.`;
+}
+
 // The cluster run's tables (bench/run_cluster_bench.sh), or a note when there is none yet.
 function clusterTables(r) {
   if (!r) return '_No cluster run yet: `bench/run_cluster_bench.sh` writes `bench/results/cluster-*.json`._\n';
@@ -352,6 +392,9 @@ const fill = {
   MACHINE: machine([echo, fanout]),
   ECHO_TABLES: echoTables(echo),
   FANOUT_TABLES: fanoutTables(fanout),
+  THREADS_TABLES: `**Echo**\n\n${echoTables(echo, 'threads')}\n**Fan-out**\n\n${fanoutTables(fanout, 'threads')}`,
+  DEFLATE_TABLES: `**Echo**\n\n${echoTables(echo, 'deflate')}\n**Fan-out**\n\n${fanoutTables(fanout, 'deflate')}`,
+  HEADLINE: headline(fanout),
   GENERATOR_TABLE: generatorTable(artillery),
   TLS_TABLES: tlsTables(tls),
   CLUSTER_TABLES: clusterTables(cluster),

@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # The whole comparison in one command: Switchboard vs node `ws` (and uWebSockets when
-# UWS_ECHO_BIN is set), then the plot, then (if Artillery is installed outside the repo)
-# Artillery vs `switchboard bench echo`.
+# UWS_ECHO_BIN / UWS_BROADCAST_BIN are set), then the plot, then (if Artillery is installed
+# outside the repo) Artillery vs `switchboard bench echo`, then docs/benchmarks.md.
 #   1. bench/run_echo_bench.sh    echo 64 B / 1 KiB / 16 KiB × 100 / 1,000 / 10,000 connections
 #                                 × 1 and 8 in flight; handshakes/s and server bytes per idle
-#                                 connection at 10,000 connections
-#   2. bench/run_fanout_bench.sh  broadcast deliveries/s (1 room × 1,000 subscribers, …) and
-#                                 latency with 10,000 rooms
+#                                 connection at 10,000 connections; --threads 1 vs 2 (1,000
+#                                 conns, generator --procs 2, unpinned); permessage-deflate
+#   2. bench/run_fanout_bench.sh  broadcast deliveries/s (1 room × 1,000 subscribers at 32, 1
+#                                 and 256 in flight, × 10,000 at 32; history and presence on
+#                                 and off), latency over 10,000 rooms, --threads 1 vs 2,
+#                                 permessage-deflate
 #   3. bench/artillery/run_artillery_vs_bench.sh   the generator check (skipped without Artillery)
 #   4. bench/plot.mjs             docs/benchmarks.svg from the newest results
 #   5. bench/report.mjs           docs/benchmarks.md from bench/benchmarks.md.in and the newest
 #                                 result of each kind (every number on the page comes from them)
-# Every step keeps the servers on SERVER_CORE (0) and the generator on GEN_CORE (1), runs
-# ROUNDS (3) interleaved rounds and prints medians, min–max and ratios.
+# The generator is `switchboard bench` (docs/bench.md), the binary under test itself. Every
+# step keeps the servers on SERVER_CORE (0) and the generator on GEN_CORE (1) (the threads rows
+# run unpinned), runs ROUNDS (3) interleaved rounds and prints medians, min–max and ratios.
 # Knobs pass through to the scripts (see bench/README.md). Defaults here: SIZES="64 1024 16384"
-# CONNS="100 1000 10000"; the 10,000-connection echo rows spread source addresses over
-# 127.0.0.1–.2 (ws_loadgen does it above 8,000 connections). SKIP="echo fanout artillery plot report"
-# leaves steps out. Takes about 30 minutes with all three servers.
+# CONNS="100 1000 10000". SKIP="echo fanout artillery plot report" leaves steps out. About 12
+# minutes a round with all three servers (ROUNDS=1 for a quick full page).
 set -euo pipefail
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH/.." && pwd)

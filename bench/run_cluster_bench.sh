@@ -7,7 +7,7 @@
 #
 # Tests:
 #   load     CONNS subscribers spread over NODES nodes (`switchboard bench fanout --url A,B,…`;
-#            bench/peers/socketio/loadgen.mjs for Socket.IO, the same spread), in rooms of
+#            bench/peers/socketio/generator.mjs for Socket.IO, the same spread), in rooms of
 #            ROOM_SIZE subscribers, one publisher per room on the first node paced at 1 msg/s:
 #            every connection receives one message a second. Measured: delivery latency p50/p99
 #            (from the time a publication was due), deliveries/s and loss, the broker's CPU
@@ -349,7 +349,7 @@ run_gen() {
         "$SB_BIN" bench fanout --url "$urls" "${pub[@]}" -s "$SIZE" --drain "$DRAIN" \
             --connect-timeout 30s --json "$out" "$@" > "$logf" 2>&1 &
     else
-        node "$REPO/bench/peers/socketio/loadgen.mjs" --url "$urls" "${pub[@]}" -s "$SIZE" \
+        node "$REPO/bench/peers/socketio/generator.mjs" --url "$urls" "${pub[@]}" -s "$SIZE" \
             --drain "$DRAIN" --connect-timeout 30s --json "$out" "$@" > "$logf" 2>&1 &
     fi
     GEN_PID=$!

@@ -1,23 +1,34 @@
 #!/usr/bin/env bash
-# Fan-out benchmark: Switchboard (native protocol, history and presence on) against a node `ws`
-# room-broadcast server (bench/peers/ws_broadcast.mjs) and, when SB_BASE_BIN is set, against a
-# Switchboard built from an earlier commit ("base"). Interleaved rounds, a fresh server for
-# every run, server pinned to one core and the generator (bench/loadgen/fanout_loadgen.cpp) to
-# the other; loopback only. Prints a table of medians and writes
-# bench/results/fanout-<date>.json.
+# Fan-out benchmark: Switchboard (native protocol, history and presence on and off) against a
+# node `ws` room-broadcast server (bench/peers/ws_broadcast.mjs), a uWebSockets pub/sub server
+# when UWS_BROADCAST_BIN is set and, when SB_BASE_BIN is set, a Switchboard built from an
+# earlier commit ("base"). Interleaved rounds, a fresh server for every run, server pinned to
+# one core and the generator (`switchboard bench fanout`, docs/bench.md) to the other;
+# loopback only. Prints a table of medians and writes bench/results/fanout-<date>.json.
 #
 # Tests:
 #   broadcast  N subscribers in one room, one publisher keeping W publications ahead of the
-#              slowest subscriber; deliveries/s (messages received by all subscribers), every
-#              subscriber checked for loss, duplicates and order. Default rows 1,000 × W=1,
-#              1,000 × W=256 and 10,000 × W=64 (BCAST).
+#              slowest subscriber (`--flow delivery`: a publication is done when every
+#              subscriber has it); deliveries/s (messages received by all subscribers), every
+#              subscriber checked for loss, duplicates and order, and on Switchboard that the
+#              channel offset grows by exactly 1. Default rows 1,000 × W=32 (the headline),
+#              1,000 × W=1, 1,000 × W=256 (the deep window) and 10,000 × W=32 (BCAST).
 #   latency    10,000 subscribers, each in a room of its own, one publisher connection
-#              publishing 1 msg/s to every room (10,000/s spread evenly); p50/p90/p99/max of
-#              send -> receipt, loss.
+#              publishing 1 msg/s to every room (10,000/s, each send leaving when due;
+#              `--multi-room`); p50/p90/p99/p99.9/max from the intended send time to receipt.
+#   threads    the broadcast rows of FAN_THREADS_SPECS with the server on --threads N for each N
+#              in FAN_THREADS (Switchboard; uWebSockets with one App per thread, which hands
+#              each message to the other threads' loops: its topics do not cross threads), the
+#              generator in THREADS_PROCS processes, nothing pinned (2 cores: server and
+#              generator share them; every process's CPU is reported).
+#   deflate    the broadcast rows of FAN_DEFLATE with permessage-deflate negotiated by every
+#              connection (generator --deflate; Switchboard without --no-compression, the
+#              peers with --deflate), pinned.
 #
 # Environment (all optional):
 #   SB_BIN        default build/release/switchboard (skipped when missing). Started with no
 #                 SWITCHBOARD_* variables (they are its settings), --config from this script.
+#   GEN_BIN       the generator, a switchboard binary with `bench` (default: SB_BIN)
 #   SB_COMMIT     the commit SB_BIN was built from, when it is not the work tree's HEAD
 #   SB_BASE_BIN   the "base" server: a Switchboard built from an earlier commit, outside the repo
 #                 (e.g. a git worktree), for before/after runs (skipped when unset). Started
@@ -26,38 +37,36 @@
 #                 "$SB_BASE_BIN check-config --config FILE"); ratios are against switchboard.
 #   SB_BASE_COMMIT  the commit SB_BASE_BIN was built from (default: HEAD of the git work tree
 #                 holding SB_BASE_BIN, if any)
-#   SERVERS       subset and order, default "switchboard ws base" (add uws explicitly: see below)
-#   FEATURES=on   history and presence of the Switchboard servers: "on" (the config below),
-#                 "off" (the same config with history_size = 0 and presence = false), or
-#                 "on off" (both, interleaved within each round). Rows run with them off get
-#                 tests named *_off and labels saying so; ws and uws have neither feature and
-#                 run once per row, with the first entry.
-#   UWS_BROADCAST_BIN  a uWebSockets room-broadcast server built outside the repo (skipped when
-#                 unset); run as "$UWS_BROADCAST_BIN 0", it must listen on 127.0.0.1, print a
-#                 line with "127.0.0.1:PORT", put each client in the room named by its URL path
-#                 and send every message to the other clients of that room with its opcode
-#                 (uWS pub/sub), like bench/peers/ws_broadcast.mjs; no compression
-#                 Not in the default SERVERS: the one built for this repo's runs delivered only
-#                 ~0.13-0.24M deliveries/s here (1,000 subscribers), far below the 7.95M that
-#                 uWS reached in an earlier reference run, so it is not yet a faithful peer.
+#   SERVERS       subset and order, default "switchboard ws uws base"
+#   FEATURES="on off"  history and presence of the Switchboard servers: "on" (the config
+#                 below), "off" (the same config with history_size = 0 and presence = false),
+#                 or both, interleaved within each round. Rows run with them off get tests
+#                 named *_off and labels saying so; ws and uws have neither feature and run once
+#                 per row, with the first entry. The threads and deflate groups run "on" only.
+#   UWS_BROADCAST_BIN  a uWebSockets pub/sub server built outside the repo (skipped when
+#                 unset); run as "$UWS_BROADCAST_BIN 0 [--threads N] [--deflate]", it must listen
+#                 on 127.0.0.1, print a line with "127.0.0.1:PORT", put each client in the room
+#                 named by its URL path and publish every message to the other clients of that
+#                 room with its opcode (uWS pub/sub, like bench/peers/ws_broadcast.mjs, "/pub"
+#                 included); no compression unless --deflate. UWS_VERSION records its version.
 #   ROUNDS=3  SIZE=64 (payload bytes)
-#   BCAST="1000:1 1000:256 10000:64"  (subscribers:window pairs; "" skips)
+#   BCAST="1000:32 1000:1 1000:256 10000:32"  (subscribers:window pairs; "" skips)
 #   BCAST_DURATION=4 BCAST_WARMUP=1 (seconds)
 #   LAT_SUBS=10000 (0 skips) LAT_RATE=1 (msg/s per room) LAT_PUBLISHERS=1
 #   LAT_DURATION=15 LAT_WARMUP=2
-#   DRAIN=30 DRAIN_IDLE=2: after the measurement the generator waits for the publications still
-#   on their way while deliveries keep coming (at most DRAIN s); what has not arrived after
-#   DRAIN_IDLE s without any delivery counts as lost.
-#   SLOW_LOG_DIR: when set, every latency run writes its samples over SLOW_US=1000 µs and its
-#   pacing stalls there (latency-<server>-<round>.txt: "lat SEND_S LAT_US ROOM" / "lag T_S US").
-#   SERVER_CORE=0 GEN_CORE=1  LOADGEN (a prebuilt fanout_loadgen)  OUT (result path)
+#   FAN_THREADS="1 2" ("" skips the group) FAN_THREADS_SPECS="1000:32 10000:32"
+#   THREADS_PROCS=2 (generator processes) THREADS_SERVERS="switchboard uws"
+#   FAN_DEFLATE="1000:32" ("" skips the group)
+#   DRAIN=30: after the measurement the generator waits (at most DRAIN s) for the
+#   publications still on their way; what has not arrived then counts as lost.
+#   SERVER_CORE=0 GEN_CORE=1  OUT (result path)
 #   WS_NODE_MODULES  a directory whose node_modules holds `ws`, when the repo has none
 #   SCHED=boost (default as root): server and generator each in a session of their own with
 #   autogroup and nice -20 (see bench/README.md); "fifo" = chrt -f; "none" = as they are, and
 #   then wait (QUIET_TIMEOUT=60 s) before each run until the machine is under QUIET_MAX=0.15
-#   busy cores. NOISE_MAX=0.1: a run in which the generator waited for a CPU more than this
-#   fraction of the time is repeated (up to NOISE_RETRIES=2 times), then kept but flagged.
-#   RUN_TIMEOUT=90: a generator still running after this many seconds is stopped.
+#   busy cores. NOISE_MAX=0.1: a pinned run in which the generator waited for a CPU more than
+#   this fraction of the time is repeated (up to NOISE_RETRIES=2 times), then kept but flagged.
+#   RUN_TIMEOUT=120: a generator still running after this many seconds is stopped.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,28 +74,31 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$REPO/bench/lib.sh"
 ROUNDS=${ROUNDS:-3}
 SIZE=${SIZE:-64}
-BCAST=${BCAST-"1000:1 1000:256 10000:64"}
+BCAST=${BCAST-"1000:32 1000:1 1000:256 10000:32"}
 BCAST_DURATION=${BCAST_DURATION:-4}
 BCAST_WARMUP=${BCAST_WARMUP:-1}
 DRAIN=${DRAIN:-30}
-DRAIN_IDLE=${DRAIN_IDLE:-2}
-SLOW_LOG_DIR=${SLOW_LOG_DIR:-}
-SLOW_US=${SLOW_US:-1000}
 LAT_SUBS=${LAT_SUBS:-10000}
 LAT_RATE=${LAT_RATE:-1}
 LAT_PUBLISHERS=${LAT_PUBLISHERS:-1}
 LAT_DURATION=${LAT_DURATION:-15}
 LAT_WARMUP=${LAT_WARMUP:-2}
+FAN_THREADS=${FAN_THREADS-"1 2"}
+FAN_THREADS_SPECS=${FAN_THREADS_SPECS:-"1000:32 10000:32"}
+THREADS_PROCS=${THREADS_PROCS:-2}
+THREADS_SERVERS=${THREADS_SERVERS:-"switchboard uws"}
+FAN_DEFLATE=${FAN_DEFLATE-"1000:32"}
 SERVER_CORE=${SERVER_CORE:-0}
 GEN_CORE=${GEN_CORE:-1}
-RUN_TIMEOUT=${RUN_TIMEOUT:-90}
+RUN_TIMEOUT=${RUN_TIMEOUT:-120}
 SB_BIN=${SB_BIN:-$REPO/build/release/switchboard}
+GEN_BIN=${GEN_BIN:-$SB_BIN}
 SB_ENV=(env)
 for v in $(compgen -e); do [[ $v == SWITCHBOARD_* ]] && SB_ENV+=(-u "$v"); done
 SB_BASE_BIN=${SB_BASE_BIN:-}
 SB_BASE_COMMIT=${SB_BASE_COMMIT:-}
-SERVERS_WANTED=${SERVERS:-"switchboard ws base"}
-FEATURES=${FEATURES:-on}
+SERVERS_WANTED=${SERVERS:-"switchboard ws uws base"}
+FEATURES=${FEATURES:-"on off"}
 for f in $FEATURES; do
     [[ $f == on || $f == off ]] || { echo "FEATURES must be on, off or \"on off\"" >&2; exit 2; }
 done
@@ -103,23 +115,16 @@ case $SCHED in
     *) echo "SCHED must be boost, fifo or none" >&2; exit 2 ;;
 esac
 # Every prefix execs the next program, so $! is the server's (or generator's) own PID.
-PIN_SERVER=("${PRIO[@]}" taskset -c "$SERVER_CORE")
-PIN_GEN=("${PRIO[@]}" taskset -c "$GEN_CORE")
+PIN_SERVER_ONE=("${PRIO[@]}" taskset -c "$SERVER_CORE")
+PIN_GEN_ONE=("${PRIO[@]}" taskset -c "$GEN_CORE")
+PIN_NONE=("${PRIO[@]}")
 NOISE_MAX=${NOISE_MAX:-0.1}
 NOISE_RETRIES=${NOISE_RETRIES:-2}
 
-
-build_loadgen() {
-    local src=$REPO/bench/loadgen/fanout_loadgen.cpp
-    local bin=$REPO/build/loadgen/fanout_loadgen
-    if [[ ! -x $bin || $src -nt $bin ]]; then
-        log "building $bin"
-        mkdir -p "$(dirname "$bin")"
-        g++ -O2 -std=c++23 -Wall -Wextra "$src" -o "$bin" -lcrypto
-    fi
-    LOADGEN=$bin
-}
-if [[ -z ${LOADGEN:-} ]]; then build_loadgen; fi
+if [[ ! -x $GEN_BIN ]] || ! "$GEN_BIN" bench --help 2>/dev/null | grep -q -- '--flow'; then
+    log "the generator $GEN_BIN is missing or has no 'bench --flow' (build it: cmake --build --preset release --target switchboard)"
+    exit 1
+fi
 
 SERVERS=()
 for s in $SERVERS_WANTED; do
@@ -151,14 +156,18 @@ for s in $SERVERS_WANTED; do
     esac
 done
 if [[ ${#SERVERS[@]} -eq 0 ]]; then log "no server to benchmark"; exit 1; fi
+T_SERVERS=()
+for s in "${SERVERS[@]}"; do
+    [[ " $THREADS_SERVERS " == *" $s "* ]] && T_SERVERS+=("$s")
+done
 
 WORK=$(mktemp -d /tmp/sb-fanout-bench.XXXXXX)
 OUT=$(abspath "$OUT")
 SB_BIN=$(abspath "$SB_BIN")
+GEN_BIN=$(abspath "$GEN_BIN")
 SB_BASE_BIN=$(abspath "$SB_BASE_BIN")
-LOADGEN=$(abspath "$LOADGEN")
+UWS_BROADCAST_BIN=$(abspath "${UWS_BROADCAST_BIN:-}")
 if [[ -n ${WS_NODE_MODULES:-} ]]; then WS_NODE_MODULES=$(abspath "$WS_NODE_MODULES"); fi
-if [[ -n $SLOW_LOG_DIR ]]; then SLOW_LOG_DIR=$(abspath "$SLOW_LOG_DIR"); mkdir -p "$SLOW_LOG_DIR"; fi
 cd "$WORK"
 RUNS=$WORK/runs.jsonl
 : > "$RUNS"
@@ -176,10 +185,7 @@ EOF
 # FEATURES=off: the same, with history and presence off (keys the older builds accept too).
 sed -e 's/^history_size = .*/history_size = 0/' -e 's/^presence = .*/presence = false/' \
     "$WORK/switchboard.toml" > "$WORK/switchboard-off.toml"
-SB_CMD=(serve --config "$WORK/switchboard.toml" --host 127.0.0.1 --port 0 --threads 1
-        --no-compression --log-level warn)
-SB_CMD_OFF=(serve --config "$WORK/switchboard-off.toml" --host 127.0.0.1 --port 0 --threads 1
-            --no-compression --log-level warn)
+SB_CMD=(serve --config "$WORK/switchboard.toml" --host 127.0.0.1 --port 0 --log-level warn)
 FEAT=on  # the FEATURES entry of the run in progress
 SPID=""
 GPID=""
@@ -194,23 +200,27 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM INT
 
-start_server() {  # NAME: sets SPID and SPORT
-    local name=$1 logf=$WORK/server.log
+start_server() {  # NAME THREADS DEFLATE(0|1) PINNED(0|1): sets SPID and SPORT
+    local name=$1 threads=$2 deflate=$3 pinned=$4 logf=$WORK/server.log
+    local pin=("${PIN_SERVER_ONE[@]}")
+    ((pinned)) || pin=("${PIN_NONE[@]}")
+    local comp=(--no-compression) peer=()
+    if ((deflate)); then comp=(); peer=(--deflate); fi
+    local uws_threads=()
+    ((threads > 1)) && uws_threads=(--threads "$threads")
     : > "$logf"
     case $name in
         switchboard | base)  # base: the same command line and config, another build
-            local bin=$SB_BIN
+            local bin=$SB_BIN config=$WORK/switchboard.toml
             [[ $name == base ]] && bin=$SB_BASE_BIN
-            if [[ $FEAT == off ]]; then
-                "${SB_ENV[@]}" "${PIN_SERVER[@]}" "$bin" "${SB_CMD_OFF[@]}" > "$logf" 2>&1 &
-            else
-                "${SB_ENV[@]}" "${PIN_SERVER[@]}" "$bin" "${SB_CMD[@]}" > "$logf" 2>&1 &
-            fi ;;
+            [[ $FEAT == off ]] && config=$WORK/switchboard-off.toml
+            "${SB_ENV[@]}" "${pin[@]}" "$bin" serve --config "$config" --host 127.0.0.1 --port 0 \
+                --threads "$threads" "${comp[@]}" --log-level warn > "$logf" 2>&1 & ;;
         ws)
-            WS_NODE_MODULES=${WS_NODE_MODULES:-} "${PIN_SERVER[@]}" \
-                node "$REPO/bench/peers/ws_broadcast.mjs" 0 > "$logf" 2>&1 & ;;
+            WS_NODE_MODULES=${WS_NODE_MODULES:-} "${pin[@]}" \
+                node "$REPO/bench/peers/ws_broadcast.mjs" 0 "${peer[@]}" > "$logf" 2>&1 & ;;
         uws)
-            "${PIN_SERVER[@]}" "$UWS_BROADCAST_BIN" 0 > "$logf" 2>&1 & ;;
+            "${pin[@]}" "$UWS_BROADCAST_BIN" 0 "${uws_threads[@]}" "${peer[@]}" > "$logf" 2>&1 & ;;
     esac
     SPID=$!
     SPORT=""
@@ -225,7 +235,7 @@ start_server() {  # NAME: sets SPID and SPORT
     done
     local comm
     comm=$(cat "/proc/$SPID/comm" 2>/dev/null || true)
-    if [[ $comm =~ ^(env|nice|taskset|chrt|setsid|bash)$ ]]; then
+    if [[ $comm =~ ^(env|nice|taskset|chrt|setsid|bash|sh)$ ]]; then
         log "server PID $SPID is still $comm, not the server"; stop_server; return 1
     fi
 }
@@ -250,27 +260,45 @@ stop_server() {
     SPID=""
 }
 
-
-
-field() { grep -oE "\"$2\":-?[0-9.]+" <<<"$1" | head -1 | grep -oE -- '-?[0-9.]+$' || echo -1; }
 json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\t'/ }; printf '"%s"' "${s//$'\n'/ | }"; }
 hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+fmt_int() { sed -E ':a;s/([0-9])([0-9]{3})($|,)/\1,\2\3/;ta' <<<"$1"; }
 
-# run_one SERVER ROUND TEST LABEL GENERATOR-ARGS...
+# run_one SERVER ROUND GROUP TEST LABEL THREADS DEFLATE PINNED PROCS KIND: KIND is "broadcast
+# SUBS WINDOW" or "latency". Starts the server, runs `switchboard bench fanout`, records.
 run_one() {
-    local server=$1 round=$2 test=$3 label=$4
-    shift 4
+    local server=$1 round=$2 group=$3 test=$4 label=$5 threads=$6 deflate=$7 pinned=$8 procs=$9
+    shift 9
     NOISY=0
-    local proto=native
-    [[ $server == ws || $server == uws ]] && proto=plain
-    if ! start_server "$server"; then
-        printf '{"server":"%s","test":"%s","label":%s,"round":%s,"ok":false,"error":"server did not start","result":null}\n' \
-            "$server" "$test" "$(json_str "$label")" "$round" >> "$RUNS"
+    if ! start_server "$server" "$threads" "$deflate" "$pinned"; then
+        printf '{"server":"%s","group":"%s","test":"%s","label":%s,"round":%s,"ok":false,"error":"server did not start","result":null}\n' \
+            "$server" "$group" "$test" "$(json_str "$label")" "$round" >> "$RUNS"
         return
     fi
-    local rc=0 out=$WORK/gen.json
-    : > "$out"
-    "${PIN_GEN[@]}" "$LOADGEN" --port "$SPORT" --proto "$proto" --server-pid "$SPID" "$@" > "$out" &
+    local args=()
+    if [[ $server == ws || $server == uws ]]; then
+        args=(--mode plain --url "ws://127.0.0.1:$SPORT/room/{room}")
+    else
+        args=(--mode native --url "ws://127.0.0.1:$SPORT/ws" --channel-prefix "room:")
+    fi
+    if [[ $1 == broadcast ]]; then
+        args+=(-c "$2" -w "$3" --flow delivery -d "$BCAST_DURATION" --warmup "$BCAST_WARMUP")
+    else
+        # Rooms of one subscriber, LAT_PUBLISHERS publishers each serving its share of them in
+        # turn: LAT_RATE per room and second in all.
+        local interval_ms
+        interval_ms=$(awk -v p="$LAT_PUBLISHERS" -v n="$LAT_SUBS" -v r="$LAT_RATE" 'BEGIN { printf "%.6f", 1000 * p / (n * r) }')
+        args+=(-c "$LAT_SUBS" --rooms "$LAT_SUBS" --publishers "$LAT_PUBLISHERS" --multi-room
+               -i "${interval_ms}ms" -d "$LAT_DURATION" --warmup "$LAT_WARMUP")
+        [[ $server == ws || $server == uws ]] && args+=(--publish-url "ws://127.0.0.1:$SPORT/pub")
+    fi
+    ((deflate)) && args+=(--deflate)
+    local gpin=("${PIN_GEN_ONE[@]}")
+    ((pinned)) || gpin=("${PIN_NONE[@]}")
+    local rc=0 json=$WORK/gen.json
+    rm -f "$json"
+    "${gpin[@]}" "$GEN_BIN" bench fanout "${args[@]}" -s "$SIZE" --drain "$DRAIN" --procs "$procs" \
+        --server-pid "$SPID" -q --json "$json" > "$WORK/gen.txt" 2>&1 &
     GPID=$!
     local deadline=$((SECONDS + RUN_TIMEOUT))
     while kill -0 "$GPID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
@@ -284,25 +312,29 @@ run_one() {
     hwm=$(hwm_kb "$SPID")
     stop_server
     local res server_log
-    res=$(head -1 "$out")
-    [[ -z $res ]] && res=null
+    res=$(node "$REPO/bench/gen_result.mjs" "$json" "$rc")
     # Whatever the server printed besides its listening line (warnings, errors, crashes).
-    server_log=$(grep -av 'listening on' "$WORK/server.log" | head -20 || true)
+    # (Not the start-up notice that the bench config has no auth keys: every run prints it.)
+    server_log=$(grep -av -e 'listening on' -e 'auth: no keys in \[auth\]' "$WORK/server.log" | head -20 || true)
     local wait_frac
     wait_frac=$(field "$res" gen_wait)
-    if is_noisy "$wait_frac" && ((ATTEMPT < NOISE_RETRIES)); then
+    if ((pinned)) && is_noisy "$wait_frac" && ((ATTEMPT < NOISE_RETRIES)); then
         log "  $server $test: the generator waited for a CPU $wait_frac of the time; again"
         NOISY=1
         return
     fi
     local noisy=false
-    is_noisy "$wait_frac" && noisy=true
+    ((pinned)) && is_noisy "$wait_frac" && noisy=true
     # A server that died before we stopped it failed; one that needed SIGKILL is only noted.
-    local server_ok=$SERVER_ALIVE
     local ok=false
-    [[ $rc == 0 && $server_ok == true ]] && ok=true
-    printf '{"server":"%s","test":"%s","label":%s,"round":%s,"features":"%s","ok":%s,"exit":%s,"cpu_wait":%s,"noisy":%s,"server_alive_at_end":%s,"server_exit":%s,"server_killed":%s,"server_hwm_kb":%s,"server_log":%s,"result":%s}\n' \
-        "$server" "$test" "$(json_str "$label")" "$round" "$FEAT" "$ok" "$rc" "$wait_frac" "$noisy" \
+    [[ $rc == 0 && $SERVER_ALIVE == true ]] && ok=true
+    if ((deflate)) && [[ $(field "$res" compressed) != "$(field "$res" conns_ok)" ]]; then
+        ok=false
+        log "  $server $test: permessage-deflate was not negotiated on every connection"
+    fi
+    printf '{"server":"%s","group":"%s","test":"%s","label":%s,"round":%s,"features":"%s","threads":%s,"procs":%s,"pinned":%s,"ok":%s,"exit":%s,"cpu_wait":%s,"noisy":%s,"server_alive_at_end":%s,"server_exit":%s,"server_killed":%s,"server_hwm_kb":%s,"server_log":%s,"result":%s}\n' \
+        "$server" "$group" "$test" "$(json_str "$label")" "$round" "$FEAT" "$threads" "$procs" \
+        "$([[ $pinned == 1 ]] && echo true || echo false)" "$ok" "$rc" "$wait_frac" "$noisy" \
         "$SERVER_ALIVE" "${SERVER_EXIT:-null}" "$SERVER_KILLED" "${hwm:-null}" "$(json_str "$server_log")" "$res" >> "$RUNS"
     local summary
     if [[ $test == latency* ]]; then
@@ -310,25 +342,27 @@ run_one() {
     else
         summary="$(field "$res" deliveries_per_sec) deliveries/s"
     fi
-    summary+=", lost $(field "$res" lost), server cpu $(field "$res" server_cpu), gen cpu $(field "$res" gen_cpu)"
-    [[ $ok == true ]] || summary+=" FAILED (generator exit $rc, server alive $SERVER_ALIVE exit ${SERVER_EXIT:-?})"
+    summary+=", lost $(field "$res" lost), offsets $(field "$res" offset_errors), server cpu $(field "$res" server_cpu), gen cpu $(field "$res" gen_cpu)"
+    [[ $ok == true ]] || summary+=" FAILED (generator exit $rc, server alive $SERVER_ALIVE exit ${SERVER_EXIT:-?}; $(grep -oE '"first_error":"[^"]*"' <<<"$res" || true))"
     [[ $SERVER_KILLED == true ]] && summary+=" (server needed SIGKILL)"
     [[ -n $server_log ]] && summary+=" [server log: $(head -c 200 <<<"$server_log" | tr '\n' ' ')]"
     log "  $server $test: $summary"
 }
 
 rotated() {
-    local r=$1 n=${#SERVERS[@]} i
-    for ((i = 0; i < n; i++)); do printf '%s ' "${SERVERS[$(((i + r) % n))]}"; done
+    local r=$1 n i
+    shift
+    local list=("$@")
+    n=${#list[@]}
+    for ((i = 0; i < n; i++)); do printf '%s ' "${list[$(((i + r) % n))]}"; done
 }
 
-fmt_int() { sed -E ':a;s/([0-9])([0-9]{3})($|,)/\1,\2\3/;ta' <<<"$1"; }
-
-# servers_for ROUND: the rotated servers that take part with FEAT (ws and uws have no history
-# or presence: they run with the first FEATURES entry only).
+# servers_for ROUND SERVERS...: the rotated servers that take part with FEAT (ws and uws have
+# no history or presence: they run with the first FEATURES entry only).
 servers_for() {
-    local s
-    for s in $(rotated "$1"); do
+    local r=$1 s
+    shift
+    for s in $(rotated "$r" "$@"); do
         if [[ $s == switchboard || $s == base || $FEAT == "${FEATURE_LIST[0]}" ]]; then printf '%s ' "$s"; fi
     done
 }
@@ -336,7 +370,7 @@ servers_for() {
 feat_test() { [[ $FEAT == off ]] && printf '_off'; return 0; }
 feat_label() { [[ $FEAT == off ]] && printf ', history and presence off'; return 0; }
 
-repeat_run() {  # SERVER ROUND TEST LABEL ARGS...
+repeat_run() {  # ARGS of run_one
     for ((ATTEMPT = 0; ; ATTEMPT++)); do
         wait_quiet
         run_one "$@"
@@ -344,7 +378,7 @@ repeat_run() {  # SERVER ROUND TEST LABEL ARGS...
     done
 }
 
-log "servers: ${SERVERS[*]}; rounds $ROUNDS; broadcast ${BCAST:-none}; latency ${LAT_SUBS} rooms; history and presence: ${FEATURES}"
+log "servers: ${SERVERS[*]}; rounds $ROUNDS; broadcast ${BCAST:-none}; latency ${LAT_SUBS} rooms; history and presence: ${FEATURES}; threads ${FAN_THREADS:-none}; deflate ${FAN_DEFLATE:-none}; generator $GEN_BIN"
 START=$SECONDS
 for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round/$ROUNDS"
@@ -352,28 +386,45 @@ for ((round = 1; round <= ROUNDS; round++)); do
         subs=${spec%%:*}
         win=${spec##*:}
         for FEAT in "${FEATURE_LIST[@]}"; do
-            for server in $(servers_for "$round"); do
-                repeat_run "$server" "$round" "broadcast_${subs}s_w${win}$(feat_test)" \
+            for server in $(servers_for "$round" "${SERVERS[@]}"); do
+                repeat_run "$server" "$round" main "broadcast_${subs}s_w${win}$(feat_test)" \
                     "fan-out, 1 room × $(fmt_int "$subs") subscribers, ${win} in flight$(feat_label) (deliveries/s)" \
-                    --mode broadcast --subs "$subs" --window "$win" --size "$SIZE" \
-                    --duration "$BCAST_DURATION" --warmup "$BCAST_WARMUP" --drain "$DRAIN" \
-                    --drain-idle "$DRAIN_IDLE"
+                    1 0 1 1 broadcast "$subs" "$win"
             done
         done
     done
     if ((LAT_SUBS > 0)); then
         for FEAT in "${FEATURE_LIST[@]}"; do
-            for server in $(servers_for "$round"); do
-                slow=()
-                [[ -n $SLOW_LOG_DIR ]] && slow=(--slow-log "$SLOW_LOG_DIR/latency-$server-$round$(feat_test).txt" --slow-us "$SLOW_US")
-                repeat_run "$server" "$round" "latency_${LAT_SUBS}r$(feat_test)" \
+            for server in $(servers_for "$round" "${SERVERS[@]}"); do
+                repeat_run "$server" "$round" main "latency_${LAT_SUBS}r$(feat_test)" \
                     "latency, $(fmt_int "$LAT_SUBS") rooms × 1 subscriber, ${LAT_RATE} msg/s per room$(feat_label)" \
-                    --mode latency --subs "$LAT_SUBS" --rate "$LAT_RATE" --publishers "$LAT_PUBLISHERS" \
-                    --size "$SIZE" --duration "$LAT_DURATION" --warmup "$LAT_WARMUP" --drain "$DRAIN" \
-                    --drain-idle "$DRAIN_IDLE" "${slow[@]}"
+                    1 0 1 1 latency
             done
         done
     fi
+    FEAT=on
+    if [[ -n $FAN_THREADS && ${#T_SERVERS[@]} -gt 0 ]]; then
+        for spec in $FAN_THREADS_SPECS; do
+            subs=${spec%%:*}
+            win=${spec##*:}
+            for t in $FAN_THREADS; do
+                for server in $(rotated "$round" "${T_SERVERS[@]}"); do
+                    repeat_run "$server" "$round" threads "broadcast_${subs}s_w${win}_t${t}" \
+                        "fan-out, 1 room × $(fmt_int "$subs") subscribers, ${win} in flight, server ${t} thread$( ((t > 1)) && echo s || true), generator ${THREADS_PROCS} processes, unpinned (deliveries/s)" \
+                        "$t" 0 0 "$THREADS_PROCS" broadcast "$subs" "$win"
+                done
+            done
+        done
+    fi
+    for spec in $FAN_DEFLATE; do
+        subs=${spec%%:*}
+        win=${spec##*:}
+        for server in $(rotated "$round" "${SERVERS[@]}"); do
+            repeat_run "$server" "$round" deflate "broadcast_${subs}s_w${win}_deflate" \
+                "fan-out, 1 room × $(fmt_int "$subs") subscribers, ${win} in flight, permessage-deflate (deliveries/s)" \
+                1 1 1 1 broadcast "$subs" "$win"
+        done
+    done
 done
 FEAT=${FEATURE_LIST[0]}
 
@@ -399,145 +450,22 @@ cat > "$WORK/meta.json" <<EOF
 {"benchmark":"fanout","date":"$STAMP","commit":"$commit","dirty":$dirty,
  "machine":{"nproc":$(nproc),"cpu":$(json_str "$cpu"),"kernel":$(json_str "$(uname -r)"),"mem_kb":$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)},
  "servers":[${servers_json%,}],"rounds":$ROUNDS,"size":$SIZE,
- "broadcast":{"specs":$(json_str "$BCAST"),"duration_s":$BCAST_DURATION,"warmup_s":$BCAST_WARMUP},
+ "generator":"switchboard bench","generator_bin":$(json_str "$GEN_BIN"),
+ "broadcast":{"specs":$(json_str "$BCAST"),"duration_s":$BCAST_DURATION,"warmup_s":$BCAST_WARMUP,"flow":"delivery"},
  "latency":{"rooms":$LAT_SUBS,"rate_per_room":$LAT_RATE,"publishers":$LAT_PUBLISHERS,"duration_s":$LAT_DURATION,"warmup_s":$LAT_WARMUP},
- "drain_s":$DRAIN,"drain_idle_s":$DRAIN_IDLE,
+ "threads":{"counts":$(json_str "$FAN_THREADS"),"specs":$(json_str "$FAN_THREADS_SPECS"),"gen_procs":$THREADS_PROCS},
+ "deflate":{"specs":$(json_str "$FAN_DEFLATE")},
+ "drain_s":$DRAIN,
  "server_core":$SERVER_CORE,"gen_core":$GEN_CORE,"sched":"$SCHED",
- "versions":{"node":$(json_str "$(node --version 2>/dev/null || true)"),"ws":$(json_str "$ws_version"),"base":$(json_str "$base_version")},
+ "versions":{"node":$(json_str "$(node --version 2>/dev/null || true)"),"ws":$(json_str "$ws_version"),"uws":$(json_str "${UWS_VERSION:-}"),"base":$(json_str "$base_version")},
  "switchboard_commit":$(json_str "${SB_COMMIT:-$commit}"),
  "base_commit":$(json_str "$base_commit"),
  "features":$(json_str "$FEATURES"),
- "switchboard_cmd":$(json_str "${SB_CMD[*]}"),
+ "switchboard_cmd":$(json_str "${SB_CMD[*]} --threads 1 --no-compression"),
  "switchboard_config":$(json_str "$(cat "$WORK/switchboard.toml")"),
  "switchboard_config_off":$(json_str "$(cat "$WORK/switchboard-off.toml")"),
  "elapsed_s":$((SECONDS - START))}
 EOF
 mkdir -p "$(dirname "$OUT")"
-cat > "$WORK/summarize.mjs" <<'EOF'
-// Medians, min–max and ratios (ws ÷ Switchboard) of the runs; writes the result JSON and prints
-// the markdown tables.
-import fs from 'node:fs';
-const [runsPath, outPath, metaPath] = process.argv.slice(2);
-const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8'));
-const runs = fs.readFileSync(runsPath, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const servers = meta.servers;
-const ref = servers.includes('switchboard') ? 'switchboard' : servers[0];
-// Metrics per test kind: [key, label, higher is better, getter]
-const metricsFor = (test) =>
-  test.startsWith('latency')
-    ? [
-        ['p50_us', 'p50', false, (r) => r.lat_us?.p50],
-        ['p90_us', 'p90', false, (r) => r.lat_us?.p90],
-        ['p99_us', 'p99', false, (r) => r.lat_us?.p99],
-        ['p999_us', 'p99.9', false, (r) => r.lat_us?.p999],
-        ['max_us', 'max', false, (r) => r.lat_us?.max],
-      ]
-    : [['deliveries_per_sec', 'deliveries/s', true, (r) => r.deliveries_per_sec]];
-const tests = [];
-for (const r of runs) if (!tests.find((t) => t.test === r.test)) tests.push({ test: r.test, label: r.label });
-const summary = [];
-for (const t of tests) {
-  const row = { test: t.test, label: t.label, metrics: {} };
-  for (const [key, , higher, get] of metricsFor(t.test)) {
-    const m = { higher_is_better: higher, servers: {} };
-    for (const s of servers) {
-      const rs = runs.filter((r) => r.test === t.test && r.server === s);
-      const ok = rs.filter((r) => r.ok && Number.isFinite(get(r.result ?? {})));
-      const cell = { runs: rs.length, ok_runs: ok.length };
-      if (ok.length) {
-        const vals = ok.map((r) => get(r.result));
-        Object.assign(cell, { median: median(vals), min: Math.min(...vals), max: Math.max(...vals), values: vals });
-      }
-      m.servers[s] = cell;
-    }
-    for (const s of servers) {
-      const c = m.servers[s];
-      if (c.median !== undefined && m.servers[ref]?.median) c.ratio_vs_ref = c.median / m.servers[ref].median;
-    }
-    row.metrics[key] = m;
-  }
-  // Per server: CPU, losses and failures over all of the test's runs.
-  row.checks = {};
-  for (const s of servers) {
-    const rs = runs.filter((r) => r.test === t.test && r.server === s);
-    const med = (k) => {
-      const xs = rs.map((r) => r.result?.[k]).filter((x) => Number.isFinite(x) && x >= 0);
-      return xs.length ? median(xs) : undefined;
-    };
-    const sum = (k) => rs.reduce((a, r) => a + (r.result?.[k] ?? 0), 0);
-    const hwm = rs.map((r) => r.server_hwm_kb).filter(Number.isFinite);
-    row.checks[s] = {
-      runs: rs.length, failed_runs: rs.filter((r) => !r.ok).length, noisy_runs: rs.filter((r) => r.noisy).length,
-      server_cpu: med('server_cpu'), gen_cpu: med('gen_cpu'),
-      lost: sum('lost'), duplicates: sum('duplicates'), out_of_order: sum('out_of_order'),
-      offset_errors: sum('offset_errors'), closed_by_server: sum('closed_by_server'),
-      error_replies: sum('error_replies'), handshake_failures: sum('handshake_failures'),
-      deliveries_checked: sum('deliveries_total'), publications: sum('publications_total'),
-      server_hwm_kb: hwm.length ? median(hwm) : undefined,
-      pace_lag_max_ms: med('pace_lag_max_ms'),
-    };
-  }
-  summary.push(row);
-}
-fs.writeFileSync(outPath, JSON.stringify({ ...meta, reference: ref, summary, runs }, null, 1) + '\n');
-
-const fmt = (v, key) => {
-  if (key.endsWith('_us')) return v >= 1000 ? `${(v / 1000).toFixed(v >= 10000 ? 0 : 1)} ms` : `${Math.round(v)} µs`;
-  if (v >= 1e6) return `${(v / 1e6).toFixed(2)}M`;
-  if (v >= 1e3) return `${(v / 1e3).toFixed(v >= 1e5 ? 0 : 1)}k`;
-  return v.toFixed(0);
-};
-const names = { switchboard: 'Switchboard', ws: 'node `ws`' };
-const lines = [`| test | ${servers.map((s) => names[s] ?? s).join(' | ')} |`, `|---|${servers.map(() => '---|').join('')}`];
-for (const row of summary) {
-  for (const [key, m] of Object.entries(row.metrics)) {
-    const label = key === 'deliveries_per_sec' ? row.label : `${row.label}: ${key.replace('_us', '').replace('p999', 'p99.9')} latency`;
-    const cells = servers.map((s) => {
-      const c = m.servers[s];
-      if (c.median === undefined) return c.runs ? 'failed' : '—';
-      let txt = `${fmt(c.median, key)} (${fmt(c.min, key)}–${fmt(c.max, key)})`;
-      if (s !== ref && c.ratio_vs_ref !== undefined) txt += ` ${c.ratio_vs_ref.toFixed(c.ratio_vs_ref < 0.1 ? 3 : 2)}×`;
-      if (c.ok_runs < c.runs) txt += ` [${c.runs - c.ok_runs} failed]`;
-      return txt;
-    });
-    lines.push(`| ${label} | ${cells.join(' | ')} |`);
-  }
-}
-const checks = [`| test | ${servers.map((s) => `${names[s] ?? s}: server / generator CPU; lost, dup, reordered, closed`).join(' | ')} |`, `|---|${servers.map(() => '---|').join('')}`];
-for (const row of summary) {
-  checks.push(`| ${row.label} | ${servers.map((s) => {
-    const c = row.checks[s];
-    const f = (x) => (x === undefined ? '—' : x.toFixed(2));
-    return `${f(c.server_cpu)} / ${f(c.gen_cpu)}; ${c.lost}, ${c.duplicates}, ${c.out_of_order}, ${c.closed_by_server}` +
-      (c.pace_lag_max_ms !== undefined ? `; publisher behind schedule ≤ ${c.pace_lag_max_ms.toFixed(1)} ms` : '') +
-      (c.failed_runs ? ` [${c.failed_runs} failed]` : '') + (c.noisy_runs ? ` ~${c.noisy_runs}` : '');
-  }).join(' | ')} |`);
-}
-console.log(`Medians of ${meta.rounds} rounds (min–max); × = the server's median ÷ ${names[ref] ?? ref}'s median.`);
-console.log('');
-console.log(lines.join('\n'));
-console.log('');
-console.log('CPU (cores, medians) and checks (sums over all runs):');
-console.log('');
-console.log(checks.join('\n'));
-const failed = runs.filter((r) => !r.ok);
-if (failed.length) {
-  console.log('');
-  console.log(`${failed.length} run(s) failed:`);
-  for (const f of failed) {
-    const r = f.result ?? {};
-    console.log(`  ${f.server} ${f.test} round ${f.round}: exit ${f.exit}, server alive ${f.server_alive_at_end} exit ${f.server_exit}; ` +
-      `lost ${r.lost}, dup ${r.duplicates}, ooo ${r.out_of_order}, closed ${r.closed_by_server}, ` +
-      `errors ${r.error_replies}; ${r.first_error ?? ''} ${r.first_error_reply ?? ''} ${r.first_close ?? ''} ${f.server_log ?? ''}`);
-  }
-}
-console.log('');
-console.log(`wrote ${outPath}`);
-EOF
-node "$WORK/summarize.mjs" "$RUNS" "$OUT" "$WORK/meta.json"
+node "$REPO/bench/summarize_fanout.mjs" "$RUNS" "$OUT" "$WORK/meta.json"
 log "machine: $(nproc) cores, $cpu; commit $commit; $((SECONDS - START)) s"

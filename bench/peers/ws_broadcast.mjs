@@ -1,5 +1,5 @@
 // Room broadcast server on the node `ws` library, the peer for bench/run_fanout_bench.sh.
-// Usage: node ws_broadcast.mjs [port]   (0 = ephemeral; binds 127.0.0.1 only)
+// Usage: node ws_broadcast.mjs [port] [--deflate]   (0 = ephemeral; binds 127.0.0.1 only)
 // Prints "ws listening on 127.0.0.1:PORT" once listening.
 //
 // Rooms are URL paths: a client of ws://HOST/room/1 is in room "/room/1". A text message from
@@ -12,8 +12,9 @@
 // "/pub" is in no room, and each of its messages is "ROOM-PATH PAYLOAD"; PAYLOAD (a slice of the
 // received buffer, no copy) goes to every client of ROOM-PATH.
 //
-// perMessageDeflate is off (Switchboard runs with --no-compression). `ws` resolves from the
-// repo's node_modules, or from the directory in WS_NODE_MODULES (a node_modules folder's parent).
+// perMessageDeflate is off unless --deflate (Switchboard runs with --no-compression). `ws`
+// resolves from the repo's node_modules, or from the directory in WS_NODE_MODULES (a
+// node_modules folder's parent).
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -31,10 +32,13 @@ const wsModule = await loadWs();
 const WebSocketServer = wsModule.WebSocketServer ?? wsModule.default.WebSocketServer;
 const OPEN = (wsModule.WebSocket ?? wsModule.default).OPEN;
 const port = Number(process.argv[2] ?? 0);
+// --deflate: permessage-deflate on (the bench's deflate rows), compressing messages of 64 bytes
+// and more, as Switchboard does (ws's default threshold, 1 KiB, would leave them all plain).
+const deflate = process.argv.includes('--deflate');
 const wss = new WebSocketServer({
   host: '127.0.0.1',
   port,
-  perMessageDeflate: false,
+  perMessageDeflate: deflate ? { threshold: 64 } : false,
   maxPayload: 16 * 1024 * 1024,
   clientTracking: false, // rooms are tracked below
 });

@@ -1,8 +1,9 @@
 // Echo server on the node `ws` library, the peer for bench/run_echo_bench.sh.
-// Usage: node ws_echo.mjs [port]   (0 = ephemeral; binds 127.0.0.1 only)
-// Prints "ws listening on 127.0.0.1:PORT" once listening. perMessageDeflate is off so the
-// comparison is against Switchboard's --no-compression. `ws` resolves from the repo's
-// node_modules, or from the directory in WS_NODE_MODULES (a node_modules folder's parent).
+// Usage: node ws_echo.mjs [port] [--deflate]   (0 = ephemeral; binds 127.0.0.1 only)
+// Prints "ws listening on 127.0.0.1:PORT" once listening. perMessageDeflate is off unless
+// --deflate, so the comparison is against Switchboard's --no-compression. `ws` resolves from
+// the repo's node_modules, or from the directory in WS_NODE_MODULES (a node_modules folder's
+// parent).
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -18,10 +19,13 @@ async function loadWs() {
 
 const WebSocketServer = await loadWs();
 const port = Number(process.argv[2] ?? 0);
+// --deflate: permessage-deflate on (the bench's deflate rows), compressing messages of 64 bytes
+// and more, as Switchboard does (ws's default threshold, 1 KiB, would leave them all plain).
+const deflate = process.argv.includes('--deflate');
 const wss = new WebSocketServer({
   host: '127.0.0.1',
   port,
-  perMessageDeflate: false,
+  perMessageDeflate: deflate ? { threshold: 64 } : false,
   maxPayload: 16 * 1024 * 1024,
   clientTracking: false, // the echo needs no connection set
 });

@@ -115,7 +115,7 @@ bool writeFile(const std::string& path, const std::string& text) {
 bool clean(const BenchResult& r) {
     const Counters& k = r.counters;
     return !r.interrupted && r.errorTotal() == 0 && k.lost == 0 && k.duplicates == 0 &&
-           k.out_of_order == 0 && k.bad_replies == 0 && k.foreign == 0;
+           k.offset_errors == 0 && k.out_of_order == 0 && k.bad_replies == 0 && k.foreign == 0;
 }
 
 // One ramp step is healthy when its p95 and error rate stay under the thresholds.
@@ -245,14 +245,24 @@ traffic:
   -n, --messages M       per connection (echo) or publisher (fanout); default 100 unless -d
   -d, --duration T       traffic phase length (the first of -n and -d ends it)
   -i, --interval T       pause between messages of a connection, e.g. 10ms (default 0: as
-                         fast as possible with --window in flight; fanout plain needs one).
-                         Paced sends keep a fixed schedule; latency counts from the intended
-                         send time, so stalls are not hidden (no coordinated omission)
+                         fast as possible with --window in flight). Paced sends keep a fixed
+                         schedule; latency counts from the intended send time, so stalls are
+                         not hidden (no coordinated omission)
   -w, --window N         messages in flight per connection when --interval is 0 (default 1)
+  --flow ack|delivery    fanout, --interval 0: what frees a publisher's window slot: the
+                         server's `published` reply (ack: native default) or the publication
+                         reaching every subscriber of its room, over all processes (delivery:
+                         a closed loop on the slowest subscriber; plain mode's only choice)
+  --warmup T             traffic before the measured window: rates, CPU and latency (of
+                         messages sent from then on) cover the -d that follows (default 0)
   -s, --size B           payload bytes (default 32; fanout payloads carry a ~40-byte stamp)
   --binary               binary messages (default text)
   --publishers P         fanout publishers (default 1)
   --rooms K              fanout rooms (default 1); native channels are <prefix><room>
+  --multi-room           fanout, publishers < rooms: publisher p publishes to its rooms p,
+                         p+P, p+2P... in turn, each with a sequence of its own (one connection
+                         serving many rooms); plain mode sends "<room URL path> <payload>" to
+                         --publish-url (the /pub convention of bench/peers/ws_broadcast.mjs)
   --channel-prefix S     native channel prefix (default "bench.")
   --drain T              after the last message, wait this long for replies (default 2s)
 storm:
@@ -272,6 +282,10 @@ scale and output:
                          histograms are merged exactly
   --src-addrs N          connect from 127.0.0.1..127.0.0.N (loopback targets; default one
                          per 20,000 connections)
+  --server-pid PID       a server on this host: report its CPU over the measured window and
+                         the connect phase next to the generator's
+  --ready-file FILE      create FILE once every connection is open (a script can then measure
+                         the server while connect --hold keeps them)
   --json FILE            write the result as JSON
   --html FILE            write a self-contained HTML report with latency/throughput plots
   -q, --quiet            no progress line (it is shown only on a terminal anyway)
@@ -317,6 +331,7 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
     }
     bool interval_set = false;
     bool mode_set = false;
+    bool flow_set = false;
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
         std::string_view inline_value;
@@ -502,6 +517,31 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
             r = count(1'000'000, &o.publishers);
         } else if (a == "--rooms") {
             r = count(1'000'000, &o.rooms);
+        } else if (a == "--multi-room") {
+            o.multi_room = true;
+        } else if (a == "--flow") {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            if (*v == "ack") {
+                o.flow = Flow::kAck;
+            } else if (*v == "delivery") {
+                o.flow = Flow::kDelivery;
+            } else {
+                return bad(*v, "ack or delivery");
+            }
+            flow_set = true;
+        } else if (a == "--warmup") {
+            r = seconds(&o.warmup_s);
+        } else if (a == "--server-pid") {
+            r = count(4'194'304, &o.server_pid);
+        } else if (a == "--ready-file") {
+            auto v = value();
+            if (!v) {
+                return base::fail(v.error().message);
+            }
+            o.ready_file = std::string(*v);
         } else if (a == "--channel-prefix") {
             auto v = value();
             if (!v) {
@@ -570,8 +610,25 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
             return base::fail("fanout needs --publishers >= 1 and --rooms >= 1");
         }
         if (o.mode == Mode::kPlain && o.interval_ms <= 0) {
-            return base::fail("plain fanout has no acknowledgements to pace on: give --interval");
+            // A broadcast server acknowledges nothing: the window closes over deliveries.
+            if (flow_set && o.flow == Flow::kAck) {
+                return base::fail(
+                    "plain fanout has no acknowledgements to pace on: --flow delivery or "
+                    "--interval");
+            }
+            o.flow = Flow::kDelivery;
         }
+        if (o.multi_room && o.flow == Flow::kDelivery && o.interval_ms <= 0) {
+            return base::fail("--multi-room needs --interval (--flow delivery waits per room)");
+        }
+        if (o.multi_room && o.mode == Mode::kPlain && o.publish_urls.empty()) {
+            return base::fail(
+                "plain --multi-room publishers need --publish-url (a path like /pub that takes "
+                "\"<room path> <payload>\")");
+        }
+    }
+    if (o.warmup_s > 0 && o.duration_s <= 0 && o.scenario != Scenario::kConnect) {
+        return base::fail("--warmup needs -d (the measured window's length)");
     }
     if (o.transport != Transport::kWs) {
         if (o.scenario != Scenario::kFanout && o.scenario != Scenario::kConnect) {
@@ -640,6 +697,7 @@ int runBench(int argc, char** argv) {
     BenchOptions o = std::move(*parsed);
     installSignals();
     const bool progress = o.progress == 1 || (o.progress == -1 && isatty(STDERR_FILENO) == 1);
+    o.progress = progress ? 1 : 0;  // the runners keep the progress line's numbers only then
     if (o.scenario == Scenario::kRamp) {
         return runRamp(o, progress);
     }

@@ -24,6 +24,9 @@ void writeStamp(std::string* out, const Stamp& s, size_t size);
 // Finds the first stamp in `payload` (anywhere: a native `message` carries it inside its
 // JSON). False when there is none or it is malformed.
 bool findStamp(std::string_view payload, Stamp* out);
+// The stamp that starts `payload` exactly (the receive path's fast case: a plain payload, or
+// a native message read past its `"data":"`). False when there is none there.
+bool stampAt(std::string_view payload, Stamp* out);
 
 // Per (subscriber, publisher): every sequence number below next() has arrived or is a
 // recorded hole. An arrival in a hole is late (out of order); one that is neither is a

@@ -17,6 +17,11 @@ enum class Mode : uint8_t { kPlain, kNative };
 // stream (GET /sse) or a long-polling loop (GET /poll), or STOMP on the --url (subprotocol
 // v12.stomp, docs/stomp.md). Native only; publishers stay on /ws.
 enum class Transport : uint8_t { kWs, kSse, kPoll, kStomp };
+// fanout with --interval 0: what frees one of a publisher's --window slots. kAck: the server's
+// `published` reply (native only). kDelivery: the publication reaching every subscriber of its
+// room, in every worker process: a closed loop over the slowest subscriber, and the only
+// choice in plain mode, where a broadcast server acknowledges nothing.
+enum class Flow : uint8_t { kAck, kDelivery };
 
 const char* scenarioName(Scenario s);
 
@@ -85,8 +90,25 @@ struct BenchOptions {
     uint32_t publishers = 1;
     uint32_t rooms = 1;
     std::string channel_prefix = "bench.";
+    // fanout with publishers < rooms: publisher p publishes to its rooms p, p + P, p + 2P, ...
+    // in turn (one connection serving many channels, as an application backend does), each
+    // room with a sequence of its own; --interval is the pause between any two of its
+    // publications. Native: the channel is named in each publish. Plain: each message is
+    // "<room URL path> <payload>", sent to --publish-url (the /pub convention of
+    // bench/peers/ws_broadcast.mjs). Off: rooms >= publishers have no publisher.
+    bool multi_room = false;
+    Flow flow = Flow::kAck;  // set to kDelivery for plain fanout unless given
     // After the last message: how long to wait for replies/deliveries still on the way.
     double drain_s = 2;
+    // Traffic before the measured window opens: rates, CPU and latency (of messages sent from
+    // then on) cover only the --duration that follows. 0: the window is the traffic phase.
+    double warmup_s = 0;
+    // The server's PID (a server on this host): its CPU over the measured window and the
+    // connect phase is reported next to the generator's.
+    int server_pid = 0;
+    // connect: created (empty) once every connection is open, for a script that measures the
+    // server while they are held.
+    std::string ready_file;
     // Reopen connections the server dropped during the run (counted as reconnects).
     bool reconnect = true;
     // Reconnect like a production client (clients/js): the server's reconnect_after_ms first,

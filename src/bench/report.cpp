@@ -136,11 +136,14 @@ std::string optionsJson(const BenchOptions& o) {
         "\"messages\":%" PRIu64
         ",\"duration_s\":%s,\"interval_ms\":%s,\"window\":%u,\"size\":%u,"
         "\"binary\":%s,\"publishers\":%u,\"rooms\":%u,\"drain_s\":%s,\"reconnect\":%s,"
-        "\"recover\":%s}",
+        "\"recover\":%s,\"flow\":\"%s\",\"multi_room\":%s,\"warmup_s\":%s,\"deflate\":%s,"
+        "\"server_pid\":%d}",
         o.conns, jsonNumber(o.connect_rate).c_str(), o.connect_window, jsonNumber(o.hold_s).c_str(),
         o.messages, jsonNumber(o.duration_s).c_str(), jsonNumber(o.interval_ms).c_str(), o.window,
         o.size, o.binary ? "true" : "false", o.publishers, o.rooms, jsonNumber(o.drain_s).c_str(),
-        o.reconnect ? "true" : "false", o.recover ? "true" : "false");
+        o.reconnect ? "true" : "false", o.recover ? "true" : "false",
+        o.flow == Flow::kDelivery ? "delivery" : "ack", o.multi_room ? "true" : "false",
+        jsonNumber(o.warmup_s).c_str(), o.deflate ? "true" : "false", o.server_pid);
 }
 
 std::string resultJsonBody(const BenchResult& r) {
@@ -192,6 +195,35 @@ std::string resultJsonBody(const BenchResult& r) {
                 jsonNumber(r.connect_cpu_s).c_str(), jsonNumber(r.busiest_connect_cpu).c_str(),
                 jsonNumber(attempts > 0 ? r.connect_cpu_s * 1e6 / static_cast<double>(attempts) : 0)
                     .c_str());
+    const Window& w = r.window;
+    // The measured window: rates and CPU in cores (CPU seconds per second of the window);
+    // -1 where not measured.
+    auto cores = [&w](double cpu) { return cpu >= 0 && w.s > 0 ? cpu / w.s : -1.0; };
+    j += format(
+        ",\"window\":{\"s\":%s,\"sent\":%" PRIu64 ",\"received\":%" PRIu64
+        ",\"sent_per_s\":%s,\"received_per_s\":%s,\"gen_cpu_s\":%s,\"gen_cores\":%s,"
+        "\"gen_us_per_message\":%s,\"gen_wait\":%s,\"server_cpu_s\":%s,\"server_cores\":%s,"
+        "\"machine_cores\":%s,\"connect_gen_wait\":%s,\"connect_server_cpu_s\":%s,"
+        "\"connect_server_cores\":%s}",
+        jsonNumber(w.s).c_str(), w.sent, w.received, jsonNumber(perSecond(w.sent, w.s)).c_str(),
+        jsonNumber(perSecond(w.received, w.s)).c_str(), jsonNumber(w.cpu_s).c_str(),
+        jsonNumber(cores(w.cpu_s)).c_str(),
+        jsonNumber(
+            w.received + w.sent > 0 ? w.cpu_s * 1e6 / static_cast<double>(w.received + w.sent) : 0)
+            .c_str(),
+        jsonNumber(w.s > 0 && w.wait_s >= 0 ? w.wait_s / w.s / std::max<uint32_t>(1, r.procs) : -1)
+            .c_str(),
+        jsonNumber(w.server_cpu_s).c_str(), jsonNumber(cores(w.server_cpu_s)).c_str(),
+        jsonNumber(cores(w.machine_busy_s)).c_str(),
+        jsonNumber(r.connect_s > 0 && w.connect_wait_s >= 0
+                       ? w.connect_wait_s / r.connect_s / std::max<uint32_t>(1, r.procs)
+                       : -1)
+            .c_str(),
+        jsonNumber(w.server_connect_cpu_s).c_str(),
+        jsonNumber(r.connect_s > 0 && w.server_connect_cpu_s >= 0
+                       ? w.server_connect_cpu_s / r.connect_s
+                       : -1)
+            .c_str());
     j += format(",\"timeline\":{\"interval_ms\":%u,\"samples\":[", r.timeline.intervalMs());
     const auto& samples = r.timeline.samples();
     for (size_t i = 0; i < samples.size(); ++i) {
@@ -255,6 +287,9 @@ std::string formatTable(const BenchOptions& o, const BenchResult& r) {
                     "  foreign %" PRIu64 "  (%.0f deliveries/s)\n",
                     k.expected, k.deliveries, k.lost, k.duplicates, k.out_of_order, k.gaps,
                     k.foreign, perSecond(k.deliveries, r.traffic_s));
+        if (k.offset_errors > 0) {
+            t += format("  offsets        %" PRIu64 " not the last + 1\n", k.offset_errors);
+        }
         if (o.mode == Mode::kNative) {
             t += format("  publishes      sent %" PRIu64 "  acknowledged %" PRIu64 "\n",
                         k.msgs_sent, k.publishes_acked);
@@ -264,6 +299,11 @@ std::string formatTable(const BenchOptions& o, const BenchResult& r) {
                             k.recoveries + k.recoveries_failed, k.recoveries, k.recoveries_failed);
             }
         }
+    }
+    if (o.deflate) {
+        t += format("  deflate        %" PRIu64 " of %" PRIu64
+                    " handshakes negotiated permessage-deflate\n",
+                    k.compressed, k.connects_ok);
     }
     t += "  errors         " + errorsLine(r) + "\n";
     for (const auto& [kind, message] : r.error_samples) {
@@ -282,6 +322,18 @@ std::string formatTable(const BenchOptions& o, const BenchResult& r) {
         t += format(", %.2f us per message", r.traffic_cpu_s * 1e6 / static_cast<double>(handled));
     }
     t += "\n";
+    if (r.window.s > 0 && (o.warmup_s > 0 || o.server_pid > 0)) {
+        const Window& w = r.window;
+        t += format("  measured       %.2f s: %.0f msg/s out, %.0f msg/s in; generator %.2f cores",
+                    w.s, perSecond(w.sent, w.s), perSecond(w.received, w.s), w.cpu_s / w.s);
+        if (w.server_cpu_s >= 0) {
+            t += format(", server %.2f cores", w.server_cpu_s / w.s);
+        }
+        if (w.machine_busy_s >= 0) {
+            t += format(", machine %.2f cores", w.machine_busy_s / w.s);
+        }
+        t += "\n";
+    }
     if (k.connects_attempted > 0) {
         // Handshakes cost the generator too (on loopback the kernel's TCP work for both ends
         // is largely charged to whichever process sends).

@@ -9,7 +9,7 @@ namespace sb::bench {
 
 namespace {
 
-constexpr uint8_t kResultWireVersion = 4;  // 4: downtime and rejoin histograms
+constexpr uint8_t kResultWireVersion = 5;  // 5: the measured window, offset_errors
 
 void putDouble(std::string* out, double d) {
     putVarint(out, std::bit_cast<uint64_t>(d));
@@ -154,6 +154,18 @@ void BenchResult::addError(std::string_view kind, uint64_t n) {
     }
 }
 
+void Window::add(const Window& o) {
+    s = std::max(s, o.s);
+    sent += o.sent;
+    received += o.received;
+    cpu_s += o.cpu_s;
+    wait_s += o.wait_s;
+    server_cpu_s = std::max(server_cpu_s, o.server_cpu_s);
+    machine_busy_s = std::max(machine_busy_s, o.machine_busy_s);
+    connect_wait_s += o.connect_wait_s;
+    server_connect_cpu_s = std::max(server_connect_cpu_s, o.server_connect_cpu_s);
+}
+
 void BenchResult::merge(const BenchResult& o) {
     if (scenario.empty()) {
         scenario = o.scenario;
@@ -179,6 +191,7 @@ void BenchResult::merge(const BenchResult& o) {
     connect_cpu_s += o.connect_cpu_s;
     busiest_connect_cpu = std::max(busiest_connect_cpu, o.busiest_connect_cpu);
     busiest_cpu = std::max(busiest_cpu, o.busiest_cpu);
+    window.add(o.window);
     interrupted = interrupted || o.interrupted;
 }
 
@@ -219,6 +232,15 @@ void BenchResult::serialize(std::string* out) const {
     putDouble(out, busiest_cpu);
     putDouble(out, connect_cpu_s);
     putDouble(out, busiest_connect_cpu);
+    putDouble(out, window.s);
+    putVarint(out, window.sent);
+    putVarint(out, window.received);
+    putDouble(out, window.cpu_s);
+    putDouble(out, window.wait_s);
+    putDouble(out, window.server_cpu_s);
+    putDouble(out, window.machine_busy_s);
+    putDouble(out, window.connect_wait_s);
+    putDouble(out, window.server_connect_cpu_s);
     putVarint(out, procs);
     putVarint(out, interrupted ? 1 : 0);
 }
@@ -298,7 +320,12 @@ base::Result<BenchResult> BenchResult::deserialize(std::string_view in) {
         !getDouble(&in, &r.traffic_s) || !getDouble(&in, &r.cpu_s) ||
         !getDouble(&in, &r.traffic_cpu_s) || !getDouble(&in, &r.busiest_cpu) ||
         !getDouble(&in, &r.connect_cpu_s) || !getDouble(&in, &r.busiest_connect_cpu) ||
-        !getVarint(&in, &procs) || !getVarint(&in, &interrupted) || !in.empty()) {
+        !getDouble(&in, &r.window.s) || !getVarint(&in, &r.window.sent) ||
+        !getVarint(&in, &r.window.received) || !getDouble(&in, &r.window.cpu_s) ||
+        !getDouble(&in, &r.window.wait_s) || !getDouble(&in, &r.window.server_cpu_s) ||
+        !getDouble(&in, &r.window.machine_busy_s) || !getDouble(&in, &r.window.connect_wait_s) ||
+        !getDouble(&in, &r.window.server_connect_cpu_s) || !getVarint(&in, &procs) ||
+        !getVarint(&in, &interrupted) || !in.empty()) {
         return bad("truncated or trailing bytes");
     }
     r.procs = static_cast<uint32_t>(procs);

@@ -41,7 +41,9 @@ namespace sb::bench {
     X(foreign)            /* fanout: a publication that does not belong to the room */    \
     X(recoveries)         /* native fanout: resubscribed with `since`, recovered:true */  \
     X(recoveries_failed)  /* native fanout: resubscribed with `since`, recovered:false */ \
-    X(sends_skipped)      /* paced runs: sends dropped from a schedule >1 s behind */
+    X(sends_skipped)      /* paced runs: sends dropped from a schedule >1 s behind */     \
+    X(offset_errors)      /* native fanout: a channel offset that is not the last + 1 */  \
+    X(compressed)         /* handshakes that negotiated permessage-deflate (--deflate) */
 
 struct Counters {
 #define SB_BENCH_FIELD(name) uint64_t name = 0;
@@ -82,6 +84,23 @@ private:
     std::vector<TimelineSample> samples_;
 };
 
+// The measured window (--warmup, then --duration; without a warm-up the traffic phase), and
+// the CPU on both sides over it. Processes add up; the server's and the machine's figures come
+// from the first process only (-1: not measured).
+struct Window {
+    double s = 0;                // length (longest process)
+    uint64_t sent = 0;           // messages sent in it
+    uint64_t received = 0;       // echo replies or deliveries received in it
+    double cpu_s = 0;            // generator CPU (user + system), all processes
+    double wait_s = 0;           // time the generator's threads were runnable but not running
+    double server_cpu_s = -1;    // --server-pid: the server's CPU (all its threads)
+    double machine_busy_s = -1;  // CPU time of the whole machine (all cores, /proc/stat)
+    // The connect phase: the generator's scheduler wait and the server's CPU.
+    double connect_wait_s = 0;
+    double server_connect_cpu_s = -1;
+    void add(const Window& o);
+};
+
 struct BenchResult {
     std::string scenario;
     Counters counters;
@@ -112,8 +131,9 @@ struct BenchResult {
     double connect_cpu_s = 0;        // generator CPU during the connect phase (handshakes)
     double busiest_connect_cpu = 0;  // highest per-process CPU use while connecting
     double busiest_cpu = 0;          // highest per-process CPU use during traffic (1.0 = a core)
-    uint32_t procs = 1;              // processes merged into this result
-    bool interrupted = false;        // stopped by Ctrl-C / SIGTERM
+    Window window;
+    uint32_t procs = 1;        // processes merged into this result
+    bool interrupted = false;  // stopped by Ctrl-C / SIGTERM
 
     uint64_t errorTotal() const;
     void addError(std::string_view kind, uint64_t n = 1);

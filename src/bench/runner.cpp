@@ -9,12 +9,14 @@
 
 #include <arpa/inet.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <queue>
 #include <random>
@@ -22,6 +24,7 @@
 #include <string_view>
 
 #include "bench/delivery.h"
+#include "bench/flow.h"
 #include "bench/http_sub.h"
 #include "client/ws_client.h"
 #include "net/socket.h"
@@ -60,6 +63,82 @@ double threadCpuS() {
     getrusage(RUSAGE_THREAD, &ru);
     return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
            static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+// Seconds the calling thread was runnable but waiting for a CPU (/proc/thread-self/schedstat:
+// other work on its core), or -1.
+double threadWaitS() {
+    FILE* f = std::fopen("/proc/thread-self/schedstat", "r");
+    if (f == nullptr) {
+        return -1;
+    }
+    unsigned long long run_ns = 0;
+    unsigned long long wait_ns = 0;
+    const int n = std::fscanf(f, "%llu %llu", &run_ns, &wait_ns);
+    std::fclose(f);
+    return n == 2 ? static_cast<double>(wait_ns) * 1e-9 : -1;
+}
+
+// CPU seconds (user + system, every thread) of process `pid`, or -1.
+double processCpuS(int pid) {
+    if (pid <= 0) {
+        return -1;
+    }
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE* f = std::fopen(path, "r");
+    if (f == nullptr) {
+        return -1;
+    }
+    char line[1024];
+    const size_t n = std::fread(line, 1, sizeof line - 1, f);
+    std::fclose(f);
+    line[n] = '\0';
+    const char* p = std::strrchr(line, ')');  // the fields after the command name
+    unsigned long long utime = 0;
+    unsigned long long stime = 0;
+    if (p == nullptr || std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                                    &utime, &stime) != 2) {
+        return -1;
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// CPU seconds the whole machine spent busy (all but idle and iowait, /proc/stat), or -1.
+double machineBusyS() {
+    FILE* f = std::fopen("/proc/stat", "r");
+    if (f == nullptr) {
+        return -1;
+    }
+    unsigned long long v[8] = {};
+    const int n = std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                              &v[3], &v[4], &v[5], &v[6], &v[7]);
+    std::fclose(f);
+    if (n != 8) {
+        return -1;
+    }
+    return static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) /
+           static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double delta(double a, double b) {
+    return a >= 0 && b >= 0 ? b - a : -1;
+}
+
+// The unsigned decimal at msg[*pos] (advances past it); false when there is none.
+bool digitsAt(std::string_view msg, size_t* pos, uint64_t* out) {
+    size_t i = *pos;
+    const size_t end = std::min(msg.size(), i + 19);
+    uint64_t v = 0;
+    for (; i < end && msg[i] >= '0' && msg[i] <= '9'; ++i) {
+        v = v * 10 + static_cast<uint64_t>(msg[i] - '0');
+    }
+    if (i == *pos) {
+        return false;
+    }
+    *pos = i;
+    *out = v;
+    return true;
 }
 
 // Maps a client::connect error message to an error kind of the report.
@@ -200,8 +279,19 @@ struct Conn {
     std::string epoch;
     uint64_t offset = 0;
     bool resubscribing = false;  // the pending `subscribe` carries `since`
-    uint64_t hint_ms = 0;        // the server's reconnect_after_ms (its last `disconnect`)
-    uint64_t dropped_ns = 0;     // when the server dropped it (0: not since it was last ready)
+    // Native subscriber: the bytes its channel's `message` events share up to the offset
+    // value ({"type":"message","channel":…,"epoch":…,"offset":), learned from the first one:
+    // a delivery that starts with them is read by a scan of the rest, not a JSON search.
+    std::string msg_prefix;
+    bool in_flow = false;  // --flow delivery: a subscriber its room's publishers wait for
+    // --multi-room publisher: its rooms (p, p + P, ...), the next one, each one's sequence,
+    // and (native) the room of each publish not yet acknowledged, oldest first.
+    std::vector<uint32_t> pub_rooms;
+    std::vector<uint64_t> room_seq;
+    uint32_t next_room = 0;
+    TimeRing ack_rooms;
+    uint64_t hint_ms = 0;     // the server's reconnect_after_ms (its last `disconnect`)
+    uint64_t dropped_ns = 0;  // when the server dropped it (0: not since it was last ready)
     uint64_t unique = 0;
     uint64_t expected = 0;
 };
@@ -228,12 +318,34 @@ struct Runner::Impl final : HttpSubSink {
             while (::read(fd, &n, sizeof n) > 0) {
             }
             impl->tick();
+            impl->armTicker();
         }
         ~Ticker() override {
             if (fd >= 0) {
                 ::close(fd);
             }
         }
+    };
+
+    // --flow delivery, --procs: this process's eventfd on the board (another process freed a
+    // slot for one of our publishers).
+    struct FlowWake final : loop::Pollable {
+        Impl* impl = nullptr;
+        int fd = -1;
+        void onEvents(uint32_t) override {
+            uint64_t n = 0;
+            while (::read(fd, &n, sizeof n) > 0) {
+            }
+            impl->pump_pending_ = true;
+        }
+    };
+    // --flow delivery: this process's view of one publisher. ring[s & mask] counts the local
+    // subscribers holding sequence number s (received or skipped) for s in [done, done +
+    // window); `done` is the first one some local subscriber still lacks.
+    struct FlowLocal {
+        std::vector<uint32_t> ring;
+        uint64_t done = 0;
+        uint32_t alive = 0;  // local subscribers in the room that take part
     };
 
     Impl(Runner* self, const BenchOptions& o, Slice s, Coordinator* c,
@@ -290,6 +402,31 @@ struct Runner::Impl final : HttpSubSink {
     void onSubscribed(Conn& c, std::string_view json);
     void onPublisherMessage(Conn& c, std::string_view type, std::string_view json);
     void onDelivery(Conn& c, std::string_view payload, bool native, bool gap);
+    // Native subscriber: a `message` that starts with c.msg_prefix, read without a JSON
+    // search. False when it does not have the expected shape (the general path reads it).
+    bool fastDelivery(Conn& c, std::string_view msg);
+    // A native message's stream position: counts an offset that is not the last + 1.
+    void checkOffset(Conn& c, uint64_t offset, bool gap);
+    // A delivery's stamp, found: counts, order, flow and latency.
+    void deliver(Conn& c, const Stamp& s, bool gap);
+    // The publisher behind a subscriber's tracks[i].
+    uint32_t trackPublisher(const Conn& c, size_t i) const {
+        return multi_room_ ? c.room % opts_.publishers
+                           : c.room + static_cast<uint32_t>(i) * std::max<uint32_t>(1, opts_.rooms);
+    }
+
+    // --flow delivery.
+    void flowStart();
+    void flowResolve(uint32_t pub, uint64_t from, uint64_t to);
+    void flowAdvance(uint32_t pub);
+    void flowLeave(Conn& c);
+    // Sends what the window allows on every local publisher (at the end of the iteration).
+    void pumpPublishers();
+    void pump(Conn& c);
+
+    // The measured window (--warmup).
+    void openWindow();
+    void closeWindow();
     void checkConnDone(Conn& c);
     void markTrafficDone(Conn& c);
 
@@ -300,10 +437,32 @@ struct Runner::Impl final : HttpSubSink {
     void startClosing();
     void finish();
     void tick();
+    // The next tick: in 1 ms, or when the earliest paced send or reconnect is due if sooner.
+    void armTicker();
     void emitProgress();
 
+    // The timeline sample of now_ns_. The one in use is cached with its time range: a
+    // delivery touches it several times, and the timeline is only reached through here, so
+    // no other call can move or coarsen it in between.
     TimelineSample& sample() {
-        return result_.timeline.at((now_ns_ - std::min(now_ns_, t0_ns_)) / kMsNs);
+        if (cur_sample_ != nullptr && now_ns_ >= cur_lo_ns_ && now_ns_ < cur_hi_ns_) {
+            return *cur_sample_;
+        }
+        const uint64_t t_ms = (now_ns_ - std::min(now_ns_, t0_ns_)) / kMsNs;
+        TimelineSample& s = result_.timeline.at(t_ms);
+        const uint64_t iv = result_.timeline.intervalMs();
+        cur_lo_ns_ = t0_ns_ + t_ms / iv * iv * kMsNs;
+        cur_hi_ns_ = cur_lo_ns_ + iv * kMsNs;
+        cur_sample_ = &s;
+        return s;
+    }
+    // One record per message: the run's histogram is the exact merge of the timeline's at the
+    // end; the progress line's (recent_) only when there is a progress line.
+    void recordLatency(TimelineSample& now, uint64_t lat) {
+        now.latency.record(lat);
+        if (opts_.progress != 0) {
+            recent_.record(lat);
+        }
     }
     void error(std::string_view kind) {
         result_.addError(kind);
@@ -326,6 +485,41 @@ struct Runner::Impl final : HttpSubSink {
     std::string scratch_;     // message being built
     ws::Opcode op_ = ws::Opcode::kText;
     bool native_ = false;
+    bool multi_room_ = false;              // --multi-room with publishers < rooms
+    std::vector<std::string> room_paths_;  // plain --multi-room: each room's URL path
+
+    // --flow delivery.
+    bool flow_delivery_ = false;
+    std::unique_ptr<FlowBoard> own_board_;  // one process: the board is ours
+    FlowBoard* board_ = nullptr;
+    std::vector<FlowLocal> flow_;      // per publisher (global numbering)
+    std::vector<uint32_t> pub_owner_;  // the process of each publisher
+    uint64_t flow_mask_ = 0;           // ring size - 1 (a power of two >= window)
+    bool pump_pending_ = false;
+    FlowWake flow_wake_;
+
+    // Receive timestamps: one clock read per socket per loop iteration (the messages of one
+    // read arrived together), reset at the end of every iteration.
+    const transport::WebSocket* clock_ws_ = nullptr;
+    TimelineSample* cur_sample_ = nullptr;
+    uint64_t cur_lo_ns_ = 0;
+    uint64_t cur_hi_ns_ = 0;
+
+    // The measured window: latency counts messages sent from measure_from_ns_ on (with a
+    // warm-up, the window's start, unknown until it opens; without, everything: a delivery
+    // may reach a process before its own go()).
+    uint64_t measure_from_ns_ = 0;
+    uint64_t window_start_ns_ = 0;  // when the window opens (go + warmup)
+    bool window_open_ = false;
+    bool window_closed_ = false;
+    uint64_t win_sent0_ = 0;
+    uint64_t win_received0_ = 0;
+    double win_cpu0_ = 0;
+    double win_wait0_ = -1;
+    double win_server0_ = -1;
+    double win_machine0_ = -1;
+    double connect_wait0_ = -1;
+    double connect_server0_ = -1;
 
     std::vector<Conn> conns_;
     uint32_t participants_ = 0;  // connections whose traffic ends the traffic phase
@@ -372,6 +566,12 @@ struct Runner::Impl final : HttpSubSink {
 base::Result<void> Runner::Impl::prepare() {
     native_ = opts_.mode == Mode::kNative;
     op_ = opts_.binary ? ws::Opcode::kBinary : ws::Opcode::kText;
+    const bool fanout = opts_.scenario == Scenario::kFanout;
+    multi_room_ = fanout && opts_.multi_room && opts_.publishers < opts_.rooms;
+    flow_delivery_ = fanout && opts_.flow == Flow::kDelivery && opts_.interval_ms <= 0;
+    if (flow_delivery_ && multi_room_) {
+        return base::fail("--flow delivery needs a publisher per room (drop --multi-room)");
+    }
     // Targets: the connection URLs (one per node), then the publishers' URLs. Each expands
     // to one URL per room when it holds "{room}" (plain mode).
     std::vector<std::string> targets = opts_.urls;
@@ -384,9 +584,13 @@ base::Result<void> Runner::Impl::prepare() {
     } else {
         targets.insert(targets.end(), opts_.publish_urls.begin(), opts_.publish_urls.end());
     }
-    for (const std::string& target : targets) {
+    for (size_t ti = 0; ti < targets.size(); ++ti) {
+        const std::string& target = targets[ti];
         const bool per_room = !native_ && target.find("{room}") != std::string::npos;
-        if (opts_.scenario == Scenario::kFanout && !native_ && opts_.rooms > 1 && !per_room) {
+        // A --multi-room publisher names the room in each message: one URL serves them all.
+        const bool room_in_message = multi_room_ && ti >= conn_targets_;
+        if (opts_.scenario == Scenario::kFanout && !native_ && opts_.rooms > 1 && !per_room &&
+            !room_in_message) {
             return base::fail("plain fanout with --rooms > 1 needs \"{room}\" in the URL");
         }
         const uint32_t n_rooms = per_room ? std::max<uint32_t>(1, opts_.rooms) : 1;
@@ -403,6 +607,15 @@ base::Result<void> Runner::Impl::prepare() {
             expanded.push_back(std::move(*parsed));
         }
         urls_.push_back(std::move(expanded));
+    }
+    if (multi_room_ && !native_) {
+        // The publishers name each message's room by the path subscribers of it connect to.
+        if (urls_[0].size() != std::max<uint32_t>(1, opts_.rooms)) {
+            return base::fail("plain --multi-room needs \"{room}\" in the URL");
+        }
+        for (const client::WsUrl& u : urls_[0]) {
+            room_paths_.push_back(u.path);
+        }
     }
     client_opts_.subprotocols = opts_.subprotocols;
     if (native_) {
@@ -453,8 +666,10 @@ base::Result<void> Runner::Impl::prepare() {
         c.target = targetFor(opts_, i);
         if (opts_.scenario == Scenario::kFanout) {
             c.role = Role::kSubscriber;
-            const uint32_t pubs_in_room =
-                opts_.publishers > c.room ? (opts_.publishers - c.room + rooms - 1) / rooms : 0;
+            const uint32_t pubs_in_room = multi_room_ ? 1
+                                          : opts_.publishers > c.room
+                                              ? (opts_.publishers - c.room + rooms - 1) / rooms
+                                              : 0;
             c.tracks.resize(pubs_in_room);
         } else {
             c.role = opts_.scenario == Scenario::kEcho ? Role::kEcho : Role::kIdle;
@@ -470,9 +685,47 @@ base::Result<void> Runner::Impl::prepare() {
             // The publishers' URLs, round-robin.
             c.target = conn_targets_ + p % static_cast<uint32_t>(urls_.size() - conn_targets_);
             c.role = Role::kPublisher;
+            if (multi_room_) {
+                for (uint32_t r = p; r < rooms; r += opts_.publishers) {
+                    c.pub_rooms.push_back(r);
+                }
+                c.room_seq.assign(c.pub_rooms.size(), 0);
+            }
             conns_.push_back(std::move(c));
         }
         room_published_.assign(rooms, 0);
+    }
+    if (flow_delivery_) {
+        if (coord_ != nullptr) {
+            board_ = coord_->flowBoard();
+        }
+        if (board_ == nullptr) {
+            if (slice_.count > 1) {
+                return base::fail("--flow delivery over several processes needs a shared board");
+            }
+            auto b = FlowBoard::create(1, opts_.publishers, false);
+            if (!b) {
+                return base::fail(b.error().message);
+            }
+            own_board_ = std::move(*b);
+            board_ = own_board_.get();
+        }
+        uint64_t ring = 1;
+        while (ring < std::max<uint32_t>(1, opts_.window)) {
+            ring <<= 1;
+        }
+        flow_mask_ = ring - 1;
+        flow_.resize(opts_.publishers);
+        for (FlowLocal& f : flow_) {
+            f.ring.assign(ring, 0);
+        }
+        pub_owner_.assign(opts_.publishers, 0);
+        for (uint32_t i = 0; i < slice_.count; ++i) {
+            const Slice other = sliceFor(opts_, i, slice_.count);
+            for (uint32_t p = other.pub_lo; p < other.pub_hi; ++p) {
+                pub_owner_[p] = i;
+            }
+        }
     }
     for (uint32_t i = 0; i < conns_.size(); ++i) {
         conns_[i].slot = i;
@@ -500,9 +753,10 @@ BenchResult Runner::Impl::run() {
     cpu_start_ = threadCpuS();
     net::StreamConn::installLoopHooks(loop_);
     ticker_.impl = this;
+    // Paced sends leave when due, not on the next millisecond: no timer slack on this thread.
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     ticker_.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     itimerspec spec{};
-    spec.it_interval.tv_nsec = static_cast<long>(kMsNs);
     spec.it_value.tv_nsec = static_cast<long>(kMsNs);
     if (ticker_.fd < 0 || timerfd_settime(ticker_.fd, 0, &spec, nullptr) != 0 ||
         !loop_.add(ticker_.fd, &ticker_, EPOLLIN)) {
@@ -510,6 +764,30 @@ BenchResult Runner::Impl::run() {
         return std::move(result_);
     }
     next_progress_ns_ = start_ns_ + kProgressNs;
+    if (opts_.warmup_s > 0) {
+        measure_from_ns_ = UINT64_MAX;  // until the window opens
+    }
+    connect_wait0_ = threadWaitS();
+    if (slice_.index == 0) {
+        connect_server0_ = processCpuS(opts_.server_pid);
+    }
+    if (board_ != nullptr && board_->eventFd(slice_.index) >= 0) {
+        flow_wake_.impl = this;
+        flow_wake_.fd = board_->eventFd(slice_.index);
+        if (!loop_.add(flow_wake_.fd, &flow_wake_, EPOLLIN)) {
+            result_.addError("eventfd");
+            return std::move(result_);
+        }
+    }
+    // Before the transport's cork flush: publications the window freed during this iteration
+    // go out in the same send.
+    loop_.prependIterationHook([this] {
+        clock_ws_ = nullptr;
+        if (pump_pending_) {
+            pump_pending_ = false;
+            pumpPublishers();
+        }
+    });
     if (coord_ != nullptr) {
         coord_->onStart(*self_);
     }
@@ -520,9 +798,18 @@ BenchResult Runner::Impl::run() {
     });
     loop_.run();
     loop_.remove(ticker_.fd);
+    if (flow_wake_.fd >= 0) {
+        loop_.remove(flow_wake_.fd);
+    }
+    if (window_open_ && !window_closed_) {
+        closeWindow();
+    }
 
     now_ns_ = monotonicNs();
     sample().open = open_;
+    for (const TimelineSample& ts : result_.timeline.samples()) {
+        result_.latency_ns.merge(ts.latency);
+    }
     Counters& k = result_.counters;
     k.unanswered += outstanding_;
     if (k.unanswered > 0) {
@@ -623,6 +910,9 @@ void Runner::Impl::onConnected(uint32_t slot, transport::WebSocket* ws, const st
     }
     c.ws = ws;
     ws->setData(std::make_unique<ConnRef>(&c));
+    if (ws->compressionEnabled()) {
+        ++result_.counters.compressed;
+    }
     sockets_.add(ws);
     ++open_;
     result_.counters.open_peak = std::max(result_.counters.open_peak, open_);
@@ -734,7 +1024,10 @@ void Runner::Impl::onSubscribed(Conn& c, std::string_view json) {
         } else {
             // Gone from history (size, TTL or a new epoch): what it missed counts as lost.
             ++result_.counters.recoveries_failed;
+            c.offset = 0;  // the stream position jumps: not an offset error
         }
+    } else {
+        c.offset = 0;  // a subscription without `since` starts at the channel's present
     }
     markReady(c);
 }
@@ -862,9 +1155,27 @@ void Runner::Impl::onMessage(transport::WebSocket& ws, ws::Opcode op, std::span<
     if (c == nullptr) {
         return;
     }
-    now_ns_ = monotonicNs();
+    if (&ws != clock_ws_) {
+        now_ns_ = monotonicNs();
+        clock_ws_ = &ws;
+    }
     result_.counters.bytes_received += data.size();
-    onText(*c, op, std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
+    const std::string_view text(reinterpret_cast<const char*>(data.data()), data.size());
+    if (c->role == Role::kSubscriber && c->state == State::kReady) {
+        // The receive path of fanout: deliveries, read without a JSON search.
+        if (native_) {
+            if (!c->msg_prefix.empty() && fastDelivery(*c, text)) {
+                return;
+            }
+        } else if (!overStomp(*c)) {
+            Stamp st;
+            if (stampAt(text, &st)) {
+                deliver(*c, st, false);
+                return;
+            }
+        }
+    }
+    onText(*c, op, text);
 }
 
 void Runner::Impl::onStompFrame(Conn& c, std::string_view frame) {
@@ -992,6 +1303,10 @@ void Runner::Impl::connClosed(Conn& conn, bool clean, const std::string& kind) {
     }
     unacked_total_ -= c->unacked;
     c->unacked = 0;
+    c->ack_rooms.clear();
+    if (c->in_flow) {
+        flowLeave(*c);
+    }
     if (!c->initial_done) {
         if (!c->connected_ok) {
             ++k.connects_failed;  // closed before the native `connected` reply
@@ -1028,6 +1343,10 @@ void Runner::Impl::startTraffic(Conn& c) {
         const uint64_t senders = pub ? slice_.pub_hi - slice_.pub_lo : conns_.size();
         const uint64_t offset = participants_ > 0 ? interval_ns * rank / senders : 0;
         due_.push(Due{now_ns_ + offset, c.slot, c.gen, DueKind::kSend});
+        return;
+    }
+    if (c.role == Role::kPublisher && flow_delivery_) {
+        pump(c);
         return;
     }
     for (uint32_t k = 0; k < std::max<uint32_t>(1, opts_.window); ++k) {
@@ -1077,11 +1396,8 @@ void Runner::Impl::onEchoReply(Conn& c, ws::Opcode op, size_t size) {
     if (!ok) {
         ++k.bad_replies;
         error("bad_reply");
-    } else {
-        const uint64_t lat = now_ns_ - std::min(now_ns_, sent_at);
-        result_.latency_ns.record(lat);
-        recent_.record(lat);
-        sample().latency.record(lat);
+    } else if (sent_at >= measure_from_ns_) {
+        recordLatency(sample(), now_ns_ - std::min(now_ns_, sent_at));
     }
     if (opts_.interval_ms <= 0) {
         sendEcho(c);
@@ -1093,7 +1409,16 @@ bool Runner::Impl::publish(Conn& c, uint64_t intended_ns) {
     if (!canSend(c)) {
         return false;
     }
-    const Stamp stamp{c.id, c.sent, intended_ns != 0 ? intended_ns : monotonicNs()};
+    // --multi-room: the next of its rooms, with that room's own sequence.
+    uint32_t room = c.room;
+    uint64_t seq = c.sent;
+    if (multi_room_) {
+        const uint32_t j = c.next_room;
+        c.next_room = j + 1 == c.pub_rooms.size() ? 0 : j + 1;
+        room = c.pub_rooms[j];
+        seq = c.room_seq[j]++;
+    }
+    const Stamp stamp{c.id, seq, intended_ns != 0 ? intended_ns : monotonicNs()};
     ++c.sent;
     ++result_.counters.msgs_sent;
     ++sample().sent;
@@ -1103,16 +1428,23 @@ bool Runner::Impl::publish(Conn& c, uint64_t intended_ns) {
         scratch_ += std::to_string(c.sent);
         scratch_ += R"(,"channel":")";
         scratch_ += opts_.channel_prefix;
-        scratch_ += std::to_string(c.room);
+        scratch_ += std::to_string(room);
         scratch_ += R"(","data":")";
         writeStamp(&scratch_, stamp, opts_.size);
         scratch_ += "\"}";
         ++c.unacked;
         ++unacked_total_;
+        if (multi_room_) {
+            c.ack_rooms.push(room);  // the server answers in order
+        }
         c.ws->sendText(scratch_);
     } else {
+        if (multi_room_) {
+            scratch_ = room_paths_[room];  // "/room/7 <payload>" (bench/peers' /pub)
+            scratch_ += ' ';
+        }
         writeStamp(&scratch_, stamp, opts_.size);
-        ++room_published_[c.room];
+        ++room_published_[room];
         c.ws->send(op_, {reinterpret_cast<const uint8_t*>(scratch_.data()), scratch_.size()});
     }
     result_.counters.bytes_sent += scratch_.size();
@@ -1123,25 +1455,28 @@ void Runner::Impl::onPublisherMessage(Conn& c, std::string_view type, std::strin
     if (type != "published" && type != "error") {
         return;
     }
+    uint32_t room = c.room;
     if (c.unacked > 0) {
         --c.unacked;
         --unacked_total_;
+        if (multi_room_ && c.ack_rooms.size() > 0) {
+            room = static_cast<uint32_t>(c.ack_rooms.pop());
+        }
     }
     if (type == "published") {
         ++result_.counters.publishes_acked;
-        ++room_published_[c.room];
+        ++room_published_[room];
     } else {
         error("error_" + std::string(jsonStringField(json, "code")));
     }
-    if (opts_.interval_ms <= 0) {
-        publish(c);
+    if (opts_.interval_ms <= 0 && !flow_delivery_) {
+        publish(c);  // --flow ack: the reply frees the slot
     }
     checkConnDone(c);
     checkDrain();
 }
 
 void Runner::Impl::onDelivery(Conn& c, std::string_view payload, bool native, bool gap) {
-    Counters& k = result_.counters;
     if (native) {
         const size_t at = payload.find("\"data\"");
         if (at == std::string_view::npos) {
@@ -1151,12 +1486,20 @@ void Runner::Impl::onDelivery(Conn& c, std::string_view payload, bool native, bo
             // the head keeps a payload that mentions "offset" from being read as one.
             const std::string_view head = payload.substr(0, at);
             uint64_t offset = 0;
-            // Only a resubscribe with `since` needs the position: skip the scan otherwise.
-            if (opts_.recover && jsonUintField(head, "offset", &offset) && offset > c.offset) {
-                c.offset = offset;
+            if (jsonUintField(head, "offset", &offset)) {
                 const std::string_view epoch = jsonStringField(head, "epoch");
                 if (epoch != c.epoch) {
-                    c.epoch = epoch;
+                    c.epoch = epoch;  // a new life of the channel: offsets start again
+                    c.offset = 0;
+                }
+                checkOffset(c, offset, gap);
+                // Learn the prefix of the fast path: everything up to the offset value.
+                constexpr std::string_view kType = R"({"type":"message",)";
+                constexpr std::string_view kOffset = R"(,"offset":)";
+                const size_t off_at = head.rfind(kOffset);
+                if (payload.starts_with(kType) && off_at != std::string_view::npos &&
+                    head.substr(0, off_at).find(kOffset) == std::string_view::npos) {
+                    c.msg_prefix.assign(head.substr(0, off_at + kOffset.size()));
                 }
             }
             payload = payload.substr(at);
@@ -1167,20 +1510,76 @@ void Runner::Impl::onDelivery(Conn& c, std::string_view payload, bool native, bo
         error("bad_payload");
         return;
     }
+    deliver(c, s, gap);
+}
+
+bool Runner::Impl::fastDelivery(Conn& c, std::string_view msg) {
+    const std::string& pre = c.msg_prefix;
+    if (msg.size() <= pre.size() || std::memcmp(msg.data(), pre.data(), pre.size()) != 0) {
+        return false;  // another channel, another epoch, or not a `message`
+    }
+    size_t pos = pre.size();
+    uint64_t offset = 0;
+    constexpr std::string_view kData = R"(,"data":")";
+    if (!digitsAt(msg, &pos, &offset) || msg.size() - pos < kData.size() ||
+        std::memcmp(msg.data() + pos, kData.data(), kData.size()) != 0) {
+        return false;
+    }
+    pos += kData.size();
+    Stamp s;
+    if (!stampAt({msg.data() + pos, msg.size() - pos}, &s)) {
+        return false;
+    }
+    // gap:true is the encoder's last field (protocol::encodeMessage).
+    const bool gap = msg.ends_with(R"(,"gap":true})");
+    checkOffset(c, offset, gap);
+    deliver(c, s, gap);
+    return true;
+}
+
+void Runner::Impl::checkOffset(Conn& c, uint64_t offset, bool gap) {
+    // Every publication of a channel gets the next offset, and a subscriber gets them all:
+    // anything but last + 1 is a skipped, repeated or reordered position. A gap:true message
+    // says the server skipped some on purpose; a fresh subscription or a failed recovery
+    // starts from wherever the channel is (c.offset = 0).
+    if (c.offset != 0 && offset != c.offset + 1 && !gap) {
+        ++result_.counters.offset_errors;
+        error("offset_error");
+    }
+    if (offset > c.offset || gap) {
+        c.offset = offset;
+    }
+}
+
+void Runner::Impl::deliver(Conn& c, const Stamp& s, bool gap) {
+    Counters& k = result_.counters;
     ++k.msgs_received;
-    ++sample().received;
+    TimelineSample& now = sample();
+    ++now.received;
     last_rx_ns_ = now_ns_;
     if (gap) {
         ++k.gaps;
     }
-    const uint32_t rooms = std::max<uint32_t>(1, opts_.rooms);
-    if (s.publisher >= opts_.publishers || s.publisher % rooms != c.room ||
-        s.publisher / rooms >= c.tracks.size()) {
-        ++k.foreign;
-        error("foreign_message");
-        return;
+    size_t track = 0;
+    if (multi_room_) {
+        if (s.publisher != c.room % opts_.publishers) {
+            ++k.foreign;
+            error("foreign_message");
+            return;
+        }
+    } else {
+        const uint32_t rooms = std::max<uint32_t>(1, opts_.rooms);
+        track = rooms == 1 ? s.publisher : s.publisher / rooms;
+        if (s.publisher >= opts_.publishers || (rooms > 1 && s.publisher % rooms != c.room) ||
+            track >= c.tracks.size()) {
+            ++k.foreign;
+            error("foreign_message");
+            return;
+        }
     }
-    switch (c.tracks[s.publisher / rooms].onReceive(s.seq)) {
+    SequenceTracker& t = c.tracks[track];
+    const uint64_t before = t.next();
+    switch (t.onReceive(s.seq)) {
         case SequenceTracker::Verdict::kDuplicate:
             ++k.duplicates;
             return;
@@ -1190,16 +1589,123 @@ void Runner::Impl::onDelivery(Conn& c, std::string_view payload, bool native, bo
         case SequenceTracker::Verdict::kInOrder:
             break;
     }
+    if (c.in_flow && t.next() > before) {
+        flowResolve(s.publisher, before, t.next());
+    }
     ++c.unique;
-    const uint64_t lat = now_ns_ - std::min(now_ns_, s.sent_ns);
-    result_.latency_ns.record(lat);
-    recent_.record(lat);
-    sample().latency.record(lat);
+    if (s.sent_ns >= measure_from_ns_) {
+        recordLatency(now, now_ns_ - std::min(now_ns_, s.sent_ns));
+    }
     if (expected_known_ && c.participant && !c.complete && c.unique >= c.expected) {
         c.complete = true;
         --subs_incomplete_;
         checkDrain();
     }
+}
+
+// ---- delivery flow (--flow delivery) --------------------------------------------------------
+
+void Runner::Impl::flowStart() {
+    for (Conn& c : conns_) {
+        if (c.role != Role::kSubscriber || !c.participant || c.state != State::kReady) {
+            continue;
+        }
+        c.in_flow = true;
+        for (size_t i = 0; i < c.tracks.size(); ++i) {
+            ++flow_[trackPublisher(c, i)].alive;
+        }
+    }
+    for (uint32_t p = 0; p < flow_.size(); ++p) {
+        board_->post(slice_.index, p, flow_[p].alive > 0 ? 0 : FlowBoard::kNone);
+        if (pub_owner_[p] != slice_.index && board_->takeWaiting(p)) {
+            board_->wake(pub_owner_[p]);
+        }
+    }
+}
+
+void Runner::Impl::flowResolve(uint32_t pub, uint64_t from, uint64_t to) {
+    FlowLocal& f = flow_[pub];
+    const uint64_t lo = std::max(from, f.done);
+    // Never past the window: a stray sequence number beyond it must not wrap the ring.
+    const uint64_t hi = std::min(to, f.done + flow_mask_ + 1);
+    for (uint64_t q = lo; q < hi; ++q) {
+        ++f.ring[q & flow_mask_];
+    }
+    if (from <= f.done && f.done < to) {
+        flowAdvance(pub);
+    }
+}
+
+void Runner::Impl::flowAdvance(uint32_t pub) {
+    FlowLocal& f = flow_[pub];
+    const uint64_t before = f.done;
+    if (f.alive == 0) {
+        f.done = FlowBoard::kNone;
+    } else {
+        while (f.ring[f.done & flow_mask_] >= f.alive) {
+            f.ring[f.done & flow_mask_] = 0;
+            ++f.done;
+        }
+    }
+    if (f.done == before) {
+        return;
+    }
+    board_->post(slice_.index, pub, f.done);
+    if (pub_owner_[pub] == slice_.index) {
+        pump_pending_ = true;  // sent at the end of this iteration
+    } else if (board_->takeWaiting(pub)) {
+        board_->wake(pub_owner_[pub]);
+    }
+}
+
+void Runner::Impl::flowLeave(Conn& c) {
+    // A subscriber the server dropped no longer holds its publishers back (what it lacks
+    // still counts as lost if it never comes).
+    c.in_flow = false;
+    for (size_t i = 0; i < c.tracks.size(); ++i) {
+        const uint32_t p = trackPublisher(c, i);
+        FlowLocal& f = flow_[p];
+        if (f.done == FlowBoard::kNone) {
+            continue;
+        }
+        const uint64_t hi = std::min(c.tracks[i].next(), f.done + flow_mask_ + 1);
+        for (uint64_t q = f.done; q < hi; ++q) {
+            --f.ring[q & flow_mask_];
+        }
+        --f.alive;
+        flowAdvance(p);
+    }
+}
+
+void Runner::Impl::pumpPublishers() {
+    for (Conn& c : conns_) {
+        if (c.role == Role::kPublisher) {
+            pump(c);
+        }
+    }
+}
+
+void Runner::Impl::pump(Conn& c) {
+    if (!flow_delivery_) {
+        return;
+    }
+    const uint64_t window = std::max<uint32_t>(1, opts_.window);
+    for (int round = 0; round < 2; ++round) {
+        uint64_t done = board_->completed(c.id);
+        if (done == FlowBoard::kNone) {
+            done = 0;  // nobody listens: the first window, then nothing
+        }
+        while (canSend(c) && c.sent < done + window) {
+            publish(c);
+        }
+        if (!canSend(c) || round == 1) {
+            break;
+        }
+        // Held back: ask to be woken, then look once more (a slot may have been freed
+        // between the look and the ask).
+        board_->setWaiting(c.id);
+    }
+    checkConnDone(c);
 }
 
 void Runner::Impl::checkConnDone(Conn& c) {
@@ -1247,12 +1753,25 @@ void Runner::Impl::go() {
     phase_ = Phase::kTraffic;
     go_ns_ = now_ns_;
     cpu_go_ = threadCpuS();
+    result_.window.connect_wait_s = delta(connect_wait0_, threadWaitS());
+    if (slice_.index == 0) {
+        result_.window.server_connect_cpu_s =
+            delta(connect_server0_, processCpuS(opts_.server_pid));
+    }
     if (opts_.scenario == Scenario::kConnect) {
         deadline_ns_ = go_ns_ + static_cast<uint64_t>(opts_.hold_s * 1e9);
         return;
     }
+    const auto warmup_ns = static_cast<uint64_t>(std::max(0.0, opts_.warmup_s) * 1e9);
     if (opts_.duration_s > 0) {
-        deadline_ns_ = go_ns_ + static_cast<uint64_t>(opts_.duration_s * 1e9);
+        deadline_ns_ = go_ns_ + warmup_ns + static_cast<uint64_t>(opts_.duration_s * 1e9);
+    }
+    window_start_ns_ = go_ns_ + warmup_ns;
+    if (warmup_ns == 0) {
+        openWindow();
+    }
+    if (flow_delivery_) {
+        flowStart();
     }
     for (Conn& c : conns_) {
         if (c.state == State::kReady) {
@@ -1262,6 +1781,37 @@ void Runner::Impl::go() {
     if (phase_ == Phase::kTraffic && traffic_done_count_ >= participants_) {
         endTraffic();  // nobody to send (no participants here, or all failed to connect)
     }
+    armTicker();  // the first paced sends may be due before the next millisecond
+}
+
+void Runner::Impl::openWindow() {
+    window_open_ = true;
+    if (opts_.warmup_s > 0) {
+        measure_from_ns_ = now_ns_;
+    }
+    win_sent0_ = result_.counters.msgs_sent;
+    win_received0_ = result_.counters.msgs_received;
+    win_cpu0_ = threadCpuS();
+    win_wait0_ = threadWaitS();
+    if (slice_.index == 0) {
+        win_server0_ = processCpuS(opts_.server_pid);
+        win_machine0_ = machineBusyS();
+    }
+    window_start_ns_ = now_ns_;
+}
+
+void Runner::Impl::closeWindow() {
+    window_closed_ = true;
+    Window& w = result_.window;
+    w.s = static_cast<double>(now_ns_ - std::min(now_ns_, window_start_ns_)) * 1e-9;
+    w.sent = result_.counters.msgs_sent - win_sent0_;
+    w.received = result_.counters.msgs_received - win_received0_;
+    w.cpu_s = threadCpuS() - win_cpu0_;
+    w.wait_s = delta(win_wait0_, threadWaitS());
+    if (slice_.index == 0) {
+        w.server_cpu_s = delta(win_server0_, processCpuS(opts_.server_pid));
+        w.machine_busy_s = delta(win_machine0_, machineBusyS());
+    }
 }
 
 void Runner::Impl::endTraffic() {
@@ -1269,6 +1819,11 @@ void Runner::Impl::endTraffic() {
         return;
     }
     traffic_end_ns_ = now_ns_;
+    // Its own sends are done; a process with nobody sending (subscribers only) keeps the
+    // window open until the deadline, or without one until the publishers are done.
+    if (window_open_ && !window_closed_ && participants_ > 0) {
+        closeWindow();
+    }
     if (opts_.scenario == Scenario::kConnect) {
         startClosing();
         return;
@@ -1305,6 +1860,9 @@ void Runner::Impl::setExpected(const std::vector<uint64_t>& per_room) {
     }
     now_ns_ = monotonicNs();
     expected_known_ = true;
+    if (window_open_ && !window_closed_ && deadline_ns_ == 0) {
+        closeWindow();  // -n without -d: every publisher is done
+    }
     for (Conn& c : conns_) {
         if (c.role != Role::kSubscriber || !c.participant) {
             continue;
@@ -1340,6 +1898,9 @@ void Runner::Impl::startClosing() {
         if (traffic_end_ns_ == 0) {
             traffic_end_ns_ = now_ns_;
         }
+    }
+    if (window_open_ && !window_closed_) {
+        closeWindow();
     }
     phase_ = Phase::kClosing;
     close_deadline_ns_ = now_ns_ + (kCloseTimeoutMs + 500) * kMsNs;
@@ -1403,6 +1964,15 @@ void Runner::Impl::tick() {
         }
         checkConnDone(c);
     }
+    // The window is the same span of time in every process, also in one that only
+    // subscribes (whose own traffic phase ends at once).
+    if (!window_open_ && go_ns_ != 0 && phase_ < Phase::kClosing && now_ns_ >= window_start_ns_ &&
+        opts_.scenario != Scenario::kConnect) {
+        openWindow();
+    }
+    if (window_open_ && !window_closed_ && deadline_ns_ != 0 && now_ns_ >= deadline_ns_) {
+        closeWindow();
+    }
     if (phase_ == Phase::kTraffic && deadline_ns_ != 0 && now_ns_ >= deadline_ns_) {
         endTraffic();
     }
@@ -1428,6 +1998,17 @@ void Runner::Impl::tick() {
         next_progress_ns_ += kProgressNs;
         emitProgress();
     }
+}
+
+void Runner::Impl::armTicker() {
+    uint64_t next = monotonicNs() + kMsNs;
+    if (!due_.empty()) {
+        next = std::min(next, std::max<uint64_t>(due_.top().at_ns, 1));
+    }
+    itimerspec spec{};
+    spec.it_value.tv_sec = static_cast<time_t>(next / 1'000'000'000u);
+    spec.it_value.tv_nsec = static_cast<long>(next % 1'000'000'000u);
+    timerfd_settime(ticker_.fd, TFD_TIMER_ABSTIME, &spec, nullptr);
 }
 
 void Runner::Impl::emitProgress() {

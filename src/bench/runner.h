@@ -34,6 +34,7 @@ struct Progress {
 };
 
 class Runner;
+class FlowBoard;
 
 // The runner's link to the other processes of the run. Every call is made on the runner's
 // loop thread; the coordinator answers by calling the runner back (go(), setExpected(),
@@ -49,6 +50,9 @@ public:
     // Answer with setExpected(totals of all processes).
     virtual void onPublished(Runner& runner, const std::vector<uint64_t>& per_room) = 0;
     virtual void onProgress(Runner& runner, const Progress& progress) {}
+    // fanout --flow delivery: the board this run's processes share (bench/flow.h), or null,
+    // and the runner makes a board of its own (one process).
+    virtual FlowBoard* flowBoard() { return nullptr; }
 };
 
 class Runner {

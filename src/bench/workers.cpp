@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/flow.h"
+
 namespace sb::bench {
 
 namespace {
@@ -90,11 +92,27 @@ void takeFrames(std::string* buf, Fn&& fn) {
     buf->erase(0, off);
 }
 
+// --ready-file: every connection of the run is open.
+void touchReadyFile(const std::string& path) {
+    if (path.empty()) {
+        return;
+    }
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (f == nullptr) {
+        std::fprintf(stderr, "switchboard bench: cannot write %s: %s\n", path.c_str(),
+                     std::strerror(errno));
+        return;
+    }
+    std::fclose(f);
+}
+
 // Single process: the barriers are immediate (posted so the runner finishes its callback).
 class LocalCoordinator final : public Coordinator {
 public:
-    explicit LocalCoordinator(ProgressSink* sink) : sink_(sink) {}
+    LocalCoordinator(ProgressSink* sink, std::string ready_file)
+        : sink_(sink), ready_file_(std::move(ready_file)) {}
     void onReady(Runner& r) override {
+        touchReadyFile(ready_file_);
         r.loop().post([&r] { r.go(); });
     }
     void onPublished(Runner& r, const std::vector<uint64_t>& per_room) override {
@@ -108,12 +126,14 @@ public:
 
 private:
     ProgressSink* sink_;
+    std::string ready_file_;
 };
 
 // A worker's side of the pipes; the control pipe is read on the runner's loop.
 class PipeCoordinator final : public Coordinator, private loop::Pollable {
 public:
-    PipeCoordinator(int up, int down) : up_(up), down_(down) {}
+    PipeCoordinator(int up, int down, FlowBoard* board) : up_(up), down_(down), board_(board) {}
+    FlowBoard* flowBoard() override { return board_; }
 
     void onStart(Runner& r) override {
         runner_ = &r;
@@ -172,14 +192,15 @@ private:
 
     int up_;
     int down_;
+    FlowBoard* board_;
     Runner* runner_ = nullptr;
     std::string buf_;
 };
 
-[[noreturn]] void workerMain(const BenchOptions& o, Slice slice, int up, int down,
+[[noreturn]] void workerMain(const BenchOptions& o, Slice slice, int up, int down, FlowBoard* board,
                              const std::atomic<bool>* interrupt) {
     raiseFileLimit();
-    PipeCoordinator coord(up, down);
+    PipeCoordinator coord(up, down, board);
     BenchResult result;
     {
         Runner runner(o, slice, &coord, interrupt);
@@ -218,6 +239,15 @@ base::Result<BenchResult> runForked(const BenchOptions& o, uint32_t procs, Progr
     // A worker that exits early closes its pipe: writing to it must be an error, not SIGPIPE.
     signal(SIGPIPE, SIG_IGN);
     std::vector<Worker> workers(procs);
+    // --flow delivery: the board the workers share, mapped before they are forked.
+    std::unique_ptr<FlowBoard> board;
+    if (o.scenario == Scenario::kFanout && o.flow == Flow::kDelivery && o.interval_ms <= 0) {
+        auto b = FlowBoard::create(procs, o.publishers, true);
+        if (!b) {
+            return base::fail(b.error().message);
+        }
+        board = std::move(*b);
+    }
     std::fflush(nullptr);  // a child must not flush the parent's buffered output again
     for (uint32_t i = 0; i < procs; ++i) {
         int up[2];
@@ -241,7 +271,7 @@ base::Result<BenchResult> runForked(const BenchOptions& o, uint32_t procs, Progr
             }
             ::close(up[0]);
             ::close(down[1]);
-            workerMain(o, sliceFor(o, i, procs), up[1], down[0], interrupt);
+            workerMain(o, sliceFor(o, i, procs), up[1], down[0], board.get(), interrupt);
         }
         ::close(up[1]);
         ::close(down[0]);
@@ -348,6 +378,7 @@ base::Result<BenchResult> runForked(const BenchOptions& o, uint32_t procs, Progr
         }
         if (all_ready && !go_sent) {
             go_sent = true;
+            touchReadyFile(o.ready_file);
             broadcast('G', {});
         }
         if (all_published && !expected_sent) {
@@ -440,7 +471,7 @@ base::Result<BenchResult> runScenario(const BenchOptions& o, ProgressSink* sink,
         return runForked(o, procs, sink, interrupt);
     }
     raiseFileLimit();
-    LocalCoordinator coord(sink);
+    LocalCoordinator coord(sink, o.ready_file);
     Runner runner(o, sliceFor(o, 0, 1), &coord, interrupt);
     if (auto r = runner.prepare(); !r) {
         return base::fail(r.error().message);

@@ -9,7 +9,7 @@
 // Prints "listening on HOST:PORT" once the listener and the Redis clients are up. SIGTERM or
 // SIGINT closes the listener, the sockets and the Redis clients, then exits.
 //
-// The protocol is the generator's (loadgen.mjs), the smallest that maps onto Switchboard's
+// The protocol is the generator's (generator.mjs), the smallest that maps onto Switchboard's
 // subscribe/publish:
 //   client -> "join" ROOM, ack()           join the room (socket.join), acknowledged
 //   client -> "publish" {room, data}, ack  io.to(room).emit("message", data) through the

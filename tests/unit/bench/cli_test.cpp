@@ -60,9 +60,36 @@ TEST(BenchCli, UsageErrors) {
     EXPECT_FALSE(parse({"echo", "-c", "-5"}));
     EXPECT_FALSE(parse({"echo", "-d", "soon"}));
     EXPECT_FALSE(parse({"echo", "--mode", "weird"}));
-    EXPECT_FALSE(parse({"fanout", "--mode", "plain"}));  // plain fanout needs --interval
     EXPECT_TRUE(parse({"fanout", "--mode", "plain", "-i", "5"}));
+    // No acknowledgements in plain mode: the window closes over deliveries, never over acks.
+    EXPECT_FALSE(parse({"fanout", "--mode", "plain", "--flow", "ack"}));
+    EXPECT_FALSE(parse({"fanout", "--flow", "sometimes"}));
+    EXPECT_FALSE(parse({"fanout", "--multi-room", "--rooms", "4", "--flow", "delivery"}));
+    EXPECT_FALSE(parse({"fanout", "--mode", "plain", "--multi-room", "--rooms", "4", "-i", "1"}));
+    EXPECT_FALSE(parse({"echo", "--warmup", "1s"}));  // a warm-up before what? needs -d
     EXPECT_FALSE(parse({"ramp", "--step", "0"}));
+}
+
+TEST(BenchCli, FlowDefaults) {
+    auto plain = parse({"fanout", "--mode", "plain"});
+    ASSERT_TRUE(plain) << plain.error().message;
+    EXPECT_EQ(plain->flow, Flow::kDelivery);
+    auto native = parse({"fanout"});
+    ASSERT_TRUE(native);
+    EXPECT_EQ(native->flow, Flow::kAck);
+    auto delivery = parse({"fanout", "--flow", "delivery", "-w", "32", "-d", "4s", "--warmup", "1s",
+                           "--server-pid", "1234"});
+    ASSERT_TRUE(delivery) << delivery.error().message;
+    EXPECT_EQ(delivery->flow, Flow::kDelivery);
+    EXPECT_DOUBLE_EQ(delivery->warmup_s, 1.0);
+    EXPECT_EQ(delivery->server_pid, 1234);
+    auto multi = parse({"fanout", "--multi-room", "--rooms", "100", "-i", "0.1ms"});
+    ASSERT_TRUE(multi) << multi.error().message;
+    EXPECT_TRUE(multi->multi_room);
+    EXPECT_DOUBLE_EQ(multi->interval_ms, 0.1);
+    auto ready = parse({"connect", "--ready-file", "/tmp/x"});
+    ASSERT_TRUE(ready);
+    EXPECT_EQ(ready->ready_file, "/tmp/x");
 }
 
 TEST(BenchCli, Help) {

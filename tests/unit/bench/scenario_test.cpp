@@ -81,6 +81,48 @@ struct Relay {
     }
 };
 
+// The native protocol in miniature, with one fault: `connect` and `subscribe` are answered,
+// a publish goes to every subscriber as a `message` of channel bench.0 whose offset skips one
+// number after every publication with seq % 10 == 3 (the stream position check must see it).
+struct FakeNative {
+    std::vector<WebSocket*> subscribers;
+    uint64_t offset = 0;
+
+    static void sendText(WebSocket& ws, const std::string& s) {
+        ws.send(ws::Opcode::kText, {reinterpret_cast<const uint8_t*>(s.data()), s.size()});
+    }
+    void onMessage(WebSocket& ws, std::string_view msg) {
+        if (msg.find(R"("type":"connect")") != std::string_view::npos) {
+            sendText(ws, R"({"type":"connected","id":"c","client":"x"})");
+        } else if (msg.find(R"("type":"subscribe")") != std::string_view::npos) {
+            subscribers.push_back(&ws);
+            sendText(
+                ws,
+                R"({"type":"subscribed","id":"s","channel":"bench.0","epoch":"e1","offset":0})");
+        } else if (msg.find(R"("type":"publish")") != std::string_view::npos) {
+            Stamp s;
+            const size_t data = msg.find("sb1:");
+            if (data == std::string_view::npos || !findStamp(msg, &s)) {
+                return;
+            }
+            const std::string_view payload = msg.substr(data, msg.rfind('"') - data);
+            offset += 1;
+            const std::string out =
+                R"({"type":"message","channel":"bench.0","epoch":"e1","offset":)" +
+                std::to_string(offset) + R"(,"data":")" + std::string(payload) + "\"}";
+            for (WebSocket* sub : subscribers) {
+                sendText(*sub, out);
+            }
+            if (s.seq % 10 == 3) {
+                offset += 1;  // the fault: a position nobody receives
+            }
+            const size_t id = msg.find(R"("id":)");
+            sendText(ws, R"({"type":"published","id":)" +
+                             std::string(msg.substr(id + 5, msg.find(',', id) - id - 5)) + "}");
+        }
+    }
+};
+
 class TestServer {
 public:
     // Messages a /kick connection has sent.
@@ -126,6 +168,17 @@ public:
         addRelay("/drop/0", Relay::Fault::kDrop);
         addRelay("/reorder/0", Relay::Fault::kReorder);
         addRelay("/dup/0", Relay::Fault::kDuplicate);
+        server::WsRoute fake;
+        fake.behavior.ping_interval_ms = 0;
+        fake.behavior.idle_timeout_ms = 0;
+        fake.behavior.on_close = [this](WebSocket& ws, uint16_t, std::string_view) {
+            std::erase(fake_.subscribers, &ws);
+        };
+        fake.behavior.on_message = [this](WebSocket& ws, ws::Opcode, std::span<uint8_t> d) {
+            fake_.onMessage(ws,
+                            std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
+        };
+        app_.ws("/fake-native", std::move(fake));
 
         transport::WebSocketBehavior base;
         base.ping_interval_ms = 0;
@@ -175,6 +228,7 @@ private:
     }
 
     server::App app_;
+    FakeNative fake_;
     int kicked_ = 0;
     std::array<std::atomic<int>, 3> opened_{};
     std::vector<std::unique_ptr<Relay>> relays_;
@@ -496,6 +550,107 @@ TEST(BenchScenario, PacedPublishersOneMessagePerSecondPerRoom) {
     EXPECT_TRUE(r.errors.empty());
 }
 
+TEST(BenchScenario, NativeFanoutChecksTheStreamPosition) {
+    // Against the messaging layer every offset is the last + 1.
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kFanout, server.url("/ws"));
+    o.mode = Mode::kNative;
+    o.conns = 4;
+    o.messages = 50;
+    o.window = 8;
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.deliveries, 4u * 50);
+    EXPECT_EQ(r.counters.offset_errors, 0u);
+    EXPECT_TRUE(r.errors.empty());
+
+    // A server that skips positions: 5 of 50 publications are followed by a missing offset,
+    // seen by each of the 4 subscribers (but for the last one, seq 43: 4 holes each).
+    o.url = server.url("/fake-native");
+    o.urls.clear();
+    o.window = 1;  // one publish at a time: the fake answers in order
+    BenchResult f = run(o);
+    EXPECT_EQ(f.counters.deliveries, 4u * 50);
+    EXPECT_EQ(f.counters.lost, 0u);
+    EXPECT_EQ(f.counters.offset_errors, 4u * 5);
+    EXPECT_EQ(f.errors.at("offset_error"), 4u * 5);
+}
+
+TEST(BenchScenario, DeliveryFlowKeepsTheWindowOnTheSlowestSubscriber) {
+    // Plain fanout without --interval: the window closes over deliveries (a broadcast server
+    // acknowledges nothing); every publication reaches every subscriber.
+    TestServer server;
+    BenchOptions o = plainFanout(server.url("/bcast/0"));
+    o.interval_ms = 0;
+    o.flow = Flow::kDelivery;
+    o.window = 4;
+    o.messages = 200;
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.msgs_sent, 2u * 200);
+    EXPECT_EQ(r.counters.expected, 2u * 200 * 6);
+    EXPECT_EQ(r.counters.deliveries, r.counters.expected);
+    EXPECT_EQ(r.counters.lost + r.counters.duplicates + r.counters.out_of_order, 0u);
+    EXPECT_TRUE(r.errors.empty());
+
+    // Lost publications free their slots too (a later one resolves them): the run finishes
+    // and reports the loss.
+    BenchOptions d = o;
+    d.url = server.url("/drop/0");
+    BenchResult l = run(d);
+    EXPECT_EQ(l.counters.msgs_sent, 2u * 200);
+    EXPECT_EQ(l.counters.lost, 2u * 20 * 6);
+
+    // Native: the same closed loop, the acks only counted.
+    BenchOptions n = baseOptions(Scenario::kFanout, server.url("/ws"));
+    n.mode = Mode::kNative;
+    n.flow = Flow::kDelivery;
+    n.conns = 5;
+    n.messages = 100;
+    n.window = 3;
+    BenchResult nr = run(n);
+    EXPECT_EQ(nr.counters.publishes_acked, 100u);
+    EXPECT_EQ(nr.counters.deliveries, 5u * 100);
+    EXPECT_TRUE(nr.errors.empty());
+}
+
+TEST(BenchScenario, MultiRoomPublisherServesEveryRoomInTurn) {
+    // One native publisher for 4 rooms of 2 subscribers: 40 publications, 10 per room, each
+    // room with a sequence of its own (no loss seen by any subscriber).
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kFanout, server.url("/ws"));
+    o.mode = Mode::kNative;
+    o.conns = 8;
+    o.publishers = 1;
+    o.rooms = 4;
+    o.multi_room = true;
+    o.interval_ms = 1;
+    o.messages = 40;
+    BenchResult r = run(o);
+    EXPECT_EQ(r.counters.publishes_acked, 40u);
+    EXPECT_EQ(r.counters.expected, 8u * 10);
+    EXPECT_EQ(r.counters.deliveries, r.counters.expected);
+    EXPECT_EQ(r.counters.lost + r.counters.duplicates + r.counters.out_of_order, 0u);
+    EXPECT_EQ(r.counters.foreign, 0u);
+    EXPECT_TRUE(r.errors.empty());
+}
+
+TEST(BenchScenario, WarmupLeavesTheFirstPartOutOfTheWindow) {
+    TestServer server;
+    BenchOptions o = baseOptions(Scenario::kEcho, server.url("/echo"));
+    o.conns = 2;
+    o.window = 2;
+    o.interval_ms = 5;
+    o.warmup_s = 0.1;
+    o.duration_s = 0.2;
+    o.server_pid = static_cast<int>(getpid());
+    BenchResult r = run(o);
+    EXPECT_GT(r.window.s, 0);
+    EXPECT_GT(r.window.received, 0u);
+    EXPECT_LT(r.window.received, r.counters.msgs_received);  // the warm-up's replies are out
+    EXPECT_LE(r.latency_ns.count(), r.counters.msgs_received);
+    EXPECT_GE(r.window.server_cpu_s, 0);  // this process is the server here
+    EXPECT_TRUE(r.errors.empty());
+}
+
 TEST(BenchScenario, InterruptStopsAndStillReports) {
     TestServer server;
     BenchOptions o = baseOptions(Scenario::kEcho, server.url("/echo"));
@@ -583,6 +738,28 @@ TEST(BenchScenario, TwoProcessesMergeToTheSameCounts) {
     EXPECT_EQ(r.counters.deliveries, kPlainExpected);
     EXPECT_EQ(r.latency_ns.count(), kPlainExpected);
     EXPECT_EQ(r.counters.lost, 0u);
+    EXPECT_TRUE(r.errors.empty());
+}
+
+TEST(BenchScenario, DeliveryFlowAcrossTwoProcesses) {
+    // The window spans processes: the publisher's worker waits for the other worker's
+    // subscribers through the shared board (and its eventfd).
+    ServerProcess server;
+    BenchOptions o = plainFanout(server.url("/bcast/0"));
+    o.procs = 2;
+    o.interval_ms = 0;
+    o.flow = Flow::kDelivery;
+    o.publishers = 1;
+    o.window = 2;
+    o.messages = 0;  // bounded by -d
+    o.duration_s = 0.5;
+    o.warmup_s = 0.1;
+    BenchResult r = run(o);
+    EXPECT_EQ(r.procs, 2u);
+    EXPECT_GT(r.counters.msgs_sent, 0u);
+    EXPECT_EQ(r.counters.deliveries, r.counters.expected);
+    EXPECT_EQ(r.counters.lost + r.counters.duplicates + r.counters.out_of_order, 0u);
+    EXPECT_GT(r.window.received, 0u);
     EXPECT_TRUE(r.errors.empty());
 }
 

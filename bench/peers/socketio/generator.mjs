@@ -2,7 +2,7 @@
 // `switchboard bench fanout` with several --url, reproduced with socket.io-client, so
 // bench/run_cluster_bench.sh can put the two side by side.
 //
-//   node loadgen.mjs --url http://127.0.0.1:P1,http://127.0.0.1:P2 -c 30000 --rooms 300 \
+//   node generator.mjs --url http://127.0.0.1:P1,http://127.0.0.1:P2 -c 30000 --rooms 300 \
 //       --publishers 300 --interval 1s -d 30s --json out.json
 //
 // Load: -c subscribers, each joining room (i % rooms) on URL (i % rooms + i / rooms) % URLs
@@ -402,7 +402,7 @@ function main() {
   try {
     o = parseArgs(process.argv.slice(2));
   } catch (err) {
-    console.error(`loadgen: ${err.message}`);
+    console.error(`generator: ${err.message}`);
     process.exit(2);
   }
   const workers = [];
