@@ -36,3 +36,17 @@ is_noisy() { awk -v o="$1" -v n="$NOISE_MAX" 'BEGIN { exit !(o > n) }'; }
 
 # The number after "KEY": in a one-line JSON record (-1 when absent).
 field() { grep -oE "\"$2\":-?[0-9.]+" <<<"$1" | head -1 | grep -oE -- '-?[0-9.]+$' || echo -1; }
+
+# Waits for the generator started as $GPID, at most RUN_TIMEOUT seconds (then stops it, by its
+# PID); returns its exit status and clears GPID. LABEL prefixes the log line.
+wait_generator() {  # LABEL
+    local label=$1 status=0 deadline=$((SECONDS + RUN_TIMEOUT))
+    while kill -0 "$GPID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    if kill -0 "$GPID" 2>/dev/null; then
+        log "  ${label}generator still running after ${RUN_TIMEOUT}s; stopping it"
+        kill -TERM "$GPID" 2>/dev/null || true
+    fi
+    wait "$GPID" || status=$?
+    GPID=""
+    return "$status"
+}

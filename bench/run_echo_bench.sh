@@ -242,14 +242,7 @@ gen_run() {
     GEN_RC=0
     "${pin[@]}" "$GEN_BIN" bench "$@" -q --json "$json" > "$WORK/gen.txt" 2>&1 &
     GPID=$!
-    local deadline=$((SECONDS + RUN_TIMEOUT))
-    while kill -0 "$GPID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    if kill -0 "$GPID" 2>/dev/null; then
-        log "  generator still running after ${RUN_TIMEOUT}s; stopping it"
-        kill -TERM "$GPID" 2>/dev/null || true
-    fi
-    wait "$GPID" || GEN_RC=$?
-    GPID=""
+    wait_generator "" || GEN_RC=$?
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }

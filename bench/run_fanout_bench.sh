@@ -300,14 +300,7 @@ run_one() {
     "${gpin[@]}" "$GEN_BIN" bench fanout "${args[@]}" -s "$SIZE" --drain "$DRAIN" --procs "$procs" \
         --server-pid "$SPID" -q --json "$json" > "$WORK/gen.txt" 2>&1 &
     GPID=$!
-    local deadline=$((SECONDS + RUN_TIMEOUT))
-    while kill -0 "$GPID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    if kill -0 "$GPID" 2>/dev/null; then
-        log "  $server $test: generator still running after ${RUN_TIMEOUT}s; stopping it"
-        kill -TERM "$GPID" 2>/dev/null || true
-    fi
-    wait "$GPID" || rc=$?
-    GPID=""
+    wait_generator "$server $test: " || rc=$?
     local hwm
     hwm=$(hwm_kb "$SPID")
     stop_server
