@@ -4,24 +4,9 @@
 // (main, threads, deflate).
 // Usage: node summarize_echo.mjs RUNS.jsonl OUT.json META.json
 import fs from 'node:fs';
+import { loadRuns, median } from './summary_lib.mjs';
 
-const [runsPath, outPath, metaPath] = process.argv.slice(2);
-if (!runsPath || !outPath || !metaPath) {
-  console.error('usage: node summarize_echo.mjs RUNS.jsonl OUT.json META.json');
-  process.exit(2);
-}
-const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8'));
-const runs = fs
-  .readFileSync(runsPath, 'utf8')
-  .split('\n')
-  .filter((l) => l.trim() !== '')
-  .map((l) => JSON.parse(l));
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
+const { runs, outPath, meta } = loadRuns('summarize_echo.mjs');
 
 // The figure of merit of one run, and whether higher is better.
 function metric(run) {

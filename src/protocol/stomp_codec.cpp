@@ -365,22 +365,22 @@ void appendEscaped(std::string* out, std::string_view s, Version version) {
     }
 }
 
+void appendHeader(std::string* out, std::string_view name, std::string_view value,
+                  Version version) {
+    appendEscaped(out, name, version);
+    out->push_back(':');
+    appendEscaped(out, value, version);
+    out->push_back('\n');
+}
+
 void encodeFrame(std::string* out, Command command, std::span<const HeaderView> headers,
                  std::string_view body, Version version) {
-    const bool escape = version != Version::k10 && !neverEscaped(command);
+    // CONNECT/CONNECTED headers are never escaped: written as 1.0's, which are raw.
+    const Version escaping = neverEscaped(command) ? Version::k10 : version;
     out->append(commandName(command));
     out->push_back('\n');
     for (const auto& [name, value] : headers) {
-        if (escape) {
-            appendEscaped(out, name, version);
-            out->push_back(':');
-            appendEscaped(out, value, version);
-        } else {
-            appendRaw(out, name);
-            out->push_back(':');
-            appendRaw(out, value);
-        }
-        out->push_back('\n');
+        appendHeader(out, name, value, escaping);
     }
     if (!body.empty()) {
         char digits[24];

@@ -144,5 +144,8 @@ void encodeFrame(std::string* out, Command command, std::span<const HeaderView> 
                  std::string_view body, Version version);
 // Appends `s` escaped for a header of a frame of `version`.
 void appendEscaped(std::string* out, std::string_view s, Version version);
+// Appends one header line, "name:value\n", escaped for a frame of `version` (the frames the
+// spec never escapes, CONNECT and CONNECTED, are written with Version::k10).
+void appendHeader(std::string* out, std::string_view name, std::string_view value, Version version);
 
 }  // namespace sb::protocol::stomp

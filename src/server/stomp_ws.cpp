@@ -314,16 +314,8 @@ struct StompWs::Connection final : public transport::SocketData,
         fatal(d.reason, {}, nullptr, d.code);
     }
 
-    // One header line of a frame of this connection's version (escaped from 1.1 on).
     void appendHeader(std::string* out, std::string_view name, std::string_view value) const {
-        out->append(name);
-        out->push_back(':');
-        if (version == Version::k10) {
-            out->append(value);
-        } else {
-            stomp::appendEscaped(out, value, version);
-        }
-        out->push_back('\n');
+        stomp::appendHeader(out, name, value, version);
     }
 
     // The part of a MESSAGE after the per-subscription headers: the publication's headers,
