@@ -153,14 +153,17 @@ base::Result<void> Messaging::attach() {
 }
 
 void Messaging::reload(const messaging::Options& fresh) {
-    // Keys first: a namespace that turns private must not find the old (maybe empty) keys.
+    // The API key before the JWT keys: a caller that sees a token signed with the new secret
+    // accepted must also find the new API key in force (the reload is not one atomic swap).
+    api_.setKey(fresh.api_key, fresh.api_rate_limit);
+    // JWT keys before namespaces: a namespace that turns private must not find the old (maybe
+    // empty) keys.
     if (auto auth = loadAuth(fresh.auth); !auth) {
         SB_ERROR("reload: %s; keeping the running auth keys", auth.error().message.c_str());
     } else {
         hub_->setAuth(std::move(*auth));
     }
     hub_->reloadNamespaces(fresh.namespaces);
-    api_.setKey(fresh.api_key, fresh.api_rate_limit);
 }
 
 }  // namespace sb::server
