@@ -39,10 +39,13 @@ public:
     // Delivery::shared is one scratch per event, loop and slot: adapters that encode an event
     // into different bytes (a WebSocket frame, an event-stream block) take different slots, or
     // a subscriber of one would be sent the other's bytes.
-    static constexpr size_t kScratchSlots = 3;
+    static constexpr size_t kScratchSlots = 4;
     static constexpr uint8_t kWebSocketSlot = 0;    // a native JSON text frame (/ws)
     static constexpr uint8_t kEventStreamSlot = 1;  // a "data:" block (/sse)
     static constexpr uint8_t kStompSlot = 2;        // a STOMP MESSAGE's shared tail (v12.stomp)
+    // The same native frame compressed by the loop's shared permessage-deflate compressor
+    // (/ws connections for which transport::WebSocket::sharesFrames()).
+    static constexpr uint8_t kDeflatedWebSocketSlot = 3;
 
     explicit Peer(uint8_t scratch_slot = kWebSocketSlot) : scratch_slot_(scratch_slot) {}
     virtual ~Peer() = default;

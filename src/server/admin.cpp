@@ -412,7 +412,7 @@ struct Admin::Socket : transport::SocketData {
 };
 
 Admin::Admin(App& app, AdminOptions options, std::string config_text,
-             const transport::WebSocketBehavior& base, bool compression)
+             const transport::WebSocketBehavior& base, const ws::DeflateServerPolicy& deflate)
     : app_(app),
       ws_behavior_(base),
       options_(std::move(options)),
@@ -426,7 +426,7 @@ Admin::Admin(App& app, AdminOptions options, std::string config_text,
     ws_behavior_.max_backlog = kWsBacklog;
     registerRoutes();
     WsRoute route;
-    route.deflate.enabled = compression;
+    route.deflate = deflate;
     route.behavior = ws_behavior_;
     route.on_upgrade = [this](const http::Request& req) {
         UpgradeCheck check;

@@ -112,9 +112,9 @@ private:
 class Admin {
 public:
     // `config_text`: describe() of the running configuration (check-config's text).
-    // `compression`: permessage-deflate on /admin/ws when the browser offers it.
+    // `deflate`: permessage-deflate on /admin/ws when the browser offers it.
     Admin(App& app, AdminOptions options, std::string config_text,
-          const transport::WebSocketBehavior& base, bool compression);
+          const transport::WebSocketBehavior& base, const ws::DeflateServerPolicy& deflate);
     ~Admin();
     Admin(const Admin&) = delete;
     Admin& operator=(const Admin&) = delete;

@@ -11,12 +11,12 @@ namespace sb::server {
 static_assert(kMaxThreads <= broker::kMaxLoops, "every loop needs an index in the messaging core");
 
 Messaging::Messaging(App& app, messaging::Options options, const transport::WebSocketBehavior& base,
-                     bool compression, BrokerConfig broker)
+                     const ws::DeflateServerPolicy& deflate, BrokerConfig broker)
     : app_(app),
       options_(std::move(options)),
       broker_(std::move(broker)),
       ping_interval_s_(base.ping_interval_ms / 1000),
-      native_(options_, base, compression),
+      native_(options_, base, deflate),
       stomp_(options_, base),
       sse_(options_, base.ping_interval_ms),
       poll_(options_, base.ping_interval_ms),

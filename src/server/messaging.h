@@ -24,7 +24,7 @@ public:
     // `base`: the [websocket] timers for /ws.
     // `broker`: the engine attach() builds.
     Messaging(App& app, messaging::Options options, const transport::WebSocketBehavior& base,
-              bool compression, BrokerConfig broker = {});
+              const ws::DeflateServerPolicy& deflate, BrokerConfig broker = {});
     ~Messaging();
 
     // After App::listen(): builds the engine and the Hub on the App's loops, loads the auth

@@ -3,6 +3,8 @@
 // what a subscribe or resume owes, so the client always sees the reply first.
 #include "server/native_ws.h"
 
+#include <cstring>
+
 #include "base/log.h"
 #include "loop/event_loop.h"
 #include "protocol/codec.h"
@@ -41,7 +43,11 @@ struct NativeWs::Connection final : public transport::SocketData,
                                     public RequestSink,
                                     private loop::TimerNode {
     Connection(transport::WebSocket& socket, messaging::Stats& loop_stats, messaging::Hub* h)
-        : client_(*this), ws(&socket), stats_(&loop_stats), hub(h) {
+        : Peer(socket.sharesFrames() ? kDeflatedWebSocketSlot : kWebSocketSlot),
+          client_(*this),
+          ws(&socket),
+          stats_(&loop_stats),
+          hub(h) {
         TimerNode::fire = &Connection::onExpiry;
     }
     ~Connection() override { ws->loop()->timers().cancel(this); }
@@ -118,8 +124,26 @@ struct NativeWs::Connection final : public transport::SocketData,
             return account(ws->sendText(json, {.droppable = droppable}), json.size());
         }
         // Fan-out: the frame is built once per event and loop, then written to every
-        // subscriber (compressed per connection when it negotiated permessage-deflate).
+        // subscriber (compressed per connection when it negotiated permessage-deflate with
+        // context takeover; compressed once, in its own slot, when it did not).
         std::string& frame = *d.shared;
+        if (scratchSlot() == kDeflatedWebSocketSlot) {
+            // Slot layout: the JSON's length (8 bytes, for the byte counters), then the frame.
+            size_t json_size = 0;
+            if (frame.empty()) {
+                std::string& json = t_json;
+                json.clear();
+                encodeEvent(&json, d.event, false);
+                json_size = json.size();
+                frame.assign(reinterpret_cast<const char*>(&json_size), sizeof json_size);
+                transport::WebSocket::buildSharedFrame(ws->behavior(), ws::Opcode::kText,
+                                                       bytes(json), &frame);
+            } else {
+                std::memcpy(&json_size, frame.data(), sizeof json_size);
+            }
+            const std::string_view wire = std::string_view(frame).substr(sizeof json_size);
+            return account(ws->sendFrameBytes(bytes(wire), droppable), json_size);
+        }
         if (frame.empty()) {
             std::string& json = t_json;
             json.clear();
@@ -152,8 +176,8 @@ struct NativeWs::Connection final : public transport::SocketData,
 };
 
 NativeWs::NativeWs(const messaging::Options& options, const transport::WebSocketBehavior& base,
-                   bool compression)
-    : behavior_(base), compression_(compression), ping_interval_s_(base.ping_interval_ms / 1000) {
+                   const ws::DeflateServerPolicy& deflate)
+    : behavior_(base), deflate_(deflate), ping_interval_s_(base.ping_interval_ms / 1000) {
     // The one outbound limit of a messaging connection: replies, pongs, replays and fan-out
     // alike are refused past it, and the client is told why before the close.
     behavior_.max_message_size = options.effectiveMaxMessageSize();
@@ -181,7 +205,7 @@ NativeWs::NativeWs(const messaging::Options& options, const transport::WebSocket
 WsRoute NativeWs::route() {
     WsRoute r;
     r.subprotocols = {std::string(protocol::kSubprotocol)};
-    r.deflate.enabled = compression_;
+    r.deflate = deflate_;
     r.behavior = behavior_;
     r.on_upgrade = [this](const http::Request& req) { return checkUpgrade(req); };
     return r;

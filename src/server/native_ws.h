@@ -18,7 +18,7 @@ public:
     // come from `options` (messaging.max_message_size, messaging.outbound_limit). `hub` is
     // set by attach() before the loops run.
     NativeWs(const messaging::Options& options, const transport::WebSocketBehavior& base,
-             bool compression);
+             const ws::DeflateServerPolicy& deflate);
 
     // The route to register at /ws (before App::listen).
     WsRoute route();
@@ -38,7 +38,7 @@ private:
     void onClose(transport::WebSocket& ws, uint16_t code);
 
     transport::WebSocketBehavior behavior_;
-    bool compression_;
+    ws::DeflateServerPolicy deflate_;
     uint32_t ping_interval_s_;
     messaging::Hub* hub_ = nullptr;
     std::function<uint32_t()> reconnect_delay_;

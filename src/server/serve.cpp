@@ -51,7 +51,7 @@ int runServe(int argc, char** argv) {
     if (cfg->echo_enabled) {
         WsRoute echo;
         echo.subprotocols = cfg->echo_subprotocols;
-        echo.deflate.enabled = cfg->compression;
+        echo.deflate = cfg->deflate;
         echo.behavior = cfg->websocket;
         echo.behavior.on_message = [](transport::WebSocket& ws, ws::Opcode op,
                                       std::span<uint8_t> data) { ws.send(op, data); };
@@ -63,9 +63,9 @@ int runServe(int argc, char** argv) {
     serveStaticFiles(app);
     // The messaging service (/ws, /api/*, /metrics): its limits come from [messaging], its
     // timers from [websocket].
-    Messaging messaging(app, cfg->messaging, cfg->websocket, cfg->compression, cfg->broker);
+    Messaging messaging(app, cfg->messaging, cfg->websocket, cfg->deflate, cfg->broker);
     // The /admin dashboard (off until admin.password is set): its pages, calls and /admin/ws.
-    Admin admin(app, cfg->admin, describe(*loaded), cfg->websocket, cfg->compression);
+    Admin admin(app, cfg->admin, describe(*loaded), cfg->websocket, cfg->deflate);
     // Ready = able to serve: with a shared engine, only while it answers, so a load balancer
     // takes a node cut off from Redis out of rotation (its clients reconnect to the others).
     app.get("/readyz", [&messaging](const http::Request&, std::string_view) {

@@ -224,7 +224,15 @@ config::Schema<ServeConfig> buildSchema() {
          .flag = "--compression",
          .kind = Kind::kBool,
          .help = "negotiate permessage-deflate when the client offers it"},
-        [](auto& c) -> auto& { return c.compression; });
+        [](auto& c) -> auto& { return c.deflate.enabled; });
+    s.add(
+        {.key = "websocket.compression_takeover",
+         .flag = "--compression-takeover",
+         .kind = Kind::kBool,
+         .help = "keep each connection's compression context between messages (better ratio "
+                 "on similar messages, ~256 KiB per connection); off: one shared compressor per "
+                 "loop, a fan-out message compressed once"},
+        [](auto& c) -> auto& { return c.deflate.server_context_takeover; });
     // [messaging]: the /ws native protocol.
     s.add(
         {.key = "messaging.outbound_limit",

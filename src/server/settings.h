@@ -16,6 +16,7 @@
 #include "server/admin.h"
 #include "server/app.h"
 #include "transport/websocket.h"
+#include "ws/deflate.h"
 
 namespace sb::server {
 
@@ -40,9 +41,11 @@ struct BrokerConfig {
 struct ServeConfig {
     ServerOptions server;                    // includes reuse_port
     transport::WebSocketBehavior websocket;  // /echo and raw WebSocket routes; callbacks unset
-    // Negotiate permessage-deflate when a client offers it: text shrinks several-fold, and a
-    // client that does not want it does not offer it.
-    bool compression = true;
+    // permessage-deflate. enabled: negotiate it when a client offers it (text shrinks
+    // several-fold, and a client that does not want it does not offer it).
+    // server_context_takeover: off, see ws::DeflateServerPolicy (bounded memory, fan-out
+    // compressed once per loop).
+    ws::DeflateServerPolicy deflate;
     // /echo is what conformance tools (Autobahn) and the demo page talk to; it costs nothing
     // until used.
     bool echo_enabled = true;

@@ -16,16 +16,23 @@ namespace sb::transport {
 struct WebSocket::Deflate {
     ws::DeflateParams params;
     ws::Inflater inflater;
-    ws::Deflater deflater;
+    // Null when the server sends without context takeover: then the loop's shared compressor
+    // for the window size does the work (sharedDeflater), and an idle or fan-out connection
+    // holds no zlib state of its own for that direction (256 KiB at 15 bits).
+    std::unique_ptr<ws::Deflater> own;
     Deflate(const ws::DeflateParams& p, ws::Role role)
         : params(p),
           // The peer's direction: as a server we inflate what the client compressed.
           inflater(role == ws::Role::kServer ? p.client_max_window_bits : p.server_max_window_bits,
                    role == ws::Role::kServer ? !p.client_no_context_takeover
-                                             : !p.server_no_context_takeover),
-          deflater(role == ws::Role::kServer ? p.server_max_window_bits : p.client_max_window_bits,
-                   role == ws::Role::kServer ? !p.server_no_context_takeover
-                                             : !p.client_no_context_takeover) {}
+                                             : !p.server_no_context_takeover) {
+        if (role == ws::Role::kClient) {
+            own = std::make_unique<ws::Deflater>(p.client_max_window_bits,
+                                                 !p.client_no_context_takeover);
+        } else if (!p.server_no_context_takeover) {
+            own = std::make_unique<ws::Deflater>(p.server_max_window_bits, true);
+        }
+    }
 };
 
 struct WebSocket::ReaderSink {
@@ -63,6 +70,17 @@ void nextMaskKey(uint8_t key[4]) {
     }
     std::memcpy(key, pool + pos, 4);
     pos += 4;
+}
+
+// The loop's compressor for connections without server context takeover, one per window
+// size in use (reset after every message, so no message depends on another connection's).
+ws::Deflater& sharedDeflater(uint8_t window_bits) {
+    thread_local std::unique_ptr<ws::Deflater> shared[8];  // window bits 8..15
+    std::unique_ptr<ws::Deflater>& d = shared[(window_bits - 8) & 7];
+    if (!d) {
+        d = std::make_unique<ws::Deflater>(window_bits, false);
+    }
+    return *d;
 }
 
 const ws::ReaderConfig& readerConfig(const WebSocketBehavior* b, ws::Role role, bool deflate) {
@@ -332,7 +350,8 @@ SendStatus WebSocket::send(ws::Opcode op, std::span<const uint8_t> payload, Send
         }
         std::string& out = t_scratch;
         out.clear();
-        deflate_->deflater.deflateMessage(payload, &out);
+        (deflate_->own ? *deflate_->own : sharedDeflater(deflate_->params.server_max_window_bits))
+            .deflateMessage(payload, &out);
         // The compressed size is what is queued. Refused here means the connection closes,
         // so the deflater's advanced window no longer matters.
         const SendStatus st = admit(out.size() + ws::kMaxFrameHeader, false);
@@ -372,6 +391,36 @@ SendStatus WebSocket::sendPrepared(std::span<const uint8_t> frame, ws::Opcode op
                                    std::span<const uint8_t> payload, bool droppable) {
     if (deflate_ && payload.size() >= behavior_->compress_min_size) {
         return send(op, payload, SendOptions{.droppable = droppable});
+    }
+    return sendFrameBytes(frame, droppable);
+}
+
+bool WebSocket::sharesFrames() const {
+    return role_ == ws::Role::kServer && deflate_ && !deflate_->own &&
+           deflate_->params.server_max_window_bits == 15;
+}
+
+void WebSocket::buildSharedFrame(const WebSocketBehavior& behavior, ws::Opcode op,
+                                 std::span<const uint8_t> payload, std::string* frame) {
+    uint8_t head[ws::kMaxFrameHeader];
+    if (payload.size() < behavior.compress_min_size) {
+        const size_t hl = ws::writeFrameHeader(head, op, true, false, payload.size(), nullptr);
+        frame->append(reinterpret_cast<const char*>(head), hl);
+        frame->append(reinterpret_cast<const char*>(payload.data()), payload.size());
+        return;
+    }
+    std::string& out = t_scratch;
+    out.clear();
+    sharedDeflater(15).deflateMessage(payload, &out);
+    // RFC 7692 §6.1: RSV1 on the (only) frame marks the message compressed.
+    const size_t hl = ws::writeFrameHeader(head, op, true, true, out.size(), nullptr);
+    frame->append(reinterpret_cast<const char*>(head), hl);
+    frame->append(out);
+}
+
+SendStatus WebSocket::sendFrameBytes(std::span<const uint8_t> frame, bool droppable) {
+    if (state_ != State::kOpen || isClosed()) {
+        return SendStatus::kClosed;
     }
     const SendStatus st = admit(frame.size(), droppable);
     if (st != SendStatus::kWritten) {

@@ -144,6 +144,19 @@ public:
     // `payload` compressed instead. Server role only. Same limit and statuses as send().
     SendStatus sendPrepared(std::span<const uint8_t> frame, ws::Opcode op,
                             std::span<const uint8_t> payload, bool droppable = false);
+    // True for a server connection whose permessage-deflate runs without server context
+    // takeover at the full 15-bit window: what it sends for a message does not depend on the
+    // connection, so fan-out builds the frame once per loop (buildSharedFrame) and writes the
+    // same bytes to every such connection (sendFrameBytes) instead of compressing per
+    // subscriber.
+    bool sharesFrames() const;
+    // Appends to *frame the frame a sharesFrames() connection of `behavior` sends for
+    // `payload`: compressed by the loop's shared compressor, or plain below
+    // behavior.compress_min_size. Loop thread only.
+    static void buildSharedFrame(const WebSocketBehavior& behavior, ws::Opcode op,
+                                 std::span<const uint8_t> payload, std::string* frame);
+    // Queues complete server frame bytes as they are. Same limit and statuses as send().
+    SendStatus sendFrameBytes(std::span<const uint8_t> frame, bool droppable = false);
     SendStatus ping(std::span<const uint8_t> payload = {});
     // Starts the closing handshake with `code` (kNoStatus = empty close frame).
     void end(uint16_t code = ws::close_code::kNormal, std::string_view reason = {});

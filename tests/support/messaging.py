@@ -272,11 +272,13 @@ class Client:
 
     @classmethod
     async def open(cls, server: Server, name: str = "client", timeout: float = 5.0,
-                   subprotocols=(SUBPROTOCOL,)) -> "Client":
+                   subprotocols=(SUBPROTOCOL,), extensions=None) -> "Client":
+        """extensions: websockets extension factories to offer (e.g. permessage-deflate);
+        none by default."""
         ws = await asyncio.wait_for(websockets.connect(
             server.ws_url, subprotocols=list(subprotocols) if subprotocols else None,
             ping_interval=None, max_size=None, max_queue=None, compression=None,
-            open_timeout=timeout, close_timeout=3), timeout)
+            extensions=extensions, open_timeout=timeout, close_timeout=3), timeout)
         return cls(ws, name)
 
     async def _read(self):
@@ -455,7 +457,8 @@ async def stop_all(clients):
 
 
 def raw_ws(server: Server, path: str = "/ws", rcvbuf: int | None = None,
-           protocols: list[str] | None = None, timeout: float = 5.0) -> WSClient:
+           protocols: list[str] | None = None, timeout: float = 5.0,
+           extensions: str | None = None) -> WSClient:
     """A harness.WSClient on any route; rcvbuf (set before connect, so the window scale is
     fixed small at the handshake) keeps the kernel from absorbing much for a client that
     stops reading."""
@@ -475,15 +478,16 @@ def raw_ws(server: Server, path: str = "/ws", rcvbuf: int | None = None,
     w._compressor = None
     w._decompressor = None
     w.frames_seen = []
-    w.handshake(path=path, protocols=protocols)
+    w.handshake(path=path, protocols=protocols, extensions=extensions)
     return w
 
 
 class RawClient:
     """harness.WSClient on /ws with JSON helpers; reads only when told to."""
 
-    def __init__(self, server: Server, rcvbuf: int | None = None, timeout: float = 5.0):
-        self.ws = raw_ws(server, "/ws", rcvbuf, [SUBPROTOCOL], timeout)
+    def __init__(self, server: Server, rcvbuf: int | None = None, timeout: float = 5.0,
+                 extensions: str | None = None):
+        self.ws = raw_ws(server, "/ws", rcvbuf, [SUBPROTOCOL], timeout, extensions)
         self.ws.frames_seen = []
         self._id = 0
         self.client_id = None

@@ -183,7 +183,8 @@ public:
         transport::WebSocketBehavior base;
         base.ping_interval_ms = 0;
         base.idle_timeout_ms = 0;
-        messaging_ = std::make_unique<server::Messaging>(app_, messaging::Options{}, base, false);
+        messaging_ = std::make_unique<server::Messaging>(app_, messaging::Options{}, base,
+                                                         ws::DeflateServerPolicy{.enabled = false});
         EXPECT_TRUE(app_.listen().has_value());
         messaging_->attach();
         thread_ = std::thread([this] { app_.run(); });

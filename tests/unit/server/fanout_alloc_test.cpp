@@ -178,7 +178,7 @@ uint64_t allocationsForFanout(size_t subscribers, size_t publications) {
     transport::WebSocketBehavior base;
     base.ping_interval_ms = 0;
     base.idle_timeout_ms = 0;
-    Messaging m(app, std::move(mo), base, false);
+    Messaging m(app, std::move(mo), base, ws::DeflateServerPolicy{.enabled = false});
     EXPECT_TRUE(app.listen().has_value());
     m.attach();
     std::thread server([&] { app.run(); });

@@ -48,7 +48,8 @@ TEST(Settings, DefaultsAreTheOptionStructs) {
     EXPECT_EQ(c.websocket.ping_interval_ms, 25'000u);
     EXPECT_EQ(c.websocket.idle_timeout_ms, 35'000u);  // ping interval + 10 s
     EXPECT_EQ(c.websocket.max_message_size, transport::WebSocketBehavior{}.max_message_size);
-    EXPECT_TRUE(c.compression);
+    EXPECT_TRUE(c.deflate.enabled);
+    EXPECT_FALSE(c.deflate.server_context_takeover);  // bounded memory: the shared compressor
     EXPECT_EQ(c.echo_subprotocols, std::vector<std::string>{"echo"});
     EXPECT_EQ(c.messaging.rate_limit, messaging::Options{}.rate_limit);
     EXPECT_EQ(c.messaging.outbound_limit, size_t{1} << 20);
@@ -107,6 +108,8 @@ TEST(Settings, EveryDocumentedKeyKeepsItsFlagAndEnvironmentName) {
         {"websocket.idle_timeout", "--idle-timeout", "SWITCHBOARD_WEBSOCKET_IDLE_TIMEOUT"},
         {"websocket.max_pings_per_s", "--max-pings-per-s", "SWITCHBOARD_WEBSOCKET_MAX_PINGS_PER_S"},
         {"websocket.compression", "--compression", "SWITCHBOARD_WEBSOCKET_COMPRESSION"},
+        {"websocket.compression_takeover", "--compression-takeover",
+         "SWITCHBOARD_WEBSOCKET_COMPRESSION_TAKEOVER"},
         {"messaging.outbound_limit", "--outbound-limit", "SWITCHBOARD_MESSAGING_OUTBOUND_LIMIT"},
         {"messaging.rate_limit", "--rate-limit", "SWITCHBOARD_MESSAGING_RATE_LIMIT"},
         {"messaging.max_subscriptions", "--max-subscriptions",
@@ -191,7 +194,7 @@ TEST(Settings, FileThenEnvThenFlagsWin) {
     EXPECT_EQ(c.messaging.api_key, "k");
     EXPECT_EQ(c.websocket.ping_interval_ms, 5000u);
     EXPECT_EQ(c.websocket.idle_timeout_ms, 15'000u);  // derived from the file's ping interval
-    EXPECT_FALSE(c.compression);
+    EXPECT_FALSE(c.deflate.enabled);
     EXPECT_EQ(l->sources.at("server.host"), file + ":4");
     EXPECT_EQ(l->sources.at("server.port"), "env SWITCHBOARD_PORT");
     EXPECT_EQ(l->sources.at("server.threads"), "flag --threads");

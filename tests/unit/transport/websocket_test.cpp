@@ -43,12 +43,11 @@ struct Pair {
     }
 
     void open(bool deflate = false) {
+        open(deflate ? std::optional<ws::DeflateParams>(ws::DeflateParams{}) : std::nullopt);
+    }
+    void open(std::optional<ws::DeflateParams> p) {
         int sv[2];
         ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-        std::optional<ws::DeflateParams> p;
-        if (deflate) {
-            p = ws::DeflateParams{};
-        }
         server = new WebSocket(&loop, sv[0], &server_b, ws::Role::kServer, p);
         client = new WebSocket(&loop, sv[1], &client_b, ws::Role::kClient, p);
         ASSERT_TRUE(server->attach());
@@ -99,6 +98,75 @@ TEST(WebSocket, EchoWithPermessageDeflate) {
     for (auto& m : p.client_got) {
         EXPECT_EQ(m, text);
     }
+}
+
+std::span<const uint8_t> bytesOf(std::string_view s) {
+    return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+TEST(WebSocket, EchoWithPermessageDeflateWithoutServerTakeover) {
+    Pair p;
+    p.open(ws::DeflateParams{.server_no_context_takeover = true});
+    std::string text;
+    for (int i = 0; i < 2000; ++i) {
+        text += "compress me " + std::to_string(i % 7) + " ";
+    }
+    for (int i = 0; i < 3; ++i) {  // the server side resets; the client side keeps its context
+        p.client->sendText(text);
+    }
+    p.client->sendText("short");
+    ASSERT_TRUE(p.runUntil([&] { return p.client_got.size() == 4; }));
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(p.client_got[i], text);
+    }
+    EXPECT_EQ(p.client_got[3], "short");
+}
+
+TEST(WebSocket, SharedFramesOnlyWithoutServerTakeoverAtFullWindow) {
+    Pair a;
+    a.open(ws::DeflateParams{.server_no_context_takeover = true});
+    EXPECT_TRUE(a.server->sharesFrames());
+    EXPECT_FALSE(a.client->sharesFrames());  // client frames are masked, never shared
+    Pair b;
+    b.open(ws::DeflateParams{});  // context takeover: each connection compresses its own
+    EXPECT_FALSE(b.server->sharesFrames());
+    Pair c;
+    c.open(ws::DeflateParams{.server_no_context_takeover = true, .server_max_window_bits = 10});
+    EXPECT_FALSE(c.server->sharesFrames());  // a 15-bit frame may reach too far back for it
+    Pair d;
+    d.open(false);
+    EXPECT_FALSE(d.server->sharesFrames());
+}
+
+TEST(WebSocket, SharedFrameIsBuiltOnceAndReadByEverySharingPeer) {
+    std::string text;
+    for (int i = 0; i < 3000; ++i) {
+        text += "{\"channel\":\"chat:lobby\",\"n\":" + std::to_string(i % 13) + "}";
+    }
+    Pair p;
+    p.open(ws::DeflateParams{.server_no_context_takeover = true});
+    std::string big, big_again, small;
+    WebSocket::buildSharedFrame(p.server_b, ws::Opcode::kText, bytesOf(text), &big);
+    WebSocket::buildSharedFrame(p.server_b, ws::Opcode::kText, bytesOf(text), &big_again);
+    WebSocket::buildSharedFrame(p.server_b, ws::Opcode::kText, bytesOf("tiny"), &small);
+    // The shared compressor keeps no context: the same payload gives the same bytes.
+    EXPECT_EQ(big, big_again);
+    EXPECT_LT(big.size(), text.size() / 4);
+    EXPECT_EQ(static_cast<uint8_t>(big[0]), 0xC1);    // FIN | RSV1 | text
+    EXPECT_EQ(static_cast<uint8_t>(small[0]), 0x81);  // under compress_min_size: plain
+    // One frame, written to the same peer several times (as to several subscribers), with
+    // uncompressed messages between: each inflates on its own.
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_NE(p.server->sendFrameBytes(bytesOf(big)), SendStatus::kClosed);
+        EXPECT_NE(p.server->sendFrameBytes(bytesOf(small)), SendStatus::kClosed);
+    }
+    p.server->sendText(text);  // and a per-connection send through the shared compressor
+    ASSERT_TRUE(p.runUntil([&] { return p.client_got.size() == 7; }));
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(p.client_got[2 * i], text);
+        EXPECT_EQ(p.client_got[2 * i + 1], "tiny");
+    }
+    EXPECT_EQ(p.client_got[6], text);
 }
 
 TEST(WebSocket, ClientInitiatedCloseHandshake) {
@@ -179,6 +247,45 @@ TEST(WebSocket, SlowConsumerIsDisconnectedAtBacklogLimit) {
     // The end is reported later, never inside the send that decided it.
     EXPECT_TRUE(p.server_closes.empty());
     EXPECT_EQ(p.server->sendText("more"), SendStatus::kClosed);
+    ASSERT_TRUE(p.runUntil([&] { return !p.server_closes.empty(); }));
+    EXPECT_EQ(p.server_closes[0], ws::close_code::kPolicyViolation);
+    ::close(sv[1]);
+}
+
+TEST(WebSocket, SharedFramesToAPeerThatNeverReadsStopAtTheLimit) {
+    Pair p;
+    p.server_b.max_backlog = 1 << 20;
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    p.server = new WebSocket(&p.loop, sv[0], &p.server_b, ws::Role::kServer,
+                             ws::DeflateParams{.server_no_context_takeover = true});
+    ASSERT_TRUE(p.server->attach());
+    p.server->start();
+    std::string payload;  // incompressible-ish, so each frame is ~64 KiB
+    uint32_t x = 12345;
+    for (int i = 0; i < 64 * 1024; ++i) {
+        x = x * 1103515245 + 12345;
+        payload.push_back(static_cast<char>('a' + (x >> 16) % 26));
+    }
+    std::string frame;
+    WebSocket::buildSharedFrame(p.server_b, ws::Opcode::kText, bytesOf(payload), &frame);
+    // Droppable deliveries past the limit are skipped and the connection stays...
+    int sent = 0;
+    SendStatus st = SendStatus::kWritten;
+    while (sent < 1000) {
+        st = p.server->sendFrameBytes(bytesOf(frame), true);
+        if (!transport::sent(st)) {
+            break;
+        }
+        p.server->uncork();
+        ++sent;
+    }
+    EXPECT_EQ(st, SendStatus::kDropped);
+    EXPECT_LT(sent, 100);
+    // ...a non-droppable one past it closes the slow consumer, reported later.
+    EXPECT_EQ(p.server->sendFrameBytes(bytesOf(frame), false), SendStatus::kOverLimit);
+    EXPECT_TRUE(p.server_closes.empty());
+    EXPECT_EQ(p.server->sendFrameBytes(bytesOf(frame)), SendStatus::kClosed);
     ASSERT_TRUE(p.runUntil([&] { return !p.server_closes.empty(); }));
     EXPECT_EQ(p.server_closes[0], ws::close_code::kPolicyViolation);
     ::close(sv[1]);

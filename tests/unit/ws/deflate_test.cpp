@@ -72,7 +72,15 @@ struct Negotiated {
     std::string response;
 };
 
-Negotiated negotiate(std::string_view offers, DeflateServerPolicy policy = {}) {
+// The table below checks how offers are honoured, so it runs with the server keeping its
+// context (what the client asked for shows through); ServerPolicy covers the default.
+DeflateServerPolicy takeover() {
+    DeflateServerPolicy p;
+    p.server_context_takeover = true;
+    return p;
+}
+
+Negotiated negotiate(std::string_view offers, DeflateServerPolicy policy = takeover()) {
     Negotiated n;
     auto p = negotiateDeflate(offers, policy, &n.response);
     n.accepted = p.has_value();
@@ -175,14 +183,24 @@ TEST(NegotiateDeflate, ServerPolicy) {
     off.enabled = false;
     EXPECT_FALSE(negotiate("permessage-deflate", off).accepted);
 
-    DeflateServerPolicy no_takeover;
-    no_takeover.server_context_takeover = false;
-    Negotiated n = negotiate("permessage-deflate", no_takeover);
+    // The default: no server context takeover, announced even when the client did not ask
+    // (RFC 7692 §7.1.1.1 allows it), with every other parameter still as offered.
+    const DeflateServerPolicy defaults;
+    EXPECT_FALSE(defaults.server_context_takeover);
+    Negotiated n = negotiate("permessage-deflate", defaults);
     ASSERT_TRUE(n.accepted);
     EXPECT_TRUE(n.p.server_no_context_takeover);
     EXPECT_EQ(n.response, "permessage-deflate; server_no_context_takeover");
+    n = negotiate("permessage-deflate; server_no_context_takeover", defaults);
+    EXPECT_EQ(n.response, "permessage-deflate; server_no_context_takeover");  // said once
+    n = negotiate("permessage-deflate; client_max_window_bits=10; server_max_window_bits=12",
+                  defaults);
+    EXPECT_TRUE(n.p.server_no_context_takeover);
+    EXPECT_EQ(n.p.server_max_window_bits, 12);
+    EXPECT_EQ(n.p.client_max_window_bits, 10);
+    EXPECT_TRUE(parseDeflateResponse(n.response).has_value()) << n.response;
 
-    DeflateServerPolicy small;
+    DeflateServerPolicy small = takeover();
     small.max_server_window_bits = 12;
     n = negotiate("permessage-deflate", small);  // we announce our smaller window
     EXPECT_EQ(n.p.server_max_window_bits, 12);

@@ -341,8 +341,10 @@ TEST(EvaluateUpgrade, PermessageDeflate) {
     UpgradeDecision d =
         evaluate(request({"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"}));
     ASSERT_TRUE(d.deflate);
-    EXPECT_EQ(d.extensions_header, "permessage-deflate");
-    EXPECT_NE(write101String(d).find("\r\nSec-WebSocket-Extensions: permessage-deflate\r\n"),
+    // The default policy: one shared compressor, so no server context takeover (unasked).
+    EXPECT_EQ(d.extensions_header, "permessage-deflate; server_no_context_takeover");
+    EXPECT_NE(write101String(d).find("\r\nSec-WebSocket-Extensions: permessage-deflate; "
+                                     "server_no_context_takeover\r\n"),
               std::string::npos);
 
     // Offers spread over two headers are one list.
@@ -379,7 +381,7 @@ TEST(Write101, ExactBytesWithEverything) {
         "Connection: Upgrade\r\n"
         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
         "Sec-WebSocket-Protocol: chat\r\n"
-        "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n"
         "\r\n";
     EXPECT_EQ(write101String(d), expected);
     std::vector<char> exact(expected.size());
