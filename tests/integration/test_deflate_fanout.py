@@ -35,11 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
 from cluster import is_sanitized  # noqa: E402
-from harness import (OP_CLOSE, OP_TEXT, ConnectionClosed, Deadline, DeadlineExceeded,  # noqa: E402
-                     Reporter, UnexpectedClose, encode_frame)
+from harness import OP_TEXT, Deadline, Reporter  # noqa: E402
 from messaging import (API_KEY, CheckFailed, Client, RawClient, Server,  # noqa: E402
-                       api_ok_async, check, require_websockets, run_case, short, stop_all,
-                       suite_arguments)
+                       api_ok_async, check, drain_raw, require_websockets, run_case, short,
+                       stop_all, suite_arguments)
 
 require_websockets()
 from websockets.extensions.permessage_deflate import (  # noqa: E402
@@ -162,24 +161,6 @@ def read_all_raw(raw: RawClient, n: int, seconds: float) -> list:
         if m.opcode == OP_TEXT:
             out.append((m.compressed, json.loads(m.data)))
     return out
-
-
-def drain_raw(raw: RawClient, seconds: float):
-    """Reads until the close frame or EOF: (messages, close code or how it ended)."""
-    msgs = []
-    deadline = Deadline(seconds)
-    while True:
-        try:
-            m = raw.ws.recv_message(timeout=max(0.01, deadline.remaining()))
-        except UnexpectedClose as e:
-            raw.ws.try_send_raw(encode_frame(OP_CLOSE, e.frame.payload[:2]))
-            return msgs, e.frame.close_code()
-        except ConnectionClosed as e:
-            return msgs, f"TCP {e.how} without a close frame"
-        except DeadlineExceeded:
-            return msgs, f"nothing more within {seconds}s and no close"
-        if m.opcode == OP_TEXT:
-            msgs.append(json.loads(m.data))
 
 
 class Suite:

@@ -34,11 +34,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
-from harness import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ConnectionClosed, Deadline, DeadlineExceeded,  # noqa: E402
-                     Reporter, UnexpectedClose, encode_frame)
+from harness import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Deadline, Reporter,  # noqa: E402
+                     encode_frame)
 from messaging import (API_KEY, CheckFailed, Client, RawClient, Server,  # noqa: E402
-                       api_ok_async, check, metrics_async, require_websockets, run_case,
-                       short, stop_all, suite_arguments)
+                       api_ok_async, check, drain_raw, metrics_async, require_websockets,
+                       run_case, short, stop_all, suite_arguments)
 
 require_websockets()
 
@@ -251,25 +251,6 @@ class FastPool:
             i = 0
         sub.pos = i
         return got
-
-
-def drain_raw(raw: RawClient, seconds: float):
-    """Reads everything until the close frame or EOF. Returns (messages, close code or a
-    description of how the TCP connection ended)."""
-    msgs = []
-    deadline = Deadline(seconds)
-    while True:
-        try:
-            m = raw.ws.recv_message(timeout=max(0.01, deadline.remaining()))
-        except UnexpectedClose as e:
-            raw.ws.try_send_raw(encode_frame(OP_CLOSE, e.frame.payload[:2]))
-            return msgs, e.frame.close_code()
-        except ConnectionClosed as e:
-            return msgs, f"TCP {e.how} without a close frame"
-        except DeadlineExceeded:
-            return msgs, f"nothing more within {seconds}s and no close"
-        if m.opcode == OP_TEXT:
-            msgs.append(json.loads(m.data))
 
 
 def read_until(raw: RawClient, pred, seconds: float, into: list):

@@ -23,8 +23,9 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (Deadline, HarnessError, Reporter, ServerProcess,  # noqa: E402,F401
-                     WSClient)
+from harness import (OP_CLOSE, OP_TEXT, ConnectionClosed, Deadline,  # noqa: E402,F401
+                     DeadlineExceeded, HarnessError, Reporter, ServerProcess, UnexpectedClose,
+                     WSClient, encode_frame)
 
 try:
     import websockets
@@ -527,6 +528,25 @@ class RawClient:
     def close(self):
         self.ws.close()
 
+
+def drain_raw(raw: RawClient, seconds: float):
+    """Reads a RawClient's messages until the close frame or EOF, answering the close.
+    Returns (the JSON messages, the close code or a description of how the TCP connection
+    ended)."""
+    msgs = []
+    deadline = Deadline(seconds)
+    while True:
+        try:
+            m = raw.ws.recv_message(timeout=max(0.01, deadline.remaining()))
+        except UnexpectedClose as e:
+            raw.ws.try_send_raw(encode_frame(OP_CLOSE, e.frame.payload[:2]))
+            return msgs, e.frame.close_code()
+        except ConnectionClosed as e:
+            return msgs, f"TCP {e.how} without a close frame"
+        except DeadlineExceeded:
+            return msgs, f"nothing more within {seconds}s and no close"
+        if m.opcode == OP_TEXT:
+            msgs.append(json.loads(m.data))
 
 # --------------------------------------------------------------------------------------------
 # Running cases
