@@ -229,10 +229,10 @@ config::Schema<ServeConfig> buildSchema() {
         {.key = "websocket.compression_takeover",
          .flag = "--compression-takeover",
          .kind = Kind::kBool,
-         .help = "keep each connection's compression context between messages (better ratio "
-                 "on similar messages, ~256 KiB per connection); off: one shared compressor per "
-                 "loop, a fan-out message compressed once"},
-        [](auto& c) -> auto& { return c.deflate.server_context_takeover; });
+         .help = "keep each connection's compression contexts between messages (better ratio "
+                 "on similar messages, up to ~300 KiB per connection); off: one shared "
+                 "compressor and decompressor per loop, a fan-out message compressed once"},
+        [](auto& c) -> auto& { return c.deflate.context_takeover; });
     // [messaging]: the /ws native protocol.
     s.add(
         {.key = "messaging.outbound_limit",

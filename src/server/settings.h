@@ -43,8 +43,8 @@ struct ServeConfig {
     transport::WebSocketBehavior websocket;  // /echo and raw WebSocket routes; callbacks unset
     // permessage-deflate. enabled: negotiate it when a client offers it (text shrinks
     // several-fold, and a client that does not want it does not offer it).
-    // server_context_takeover: off, see ws::DeflateServerPolicy (bounded memory, fan-out
-    // compressed once per loop).
+    // context_takeover: off, see ws::DeflateServerPolicy (no zlib state per connection,
+    // fan-out compressed once per loop).
     ws::DeflateServerPolicy deflate;
     // /echo is what conformance tools (Autobahn) and the demo page talk to; it costs nothing
     // until used.

@@ -12,25 +12,26 @@
 
 namespace sb::transport {
 
-// Compression state exists only for connections that negotiated it.
+// Compression state exists only for connections that negotiated it, and holds zlib streams
+// only for directions with context takeover: without it, the loop's shared stream for the
+// window size does the work (sharedInflater / sharedDeflater, reset after every message), so a
+// connection keeps no zlib state between messages (a context is 256 KiB to compress at 15
+// bits and ~40 KiB to inflate).
 struct WebSocket::Deflate {
-    ws::DeflateParams params;
-    ws::Inflater inflater;
-    // Null when the server sends without context takeover: then the loop's shared compressor
-    // for the window size does the work (sharedDeflater), and an idle or fan-out connection
-    // holds no zlib state of its own for that direction (256 KiB at 15 bits).
-    std::unique_ptr<ws::Deflater> own;
-    Deflate(const ws::DeflateParams& p, ws::Role role)
-        : params(p),
-          // The peer's direction: as a server we inflate what the client compressed.
-          inflater(role == ws::Role::kServer ? p.client_max_window_bits : p.server_max_window_bits,
-                   role == ws::Role::kServer ? !p.client_no_context_takeover
-                                             : !p.server_no_context_takeover) {
-        if (role == ws::Role::kClient) {
-            own = std::make_unique<ws::Deflater>(p.client_max_window_bits,
-                                                 !p.client_no_context_takeover);
-        } else if (!p.server_no_context_takeover) {
-            own = std::make_unique<ws::Deflater>(p.server_max_window_bits, true);
+    // Window sizes of what this side inflates (the peer's direction) and compresses.
+    uint8_t in_bits;
+    uint8_t out_bits;
+    std::unique_ptr<ws::Inflater> own_inflater;
+    std::unique_ptr<ws::Deflater> own_deflater;
+    Deflate(const ws::DeflateParams& p, ws::Role role) {
+        const bool server = role == ws::Role::kServer;
+        in_bits = server ? p.client_max_window_bits : p.server_max_window_bits;
+        out_bits = server ? p.server_max_window_bits : p.client_max_window_bits;
+        if (!(server ? p.client_no_context_takeover : p.server_no_context_takeover)) {
+            own_inflater = std::make_unique<ws::Inflater>(in_bits, true);
+        }
+        if (!(server ? p.server_no_context_takeover : p.client_no_context_takeover)) {
+            own_deflater = std::make_unique<ws::Deflater>(out_bits, true);
         }
     }
 };
@@ -72,15 +73,32 @@ void nextMaskKey(uint8_t key[4]) {
     pos += 4;
 }
 
-// The loop's compressor for connections without server context takeover, one per window
-// size in use (reset after every message, so no message depends on another connection's).
-ws::Deflater& sharedDeflater(uint8_t window_bits) {
-    thread_local std::unique_ptr<ws::Deflater> shared[8];  // window bits 8..15
-    std::unique_ptr<ws::Deflater>& d = shared[(window_bits - 8) & 7];
-    if (!d) {
-        d = std::make_unique<ws::Deflater>(window_bits, false);
+// The loop's zlib streams for directions without context takeover, one per window size in
+// use, reset after every message (so no message depends on another connection's). A message
+// is compressed or inflated whole, within one call, so sharing cannot interleave two.
+ws::Inflater& sharedInflater(uint8_t window_bits) {
+    thread_local std::unique_ptr<ws::Inflater> shared[8];  // window bits 8..15
+    std::unique_ptr<ws::Inflater>& s = shared[(window_bits - 8) & 7];
+    if (!s) {
+        s = std::make_unique<ws::Inflater>(window_bits, false);
     }
-    return *d;
+    return *s;
+}
+
+// Messages up to this size are compressed by a stream with a 4 KiB hash table (mem_level 4)
+// instead of zlib's default 64 KiB: the reset after each message zeroes the table, and for
+// a small message zeroing 64 KiB costs more than the compression (measured: memset was 13% of
+// the server's CPU in echo of 64-byte messages); a small input gains nothing from more hash.
+constexpr size_t kSmallMessage = 4096;
+
+ws::Deflater& sharedDeflater(uint8_t window_bits, size_t input_size) {
+    thread_local std::unique_ptr<ws::Deflater> shared[2][8];  // [small][window bits 8..15]
+    const bool small = input_size <= kSmallMessage;
+    std::unique_ptr<ws::Deflater>& s = shared[small ? 1 : 0][(window_bits - 8) & 7];
+    if (!s) {
+        s = std::make_unique<ws::Deflater>(window_bits, false, small ? 4 : 8);
+    }
+    return *s;
 }
 
 const ws::ReaderConfig& readerConfig(const WebSocketBehavior* b, ws::Role role, bool deflate) {
@@ -198,8 +216,8 @@ void WebSocket::onData(uint8_t* data, size_t len) {
         return;  // after the close handshake: discard until the peer closes TCP
     }
     ReaderSink sink{this};
-    reader_.consume(data, len, readerConfig(behavior_, role_, deflate_ != nullptr),
-                    deflate_ ? &deflate_->inflater : nullptr, sink);
+    reader_.consume(data, len, readerConfig(behavior_, role_, deflate_ != nullptr), inflater(),
+                    sink);
 }
 
 bool WebSocket::handleMessage(ws::Opcode op, std::span<uint8_t> payload) {
@@ -350,8 +368,7 @@ SendStatus WebSocket::send(ws::Opcode op, std::span<const uint8_t> payload, Send
         }
         std::string& out = t_scratch;
         out.clear();
-        (deflate_->own ? *deflate_->own : sharedDeflater(deflate_->params.server_max_window_bits))
-            .deflateMessage(payload, &out);
+        deflater(payload.size()).deflateMessage(payload, &out);
         // The compressed size is what is queued. Refused here means the connection closes,
         // so the deflater's advanced window no longer matters.
         const SendStatus st = admit(out.size() + ws::kMaxFrameHeader, false);
@@ -395,9 +412,22 @@ SendStatus WebSocket::sendPrepared(std::span<const uint8_t> frame, ws::Opcode op
     return sendFrameBytes(frame, droppable);
 }
 
+ws::Inflater* WebSocket::inflater() const {
+    if (!deflate_) {
+        return nullptr;
+    }
+    return deflate_->own_inflater ? deflate_->own_inflater.get()
+                                  : &sharedInflater(deflate_->in_bits);
+}
+
+ws::Deflater& WebSocket::deflater(size_t input_size) const {
+    return deflate_->own_deflater ? *deflate_->own_deflater
+                                  : sharedDeflater(deflate_->out_bits, input_size);
+}
+
 bool WebSocket::sharesFrames() const {
-    return role_ == ws::Role::kServer && deflate_ && !deflate_->own &&
-           deflate_->params.server_max_window_bits == 15;
+    return role_ == ws::Role::kServer && deflate_ && !deflate_->own_deflater &&
+           deflate_->out_bits == 15;
 }
 
 void WebSocket::buildSharedFrame(const WebSocketBehavior& behavior, ws::Opcode op,
@@ -411,7 +441,7 @@ void WebSocket::buildSharedFrame(const WebSocketBehavior& behavior, ws::Opcode o
     }
     std::string& out = t_scratch;
     out.clear();
-    sharedDeflater(15).deflateMessage(payload, &out);
+    sharedDeflater(15, payload.size()).deflateMessage(payload, &out);
     // RFC 7692 §6.1: RSV1 on the (only) frame marks the message compressed.
     const size_t hl = ws::writeFrameHeader(head, op, true, true, out.size(), nullptr);
     frame->append(reinterpret_cast<const char*>(head), hl);

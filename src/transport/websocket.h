@@ -201,6 +201,11 @@ private:
     // The outbound limit for `bytes` more: kWritten if they may go, else what to return (after
     // starting the slow-consumer close for a non-droppable send).
     SendStatus admit(size_t bytes, bool droppable);
+    // The zlib streams for this connection's messages (deflate_ set): its own, or the loop's
+    // shared one for a direction without context takeover (for deflater, the one for
+    // messages of input_size bytes). inflater() is null without compression.
+    ws::Inflater* inflater() const;
+    ws::Deflater& deflater(size_t input_size) const;
     SendStatus sendFrame(ws::Opcode op, bool rsv1, std::span<const uint8_t> payload,
                          bool fin = true);
     void sendFragmented(ws::Opcode op, bool rsv1, std::span<const uint8_t> payload,

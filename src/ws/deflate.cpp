@@ -295,11 +295,11 @@ std::optional<DeflateParams> negotiateDeflate(std::string_view offers,
             continue;  // another extension, or an invalid offer: try the next one
         }
         DeflateParams p;
-        p.server_no_context_takeover =
-            w.server_no_context_takeover || !policy.server_context_takeover;
+        p.server_no_context_takeover = w.server_no_context_takeover || !policy.context_takeover;
         // A client that offers client_no_context_takeover will not use takeover anyway
-        // (§7.1.1.2); confirming it lets us reset our inflater per message.
-        p.client_no_context_takeover = w.client_no_context_takeover;
+        // (§7.1.1.2); confirming it lets us reset our inflater per message. Without takeover
+        // by policy we ask it of every client.
+        p.client_no_context_takeover = w.client_no_context_takeover || !policy.context_takeover;
         bool send_server_bits = false;
         if (w.has_server_bits) {
             // §7.1.2.1: we must not use a larger window than the client asked for.
@@ -510,8 +510,10 @@ struct Deflater::State {
     uint8_t window_bits = 15;
 };
 
-Deflater::Deflater(uint8_t window_bits, bool takeover)
-    : s_(std::make_unique<State>()), takeover_(takeover) {
+Deflater::Deflater(uint8_t window_bits, bool takeover, uint8_t mem_level)
+    : s_(std::make_unique<State>()),
+      takeover_(takeover),
+      mem_level_(std::clamp<uint8_t>(mem_level, 1, 9)) {
     s_->window_bits = window_bits;
 }
 
@@ -546,7 +548,7 @@ void Deflater::deflateMessage(std::span<const uint8_t> in, std::string* out) {
     const int bits = zlibWindowBits(s_->window_bits);
     if (!s_->stream) {
         auto stream = std::make_unique<DeflateStream>();
-        if (deflateInit2(&stream->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -bits, 8,
+        if (deflateInit2(&stream->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -bits, mem_level_,
                          Z_DEFAULT_STRATEGY) != Z_OK) {
             appendStored(in, out);
             return;

@@ -23,13 +23,15 @@ struct DeflateParams {
 // What the server is willing to do.
 struct DeflateServerPolicy {
     bool enabled = true;
-    // Keep the server's compression context between messages: a better ratio on streams of
-    // similar messages, for ~256 KiB of zlib state per connection that has been sent one
-    // (2.5 GiB for 10,000 subscribers). Off by default (server_no_context_takeover in every
-    // response, which RFC 7692 §7.1.1.1 lets a server add unasked): the loop's one shared
-    // compressor does the work and a fan-out message is compressed once per loop, not once
-    // per subscriber.
-    bool server_context_takeover = false;
+    // Keep each connection's compression contexts between messages, both directions: a better
+    // ratio on streams of similar messages, for ~256 KiB of zlib state per connection that has
+    // been sent a message (2.5 GiB for 10,000 subscribers) and up to 40 KiB per connection
+    // that has sent one. Off by default: every response carries server_no_context_takeover
+    // and client_no_context_takeover (RFC 7692 §7.1.1.1 and §7.1.1.2 let a server add them
+    // unasked), so the loop's one shared compressor and one shared decompressor do the work,
+    // an idle connection holds no zlib state, and a fan-out message is compressed once per
+    // loop, not once per subscriber.
+    bool context_takeover = false;
     uint8_t max_server_window_bits = 15;
 };
 
@@ -69,10 +71,14 @@ private:
     bool takeover_;
 };
 
-// Per-connection compressor for one direction.
+// Compressor for one direction: a connection's own, or a loop's shared one without takeover.
 class Deflater {
 public:
-    Deflater(uint8_t window_bits, bool takeover);
+    // mem_level: zlib's (1..9); the hash table is 2^(mem_level + 8) bytes, zeroed at every
+    // reset (so after every message without takeover): 64 KiB at zlib's default 8, which
+    // costs more than compressing a small message. Compression is the same format at any
+    // level; a smaller level only finds fewer matches in long inputs.
+    Deflater(uint8_t window_bits, bool takeover, uint8_t mem_level = 8);
     ~Deflater();
     Deflater(const Deflater&) = delete;
     Deflater& operator=(const Deflater&) = delete;
@@ -84,6 +90,7 @@ private:
     struct State;
     std::unique_ptr<State> s_;
     bool takeover_;
+    uint8_t mem_level_;
 };
 
 }  // namespace sb::ws

@@ -1,18 +1,20 @@
 #!/usr/bin/python3
 """Integration: fan-out to permessage-deflate subscribers on /ws (docs/configuration.md,
 websocket.compression_takeover). By default the server answers every offer with
-server_no_context_takeover and compresses a publication once per loop for all of them.
+server_no_context_takeover and client_no_context_takeover, keeps no zlib state per
+connection, and compresses a publication once per loop for all its subscribers.
 
 1. mixed: 30 python3-websockets subscribers offering permessage-deflate the browser way, 10
    asking server_max_window_bits=10 (compressed for them alone), 10 without compression and
    one raw-socket client that checks RSV1 on every frame; 40 publications of 80 B to 20 KiB
    (repetitive and random text). Every subscriber gets every publication, in order, byte for
-   byte; the responses carry server_no_context_takeover.
-2. memory_shared / memory_takeover: 300 compressing subscribers, 8 publications of 4 KiB, one
-   at a time. With the shared compressor the server's RSS grows by less than
-   MEMORY_BOUND_KIB; the same run against a server with --compression-takeover (a zlib
-   context per subscriber, the control) must grow by more than that, and still deliver
-   everything, or this check could not tell the two apart.
+   byte; the responses carry server_no_context_takeover and client_no_context_takeover.
+2. memory_shared / memory_takeover: 300 compressing subscribers connect and subscribe, then
+   get 8 publications of 4 KiB, one at a time. With the shared zlib streams (the default:
+   no context takeover either way) a connection costs under CONNECTION_BOUND_B and the
+   fan-out grows RSS by less than MEMORY_BOUND_KIB; the same run against a server with
+   --compression-takeover (zlib contexts per connection, the control) must exceed both, and
+   still deliver everything, or these checks could not tell the two apart.
 3. never_reads_and_flood: a compressing subscriber that never reads (4 KiB receive buffer) is
    cut off with a `disconnect` event and close 4000 once its queue passes outbound_limit; a
    compressing client that floods compressed publishes without reading is stopped (1008 by the
@@ -62,11 +64,16 @@ presence = false
 client_publish = true
 """
 
-# Case 2's bound on RSS growth for 300 subscribers. Measured on the release build: about
-# +0.3 MiB with the shared compressor, +32 MiB with a context per subscriber (each zlib
-# deflate state is 256 KiB, of which the hash heads (64 KiB) are zeroed at once and the rest is
-# touched as data flows). 8 MiB sits between with room for allocator slack.
+# Case 2's bounds for 300 subscribers, measured on the release build:
+# - RSS per connection once connected and subscribed (compressed requests in, compressed
+#   replies out): ~1.5 KB with the shared zlib streams (the native session itself), ~96 KB
+#   with contexts per connection (a zlib deflate state is 256 KiB, its 64 KiB of hash heads
+#   zeroed at once; an inflate state ~7 KiB plus the window pages touched). A per-connection
+#   inflater alone would add ~9 KB. 4 KiB sits between.
+# - RSS growth during the fan-out: +0.2-0.3 MiB shared, +31-32 MiB with contexts (each
+#   subscriber's compressor touching more of its window). 8 MiB sits between.
 MEMORY_SUBSCRIBERS = 300
+CONNECTION_BOUND_B = 4096
 MEMORY_BOUND_KIB = 8 * 1024
 
 # Under AddressSanitizer freed blocks wait in a quarantine before reuse: keep it small so RSS
@@ -189,16 +196,17 @@ class Suite:
             plain = await open_subs(s, ch, 10, progress, "plain", None)
             subs = browser + small + plain
             for sub in browser:
-                check("server_no_context_takeover" in negotiated(sub.c),
-                      f"{sub.c.name}: extensions {negotiated(sub.c)!r}, expected "
-                      f"server_no_context_takeover (the shared compressor)")
+                check("server_no_context_takeover; client_no_context_takeover" in
+                      negotiated(sub.c), f"{sub.c.name}: extensions {negotiated(sub.c)!r}, "
+                      f"expected no context takeover either way (the shared zlib streams)")
             for sub in small:
                 check("server_max_window_bits=10" in negotiated(sub.c),
                       f"{sub.c.name}: extensions {negotiated(sub.c)!r}")
             for sub in plain:
                 check(negotiated(sub.c) == "", f"{sub.c.name}: {negotiated(sub.c)!r}")
             raw = RawClient(s, extensions=BROWSER_OFFER, timeout=10)
-            check(raw.ws.deflate is not None and raw.ws.deflate.server_no_context_takeover,
+            check(raw.ws.deflate is not None and raw.ws.deflate.server_no_context_takeover and
+                  raw.ws.deflate.client_no_context_takeover,
                   f"raw client: {raw.ws.response.header('sec-websocket-extensions')!r}")
             raw.connect(user="raw")
             r = raw.request({"type": "subscribe", "channel": ch})
@@ -233,14 +241,20 @@ class Suite:
             await stop_all([sub.c for sub in subs])
             s.close()
 
-    async def memory_growth(self, name: str, *flags: str) -> float:
-        """RSS growth (KiB) of a server while MEMORY_SUBSCRIBERS compressing subscribers get
-        8 publications of 4 KiB, one at a time; checks every one arrived."""
+    async def memory_growth(self, name: str, *flags: str) -> tuple[float, float]:
+        """RSS growth (KiB) of a server while MEMORY_SUBSCRIBERS compressing subscribers
+        connect and subscribe (each sends compressed requests), then while they get 8
+        publications of 4 KiB, one at a time; checks every one arrived."""
         s = self.start(name, *flags)
         ch = "feed:memory"
         progress = asyncio.Event()
         subs: list[Sub] = []
         try:
+            warm = await open_subs(s, ch, 20, progress, "warm", deflate())
+            await api_ok_async(s, "publish", {"channel": ch, "data": text_of(0, 4096)})
+            await wait_all(warm, 1, progress, 20)
+            await stop_all([sub.c for sub in warm])
+            start = s.rss_kib()
             for i in range(0, MEMORY_SUBSCRIBERS, 100):
                 subs += await open_subs(s, ch, 100, progress, f"m{i // 100}-", deflate())
             baseline = s.rss_kib()
@@ -252,25 +266,33 @@ class Suite:
             for sub in subs:
                 check([d for _, d in sub.got] == [text_of(k, 4096) for k in range(1, 9)],
                       f"{sub.c.name}: wrong messages")
-            return peak - baseline
+            return baseline - start, peak - baseline
         finally:
             await stop_all([sub.c for sub in subs])
             s.close()
 
     async def case_memory_shared(self):
-        grew = await self.memory_growth("deflate-shared")
-        print(f"NOTE       shared compressor: RSS +{grew / 1024:.1f} MiB for "
-              f"{MEMORY_SUBSCRIBERS} subscribers", flush=True)
+        conn, grew = await self.memory_growth("deflate-shared")
+        per = conn * 1024 / MEMORY_SUBSCRIBERS
+        print(f"NOTE       shared zlib streams: {per:.0f} B per subscribed connection, RSS "
+              f"+{grew / 1024:.1f} MiB during the fan-out ({MEMORY_SUBSCRIBERS} subscribers)",
+              flush=True)
+        check(per < CONNECTION_BOUND_B, f"{per:.0f} B per compressing connection after connect "
+              f"and subscribe (bound {CONNECTION_BOUND_B} B): per-connection inflate state?")
         check(grew < MEMORY_BOUND_KIB, f"RSS grew by {grew / 1024:.1f} MiB (bound "
               f"{MEMORY_BOUND_KIB / 1024:.0f} MiB): per-subscriber compression state?")
 
     async def case_memory_takeover(self):
-        grew = await self.memory_growth("deflate-takeover", "--compression-takeover")
-        print(f"NOTE       --compression-takeover: RSS +{grew / 1024:.1f} MiB for "
-              f"{MEMORY_SUBSCRIBERS} subscribers", flush=True)
-        check(grew > MEMORY_BOUND_KIB, f"with a compression context per subscriber RSS grew "
-              f"by only {grew / 1024:.1f} MiB: case memory_shared's bound cannot tell the "
-              f"shared compressor from per-subscriber contexts")
+        conn, grew = await self.memory_growth("deflate-takeover", "--compression-takeover")
+        per = conn * 1024 / MEMORY_SUBSCRIBERS
+        print(f"NOTE       --compression-takeover: {per:.0f} B per subscribed connection, RSS "
+              f"+{grew / 1024:.1f} MiB during the fan-out ({MEMORY_SUBSCRIBERS} subscribers)",
+              flush=True)
+        check(per > CONNECTION_BOUND_B and grew > MEMORY_BOUND_KIB,
+              f"with zlib contexts per connection: {per:.0f} B per connection, +"
+              f"{grew / 1024:.1f} MiB during the fan-out: case memory_shared's bounds "
+              f"({CONNECTION_BOUND_B} B, {MEMORY_BOUND_KIB / 1024:.0f} MiB) cannot tell shared "
+              f"streams from per-connection contexts")
 
     async def case_never_reads_and_flood(self):
         s = self.start("deflate-abuse")

@@ -49,7 +49,7 @@ TEST(Settings, DefaultsAreTheOptionStructs) {
     EXPECT_EQ(c.websocket.idle_timeout_ms, 35'000u);  // ping interval + 10 s
     EXPECT_EQ(c.websocket.max_message_size, transport::WebSocketBehavior{}.max_message_size);
     EXPECT_TRUE(c.deflate.enabled);
-    EXPECT_FALSE(c.deflate.server_context_takeover);  // bounded memory: the shared compressor
+    EXPECT_FALSE(c.deflate.context_takeover);  // bounded memory: shared zlib streams
     EXPECT_EQ(c.echo_subprotocols, std::vector<std::string>{"echo"});
     EXPECT_EQ(c.messaging.rate_limit, messaging::Options{}.rate_limit);
     EXPECT_EQ(c.messaging.outbound_limit, size_t{1} << 20);

@@ -122,6 +122,33 @@ TEST(WebSocket, EchoWithPermessageDeflateWithoutServerTakeover) {
     EXPECT_EQ(p.client_got[3], "short");
 }
 
+TEST(WebSocket, ConnectionsWithoutTakeoverShareTheLoopsZlibStreams) {
+    // Two connections on one thread, no context takeover either way: both servers inflate
+    // with the thread's one shared inflater and compress with its one shared deflater, which
+    // reset after every message; each must read exactly what its own client sent, whatever
+    // the other connection ran through the same streams before.
+    const ws::DeflateParams none{.server_no_context_takeover = true,
+                                 .client_no_context_takeover = true};
+    Pair a, b;
+    a.open(none);
+    b.open(none);
+    std::string ta, tb;
+    for (int i = 0; i < 1500; ++i) {
+        ta += "alpha " + std::to_string(i % 11) + " ";
+        tb += "beta " + std::to_string(i % 5) + " ";
+    }
+    for (int i = 0; i < 3; ++i) {
+        a.client->sendText(ta + std::to_string(i));
+        b.client->sendText(tb + std::to_string(i));
+    }
+    ASSERT_TRUE(a.runUntil([&] { return a.client_got.size() == 3; }));
+    ASSERT_TRUE(b.runUntil([&] { return b.client_got.size() == 3; }));
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(a.client_got[i], ta + std::to_string(i));
+        EXPECT_EQ(b.client_got[i], tb + std::to_string(i));
+    }
+}
+
 TEST(WebSocket, SharedFramesOnlyWithoutServerTakeoverAtFullWindow) {
     Pair a;
     a.open(ws::DeflateParams{.server_no_context_takeover = true});

@@ -76,7 +76,7 @@ struct Negotiated {
 // context (what the client asked for shows through); ServerPolicy covers the default.
 DeflateServerPolicy takeover() {
     DeflateServerPolicy p;
-    p.server_context_takeover = true;
+    p.context_takeover = true;
     return p;
 }
 
@@ -183,19 +183,26 @@ TEST(NegotiateDeflate, ServerPolicy) {
     off.enabled = false;
     EXPECT_FALSE(negotiate("permessage-deflate", off).accepted);
 
-    // The default: no server context takeover, announced even when the client did not ask
-    // (RFC 7692 §7.1.1.1 allows it), with every other parameter still as offered.
+    // The default: no context takeover in either direction, announced even when the client
+    // did not ask (RFC 7692 §7.1.1.1, §7.1.1.2 allow it), every other parameter as offered.
     const DeflateServerPolicy defaults;
-    EXPECT_FALSE(defaults.server_context_takeover);
+    EXPECT_FALSE(defaults.context_takeover);
+    const std::string none =
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
     Negotiated n = negotiate("permessage-deflate", defaults);
     ASSERT_TRUE(n.accepted);
     EXPECT_TRUE(n.p.server_no_context_takeover);
-    EXPECT_EQ(n.response, "permessage-deflate; server_no_context_takeover");
-    n = negotiate("permessage-deflate; server_no_context_takeover", defaults);
-    EXPECT_EQ(n.response, "permessage-deflate; server_no_context_takeover");  // said once
+    EXPECT_TRUE(n.p.client_no_context_takeover);
+    EXPECT_EQ(n.response, none);
+    n = negotiate("permessage-deflate; client_max_window_bits", defaults);  // browsers
+    EXPECT_EQ(n.response, none);
+    n = negotiate("permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+                  defaults);
+    EXPECT_EQ(n.response, none);  // each said once
     n = negotiate("permessage-deflate; client_max_window_bits=10; server_max_window_bits=12",
                   defaults);
     EXPECT_TRUE(n.p.server_no_context_takeover);
+    EXPECT_TRUE(n.p.client_no_context_takeover);
     EXPECT_EQ(n.p.server_max_window_bits, 12);
     EXPECT_EQ(n.p.client_max_window_bits, 10);
     EXPECT_TRUE(parseDeflateResponse(n.response).has_value()) << n.response;
@@ -382,6 +389,29 @@ TEST(DeflateRoundTrip, AllWindowsWithAndWithoutTakeover) {
         for (bool takeover : {true, false}) {
             for (size_t size : {1, 100, 5000, 70000}) {
                 roundTrip(bits, bits, takeover, size);
+            }
+        }
+    }
+}
+
+TEST(DeflateRoundTrip, SmallHashTableWithoutTakeover) {
+    // The loops' shared compressor for small messages runs at mem_level 4 (a 4 KiB hash table
+    // to zero per reset): same format, every size and window still round-trips, and text
+    // still shrinks.
+    for (uint8_t bits : {9, 12, 15}) {
+        Deflater def(bits, false, 4);
+        Inflater inf(bits, false);
+        for (size_t size : {1, 64, 100, 1000, 4096, 5000, 70000}) {
+            for (uint32_t i = 0; i < 4; ++i) {
+                const std::string msg = i == 3 ? randomBytes(size, i) : sampleText(size, i % 2);
+                std::string z, back;
+                def.deflateMessage(span(msg), &z);
+                ASSERT_EQ(inf.inflateMessage(span(z), msg.size(), &back), InflateStatus::kOk)
+                    << int(bits) << " size=" << size << " msg " << i;
+                ASSERT_EQ(back, msg);
+                if (i == 0 && size >= 1000) {
+                    EXPECT_LT(z.size(), msg.size() / 2) << size;
+                }
             }
         }
     }

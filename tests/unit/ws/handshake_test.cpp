@@ -341,10 +341,11 @@ TEST(EvaluateUpgrade, PermessageDeflate) {
     UpgradeDecision d =
         evaluate(request({"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"}));
     ASSERT_TRUE(d.deflate);
-    // The default policy: one shared compressor, so no server context takeover (unasked).
-    EXPECT_EQ(d.extensions_header, "permessage-deflate; server_no_context_takeover");
+    // The default policy: shared zlib streams, so no context takeover either way (unasked).
+    EXPECT_EQ(d.extensions_header,
+              "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
     EXPECT_NE(write101String(d).find("\r\nSec-WebSocket-Extensions: permessage-deflate; "
-                                     "server_no_context_takeover\r\n"),
+                                     "server_no_context_takeover; client_no_context_takeover\r\n"),
               std::string::npos);
 
     // Offers spread over two headers are one list.
@@ -353,7 +354,8 @@ TEST(EvaluateUpgrade, PermessageDeflate) {
                           "server_no_context_takeover"}));
     ASSERT_TRUE(d.deflate);
     EXPECT_TRUE(d.deflate->server_no_context_takeover);
-    EXPECT_EQ(d.extensions_header, "permessage-deflate; server_no_context_takeover");
+    EXPECT_EQ(d.extensions_header,
+              "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
 
     // Invalid offer: declined, not an error.
     d = evaluate(request({"Sec-WebSocket-Extensions: permessage-deflate; bogus=1"}));
@@ -381,7 +383,8 @@ TEST(Write101, ExactBytesWithEverything) {
         "Connection: Upgrade\r\n"
         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
         "Sec-WebSocket-Protocol: chat\r\n"
-        "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+        "client_no_context_takeover\r\n"
         "\r\n";
     EXPECT_EQ(write101String(d), expected);
     std::vector<char> exact(expected.size());
