@@ -67,6 +67,8 @@
 #   busy cores. NOISE_MAX=0.1: a pinned run in which the generator waited for a CPU more than
 #   this fraction of the time is repeated (up to NOISE_RETRIES=2 times), then kept but flagged.
 #   RUN_TIMEOUT=120: a generator still running after this many seconds is stopped.
+#   BUSY_POLL=1: the generator runs with --busy-poll (never sleeps; see docs/bench.md), so a
+#   server's sends do not pay for waking it on loopback (recorded as "busy_poll" in the JSON).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -78,6 +80,7 @@ BCAST=${BCAST-"1000:32 1000:1 1000:256 10000:32"}
 BCAST_DURATION=${BCAST_DURATION:-4}
 BCAST_WARMUP=${BCAST_WARMUP:-1}
 DRAIN=${DRAIN:-30}
+BUSY_POLL=${BUSY_POLL:-0}
 LAT_SUBS=${LAT_SUBS:-10000}
 LAT_RATE=${LAT_RATE:-1}
 LAT_PUBLISHERS=${LAT_PUBLISHERS:-1}
@@ -293,6 +296,7 @@ run_one() {
         [[ $server == ws || $server == uws ]] && args+=(--publish-url "ws://127.0.0.1:$SPORT/pub")
     fi
     ((deflate)) && args+=(--deflate)
+    ((BUSY_POLL)) && args+=(--busy-poll)
     local gpin=("${PIN_GEN_ONE[@]}")
     ((pinned)) || gpin=("${PIN_NONE[@]}")
     local rc=0 json=$WORK/gen.json
@@ -449,6 +453,7 @@ cat > "$WORK/meta.json" <<EOF
  "threads":{"counts":$(json_str "$FAN_THREADS"),"specs":$(json_str "$FAN_THREADS_SPECS"),"gen_procs":$THREADS_PROCS},
  "deflate":{"specs":$(json_str "$FAN_DEFLATE")},
  "drain_s":$DRAIN,
+ "busy_poll":$((BUSY_POLL ? 1 : 0)),
  "server_core":$SERVER_CORE,"gen_core":$GEN_CORE,"sched":"$SCHED",
  "versions":{"node":$(json_str "$(node --version 2>/dev/null || true)"),"ws":$(json_str "$ws_version"),"uws":$(json_str "${UWS_VERSION:-}"),"base":$(json_str "$base_version")},
  "switchboard_commit":$(json_str "${SB_COMMIT:-$commit}"),

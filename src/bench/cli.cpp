@@ -232,6 +232,10 @@ target and protocol:
   --poll-wait S          --transport poll: the wait of each poll in seconds (default 25)
   --subprotocol P        offer this subprotocol (plain mode; repeatable)
   --deflate              offer permessage-deflate
+  --busy-poll            never sleep waiting for the server (poll with a zero timeout): on
+                         loopback the server's send pays for waking a sleeping generator, so a
+                         generator faster than the server slows it down; burns each process's
+                         core (pin it apart from the server)
 connections:
   -c, --conns N          connections; fanout: subscribers (default 50; accepts 10k)
   --rate R               new connections per second (default 0: as fast as the window allows)
@@ -454,6 +458,8 @@ base::Result<BenchOptions> parseBenchArgs(int argc, char** argv, bool* help) {
             o.subprotocols.emplace_back(*v);
         } else if (a == "--deflate") {
             o.deflate = true;
+        } else if (a == "--busy-poll") {
+            o.busy_poll = true;
         } else if (a == "--ca") {
             auto v = value();
             if (!v) {

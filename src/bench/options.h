@@ -54,7 +54,8 @@ struct BenchOptions {
     uint32_t poll_wait_s = 25;
     // Offered in the handshake (native mode always offers switchboard.v1.json).
     std::vector<std::string> subprotocols;
-    bool deflate = false;  // offer permessage-deflate
+    bool deflate = false;    // offer permessage-deflate
+    bool busy_poll = false;  // the generator's loops never sleep (loop::EventLoop::setBusyPoll)
     // wss:// only: trust this PEM file instead of the system CA store, or verify nothing
     // (self-signed test servers). Verification is on by default (client::ClientOptions).
     std::string ca_file;

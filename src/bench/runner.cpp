@@ -350,7 +350,9 @@ struct Runner::Impl final : HttpSubSink {
 
     Impl(Runner* self, const BenchOptions& o, Slice s, Coordinator* c,
          const std::atomic<bool>* interrupt)
-        : self_(self), opts_(o), slice_(s), coord_(c), interrupt_(interrupt) {}
+        : self_(self), opts_(o), slice_(s), coord_(c), interrupt_(interrupt) {
+        loop_.setBusyPoll(o.busy_poll);
+    }
 
     base::Result<void> prepare();
     BenchResult run();

@@ -189,7 +189,7 @@ void EventLoop::run() {
     t_current = this;
     epoll_event events[kMaxEvents];
     while (!stop_.load(std::memory_order_acquire)) {
-        int timeout = again_next_.empty() ? timers_.msUntilNextTick(now_ms_) : 0;
+        int timeout = busy_poll_ || !again_next_.empty() ? 0 : timers_.msUntilNextTick(now_ms_);
         int n = epoll_wait(epfd_, events, kMaxEvents, timeout);
         if (n < 0 && errno != EINTR) {
             SB_ERROR("epoll_wait failed: errno %d", errno);

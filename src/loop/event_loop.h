@@ -49,6 +49,11 @@ public:
 
     // Runs until stop(). Must be called on the thread that owns the loop.
     void run();
+    // Before run(): never sleep in epoll_wait (poll with a zero timeout). For a load generator
+    // with a core of its own: on loopback a sender's send() runs the receiver's TCP receive
+    // and, if the receiver sleeps, its wake-up (an inter-processor interrupt), so a generator
+    // that keeps falling asleep makes the server under test pay for waking it. Burns the core.
+    void setBusyPoll(bool on) { busy_poll_ = on; }
     // Any thread.
     void stop();
     // Any thread: runs fn on the loop thread in its next iteration.
@@ -110,6 +115,7 @@ private:
     int epfd_ = -1;
     int wake_fd_ = -1;
     std::atomic<bool> stop_{false};
+    bool busy_poll_ = false;
     uint64_t now_ms_;
     TimerWheel timers_;
     std::vector<uint8_t> recv_buf_;

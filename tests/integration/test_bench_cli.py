@@ -119,6 +119,28 @@ class Suite:
         check(j["latency_ms"]["count"] == 4000, "delivery latency count")
         check("deliveries/s" in p.stdout, "no deliveries/s in the table")
 
+    def fanout_busy_poll(self):
+        # A slow paced run (20 publications/s) with and without --busy-poll over 2 processes:
+        # the same exact deliveries, but only the busy-polling generator keeps its cores busy
+        # while it waits.
+        cpu = {}
+        for flag in ("", "--busy-poll"):
+            name = f"fanout-busy{flag or '-off'}.json"
+            p = self.bench("fanout", "--url", self.url("/ws"), "-c", "20", "--procs", "2",
+                           "-n", "40", "-i", "50ms", *([flag] if flag else []),
+                           "--json", str(self.tmp / name))
+            self.expect_ok(p)
+            j = self.json_of(name)
+            k = j["counters"]
+            check(k["expected"] == 800 and k["deliveries"] == 800 and k["lost"] == 0 and
+                  k["duplicates"] == 0 and k["out_of_order"] == 0, f"{flag or 'default'}: {k}")
+            cpu[flag] = j["cpu"]["busiest_process"]
+        print(f"NOTE       busiest generator process: {cpu['']:.2f} of a core sleeping, "
+              f"{cpu['--busy-poll']:.2f} busy-polling", flush=True)
+        check(cpu[""] < 0.5, f"without --busy-poll the generator used {cpu['']:.2f} of a core")
+        check(cpu["--busy-poll"] > 0.5, f"with --busy-poll the generator used only "
+              f"{cpu['--busy-poll']:.2f} of a core while waiting")
+
     def fanout_several_urls(self):
         # Two "nodes" that are one server (the query string does not change the route): the
         # spread, --publish-url and the JSON's urls/publish_url, end to end through the CLI.
@@ -304,6 +326,7 @@ def main() -> int:
         s.case("echo: --procs 2 merges exactly", s.echo_two_procs)
         s.case("connect: ramp, hold, clean close", s.connect)
         s.case("fanout: native rooms, no loss/dup/reorder", s.fanout_native)
+        s.case("fanout: --busy-poll polls instead of sleeping, same deliveries", s.fanout_busy_poll)
         s.case("fanout: several --url and --publish-url", s.fanout_several_urls)
         s.case("fanout: subscribers over SSE and long-polling", s.fanout_http_transports)
         s.case("connect: over SSE and long-polling", s.connect_http_transports)
