@@ -28,6 +28,8 @@
 #   MSGS_TOTAL=2000000 (deliveries per fan-out run)  DRAIN=20 (s after the last publish)
 #   IDLE_CONNS=10000 (0 skips)  IDLE_SETTLE=1 (s between "all open" and the RSS sample)
 #   SERVER_CORE=0 GEN_CORE=1  RUN_TIMEOUT=120 (s; a generator still running is stopped)
+#   THREADS=1 (the server's --threads)  GEN_PROCS=1 (the generator's --procs)  PIN=1 (0: pin
+#   nothing, for multi-core runs: compare THREADS=1 and THREADS=2 both with PIN=0 GEN_PROCS=2)
 #   SCHED=boost (default as root; see run_fanout_bench.sh) | fifo | none (then wait, up to
 #   QUIET_TIMEOUT=60 s, for the machine to fall under QUIET_MAX=0.15 busy cores)
 #   OUT (result path)
@@ -49,6 +51,9 @@ IDLE_SETTLE=${IDLE_SETTLE:-1}
 SERVER_CORE=${SERVER_CORE:-0}
 GEN_CORE=${GEN_CORE:-1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-120}
+THREADS=${THREADS:-1}
+GEN_PROCS=${GEN_PROCS:-1}
+PIN=${PIN:-1}
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 OUT=${OUT:-$REPO/bench/results/transports-$STAMP.json}
 QUIET_MAX=${QUIET_MAX:-0.15}
@@ -62,8 +67,13 @@ case $SCHED in
     *) echo "SCHED must be boost, fifo or none" >&2; exit 2 ;;
 esac
 # Every prefix execs the next program, so $! is the server's (or generator's) own PID.
-PIN_SERVER=("${PRIO[@]}" taskset -c "$SERVER_CORE")
-PIN_GEN=("${PRIO[@]}" taskset -c "$GEN_CORE")
+if ((PIN)); then
+    PIN_SERVER=("${PRIO[@]}" taskset -c "$SERVER_CORE")
+    PIN_GEN=("${PRIO[@]}" taskset -c "$GEN_CORE")
+else
+    PIN_SERVER=("${PRIO[@]}")
+    PIN_GEN=("${PRIO[@]}")
+fi
 SB_ENV=(env)
 for v in $(compgen -e); do [[ $v == SWITCHBOARD_* ]] && SB_ENV+=(-u "$v"); done
 for t in $TRANSPORTS; do
@@ -92,7 +102,7 @@ rate_limit = 100000
 [namespaces.bench]
 history_size = 100
 EOF
-SB_CMD=(serve --config "$WORK/switchboard.toml" --host 127.0.0.1 --port 0 --threads 1
+SB_CMD=(serve --config "$WORK/switchboard.toml" --host 127.0.0.1 --port 0 --threads "$THREADS"
         --no-compression --log-level warn)
 SPID=""
 GPID=""
@@ -180,7 +190,8 @@ run_fanout() {  # SUBS TRANSPORT ROUND
     cpu0=$(cpu_ticks "$SPID")
     "${PIN_GEN[@]}" "$SB_BIN" bench fanout --url "ws://127.0.0.1:$SPORT/ws" --transport "$t" \
         -c "$subs" --publishers 1 -n "$n" --window "$WINDOW" --size "$SIZE" --drain "$DRAIN" \
-        --channel-prefix bench: --no-reconnect -q --json "$out" > "$WORK/gen.txt" 2>&1 &
+        --channel-prefix bench: --procs "$GEN_PROCS" --no-reconnect -q --json "$out" \
+        > "$WORK/gen.txt" 2>&1 &
     GPID=$!
     wait_gen
     local cpu1 hwm
@@ -266,6 +277,7 @@ cat > "$WORK/meta.json" <<EOF
  "transports":$(json_str "$TRANSPORTS"),"rounds":$ROUNDS,"fanout":$(json_str "$FANOUT"),
  "window":$WINDOW,"size":$SIZE,"msgs_total":$MSGS_TOTAL,"drain_s":$DRAIN,"idle_conns":$IDLE_CONNS,
  "server_core":$SERVER_CORE,"gen_core":$GEN_CORE,"sched":"$SCHED",
+ "threads":$THREADS,"gen_procs":$GEN_PROCS,"pinned":$((PIN ? 1 : 0)),
  "switchboard_cmd":$(json_str "${SB_CMD[*]}"),
  "switchboard_config":$(json_str "$(cat "$WORK/switchboard.toml")"),
  "elapsed_s":$((SECONDS - START))}
@@ -332,7 +344,9 @@ const ms = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(
 const cell = (s, f) => (s ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : 'failed');
 const ratio = (s, ref) => (s && ref ? `${(s.median / ref.median).toFixed(2)}×` : '—');
 const lines = [];
-lines.push(`Medians of ${meta.rounds} rounds (min–max); × = the transport's median ÷ WebSocket's. ` +
+lines.push(`Server \`--threads ${meta.threads ?? 1}\`, generator ${meta.gen_procs ?? 1} process(es), ` +
+  `${meta.pinned === 0 ? 'nothing pinned' : 'server and generator pinned to a core each'}. ` +
+  `Medians of ${meta.rounds} rounds (min–max); × = the transport's median ÷ WebSocket's. ` +
   `One publisher on \`/ws\`, ${meta.window} publications unacknowledged, ${meta.size} B payloads, ` +
   `${int(meta.msgs_total)} deliveries per run; lost / duplicated / reordered are sums over the rounds.`);
 lines.push('');
