@@ -137,9 +137,12 @@ class Suite:
             cpu[flag] = j["cpu"]["busiest_process"]
         print(f"NOTE       busiest generator process: {cpu['']:.2f} of a core sleeping, "
               f"{cpu['--busy-poll']:.2f} busy-polling", flush=True)
-        check(cpu[""] < 0.5, f"without --busy-poll the generator used {cpu['']:.2f} of a core")
-        check(cpu["--busy-poll"] > 0.5, f"with --busy-poll the generator used only "
-              f"{cpu['--busy-poll']:.2f} of a core while waiting")
+        # Relative, not absolute: on a loaded machine (a parallel ctest, a sanitized server)
+        # two busy-polling processes get well under a core each (seen: 0.36), while a
+        # sleeping generator paced at 20/s stays near zero (0.02).
+        check(cpu["--busy-poll"] >= 0.15 and cpu["--busy-poll"] >= 4 * max(cpu[""], 0.02),
+              f"with --busy-poll the busiest generator process used {cpu['--busy-poll']:.2f} "
+              f"of a core, without it {cpu['']:.2f}: it does not look like polling")
 
     def fanout_several_urls(self):
         # Two "nodes" that are one server (the query string does not change the route): the
