@@ -24,13 +24,13 @@ struct DeflateParams {
 struct DeflateServerPolicy {
     bool enabled = true;
     // Keep each connection's compression contexts between messages, both directions: a better
-    // ratio on streams of similar messages, for ~256 KiB of zlib state per connection that has
-    // been sent a message (2.5 GiB for 10,000 subscribers) and up to 40 KiB per connection
-    // that has sent one. Off by default: every response carries server_no_context_takeover
-    // and client_no_context_takeover (RFC 7692 §7.1.1.1 and §7.1.1.2 let a server add them
-    // unasked), so the loop's one shared compressor and one shared decompressor do the work,
-    // an idle connection holds no zlib state, and a fan-out message is compressed once per
-    // loop, not once per subscriber.
+    // ratio on streams of similar messages, for zlib state per connection (allocated: 256 KiB
+    // to compress at 15 bits, ~40 KiB to inflate; measured: ~97 KB of RSS per subscribed
+    // connection, and a 1.3 GB peak for 10,000 deflate subscribers of one fan-out). Off by default:
+    // every response carries server_no_context_takeover and client_no_context_takeover (RFC 7692
+    // §7.1.1.1 and §7.1.1.2 let a server add them unasked), so the loop's one shared compressor and
+    // one shared decompressor do the work, an idle connection holds no zlib state, and a fan-out
+    // message is compressed once per loop, not once per subscriber.
     bool context_takeover = false;
     uint8_t max_server_window_bits = 15;
 };
