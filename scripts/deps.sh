@@ -5,7 +5,7 @@
 set -euo pipefail
 mode=${1:-build}
 
-pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev libsimdjson-dev libtomlplusplus-dev libhiredis-dev libnats-dev)
+pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev libsimdjson-dev libtomlplusplus-dev libhiredis-dev libnats-dev liburing-dev)
 # Node in every mode: the build embeds uPlot from node_modules (the /admin dashboard).
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 if [ "$mode" = test ]; then

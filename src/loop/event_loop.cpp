@@ -26,7 +26,6 @@ uint64_t EventLoop::monotonicMs() {
 }
 
 EventLoop::EventLoop() : now_ms_(monotonicMs()), timers_(now_ms_), recv_buf_(kRecvBufferSize) {
-    cork_buf_.reserve(kCorkBufferSize);
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (epfd_ < 0 || wake_fd_ < 0) {

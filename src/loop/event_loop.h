@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <thread>
@@ -29,6 +30,13 @@ private:
     // Links of the loop's list of owned objects (see EventLoop::own).
     Pollable* owned_prev_ = nullptr;
     Pollable* owned_next_ = nullptr;
+};
+
+// State a higher layer keeps per loop (the net layer: the cork and the batched sends). Owned
+// by the loop, destroyed after the loop's remaining objects.
+class LoopAttachment {
+public:
+    virtual ~LoopAttachment() = default;
 };
 
 class EventLoop {
@@ -99,10 +107,9 @@ public:
     TimerWheel& timers() { return timers_; }
     std::span<uint8_t> recvBuffer() { return {recv_buf_.data(), recv_buf_.size()}; }
 
-    // The cork: the one connection whose outgoing bytes are being batched, and its bytes.
-    // See net::StreamConn for the protocol.
-    std::vector<uint8_t>& corkBuffer() { return cork_buf_; }
-    void*& corkOwner() { return cork_owner_; }
+    // The net layer's per-loop write state (net::LoopWrites: the cork and the batched sends),
+    // created on first use. Loop thread only.
+    std::unique_ptr<LoopAttachment>& netState() { return net_state_; }
 
     static uint64_t monotonicMs();
 
@@ -119,8 +126,6 @@ private:
     uint64_t now_ms_;
     TimerWheel timers_;
     std::vector<uint8_t> recv_buf_;
-    std::vector<uint8_t> cork_buf_;
-    void* cork_owner_ = nullptr;
     std::mutex posted_mu_;
     std::vector<std::function<void()>> posted_;
     std::vector<std::function<void()>> hooks_;
@@ -129,6 +134,8 @@ private:
     Pollable* owned_head_ = nullptr;
     std::vector<Pollable*> again_;
     std::vector<Pollable*> again_next_;
+    // Last: the loop's objects are deleted in the destructor's body, and theirs may use it.
+    std::unique_ptr<LoopAttachment> net_state_;
 };
 
 }  // namespace sb::loop

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "net/loop_writes.h"
 #include "net/tls.h"
 
 namespace sb::net {
@@ -44,9 +45,13 @@ StreamConn::~StreamConn() {
 }
 
 void StreamConn::releaseSocket() {
-    if (loop_->corkOwner() == this) {
-        loop_->corkOwner() = nullptr;
-        loop_->corkBuffer().clear();
+    LoopWrites& w = LoopWrites::of(*loop_);
+    if (send_pending_) {
+        w.flush();  // promised bytes go out before the fd closes (or is handed over)
+    }
+    if (w.owner == this) {
+        w.owner = nullptr;
+        w.corkClear();
     }
     if (fd_ >= 0) {
         loop_->remove(fd_);
@@ -66,14 +71,37 @@ void StreamConn::releaseSocket() {
     }
 }
 
-void StreamConn::installLoopHooks(loop::EventLoop& loop) {
+void StreamConn::installLoopHooks(loop::EventLoop& loop, bool batch_sends) {
     loop::EventLoop* l = &loop;
+    LoopWrites::of(loop).setHooked(batch_sends);
     loop.addIterationHook([l] { flushCork(*l); });
 }
 
 void StreamConn::flushCork(loop::EventLoop& loop) {
-    if (void* owner = loop.corkOwner()) {
-        static_cast<StreamConn*>(owner)->uncork();
+    LoopWrites& w = LoopWrites::of(loop);
+    if (w.owner != nullptr) {
+        w.owner->uncork(true);
+    }
+    w.flush();
+}
+
+void StreamConn::onBatchSent(const uint8_t* data, size_t len, int result) {
+    send_pending_ = false;
+    if (closed_) {
+        return;
+    }
+    // As sendRaw: what the kernel did not take waits in the backlog for EPOLLOUT; an error
+    // means the peer is gone, which the read side reports.
+    if (result < 0 && result != -EAGAIN && result != -EINTR) {
+        return;
+    }
+    const size_t sent = result > 0 ? static_cast<size_t>(result) : 0;
+    if (sent < len) {
+        appendBacklog(data + sent, len - sent);
+    }
+    if (shut_wr_pending_ && backlogBytes() == 0) {
+        shut_wr_pending_ = false;
+        ::shutdown(fd_, SHUT_WR);
     }
 }
 
@@ -82,7 +110,7 @@ bool StreamConn::attach() {
 }
 
 void StreamConn::adoptFrom(StreamConn* from) {
-    from->uncork();
+    from->uncork();  // also makes a send of its still queued in the loop's batch
     fd_ = from->fd_;
     from->fd_ = -1;
     extra_ = std::move(from->extra_);
@@ -105,14 +133,15 @@ size_t StreamConn::backlogBytes() const {
     return extra_ ? extra_->size() : 0;
 }
 
-void StreamConn::takeCork() {
-    void*& owner = loop_->corkOwner();
-    if (owner != this) {
-        if (owner != nullptr) {
-            static_cast<StreamConn*>(owner)->uncork();
+LoopWrites& StreamConn::takeCork() {
+    LoopWrites& w = LoopWrites::of(*loop_);
+    if (w.owner != this) {
+        if (w.owner != nullptr) {
+            w.owner->uncork(true);  // its bytes join the loop's batch of sends
         }
-        owner = this;
+        w.owner = this;
     }
+    return w;
 }
 
 void StreamConn::write(const void* data, size_t len) {
@@ -122,6 +151,11 @@ void StreamConn::write(const void* data, size_t len) {
 void StreamConn::write2(const void* head, size_t head_len, const void* body, size_t body_len) {
     if (closed_) {
         return;
+    }
+    if (send_pending_) [[unlikely]] {
+        // Written to again in the iteration its cork was queued: make that send first, so
+        // these bytes go after it (or behind the backlog it left).
+        LoopWrites::of(*loop_).flush();
     }
     const size_t total = head_len + body_len;
     if (extra_ && extra_->size() > 0) {
@@ -135,42 +169,47 @@ void StreamConn::write2(const void* head, size_t head_len, const void* body, siz
         appendBacklog(static_cast<const uint8_t*>(body), body_len);
         return;
     }
-    takeCork();
-    auto& cork = loop_->corkBuffer();
-    if (cork.size() + total > loop::EventLoop::kCorkBufferSize) {
+    LoopWrites* w = &takeCork();
+    if (w->corkSize() + total > LoopWrites::kCorkBufferSize) {
         uncork();
         if (closed_ || (extra_ && extra_->size() > 0)) {
             write2(head, head_len, body, body_len);  // goes to the backlog now
             return;
         }
-        if (total > loop::EventLoop::kCorkBufferSize) {
+        if (total > LoopWrites::kCorkBufferSize) {
             // Too big to batch: hand both parts to the kernel in one writev.
             iovec iov[2] = {{const_cast<void*>(head), head_len},
                             {const_cast<void*>(body), body_len}};
             sendv(iov, 2);
             return;
         }
-        takeCork();
+        w = &takeCork();
     }
-    const auto* h = static_cast<const uint8_t*>(head);
-    cork.insert(cork.end(), h, h + head_len);
+    w->corkAppend(head, head_len);
     if (body_len > 0) {
-        const auto* b = static_cast<const uint8_t*>(body);
-        cork.insert(cork.end(), b, b + body_len);
+        w->corkAppend(body, body_len);
     }
 }
 
-void StreamConn::uncork() {
-    if (loop_->corkOwner() != this) {
+void StreamConn::uncork(bool defer) {
+    LoopWrites& w = LoopWrites::of(*loop_);
+    if (send_pending_ && !defer) {
+        w.flush();  // "sent now" includes what waits in the loop's batch
+    }
+    if (w.owner != this) {
         return;
     }
-    loop_->corkOwner() = nullptr;
-    auto& cork = loop_->corkBuffer();
-    if (!cork.empty() && !closed_) {
-        iovec iov{cork.data(), cork.size()};
+    w.owner = nullptr;
+    if (w.corkSize() > 0 && !closed_) {
+        // Plain connections only: TLS encrypts into its own buffers first.
+        if (defer && !tls_ && w.deferCork(this)) {
+            send_pending_ = true;  // onBatchSent() reports the outcome, the cork moved on
+            return;
+        }
+        iovec iov{w.corkData(), w.corkSize()};
         sendv(&iov, 1);
     }
-    cork.clear();
+    w.corkClear();
     if (shut_wr_pending_ && backlogBytes() == 0 && !closed_) {
         shut_wr_pending_ = false;
         ::shutdown(fd_, SHUT_WR);

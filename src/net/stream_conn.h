@@ -1,6 +1,7 @@
 // A non-blocking TCP connection on an event loop: reads into the loop's shared receive buffer,
 // batches writes in the loop's shared cork buffer (one send per dispatch however many frames
-// were written), and keeps only the bytes the kernel refused in a per-connection backlog,
+// were written; sends of one iteration go to the kernel together, see net/loop_writes.h), and
+// keeps only the bytes the kernel refused in a per-connection backlog,
 // allocated on first EAGAIN and freed when drained. Idle connections own no buffer. With
 // startTls() the same connection speaks TLS (net/tls.h): plaintext in the cork and in onData(),
 // ciphertext on the socket and in the backlog.
@@ -17,6 +18,7 @@
 
 namespace sb::net {
 
+class LoopWrites;
 class TlsSession;
 
 class StreamConn : public loop::Pollable {
@@ -52,8 +54,10 @@ public:
     void write(const void* data, size_t len);
     // Header + payload without joining them first (large payloads are sent with writev).
     void write2(const void* head, size_t head_len, const void* body, size_t body_len);
-    // Sends whatever this connection has in the cork now.
-    void uncork();
+    // Sends whatever this connection has in the cork now. defer: on a loop that batches sends
+    // (LoopWrites), queue them for the batch made at the end of the iteration instead (the
+    // loop's hooks and a cork changing hands do this).
+    void uncork(bool defer = false);
 
     // Closes the socket now (the object lives until the end of the loop iteration); calls
     // onClosed() once. Unsent bytes are dropped.
@@ -67,10 +71,15 @@ public:
     int fd() const { return fd_; }
     loop::EventLoop* loop() const { return loop_; }
 
-    // Installs the end-of-iteration flush of the cork on a loop; call once per loop.
-    static void installLoopHooks(loop::EventLoop& loop);
-    // Sends whatever connection holds the loop's cork now (loop thread).
+    // Installs the end-of-iteration flush of the cork on a loop; call once per loop, before
+    // its first write. batch_sends: the corks of the connections written in one iteration go
+    // to the kernel as one io_uring batch of sends (net/loop_writes.h), not a system call each.
+    static void installLoopHooks(loop::EventLoop& loop, bool batch_sends = true);
+    // Sends whatever connection holds the loop's cork now, and the loop's batch (loop thread).
     static void flushCork(loop::EventLoop& loop);
+    // LoopWrites: the queued send of this connection's cork was made; `result` is its byte
+    // count or -errno. What the kernel did not take goes to the backlog.
+    void onBatchSent(const uint8_t* data, size_t len, int result);
 
 protected:
     // `data` lies in the loop's receive buffer, writable, valid only during the call.
@@ -90,7 +99,7 @@ protected:
     void onEvents(uint32_t events) final;
 
 private:
-    void takeCork();
+    LoopWrites& takeCork();
     // Drops the cork if held, closes the fd, releases the backlog (and its accounting).
     void releaseSocket();
     void sendv(iovec* iov, int iovcnt);
@@ -116,6 +125,9 @@ private:
     // extra_->tls is set. A flag in the padding, so the plain path tests one byte it already
     // has in cache and an idle plain connection stays 48 bytes (pinned in stream_conn.cpp).
     bool tls_ = false;
+    // The cork's bytes wait in the loop's batch of sends (LoopWrites). Cleared by
+    // onBatchSent(); anything that needs them on the wire first flushes the batch.
+    bool send_pending_ = false;
 };
 
 }  // namespace sb::net

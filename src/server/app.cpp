@@ -1309,7 +1309,7 @@ base::Result<void> App::listen() {
         for (auto& l : ctx->listeners) {
             ctx->loop.add(l->fd, l.get(), EPOLLIN | EPOLLET);
         }
-        net::StreamConn::installLoopHooks(ctx->loop);
+        net::StreamConn::installLoopHooks(ctx->loop, options_.io_uring);
         LoopCtx* c = ctx.get();
         // Last hook: the iteration's work is done (nowMs() is when epoll_wait returned).
         ctx->loop.addIterationHook(

@@ -212,6 +212,11 @@ struct ServerOptions {
     // maximum, 4 MiB on Debian). A cap bounds the kernel memory a stalled client can pin on
     // top of our own outbound limit, at the cost of throughput on long fat links.
     size_t send_buffer = 0;
+    // Socket sends through io_uring, batched per loop iteration: a loop that writes to many
+    // connections in one iteration (a fan-out) makes one system call for up to 1,024 sends
+    // instead of one each, and system calls are what fan-out spends its time on. Off, or where
+    // the kernel refuses io_uring (a warning says so), every send is a send() call.
+    bool io_uring = true;
 };
 
 // TLS handshakes of an App since it started (see App::tlsCounts).

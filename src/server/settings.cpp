@@ -54,6 +54,13 @@ config::Schema<ServeConfig> buildSchema() {
                  "same path takes over the listening sockets, the old one drains; empty = off"},
         [](auto& c) -> auto& { return c.server.handover_socket; });
     s.add(
+        {.key = "server.io_uring",
+         .flag = "--io-uring",
+         .kind = Kind::kBool,
+         .help = "send through io_uring, one system call per loop iteration for up to 1,024 "
+                 "sockets written (fan-out); off = one send() per socket"},
+        [](auto& c) -> auto& { return c.server.io_uring; });
+    s.add(
         {.key = "server.log_level",
          .flag = "--log-level",
          .kind = Kind::kLogLevel,

@@ -15,6 +15,7 @@ slows the rest nor grows memory without bound.
    connection still works, and re-subscribing with `since` recovers what was skipped (the
    replay counts against the same limit, so a large recovery may itself be cut with
    `gap:true` and take several rounds; each must make progress).
+4. case 1 again on a server started with --no-io-uring (each send its own system call).
 
 A client that never reads is a raw TCP WebSocket client with a 4 KiB receive buffer set
 before connect (so the kernel cannot absorb megabytes on its behalf).
@@ -597,6 +598,13 @@ async def main() -> int:
             if not suite.s.proc.alive():
                 rep.record("server alive", False, suite.s.proc.log_tail())
                 break
+        # The same policy with every send a system call of its own (server.io_uring = false),
+        # the path taken where the kernel refuses io_uring: the backlog and the limit must not
+        # depend on how the bytes reach the kernel.
+        suite.s.close()
+        suite.s = Server(args.server, CONFIG, name="slow-no-uring", flags=("--no-io-uring",))
+        await run_case(rep, "disconnect_policy_no_io_uring", suite.case_disconnect_policy,
+                       timeout=60)
     finally:
         suite.s.close()
     return rep.finish()

@@ -45,6 +45,7 @@ TEST(Settings, DefaultsAreTheOptionStructs) {
     EXPECT_EQ(c.server.port, ServerOptions{}.port);
     EXPECT_EQ(c.server.port, 8080);
     EXPECT_FALSE(c.server.reuse_port);
+    EXPECT_TRUE(c.server.io_uring);
     EXPECT_EQ(c.websocket.ping_interval_ms, 25'000u);
     EXPECT_EQ(c.websocket.idle_timeout_ms, 35'000u);  // ping interval + 10 s
     EXPECT_EQ(c.websocket.max_message_size, transport::WebSocketBehavior{}.max_message_size);
@@ -80,6 +81,7 @@ TEST(Settings, EveryDocumentedKeyKeepsItsFlagAndEnvironmentName) {
         {"server.threads", "--threads", "SWITCHBOARD_THREADS"},
         {"server.reuse_port", "--reuse-port", "SWITCHBOARD_REUSE_PORT"},
         {"server.handover_socket", "--handover-socket", "SWITCHBOARD_HANDOVER_SOCKET"},
+        {"server.io_uring", "--io-uring", "SWITCHBOARD_IO_URING"},
         {"server.log_level", "--log-level", "SWITCHBOARD_LOG_LEVEL"},
         {"server.log_json", "--log-json", "SWITCHBOARD_LOG_JSON"},
         {"server.max_header_bytes", "--max-header-bytes", "SWITCHBOARD_MAX_HEADER_BYTES"},
