@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "auth/permissions.h"
@@ -53,6 +54,24 @@ base::Unexpected<Failure> fail(Error e, std::string message) {
 base::Unexpected<Failure> unavailable() {
     return fail(Error::kUnavailable,
                 "the broker is unreachable (see /readyz); nothing was done: retry shortly");
+}
+
+// Epochs are short (the memory engine's are 14 bytes): compared inline, as two 8-byte words
+// when they fit, instead of a libc memcmp call for every delivery.
+bool sameEpoch(const std::string& a, const std::string& b) {
+    const size_t n = a.size();
+    if (n != b.size()) {
+        return false;
+    }
+    if (n < 8 || n > 16) {
+        return std::memcmp(a.data(), b.data(), n) == 0;
+    }
+    uint64_t a0, a1, b0, b1;
+    std::memcpy(&a0, a.data(), 8);
+    std::memcpy(&b0, b.data(), 8);
+    std::memcpy(&a1, a.data() + n - 8, 8);
+    std::memcpy(&b1, b.data() + n - 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
 }
 
 bool atLeastOnce(const NamespaceOptions& ns) {
@@ -162,6 +181,9 @@ struct Fanout {
         return false;
     }
 
+    // How many subscribers ahead deliverRun prefetches (see there).
+    static constexpr size_t kPrefetchAhead = 6;
+
     void drain();
     void deliverRun(size_t begin, size_t end);
     // `rel`: the event's index within the current run.
@@ -257,9 +279,21 @@ void Fanout::deliverRun(size_t begin, size_t end) {
         while (g_end < order.size() && targets[order[g_end]] == subs) {
             ++g_end;
         }
-        for (const Local& l : *subs) {
+        // The list is walked in order but each entry points elsewhere (its client, its
+        // subscription): fetch those a few entries ahead, or every delivery waits on two
+        // cache misses (without it, 40% of this loop's samples at 1,000 subscribers sat on
+        // those two loads).
+        const Local* locals = subs->data();
+        const size_t count = subs->size();
+        for (size_t j = 0; j < count; ++j) {
+            if (j + kPrefetchAhead < count) {
+                const Local& ahead = locals[j + kPrefetchAhead];
+                __builtin_prefetch(ahead.client);
+                __builtin_prefetch(ahead.sub);
+                __builtin_prefetch(reinterpret_cast<const char*>(ahead.sub) + 56);
+            }
             for (size_t k = g; k < g_end; ++k) {
-                deliverTo(l.client, l.sub, order[k]);
+                deliverTo(locals[j].client, locals[j].sub, order[k]);
             }
         }
         g = g_end;
@@ -305,7 +339,7 @@ void Fanout::deliverTo(Client* c, Client::Sub* sub, uint32_t rel) {
         return;
     }
     const broker::Publication& p = *ev.pub;
-    const bool same_epoch = p.epoch == sub->epoch;
+    const bool same_epoch = sameEpoch(p.epoch, sub->epoch);
     if (same_epoch && p.offset <= sub->last_offset) {
         return;  // sent already by a replay: each publication once, in order
     }

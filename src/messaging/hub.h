@@ -83,9 +83,9 @@ public:
 private:
     friend class Hub;
     friend struct Fanout;
+    // The fields a delivery reads and writes come first, in one cache line (Fanout reads
+    // them for every subscriber of every publication).
     struct Sub {
-        std::string channel;  // canonical name
-        const NamespaceOptions* ns = nullptr;
         std::string epoch;
         uint64_t last_offset = 0;  // highest offset handed to this subscriber (or skipped)
         // At-most-once: the offset up to which the peer was sent (a dropped publication does
@@ -93,13 +93,19 @@ private:
         // last_offset while a replay is under way; close() saves it as the session position,
         // so a replay cut short is resumed where it stopped, not at the top.
         uint64_t received = 0;
-        bool gap = false;  // something was skipped: the next publication says gap:true
+        const NamespaceOptions* ns = nullptr;
+        bool gap = false;     // something was skipped: the next publication says gap:true
+        std::string channel;  // canonical name
         NamespaceStats* ns_stats = nullptr;  // its namespace's counters (Hub::namespaceStats)
     };
     Sub* find(std::string_view channel);
     const Sub* find(std::string_view channel) const;
 
+    // peer_ and gone_ first: fan-out reads both for every delivery (one cache line).
     Peer* peer_;
+    bool gone_ = false;  // the peer is closing: nothing more is delivered
+    bool connected_ = false;
+    bool remote_requests_ = false;
     Fanout* fanout_ = nullptr;  // set by open
     // Unique per process and never 0; also the session holder token. The low 6 bits are the
     // loop index (broker::kMaxLoops = 64), so a token says where its connection lives.
@@ -112,9 +118,6 @@ private:
     double tokens_ = 0;
     uint64_t refill_ms_ = 0;
     uint32_t limited_in_row_ = 0;
-    bool connected_ = false;
-    bool gone_ = false;  // the peer is closing: nothing more is delivered
-    bool remote_requests_ = false;
 };
 
 // What a subscribe (or a resume) found: the channel's top position and, when a position was
