@@ -201,10 +201,15 @@ void StreamConn::uncork(bool defer) {
     }
     w.owner = nullptr;
     if (w.corkSize() > 0 && !closed_) {
-        // Plain connections only: TLS encrypts into its own buffers first.
-        if (defer && !tls_ && w.deferCork(this)) {
-            send_pending_ = true;  // onBatchSent() reports the outcome, the cork moved on
-            return;
+        // Plain connections only: TLS encrypts into its own buffers first. The flag is set
+        // first because deferCork() may make the batch at once (arena or queue full), and
+        // onBatchSent() clears it.
+        if (defer && !tls_) {
+            send_pending_ = true;
+            if (w.deferCork(this)) {
+                return;  // onBatchSent() reports the outcome; the cork moved on
+            }
+            send_pending_ = false;
         }
         iovec iov{w.corkData(), w.corkSize()};
         sendv(&iov, 1);
