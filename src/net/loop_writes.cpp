@@ -49,6 +49,7 @@ void LoopWrites::setHooked(bool batch) {
     ring_ = std::move(ring);
     arena_ = std::make_unique_for_overwrite<uint8_t[]>(kBatchArena);
     arena_size_ = kBatchArena;
+    queue_.reserve(kQueueDepth);  // never grows on the data path
 }
 
 LoopWrites::~LoopWrites() {
