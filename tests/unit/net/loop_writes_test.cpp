@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "net/stream_conn.h"
+#include "socket_reads.h"
 
 namespace sb::net {
 namespace {
@@ -29,19 +30,6 @@ protected:
     void onData(uint8_t*, size_t) override {}
     void onEof() override { close(); }
 };
-
-std::string readAll(int fd) {
-    std::string out;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (n <= 0) {
-            break;
-        }
-        out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-}
 
 // Connections over socketpairs on one loop; `peer[i]` is the far end of conn[i].
 struct Rig {
@@ -91,13 +79,13 @@ TEST(LoopWrites, CorksOfOneIterationGoOutTogetherAtItsEnd) {
         }
         // Every cork but the last one's owner is queued, none sent yet.
         queued_mid = LoopWrites::of(rig.loop).queued();
-        seen_mid = readAll(rig.peer[0]);
+        seen_mid = readAvailable(rig.peer[0]);
     });
     EXPECT_EQ(queued_mid, rig.conn.size() - 1);
     EXPECT_EQ(seen_mid, "");
     EXPECT_EQ(LoopWrites::of(rig.loop).queued(), 0u);
     for (size_t i = 0; i < rig.conn.size(); ++i) {
-        EXPECT_EQ(readAll(rig.peer[i]), "message " + std::to_string(i) + ";");
+        EXPECT_EQ(readAvailable(rig.peer[i]), "message " + std::to_string(i) + ";");
     }
 }
 
@@ -111,8 +99,8 @@ TEST(LoopWrites, WritingAgainAfterTheCorkWasQueuedKeepsOrder) {
         rig.conn[1]->write("B2,", 3);
         rig.conn[0]->write2("A3,", 3, "A4", 2);
     });
-    EXPECT_EQ(readAll(rig.peer[0]), "A1,A2,A3,A4");
-    EXPECT_EQ(readAll(rig.peer[1]), "B1,B2,");
+    EXPECT_EQ(readAvailable(rig.peer[0]), "A1,A2,A3,A4");
+    EXPECT_EQ(readAvailable(rig.peer[1]), "B1,B2,");
 }
 
 TEST(LoopWrites, PeerThatNeverReadsKeepsEveryByteInOrderInTheBacklog) {
@@ -135,7 +123,7 @@ TEST(LoopWrites, PeerThatNeverReadsKeepsEveryByteInOrderInTheBacklog) {
                 rig.conn[1]->write(chunk_b.data(), chunk_b.size());
             }
         });
-        EXPECT_EQ(readAll(rig.peer[1]).size(), 16 * chunk_b.size());
+        EXPECT_EQ(readAvailable(rig.peer[1]).size(), 16 * chunk_b.size());
     }
     const size_t backlog = rig.conn[0]->backlogBytes();
     EXPECT_GT(backlog, 4u << 20);  // a socketpair holds far less than 8 MiB
@@ -143,7 +131,7 @@ TEST(LoopWrites, PeerThatNeverReadsKeepsEveryByteInOrderInTheBacklog) {
     // The reader starts reading: the backlog drains on EPOLLOUT edges, bytes in order.
     std::string got;
     for (int i = 0; i < 100000 && got.size() < expected.size(); ++i) {
-        got += readAll(rig.peer[0]);
+        got += readAvailable(rig.peer[0]);
         rig.iteration([] {});
     }
     EXPECT_EQ(got.size(), expected.size());
@@ -167,7 +155,7 @@ TEST(LoopWrites, FloodOfSmallWritesFromManyConnectionsArrivesWhole) {
         }
     });
     for (size_t i = 0; i < rig.conn.size(); ++i) {
-        EXPECT_TRUE(readAll(rig.peer[i]) == expected[i]) << "connection " << i;
+        EXPECT_TRUE(readAvailable(rig.peer[i]) == expected[i]) << "connection " << i;
     }
 }
 
@@ -179,10 +167,10 @@ TEST(LoopWrites, CloseSendsWhatWasQueuedBeforeTheSocketCloses) {
         rig.conn[1]->write("x", 1);  // conn 0's cork is queued
         rig.conn[0]->close();
     });
-    EXPECT_EQ(readAll(rig.peer[0]), "bye");
+    EXPECT_EQ(readAvailable(rig.peer[0]), "bye");
     char c;
     EXPECT_EQ(::recv(rig.peer[0], &c, 1, MSG_DONTWAIT), 0);  // then EOF
-    EXPECT_EQ(readAll(rig.peer[1]), "x");
+    EXPECT_EQ(readAvailable(rig.peer[1]), "x");
 }
 
 TEST(LoopWrites, ShutdownWriteSendsQueuedBytesBeforeTheFin) {
@@ -193,7 +181,7 @@ TEST(LoopWrites, ShutdownWriteSendsQueuedBytesBeforeTheFin) {
         rig.conn[1]->write("x", 1);
         rig.conn[0]->shutdownWrite();
     });
-    EXPECT_EQ(readAll(rig.peer[0]), "last words");
+    EXPECT_EQ(readAvailable(rig.peer[0]), "last words");
     char c;
     EXPECT_EQ(::recv(rig.peer[0], &c, 1, MSG_DONTWAIT), 0);
 }
@@ -226,9 +214,12 @@ TEST(LoopWrites, WhereTheKernelRefusesIoUringEachCorkIsSentAtOnce) {
             rig.iteration([&] {
                 rig.conn[0]->write("A", 1);
                 rig.conn[1]->write("B", 1);
-                seen_mid = readAll(rig.peer[0]);
+                seen_mid = readAvailable(rig.peer[0]);
             });
-            code = rig.batching() ? 3 : seen_mid != "A" ? 4 : readAll(rig.peer[1]) != "B" ? 5 : 0;
+            code = rig.batching()                      ? 3
+                   : seen_mid != "A"                   ? 4
+                   : readAvailable(rig.peer[1]) != "B" ? 5
+                                                       : 0;
         }
         _exit(code);
     }
@@ -246,10 +237,10 @@ TEST(LoopWrites, WithoutBatchingAChangeOfCorkSendsAtOnce) {
     rig.iteration([&] {
         rig.conn[0]->write("A", 1);
         rig.conn[1]->write("B", 1);
-        seen_mid = readAll(rig.peer[0]);
+        seen_mid = readAvailable(rig.peer[0]);
     });
     EXPECT_EQ(seen_mid, "A");
-    EXPECT_EQ(readAll(rig.peer[1]), "B");
+    EXPECT_EQ(readAvailable(rig.peer[1]), "B");
 }
 
 }  // namespace

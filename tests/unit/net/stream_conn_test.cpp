@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "socket_reads.h"
+
 namespace sb::net {
 namespace {
 
@@ -28,19 +30,6 @@ protected:
     void onDrained() override { ++drained; }
 };
 
-std::string readAll(int fd) {
-    std::string out;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (n <= 0) {
-            break;
-        }
-        out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-}
-
 TEST(StreamConn, CorkedWritesLeaveInOrderAtUncork) {
     int sv[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
@@ -50,9 +39,9 @@ TEST(StreamConn, CorkedWritesLeaveInOrderAtUncork) {
     ASSERT_TRUE(a->attach());
     a->write("one,", 4);
     a->write2("two,", 4, "three", 5);
-    EXPECT_EQ(readAll(sv[1]), "");  // still corked: nothing sent yet
+    EXPECT_EQ(readAvailable(sv[1]), "");  // still corked: nothing sent yet
     a->uncork();
-    EXPECT_EQ(readAll(sv[1]), "one,two,three");
+    EXPECT_EQ(readAvailable(sv[1]), "one,two,three");
     a->close();
     ::close(sv[1]);
     loop.post([&] { loop.stop(); });
@@ -68,12 +57,12 @@ TEST(StreamConn, SecondWriterFlushesTheFirstCorkKeepingOrder) {
     auto* b = new Probe(&loop, s2[0]);
     a->write("A1", 2);
     b->write("B1", 2);  // takes the cork: A's bytes go out now
-    EXPECT_EQ(readAll(s1[1]), "A1");
+    EXPECT_EQ(readAvailable(s1[1]), "A1");
     a->write("A2", 2);
     b->uncork();  // not the owner anymore: no effect
-    EXPECT_EQ(readAll(s2[1]), "B1");
+    EXPECT_EQ(readAvailable(s2[1]), "B1");
     a->uncork();
-    EXPECT_EQ(readAll(s1[1]), "A2");
+    EXPECT_EQ(readAvailable(s1[1]), "A2");
     a->close();
     b->close();
     ::close(s1[1]);
@@ -99,7 +88,7 @@ TEST(StreamConn, BacklogKeepsWhatTheKernelRefusedAndDrainsOnWritable) {
     std::string got;
     // Read on the other side while the loop flushes the backlog on EPOLLOUT edges.
     while (got.size() < big.size()) {
-        got += readAll(sv[1]);
+        got += readAvailable(sv[1]);
         loop.post([] {});
         loop.post([&] { loop.stop(); });
         loop.run();

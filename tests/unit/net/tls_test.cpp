@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "net/stream_conn.h"
+#include "socket_reads.h"
 #include "tls_test_peer.h"
 
 namespace sb::net {
@@ -304,16 +305,7 @@ class SplitWire {
 public:
     SplitWire(LoopDriver& d, int fd, MemPeer& peer) : d_(d), fd_(fd), peer_(peer) {}
     void clientToServer(std::string* plain) {
-        std::string got;
-        char buf[65536];
-        for (;;) {
-            ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
-            if (n <= 0) {
-                break;
-            }
-            got.append(buf, static_cast<size_t>(n));
-        }
-        peer_.feed(got);
+        peer_.feed(readAvailable(fd_));
         ASSERT_TRUE(peer_.step(plain)) << testing::sslErrors();
     }
     template <class Piece>
