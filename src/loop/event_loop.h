@@ -1,5 +1,6 @@
 // One event loop per thread on edge-triggered epoll. It owns the per-loop shared buffers
-// (one receive buffer and one cork buffer for all its sockets: idle sockets own no buffer),
+// (one receive buffer for all its sockets, and the net layer's cork and batch of sends through
+// netState(): idle sockets own no buffer),
 // the timer wheel, a cross-thread task queue with an eventfd wakeup, and deferred destruction
 // (an object is never freed inside its own callback: it is freed at the end of the iteration).
 #pragma once
@@ -42,7 +43,6 @@ public:
 class EventLoop {
 public:
     static constexpr size_t kRecvBufferSize = 512 * 1024;  // one read drains most bursts
-    static constexpr size_t kCorkBufferSize = 64 * 1024;   // frames batch here, one send
     static constexpr int kMaxEvents = 1024;
 
     EventLoop();

@@ -183,6 +183,9 @@ struct Fanout {
 
     // How many subscribers ahead deliverRun prefetches (see there).
     static constexpr size_t kPrefetchAhead = 6;
+    // Where Client::Sub's last field a delivery touches (`gap`) sits: its fields from `epoch`
+    // to `gap` may straddle two cache lines, so both ends are fetched.
+    static constexpr size_t kSubHotEnd = sizeof(std::string) + 2 * sizeof(uint64_t) + sizeof(void*);
 
     void drain();
     void deliverRun(size_t begin, size_t end);
@@ -290,7 +293,7 @@ void Fanout::deliverRun(size_t begin, size_t end) {
                 const Local& ahead = locals[j + kPrefetchAhead];
                 __builtin_prefetch(ahead.client);
                 __builtin_prefetch(ahead.sub);
-                __builtin_prefetch(reinterpret_cast<const char*>(ahead.sub) + 56);
+                __builtin_prefetch(reinterpret_cast<const char*>(ahead.sub) + kSubHotEnd);
             }
             for (size_t k = g; k < g_end; ++k) {
                 deliverTo(locals[j].client, locals[j].sub, order[k]);

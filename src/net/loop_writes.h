@@ -27,7 +27,8 @@ class StreamConn;
 // not take, for its backlog. Nothing queued outlives the iteration.
 class LoopWrites final : public loop::LoopAttachment {
 public:
-    static constexpr size_t kCorkBufferSize = loop::EventLoop::kCorkBufferSize;
+    // One connection's batched frames: one send however many frames it wrote.
+    static constexpr size_t kCorkBufferSize = 64 * 1024;
 
     static LoopWrites& of(loop::EventLoop& loop) {
         auto& slot = loop.netState();

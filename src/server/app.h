@@ -214,8 +214,9 @@ struct ServerOptions {
     size_t send_buffer = 0;
     // Socket sends through io_uring, batched per loop iteration: a loop that writes to many
     // connections in one iteration (a fan-out) makes one system call for up to 1,024 sends
-    // instead of one each, and system calls are what fan-out spends its time on. Off, or where
-    // the kernel refuses io_uring (a warning says so), every send is a send() call.
+    // instead of one each (on a VM a call's entry and exit cost ~40% of a small loopback send;
+    // docs/benchmarks.md). Off, or where the kernel refuses io_uring (a warning says so),
+    // every send is a sendmsg() call.
     bool io_uring = true;
 };
 
