@@ -186,6 +186,9 @@ void EventLoop::run() {
     owner_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
     EventLoop* const outer = t_current;
     t_current = this;
+    if (net_state_) {
+        net_state_->onRunStart();
+    }
     epoll_event events[kMaxEvents];
     while (!stop_.load(std::memory_order_acquire)) {
         int timeout = busy_poll_ || !again_next_.empty() ? 0 : timers_.msUntilNextTick(now_ms_);
@@ -215,6 +218,9 @@ void EventLoop::run() {
         endIteration();
     }
     endIteration();
+    if (net_state_) {
+        net_state_->onRunEnd();
+    }
     t_current = outer;
     stop_.store(false, std::memory_order_relaxed);  // run() may be called again
 }

@@ -38,6 +38,10 @@ private:
 class LoopAttachment {
 public:
     virtual ~LoopAttachment() = default;
+    // On the thread that runs the loop: run() starts, and run() ends (after its last
+    // iteration's hooks). Resources that belong to a thread are set up and put away here.
+    virtual void onRunStart() {}
+    virtual void onRunEnd() {}
 };
 
 class EventLoop {

@@ -29,27 +29,43 @@ LoopWrites::LoopWrites()
 
 void LoopWrites::setHooked(bool batch) {
     hooked_ = true;
-    if (!batch || ring_ || owner != nullptr || end_ != 0) {
-        return;
-    }
-    auto ring = std::make_unique<io_uring>();
-    const int rc = io_uring_queue_init(kQueueDepth, ring.get(), 0);
-    if (rc != 0) {
-        // Disabled by the kernel (kernel.io_uring_disabled, a seccomp profile) or out of
-        // locked memory: every send stays a system call, as with io_uring = false.
-        static std::atomic<bool> said{false};
-        if (!said.exchange(true)) {
-            SB_WARN(
-                "io_uring unavailable (%s): each send is its own system call (set "
-                "server.io_uring = false to silence this)",
-                std::strerror(-rc));
+    want_ring_ = batch;
+}
+
+void LoopWrites::onRunStart() {
+    if (want_ring_ && !ring_) {
+        want_ring_ = false;  // one attempt: a refusal is for good
+        auto ring = std::make_unique<io_uring>();
+        const int rc = io_uring_queue_init(kQueueDepth, ring.get(), 0);
+        if (rc != 0) {
+            // Disabled by the kernel (kernel.io_uring_disabled, a seccomp profile) or out of
+            // locked memory: every send stays a system call, as with io_uring = false.
+            static std::atomic<bool> said{false};
+            if (!said.exchange(true)) {
+                SB_WARN(
+                    "io_uring unavailable (%s): each send is its own system call (set "
+                    "server.io_uring = false to silence this)",
+                    std::strerror(-rc));
+            }
+        } else {
+            ring_ = std::move(ring);
+            ring_thread_ = pthread_self();
+            // A cork may be open (written before the loop ran): it moves to the new arena.
+            auto arena = std::make_unique_for_overwrite<uint8_t[]>(kBatchArena);
+            std::memcpy(arena.get(), arena_.get() + begin_, end_ - begin_);
+            end_ -= begin_;
+            begin_ = 0;
+            arena_ = std::move(arena);
+            arena_size_ = kBatchArena;
+            queue_.reserve(kQueueDepth);  // never grows on the data path
         }
-        return;
     }
-    ring_ = std::move(ring);
-    arena_ = std::make_unique_for_overwrite<uint8_t[]>(kBatchArena);
-    arena_size_ = kBatchArena;
-    queue_.reserve(kQueueDepth);  // never grows on the data path
+    active_ = hooked_ && ring_ && pthread_equal(ring_thread_, pthread_self()) != 0;
+}
+
+void LoopWrites::onRunEnd() {
+    flush();  // empty already: the last iteration's hooks flushed (kept for a loop without them)
+    active_ = false;
 }
 
 LoopWrites::~LoopWrites() {
@@ -112,6 +128,7 @@ void LoopWrites::failRing(int rc) {
              std::strerror(-rc));
     io_uring_queue_exit(ring_.get());
     ring_.reset();
+    active_ = false;
     for (Queued& q : queue_) {
         if (!q.done) {
             const ssize_t n =

@@ -6,6 +6,8 @@
 // 5.4 us as one of 1,000 batched sends).
 #pragma once
 
+#include <pthread.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -25,6 +27,14 @@ class StreamConn;
 // and the next cork starts after them. flush() submits the queue and waits for it (every send
 // is non-blocking, so they complete at once), then hands each connection what the kernel did
 // not take, for its backlog. Nothing queued outlives the iteration.
+//
+// Only the thread running the loop touches the ring: it is set up when run() first starts and
+// used only while run() runs on that thread (other threads, and writes before or after run(),
+// send with a system call). The reason: when a ring closes, the kernel interrupts every live
+// thread that set it up or submitted to it (task work with TWA_SIGNAL), and a blocking call
+// there may fail with EINTR (a socket read with SO_RCVTIMEO does). An embedding app's own
+// threads must never see that; the loop's thread may, once, if it is still alive when the loop
+// is destroyed.
 class LoopWrites final : public loop::LoopAttachment {
 public:
     // One connection's batched frames: one send however many frames it wrote.
@@ -62,11 +72,17 @@ public:
     void flush();
     // The end-of-iteration hook is installed (StreamConn::installLoopHooks), so deferred sends
     // are flushed before the loop sleeps; without it nothing is deferred. batch: queue sends
-    // on an io_uring (false, or where io_uring cannot be set up: every send is a system call,
-    // as before). Before the loop's first write.
+    // on an io_uring, set up when the loop first runs (false, or where io_uring cannot be set
+    // up: every send is a system call, as before). Any thread, before the loop runs.
     void setHooked(bool batch);
-    bool batching() const { return ring_ != nullptr && hooked_; }
+    // Sends are queued now: run() is running on the ring's thread.
+    bool batching() const { return active_; }
+    // The ring was set up (the loop ran at least once and the kernel allowed it).
+    bool hasRing() const { return ring_ != nullptr; }
     size_t queued() const { return queue_.size(); }
+
+    void onRunStart() override;
+    void onRunEnd() override;
 
 private:
     struct Queued {
@@ -83,7 +99,10 @@ private:
     size_t end_ = 0;
     std::vector<Queued> queue_;
     std::unique_ptr<io_uring> ring_;  // null: sends are system calls
+    pthread_t ring_thread_{};         // the thread that set the ring up
     bool hooked_ = false;
+    bool want_ring_ = false;  // setHooked(true), and the kernel has not refused yet
+    bool active_ = false;     // batching(): hooked, ring set up, run() on ring_thread_
 };
 
 }  // namespace sb::net

@@ -416,6 +416,9 @@ struct LoopCtx final {
             }
             auto* conn = new HttpConnection(this, fd, std::move(ip), ip_entry);
             if (!conn->attach()) {
+                // ENOSPC: fs.epoll.max_user_watches reached; ENOMEM. Rare, but never silent.
+                SB_ERROR("accept: cannot watch a new connection (epoll_ctl: %s): closed",
+                         std::strerror(errno));
                 delete conn;
                 continue;
             }

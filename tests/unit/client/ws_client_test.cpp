@@ -350,6 +350,7 @@ TEST(ClientConnect, ReportsAFailureToRegisterWithTheLoop) {
         }
         ASSERT_EQ(created.size(), 1u);
         const int epfd = created[0];
+        d->spin();  // the loop's first run sets up its io_uring (one more fd, for good)
         const size_t fds_before = openFdCount();
         const int saved = ::dup(epfd);
         const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -11,9 +11,11 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "net/stream_conn.h"
@@ -59,10 +61,13 @@ struct Rig {
         loop.post([this] { loop.stop(); });
         loop.run();
     }
-    bool batching() { return LoopWrites::of(loop).batching(); }
+    // The ring is set up when the loop first runs: after the first iteration (see Rig()).
+    bool batching() { return LoopWrites::of(loop).hasRing(); }
 };
 
+// Runs an empty iteration first: the ring is set up when the loop runs.
 #define SKIP_WITHOUT_IO_URING(rig)                                                            \
+    (rig).iteration([] {});                                                                   \
     if (!(rig).batching()) {                                                                  \
         GTEST_SKIP() << "io_uring is not available here (kernel.io_uring_disabled, seccomp)"; \
     }
@@ -232,15 +237,54 @@ TEST(LoopWrites, WhereTheKernelRefusesIoUringEachCorkIsSentAtOnce) {
 
 TEST(LoopWrites, WithoutBatchingAChangeOfCorkSendsAtOnce) {
     Rig rig(2, false);
-    EXPECT_FALSE(rig.batching());
     std::string seen_mid;
     rig.iteration([&] {
         rig.conn[0]->write("A", 1);
         rig.conn[1]->write("B", 1);
         seen_mid = readAvailable(rig.peer[0]);
     });
+    EXPECT_FALSE(rig.batching());
     EXPECT_EQ(seen_mid, "A");
     EXPECT_EQ(readAvailable(rig.peer[1]), "B");
+}
+
+// When a ring closes, the kernel interrupts every thread that set it up or submitted to it and
+// is still alive (task work with TWA_SIGNAL): a blocking call there can fail with EINTR, and a
+// socket read with SO_RCVTIMEO does. So only the loop's thread, while it runs the loop, may
+// touch the ring: here the thread that builds the loop and destroys it afterwards (an app's
+// main thread, say) must not feel the ring at all.
+TEST(LoopWrites, OnlyTheLoopThreadTouchesTheRing) {
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    timeval tv{2, 0};  // covers the kernel's deferred teardown of the ring
+    ASSERT_EQ(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    bool batched = false;
+    {
+        Rig rig(2, true);
+        std::thread runner([&] {
+            rig.iteration([&] {
+                rig.conn[0]->write("A", 1);
+                rig.conn[1]->write("B", 1);  // A's cork is queued on the ring
+                batched = LoopWrites::of(rig.loop).queued() == 1;
+            });
+        });
+        runner.join();
+        EXPECT_EQ(readAvailable(rig.peer[0]), "A");
+        EXPECT_EQ(readAvailable(rig.peer[1]), "B");
+        // After the loop stopped, writes from another thread are plain sends.
+        rig.conn[0]->write("C", 1);
+        rig.conn[0]->uncork();
+        EXPECT_EQ(readAvailable(rig.peer[0]), "C");
+    }  // the ring closes here, on this thread
+    if (!batched) {
+        GTEST_SKIP() << "io_uring is not available here (kernel.io_uring_disabled, seccomp)";
+    }
+    char c;
+    errno = 0;
+    EXPECT_EQ(::recv(sv[0], &c, 1, 0), -1);
+    EXPECT_EQ(errno, EAGAIN) << std::strerror(errno) << ": this thread was interrupted";
+    ::close(sv[0]);
+    ::close(sv[1]);
 }
 
 }  // namespace

@@ -137,7 +137,8 @@ struct RawSub {
         char c;
         while (head.find("\r\n\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1)
             head += c;
-        ASSERT_NE(head.find(" 101 "), std::string::npos) << head;
+        ASSERT_NE(head.find(" 101 "), std::string::npos)
+            << "head: '" << head << "', recv: " << std::strerror(errno);
         sendFrame(R"({"type":"connect"})");
         sendFrame(R"({"type":"subscribe","channel":"room:1"})");
     }
