@@ -393,7 +393,9 @@ void StreamConn::onEvents(uint32_t events) {
             return;
         }
     }
-    uncork();
+    // Deferred: the replies of every socket this iteration read (echo, a publisher's reply)
+    // join the loop's batch of sends, one io_uring_enter for all of them, as fan-out's do.
+    uncork(true);
 }
 
 // ---- TLS --------------------------------------------------------------------------------
