@@ -1617,8 +1617,20 @@ void Runner::Impl::flowStart() {
             ++flow_[trackPublisher(c, i)].alive;
         }
     }
+    // A publisher in another process may have started first: what our subscribers already
+    // received counts (uncounted, it would hold that publisher back for good).
+    for (Conn& c : conns_) {
+        if (!c.in_flow) {
+            continue;
+        }
+        for (size_t i = 0; i < c.tracks.size(); ++i) {
+            if (c.tracks[i].next() > 0) {
+                flowResolve(trackPublisher(c, i), 0, c.tracks[i].next());
+            }
+        }
+    }
     for (uint32_t p = 0; p < flow_.size(); ++p) {
-        board_->post(slice_.index, p, flow_[p].alive > 0 ? 0 : FlowBoard::kNone);
+        board_->post(slice_.index, p, flow_[p].alive > 0 ? flow_[p].done : FlowBoard::kNone);
         if (pub_owner_[p] != slice_.index && board_->takeWaiting(p)) {
             board_->wake(pub_owner_[p]);
         }
