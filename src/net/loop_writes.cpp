@@ -28,7 +28,6 @@ LoopWrites::LoopWrites()
       arena_size_(kCorkBufferSize) {}
 
 void LoopWrites::setHooked(bool batch) {
-    hooked_ = true;
     want_ring_ = batch;
 }
 
@@ -60,7 +59,7 @@ void LoopWrites::onRunStart() {
             queue_.reserve(kQueueDepth);  // never grows on the data path
         }
     }
-    active_ = hooked_ && ring_ && pthread_equal(ring_thread_, pthread_self()) != 0;
+    active_ = ring_ && pthread_equal(ring_thread_, pthread_self()) != 0;
 }
 
 void LoopWrites::onRunEnd() {

@@ -100,9 +100,8 @@ private:
     std::vector<Queued> queue_;
     std::unique_ptr<io_uring> ring_;  // null: sends are system calls
     pthread_t ring_thread_{};         // the thread that set the ring up
-    bool hooked_ = false;
-    bool want_ring_ = false;  // setHooked(true), and the kernel has not refused yet
-    bool active_ = false;     // batching(): hooked, ring set up, run() on ring_thread_
+    bool want_ring_ = false;          // setHooked(true), not tried yet
+    bool active_ = false;  // batching(): the ring is set up and run() runs on ring_thread_
 };
 
 }  // namespace sb::net
